@@ -1,0 +1,66 @@
+"""The project's exceptions: one tree, rooted in :class:`RunnerError`.
+
+::
+
+    RunnerError                  anything this project raises on purpose
+    ├── SettingsError            an environment variable is unknown or invalid
+    ├── ImageError               building or finding an image failed
+    │   └── BaseImageError       no base image, and none could be made from Debian packages
+    ├── SandboxError             a sandbox container misbehaved (Docker failure, dead or
+    │   │                        silent supervisor, broken protocol); the pool recycles it
+    │   ├── SandboxTimeout       the supervisor did not answer before the outer deadline
+    │   └── ProtocolError        the supervisor's answer could not be parsed
+    ├── PoolClosed               a lease was asked of a pool that is shutting down
+    ├── SubmissionRejected       the submission breaks the contract (verdict ``RJ``)
+    └── BrokerError              Redis or Celery could not be reached or answered wrongly
+
+Docker, Redis and Celery exceptions are translated where they cross into our code
+(``raise SandboxError(...) from exc``), so callers catch one family.
+"""
+
+from __future__ import annotations
+
+
+class RunnerError(Exception):
+    """Root of every exception this project raises on purpose."""
+
+
+class SettingsError(RunnerError, ValueError):
+    """An environment variable is unknown or holds an invalid value; the message quotes its name."""
+
+
+class ImageError(RunnerError):
+    """An image could not be built, inspected or found."""
+
+
+class BaseImageError(ImageError):
+    """No base image is available and none could be built from Debian packages."""
+
+
+class SandboxError(RunnerError):
+    """A sandbox container failed; the test gets ``IE`` and the container is recycled."""
+
+
+class SandboxTimeout(SandboxError):
+    """The supervisor did not answer before the worker's outer deadline."""
+
+
+class ProtocolError(SandboxError):
+    """The supervisor sent something that is not a valid answer."""
+
+
+class PoolClosed(RunnerError):
+    """The pool is shutting down and hands out no more sandboxes."""
+
+
+class SubmissionRejected(RunnerError):
+    """The submission breaks the contract; ``code`` is machine-readable, the message precise."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class BrokerError(RunnerError):
+    """Redis or the Celery broker could not be reached or answered wrongly."""

@@ -1,0 +1,1 @@
+"""Images: the sandbox images' catalogue, the offline base, and the BuildKit build tool."""

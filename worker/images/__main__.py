@@ -1,0 +1,66 @@
+"""``python -m worker.images build``: build every image (what ``scripts/build-images`` runs)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from worker.errors import RunnerError
+from worker.images.build import Builder, BuildOptions
+from worker.images.catalog import IMAGES
+from worker.images.docker_cli import DockerCli
+from worker.logs import configure_logging
+from worker.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="build-images", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="build images with BuildKit, skipping up-to-date ones")
+    sandboxes = [key for key, spec in IMAGES.items() if spec.sandbox]
+    build.add_argument("images", nargs="*", help=f"some of {', '.join(sandboxes)} (default: all)")
+    build.add_argument("--development", action="store_true", help="build the development targets")
+    build.add_argument(
+        "--cache-from",
+        default="",
+        metavar="REGISTRY/PREFIX",
+        help="pull build cache from images pushed there earlier",
+    )
+    build.add_argument(
+        "--cache-to",
+        default="",
+        metavar="REGISTRY/PREFIX",
+        help="push each built image, with inline build cache, there",
+    )
+    build.add_argument("-v", "--verbose", action="store_true", help="show BuildKit's progress")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.images) - set(sandboxes))
+    if unknown:
+        parser.error(f"unknown image {', '.join(unknown)}; choose from {', '.join(sandboxes)}")
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_format, settings.log_level)
+        builder = Builder(
+            DockerCli.pick(settings.docker_cli),
+            BuildOptions(
+                prefix=settings.image_prefix,
+                base_image=settings.base_image,
+                development=args.development,
+                cache_from=args.cache_from,
+                cache_to=args.cache_to,
+                verbose=args.verbose,
+            ),
+        )
+        results = builder.build_all(args.images or None)
+    except RunnerError as exc:
+        print(f"build-images: {exc}", file=sys.stderr)
+        return 1
+    print(f"{'IMAGE':<34} {'SIZE':>9}  STATUS")
+    for built in results:
+        status = "up to date" if built.cached else f"built in {built.seconds:.1f}s"
+        print(f"{built.ref:<34} {built.size_mb:>6.1f} MB  {status}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

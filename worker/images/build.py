@@ -1,0 +1,175 @@
+"""Build every image with BuildKit, tagged by content; skip what is up to date.
+
+Builds go through the Docker CLI (the SDK cannot use BuildKit) with the repository root as
+context and the root ``.dockerignore`` keeping it small. Each image is tagged
+``PREFIX-KEY:<content hash>`` and ``PREFIX-KEY:latest``; a tag that already exists means
+nothing it depends on changed, and the build is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import structlog
+
+from worker.errors import ImageError
+from worker.images.base import resolve_base
+from worker.images.catalog import IMAGES, SUPERVISOR, ImageSpec, image_name
+from worker.images.docker_cli import DockerCli
+
+log = structlog.get_logger()
+
+ROOT = Path(__file__).resolve().parents[2]
+TAG_LENGTH = 12
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    prefix: str = "runner"
+    base_image: str = ""
+    development: bool = False
+    cache_from: str = ""  # registry prefix to pull build cache from
+    cache_to: str = ""  # registry prefix to push images with inline build cache to
+    verbose: bool = False
+    root: Path = ROOT
+
+
+@dataclass(frozen=True)
+class Built:
+    key: str
+    ref: str
+    size_bytes: int
+    seconds: float
+    cached: bool
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / 1e6
+
+
+def content_tag(spec: ImageSpec, root: Path, extra: Iterable[str]) -> str:
+    """Hash of the Dockerfile, the spec's input files (names and bytes) and ``extra``."""
+    digest = hashlib.sha256()
+    paths = {root / spec.dockerfile}
+    for item in spec.inputs:
+        path = root / item
+        paths.update(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else paths.add(
+            path
+        )
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    for item in [spec.target, *(f"{k}={v}" for k, v in spec.args), *extra]:
+        digest.update(item.encode() + b"\0")
+    return digest.hexdigest()[:TAG_LENGTH]
+
+
+class Builder:
+    def __init__(self, cli: DockerCli, options: BuildOptions) -> None:
+        self.cli = cli
+        self.options = options
+        self._base = ""
+        self._revision = _git_revision(options.root)
+
+    @property
+    def base(self) -> str:
+        if not self._base:
+            self._base = resolve_base(self.cli, self.options.base_image)
+        return self._base
+
+    def build_all(self, keys: Iterable[str] | None = None) -> list[Built]:
+        """Build the supervisor, then the requested sandbox images (default: all)."""
+        wanted = list(keys) if keys else [k for k in IMAGES if k != SUPERVISOR.key]
+        supervisor = self.build(SUPERVISOR)
+        results = [supervisor]
+        for key in wanted:
+            if key != SUPERVISOR.key:
+                results.append(self.build(IMAGES[key], supervisor_ref=supervisor.ref))
+        return results
+
+    def build(self, spec: ImageSpec, supervisor_ref: str = "", no_cache: bool = False) -> Built:
+        base_id = self.cli.image_id(self.base)
+        target = "development" if self.options.development and spec.target else spec.target
+        tag = content_tag(spec, self.options.root, [base_id, supervisor_ref, target])
+        name = image_name(self.options.prefix, spec.key)
+        ref = f"{name}:{'dev-' if target == 'development' else ''}{tag}"
+        if not no_cache and self.cli.image_exists(ref):
+            if target != "development":
+                self.cli.run("tag", ref, f"{name}:latest")
+            return Built(spec.key, ref, self.cli.image_size(ref), 0.0, True)
+        started = time.monotonic()
+        args = self.build_command(spec, ref, target, supervisor_ref, no_cache)
+        log.info("image.build", image=ref, target=target or "(last stage)")
+        result = subprocess.run(
+            [self.cli.path, *args],
+            cwd=self.options.root,
+            env={**os.environ, "DOCKER_BUILDKIT": "1"},
+            capture_output=not self.options.verbose,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            tail = (result.stderr or "")[-3000:]
+            raise ImageError(f"building {ref} failed:\n{tail}")
+        seconds = time.monotonic() - started
+        if self.options.cache_to:
+            remote = f"{self.options.cache_to.rstrip('/')}/{name}:{tag}"
+            self.cli.run("tag", ref, remote)
+            self.cli.run("push", remote)
+        return Built(spec.key, ref, self.cli.image_size(ref), seconds, False)
+
+    def build_command(
+        self, spec: ImageSpec, ref: str, target: str, supervisor_ref: str, no_cache: bool
+    ) -> list[str]:
+        name = ref.split(":")[0]
+        args = ["build", "-f", spec.dockerfile, "-t", ref]
+        if target:
+            args += ["--target", target]
+        if target not in ("development", ""):
+            args += ["-t", f"{name}:latest"]
+        if no_cache:
+            args.append("--no-cache")
+        build_args = {
+            "BASE_IMAGE": self.base,
+            "VERSION": _version(),
+            "REVISION": self._revision,
+            "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            **dict(spec.args),
+        }
+        if supervisor_ref:
+            build_args["SUPERVISOR_IMAGE"] = supervisor_ref
+        if self.options.cache_to:
+            build_args["BUILDKIT_INLINE_CACHE"] = "1"  # the pushed image carries its cache
+        if self.options.cache_from:
+            args += ["--cache-from", f"{self.options.cache_from.rstrip('/')}/{name}:latest"]
+        for key, value in build_args.items():
+            args += ["--build-arg", f"{key}={value}"]
+        if not self.options.verbose:
+            args.append("--quiet")
+        args.append(".")
+        return args
+
+
+def _version() -> str:
+    try:
+        return metadata.version("code-runner-fleet")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _git_revision(root: Path) -> str:
+    result = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() if result.returncode == 0 else "unknown"

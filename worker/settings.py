@@ -1,0 +1,128 @@
+"""Settings: one frozen dataclass, read once from the environment at start.
+
+Every field is documented where it is declared; its environment variable is ``RUNNER_`` plus
+the field name in upper case. A ``RUNNER_*`` variable that names no field, or a value that does
+not parse or is out of range, raises :class:`~worker.errors.SettingsError` quoting the name.
+Nothing here reads the environment at import time: call :meth:`Settings.from_env`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.contract import Maxima
+from worker.errors import SettingsError
+
+PREFIX = "RUNNER_"
+
+
+def _setting(
+    default: Any, doc: str, *, low: int | None = None, choices: tuple[str, ...] = ()
+) -> Any:
+    return field(default=default, metadata={"doc": doc, "low": low, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- images -------------------------------------------------------------------------------
+    base_image: str = _setting(
+        "",
+        "Base image for every Dockerfile. Empty: debian:bookworm-slim when present or pullable, "
+        "else a minimal Debian root filesystem built with debootstrap and imported as "
+        "runner-base:bookworm.",
+    )
+    docker_cli: str = _setting(
+        "",
+        "Docker client used for BuildKit builds. Empty: /usr/bin/docker when present (Debian's "
+        "client, which builds with BuildKit without the buildx plugin), else `docker` on PATH.",
+    )
+    image_prefix: str = _setting("runner", "Prefix of every image name this project builds.")
+    # --- sandbox ------------------------------------------------------------------------------
+    pool_size: int = _setting(
+        0, "Pre-warmed sandboxes per image. 0: the worker's concurrency.", low=0
+    )
+    max_jobs: int = _setting(
+        200, "Jobs a sandbox serves before it is recycled; 1 gives a container per job.", low=1
+    )
+    runtime: str = _setting(
+        "", "OCI runtime for sandboxes (e.g. runsc for gVisor). Empty: the engine's default."
+    )
+    job_uid_base: int = _setting(
+        100000, "First uid of the range jobs run under (one fresh uid per job).", low=1000
+    )
+    health_interval_s: int = _setting(
+        30, "Seconds between health probes of idle sandboxes (0: never).", low=0
+    )
+    # --- operator maxima a submission may ask for (sandboxes are sized for them) -------------
+    max_cpu_time_ms: int = _setting(10_000, "Highest CPU time limit a submission may set.", low=1)
+    max_wall_time_ms: int = _setting(30_000, "Highest wall time limit a submission may set.", low=1)
+    max_memory_mb: int = _setting(512, "Highest memory limit; also each sandbox's ceiling.", low=16)
+    max_output_kb: int = _setting(16_384, "Highest output limit a submission may set.", low=1)
+    max_processes: int = _setting(64, "Highest processes limit a submission may set.", low=1)
+    max_tests: int = _setting(200, "Most tests in one submission.", low=1)
+    max_source_kb: int = _setting(256, "Largest source file.", low=1)
+    max_stdin_kb: int = _setting(16_384, "Largest stdin of one test.", low=1)
+    # --- fleet --------------------------------------------------------------------------------
+    broker_url: str = _setting("redis://127.0.0.1:6379/0", "Celery broker URL.")
+    result_backend: str = _setting("redis://127.0.0.1:6379/1", "Celery result backend URL.")
+    log_format: str = _setting(
+        "console", "Log rendering: console (readable) or json.", choices=("console", "json")
+    )
+    log_level: str = _setting(
+        "info", "Lowest log level emitted.", choices=("debug", "info", "warning", "error")
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``environ`` (default: ``os.environ``), rejecting bad values."""
+        env = os.environ if environ is None else environ
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key in env:
+            if key.startswith(PREFIX) and key[len(PREFIX) :].lower() not in fields:
+                known = ", ".join(PREFIX + name.upper() for name in fields)
+                raise SettingsError(f"unknown setting {key!r}; known settings: {known}")
+        values: dict[str, Any] = {}
+        for name, f in fields.items():
+            key = PREFIX + name.upper()
+            if key in env:
+                values[name] = _parse(key, env[key], f)
+        return cls(**values)
+
+    def maxima(self) -> Maxima:
+        return Maxima(
+            cpu_time_ms=self.max_cpu_time_ms,
+            wall_time_ms=self.max_wall_time_ms,
+            memory_mb=self.max_memory_mb,
+            output_kb=self.max_output_kb,
+            processes=self.max_processes,
+            tests=self.max_tests,
+            source_kb=self.max_source_kb,
+            stdin_kb=self.max_stdin_kb,
+        )
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, doc) for every setting, for the README and ``runner settings``."""
+        return [
+            (PREFIX + f.name.upper(), repr(f.default), f.metadata["doc"])
+            for f in dataclasses.fields(cls)
+        ]
+
+
+def _parse(key: str, raw: str, f: dataclasses.Field[Any]) -> Any:
+    convert: Callable[[str], Any] = int if f.type in (int, "int") else str
+    try:
+        value = convert(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{key}={raw!r} is not a whole number") from None
+    low = f.metadata["low"]
+    if low is not None and value < low:
+        raise SettingsError(f"{key}={raw!r} must be at least {low}")
+    choices = f.metadata["choices"]
+    if choices and value not in choices:
+        raise SettingsError(f"{key}={raw!r} must be one of {', '.join(choices)}")
+    return value
