@@ -432,25 +432,19 @@ static void remove_ipc(uid_t uid) {
         FILE *f = fopen(tables[t], "re");
         if (!f) continue;
         char line[512];
-        if (!fgets(line, sizeof line, f)) { fclose(f); continue; }
-        while (fgets(line, sizeof line, f)) {
-            long key, id;
-            unsigned owner;
-            /* shm: key shmid perms size cpid lpid nattch uid ...; sem/msg: key id perms ... uid */
-            int uid_field = t == 0 ? 8 : (t == 1 ? 4 : 8);
-            char *tok = strtok(line, " \t");
-            int i = 0;
-            key = id = -1;
-            owner = (unsigned)-1;
-            while (tok) {
-                if (i == 0) key = atol(tok);
-                if (i == 1) id = atol(tok);
-                if (i == uid_field - 1) owner = (unsigned)atol(tok);
-                tok = strtok(NULL, " \t");
-                i++;
+        /* the header names the columns; the owner's column differs between the tables */
+        int uid_col = -1, col = 0;
+        if (fgets(line, sizeof line, f))
+            for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n"), col++)
+                if (strcmp(tok, "uid") == 0) uid_col = col;
+        while (uid_col > 1 && fgets(line, sizeof line, f)) {
+            long id = -1, owner = -1;
+            col = 0;
+            for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n"), col++) {
+                if (col == 1) id = atol(tok);
+                if (col == uid_col) owner = atol(tok);
             }
-            (void)key;
-            if (owner != uid || id < 0) continue;
+            if (owner != (long)uid || id < 0) continue;
             if (t == 0) shmctl((int)id, IPC_RMID, NULL);
             else if (t == 1) semctl((int)id, 0, IPC_RMID);
             else msgctl((int)id, IPC_RMID, NULL);
@@ -504,6 +498,7 @@ static const char *wipe(job_t *job) {
 /* ------------------------------------------------------------------ running a job */
 
 static void child_exec(job_t *job, int out_w, int err_w, int errpipe_w) {
+    const char *step = "dup2";
     int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY);
     if (dup2(fd0, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) goto fail;
     /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours */
@@ -517,11 +512,12 @@ static void child_exec(job_t *job, int out_w, int err_w, int errpipe_w) {
         close(adj);
     }
     struct rlimit rl;
-#define LIMIT(res, v) do { rl.rlim_cur = rl.rlim_max = (v); if (setrlimit(res, &rl) < 0) goto fail; } while (0)
+#define LIMIT(res, v) do { step = "setrlimit " #res; rl.rlim_cur = rl.rlim_max = (v); if (setrlimit(res, &rl) < 0) goto fail; } while (0)
     if (job->cpu_ms) {
         rlim_t s = (rlim_t)(job->cpu_ms + 999) / 1000 + 1; /* backstop; the tick enforces ms */
         rl.rlim_cur = s;
         rl.rlim_max = s + 1;
+        step = "setrlimit RLIMIT_CPU";
         if (setrlimit(RLIMIT_CPU, &rl) < 0) goto fail;
     }
     if (job->procs) LIMIT(RLIMIT_NPROC, (rlim_t)job->procs);
@@ -532,17 +528,20 @@ static void child_exec(job_t *job, int out_w, int err_w, int errpipe_w) {
     LIMIT(RLIMIT_MSGQUEUE, 0);
     LIMIT(RLIMIT_MEMLOCK, 0);
 #undef LIMIT
+    step = "chdir";
     if (chdir(job->workdir[0] ? job->workdir : "/") < 0) goto fail;
+    step = "switch uid";
     if (geteuid() == 0) {
         if (setgroups(0, NULL) < 0 || setresgid(job->uid, job->uid, job->uid) < 0 ||
             setresuid(job->uid, job->uid, job->uid) < 0)
             goto fail;
     }
     umask(022);
+    step = "exec";
     execve(job->argv[0], job->argv, job->envp);
 fail:;
     char msg[128];
-    int n = snprintf(msg, sizeof msg, "%s: %s", job->argv[0], strerror(errno));
+    int n = snprintf(msg, sizeof msg, "%s %s: %s", step, job->argv[0], strerror(errno));
     if (write(errpipe_w, msg, (size_t)n) < 0) {}
     _exit(127);
 }
@@ -654,7 +653,7 @@ static void run_job(job_t *job, result_t *res) {
     ssize_t n = read(errpipe[0], msg, sizeof msg - 1);
     if (n > 0) {
         msg[n] = 0;
-        snprintf(res->exec_error, sizeof res->exec_error, "exec %s", msg);
+        snprintf(res->exec_error, sizeof res->exec_error, "%s", msg);
     }
     close(outp[0]); close(errp[0]); close(errpipe[0]); close(sfd);
 

@@ -1,0 +1,82 @@
+"""Shared fixtures. Tests that need Docker or Redis fail (never skip) when the service is
+missing, with the command that provides it; deselect them with ``-m "not docker"``."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import docker
+import docker.errors
+import pytest
+
+from worker.images.catalog import image_ref
+from worker.judge import Judge
+from worker.sandbox import open_pools, sandbox_images
+from worker.sandbox.container import LABEL_SANDBOX
+from worker.sandbox.pool import SandboxPools
+from worker.settings import Settings
+
+TEST_LABEL = "io.runner.test"
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env({})
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(f"the Docker engine is not reachable ({exc}); run scripts/bootstrap")
+    yield client
+    leftovers = client.containers.list(
+        all=True, sparse=True, filters={"label": f"{TEST_LABEL}={RUN_ID}"}
+    )
+    for container in leftovers:
+        container.remove(force=True)
+    assert not leftovers, f"tests left {len(leftovers)} containers behind"
+
+
+@pytest.fixture(scope="session")
+def images(docker_client: docker.DockerClient, settings: Settings) -> dict[str, str]:
+    """Catalogue key -> image reference, failing clearly when an image was never built."""
+    refs = {key: image_ref(settings.image_prefix, key) for key in sandbox_images()}
+    for ref in refs.values():
+        try:
+            docker_client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"image {ref} is missing; run scripts/build-images")
+    return refs
+
+
+@pytest.fixture
+def test_labels() -> tuple[tuple[str, str], ...]:
+    return ((TEST_LABEL, RUN_ID),)
+
+
+def owned_containers(client: docker.DockerClient, owner: str) -> list[object]:
+    labels = [f"{LABEL_SANDBOX}=1", f"io.runner.owner={owner}"]
+    return client.containers.list(all=True, sparse=True, filters={"label": labels})
+
+
+@pytest.fixture(scope="module")
+def pools(
+    docker_client: docker.DockerClient, images: dict[str, str], settings: Settings
+) -> Iterator[SandboxPools]:
+    """Real warm pools (one sandbox per image), removed afterwards; none may be left."""
+    owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    pools = open_pools(settings, size=1, owner=owner, extra_labels=((TEST_LABEL, RUN_ID),))
+    pools.start()
+    yield pools
+    pools.close()
+    assert owned_containers(docker_client, owner) == []
+
+
+@pytest.fixture(scope="module")
+def judge(pools: SandboxPools) -> Judge:
+    return Judge(pools)

@@ -1,0 +1,245 @@
+"""The sandbox images, against real Docker: each runs its language's hello-world as the
+non-root user with no network and a read-only root, has no setuid/setgid file, carries the
+OCI labels, and passes its own HEALTHCHECK command."""
+
+from __future__ import annotations
+
+import io
+import stat
+import tarfile
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import RUN_ID, TEST_LABEL
+
+pytestmark = pytest.mark.docker
+
+STDLIB = [
+    "json",
+    "sqlite3",
+    "decimal",
+    "ctypes",
+    "hashlib",
+    "zlib",
+    "bz2",
+    "lzma",
+    "asyncio",
+    "fractions",
+    "heapq",
+    "ssl",
+    "csv",
+    "re",
+    "datetime",
+    "collections",
+    "itertools",
+    "functools",
+    "math",
+    "random",
+    "statistics",
+    "unittest",
+    "multiprocessing",
+    "curses",
+    "readline",
+    "dbm",
+    "dbm.gnu",
+    "uuid",
+    "zoneinfo",
+    "xml.etree.ElementTree",
+    "email",
+    "http.client",
+    "urllib.request",
+    "socket",
+    "select",
+    "threading",
+    "concurrent.futures",
+    "subprocess",
+    "typing",
+    "dataclasses",
+    "enum",
+    "pathlib",
+    "shutil",
+    "tempfile",
+    "pickle",
+    "struct",
+    "array",
+    "bisect",
+    "string",
+    "textwrap",
+    "difflib",
+    "unicodedata",
+    "locale",
+    "gettext",
+    "argparse",
+    "logging",
+    "pprint",
+    "copy",
+    "operator",
+    "secrets",
+    "base64",
+    "binascii",
+    "codecs",
+    "io",
+    "time",
+    "calendar",
+    "cmath",
+    "numbers",
+    "queue",
+    "sched",
+    "contextlib",
+    "abc",
+    "inspect",
+    "ast",
+    "dis",
+    "tracemalloc",
+    "gzip",
+    "zipfile",
+    "tarfile",
+    "configparser",
+    "html",
+    "xml.dom.minidom",
+    "wave",
+    "colorsys",
+    "graphlib",
+]
+
+
+def run(
+    client: docker.DockerClient,
+    image: str,
+    entrypoint: list[str],
+    *,
+    volumes: dict[str, dict[str, str]] | None = None,
+    tmpfs: dict[str, str] | None = None,
+) -> str:
+    """Run as the image's own (non-root) user, no network, read-only root; return stdout."""
+    out = client.containers.run(
+        image,
+        entrypoint=entrypoint,
+        command=[],
+        network_mode="none",
+        read_only=True,
+        remove=True,
+        labels={TEST_LABEL: RUN_ID},
+        volumes=volumes or {},
+        tmpfs=tmpfs or {},
+        stderr=True,
+    )
+    return out.decode()
+
+
+def test_images_run_as_a_non_root_numeric_user(docker_client, images) -> None:
+    for ref in images.values():
+        user = docker_client.images.get(ref).attrs["Config"]["User"]
+        uid = user.split(":")[0]
+        assert uid.isdigit() and int(uid) != 0, (ref, user)
+
+
+def test_python_hello_world(docker_client, images) -> None:
+    out = run(docker_client, images["python"], ["/usr/bin/python3", "-c", "print('hello')"])
+    assert out == "hello\n"
+
+
+def test_python_imports_the_standard_library_without_compiling(docker_client, images) -> None:
+    # A read-only root means any import that needed compiling would be slow every time; a
+    # hook on the compiler shows whether one happened.
+    probe = (
+        "import importlib, importlib.machinery as m, sys\n"
+        "compiled = []\n"
+        "orig = m.SourceFileLoader.source_to_code\n"
+        "def hook(self, data, path, **kw):\n"
+        "    compiled.append(path)\n"
+        "    return orig(self, data, path, **kw)\n"
+        "m.SourceFileLoader.source_to_code = hook\n"
+        f"for name in {STDLIB!r}:\n"
+        "    importlib.import_module(name)\n"
+        "print(len(sys.modules) > 100, [c for c in compiled if '/usr/lib/' in c])\n"
+    )
+    out = run(docker_client, images["python"], ["/usr/bin/python3", "-c", probe])
+    assert out == "True []\n"
+
+
+def test_javascript_hello_world(docker_client, images) -> None:
+    out = run(docker_client, images["javascript"], ["/usr/bin/node", "-e", "console.log('hello')"])
+    assert out == "hello\n"
+
+
+C_HELLO = (
+    '#include <stdio.h>\n#include <math.h>\nint main(){printf("hello %.0f\\n", sqrt(16.0));}\n'
+)
+CPP_HELLO = (
+    "#include <iostream>\n#include <vector>\n"
+    'int main(){std::vector<int> v{1,2}; std::cout << "hello " << v.size() << "\\n";}\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("compiler", "name", "source"),
+    [("/usr/bin/gcc", "hello.c", C_HELLO), ("/usr/bin/g++", "hello.cpp", CPP_HELLO)],
+)
+def test_compiler_image_builds_what_the_run_image_runs(
+    docker_client, images, tmp_path: Path, compiler: str, name: str, source: str
+) -> None:
+    (tmp_path / name).write_text(source)
+    tmp_path.chmod(0o777)
+    volumes = {str(tmp_path): {"bind": "/w", "mode": "rw"}}
+    flags = ["-O2", "-o", "/w/prog", f"/w/{name}"] + (["-lm"] if name.endswith(".c") else [])
+    run(
+        docker_client,
+        images["gcc"],
+        [compiler, *flags],
+        volumes=volumes,
+        tmpfs={"/tmp": "rw,exec,size=64m,mode=1777"},
+    )
+    out = run(
+        docker_client,
+        images["native"],
+        ["/w/prog"],
+        volumes={str(tmp_path): {"bind": "/w", "mode": "ro"}},
+    )
+    assert out == ("hello 4\n" if name.endswith(".c") else "hello 2\n")
+
+
+def test_native_run_image_runs_a_dynamic_program(docker_client, images) -> None:
+    assert run(docker_client, images["native"], ["/opt/runner/hello"]) == "hello\n"
+
+
+def test_no_setuid_or_setgid_file_in_any_image(docker_client, images) -> None:
+    for ref in images.values():
+        container = docker_client.containers.create(ref, labels={TEST_LABEL: RUN_ID})
+        try:
+            stream = b"".join(container.export())
+        finally:
+            container.remove(force=True)
+        with tarfile.open(fileobj=io.BytesIO(stream)) as tar:
+            special = [m.name for m in tar if m.mode & (stat.S_ISUID | stat.S_ISGID)]
+        assert special == [], (ref, special)
+
+
+def test_oci_labels_are_filled_by_the_build(docker_client, images) -> None:
+    for ref in images.values():
+        labels = docker_client.images.get(ref).attrs["Config"]["Labels"]
+        for key in ("title", "description", "version", "revision", "created", "licenses"):
+            assert labels.get(f"org.opencontainers.image.{key}"), (ref, key)
+        assert labels["org.opencontainers.image.created"] != "unknown"
+        assert labels["io.runner.language"]
+
+
+def test_healthcheck_runs_a_real_program(docker_client, images) -> None:
+    for ref in images.values():
+        test = docker_client.images.get(ref).attrs["Config"]["Healthcheck"]["Test"]
+        assert test[0] == "CMD"
+        assert "--selftest" in test
+        run(docker_client, ref, test[1:])  # raises ContainerError on a non-zero exit
+
+
+def test_entrypoint_is_exec_form_supervisor(docker_client, images) -> None:
+    for ref in images.values():
+        config = docker_client.images.get(ref).attrs["Config"]
+        assert config["Entrypoint"] == ["/opt/runner/supervisor"]
+
+
+def test_python_image_is_small(docker_client, images) -> None:
+    size = docker_client.images.get(images["python"]).attrs["Size"]
+    assert size <= 40_000_000
