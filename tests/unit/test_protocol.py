@@ -95,5 +95,9 @@ def test_demux_splits_docker_frames_across_reads() -> None:
     frame2 = b"\x02\x00\x00\x00\x00\x00\x00\x02de"
     state = bytearray()
     data = frame1 + frame2
-    got = list(demux(data[:5], state)) + list(demux(data[5:14], state)) + list(demux(data[14:], state))
+    got = (
+        list(demux(data[:5], state))
+        + list(demux(data[5:14], state))
+        + list(demux(data[14:], state))
+    )
     assert got == [(1, b"abc"), (2, b"de")]

@@ -152,6 +152,11 @@ class Builder:
             args += ["--cache-from", f"{self.options.cache_from.rstrip('/')}/{name}:latest"]
         for key, value in build_args.items():
             args += ["--build-arg", f"{key}={value}"]
+        ca_bundle = os.environ.get("PIP_CERT", "")
+        if ca_bundle and os.path.isfile(ca_bundle):
+            # a TLS-intercepting proxy in front of PyPI: pip in the build needs its CA, as a
+            # secret so it never lands in a layer
+            args += ["--secret", f"id=ca-bundle,src={ca_bundle}"]
         if not self.options.verbose:
             args.append("--quiet")
         args.append(".")

@@ -75,7 +75,11 @@ BASELINE = ImageSpec(
     key="baseline",
     dockerfile="images/baseline/Dockerfile",
     target="",
-    inputs=("images/baseline",),
+    inputs=(
+        "images/baseline",
+        "images/supervisor/supervisor.c",
+        "images/python/requirements-execution.txt",
+    ),
     needs_supervisor=False,
     sandbox=False,
     description="the brief's single-stage starting point, for the benchmark only",

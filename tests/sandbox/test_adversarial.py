@@ -1,0 +1,327 @@
+"""Hostile programs: the verdict is right, the worker survives, the next job in the same
+sandbox sees nothing of the previous one, and no container is left behind."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from tests.sandbox.helpers import FAST, judge_source
+from worker.contract import Limits, TestResult, Verdict
+from worker.judge import Judge
+
+pytestmark = pytest.mark.docker
+
+# Prints every process the job can see that is neither itself nor root's (supervisor, init),
+# every file in places a job could write to, and leftover SysV IPC objects.
+SNOOP = """
+import os
+me = os.getpid()
+others = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        uid = os.stat(f"/proc/{pid}").st_uid
+    except FileNotFoundError:
+        continue
+    if int(pid) != me and uid != 0:
+        others.append((pid, uid))
+print("processes", others)
+print("shm", sorted(os.listdir("/dev/shm")))
+print("box", "listable" if os.access("/box", os.R_OK) else "closed")
+for table in ("shm", "sem", "msg"):
+    with open(f"/proc/sysvipc/{table}") as f:
+        print("ipc", table, len(f.readlines()) - 1)
+"""
+CLEAN = "processes []\nshm []\nbox closed\nipc shm 0\nipc sem 0\nipc msg 0\n"
+
+
+def run_py(
+    judge: Judge,
+    source: str,
+    stdin: bytes = b"",
+    expected: bytes | None = None,
+    limits: Limits = FAST,
+) -> TestResult:
+    (result,) = judge_source(judge, "python", textwrap.dedent(source), [(stdin, expected)], limits)
+    return result
+
+
+def assert_next_job_sees_nothing(judge: Judge) -> None:
+    result = run_py(judge, SNOOP)
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == CLEAN
+
+
+def test_snoop_baseline_is_clean(judge: Judge) -> None:
+    assert_next_job_sees_nothing(judge)
+
+
+def test_fork_bomb_is_contained(judge: Judge) -> None:
+    result = run_py(
+        judge,
+        """
+        import os
+        while True:
+            try:
+                os.fork()
+            except OSError:
+                pass
+    """,
+    )
+    assert result.verdict in (Verdict.TLE, Verdict.RE)
+    assert_next_job_sees_nothing(judge)
+
+
+def test_c_fork_bomb_is_contained(judge: Judge) -> None:
+    (result,) = judge_source(judge, "c", "#include <unistd.h>\nint main(){for(;;)fork();}\n")
+    assert result.verdict in (Verdict.TLE, Verdict.RE)
+    assert_next_job_sees_nothing(judge)
+
+
+def test_memory_bomb_across_processes_is_mle(judge: Judge) -> None:
+    result = run_py(
+        judge,
+        """
+        import os, time
+        for _ in range(4):
+            if os.fork() == 0:
+                data = b"x" * (60 * 1024 * 1024)
+                time.sleep(5)
+                os._exit(0)
+        time.sleep(5)
+    """,
+    )
+    assert result.verdict == Verdict.MLE
+    assert_next_job_sees_nothing(judge)
+
+
+def test_stderr_flood_is_capped_and_stopped(judge: Judge) -> None:
+    result = run_py(judge, "import sys\nwhile True: sys.stderr.write('e' * 10000)\n")
+    assert result.verdict == Verdict.TLE
+    assert result.stderr_truncated
+    assert len(result.stderr) <= 16 * 1024
+
+
+def test_double_forked_daemon_neither_delays_verdict_nor_survives(judge: Judge) -> None:
+    result = run_py(
+        judge,
+        """
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                time.sleep(60)  # keeps stdout open, hoping to spy on the next job
+            os._exit(0)
+        print("parent done")
+    """,
+        expected=b"parent done\n",
+    )
+    assert result.verdict == Verdict.AC
+    assert result.wall_time_ms < 1000
+    assert_next_job_sees_nothing(judge)
+
+
+def test_writes_outside_the_work_dir_fail(judge: Judge) -> None:
+    result = run_py(
+        judge,
+        """
+        import os
+        for path in ("/etc/passwd", "/tmp/x", "/box/x", "/x", "/opt/runner/supervisor",
+                     "/proc/1/fd/1", "/dev/shm/../x"):
+            try:
+                open(path, "ab").close()
+                print("wrote", path)
+            except OSError as exc:
+                print("denied", path)
+        open("mine", "w").write("ok")
+        print("workdir ok")
+    """,
+    )
+    assert "wrote" not in result.stdout
+    assert "workdir ok" in result.stdout
+    assert_next_job_sees_nothing(judge)
+
+
+def test_filling_the_work_dir_fails_cleanly_and_is_wiped(judge: Judge) -> None:
+    result = run_py(
+        judge,
+        """
+        import os
+        i = 0
+        try:
+            while True:
+                with open(f"f{i}", "wb") as f:
+                    f.write(b"z" * 60000)
+                i += 1
+        except OSError as exc:
+            print("stopped", exc.errno)
+    """,
+        limits=Limits(cpu_time_ms=5000, wall_time_ms=10000, output_kb=64),
+    )
+    assert result.stdout.startswith("stopped 28")  # ENOSPC
+    follow = run_py(judge, "open('big', 'wb').write(b'z' * 60000)\nprint('room')\n")
+    assert follow.stdout == "room\n"
+
+
+def test_chmod_locked_tree_is_still_wiped(judge: Judge) -> None:
+    run_py(
+        judge,
+        """
+        import os
+        os.makedirs("a/b/c")
+        open("a/b/c/f", "w").write("x")
+        for d in ("a/b/c", "a/b", "a"):
+            os.chmod(d, 0)
+        os.chmod(".", 0)
+    """,
+    )
+    assert_next_job_sees_nothing(judge)
+
+
+def test_there_is_no_network_but_loopback(judge: Judge) -> None:
+    result = run_py(
+        judge,
+        """
+        import os, socket
+        print(sorted(os.listdir("/sys/class/net")))
+        try:
+            socket.create_connection(("127.0.0.1", 80), timeout=1)
+        except OSError as exc:
+            print("refused")
+    """,
+    )
+    assert result.stdout == "['lo']\nrefused\n"
+
+
+def test_expected_output_is_nowhere_in_the_sandbox(judge: Judge) -> None:
+    marker = b"S3CRET-EXPECTED-7f3a"
+    result = run_py(
+        judge,
+        """
+        import os
+        needle = b"S3CRET-EXPECTED-" + b"7f3a"
+        hits = []
+        for root, dirs, files in os.walk("/"):
+            if root in ("/proc", "/sys", "/dev"):
+                dirs[:] = []
+                continue
+            for name in files:
+                path = os.path.join(root, name)
+                try:
+                    if os.path.isfile(path) and needle in open(path, "rb").read():
+                        hits.append(path)
+                except OSError:
+                    pass
+        print(hits)
+    """,
+        expected=marker,
+        limits=Limits(cpu_time_ms=5000, wall_time_ms=10000),
+    )
+    assert result.verdict == Verdict.WA
+    assert result.stdout == "[]\n"
+
+
+def test_no_setuid_files_and_no_way_back_to_root(judge: Judge) -> None:
+    result = run_py(
+        judge,
+        """
+        import os, stat
+        found = []
+        for root, dirs, files in os.walk("/"):
+            if root in ("/proc", "/sys"):
+                dirs[:] = []
+                continue
+            for name in files:
+                try:
+                    mode = os.lstat(os.path.join(root, name)).st_mode
+                except OSError:
+                    continue
+                if mode & (stat.S_ISUID | stat.S_ISGID):
+                    found.append(name)
+        print("setuid", found)
+        for attempt in (lambda: os.setuid(0), lambda: os.setgid(0), lambda: os.setgroups([0])):
+            try:
+                attempt()
+                print("became root")
+            except PermissionError:
+                print("refused")
+        print(open("/proc/self/status").read().split("NoNewPrivs:")[1].split()[0])
+    """,
+        limits=Limits(cpu_time_ms=5000, wall_time_ms=10000),
+    )
+    assert result.stdout == "setuid []\nrefused\nrefused\nrefused\n1\n"
+
+
+def test_supervisor_cannot_be_signalled_traced_or_read(judge: Judge) -> None:
+    result = run_py(
+        judge,
+        """
+        import ctypes, os, signal
+        me = os.getpid()
+        outcome = set()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            if int(pid) == me:
+                continue
+            for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM):
+                try:
+                    os.kill(int(pid), sig)
+                    outcome.add("signalled")
+                except PermissionError:
+                    outcome.add("refused")
+                except ProcessLookupError:
+                    pass
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.ptrace(16, int(pid), 0, 0) == 0:  # PTRACE_ATTACH
+                outcome.add("traced")
+            for f in ("environ", "mem", "fd/1"):
+                try:
+                    open(f"/proc/{pid}/{f}", "rb").read(1)
+                    outcome.add("read " + f)
+                except OSError:
+                    pass
+        print(sorted(outcome))
+    """,
+    )
+    assert result.stdout == "['refused']\n"
+    assert_next_job_sees_nothing(judge)
+
+
+def test_leftovers_for_a_spy_are_removed(judge: Judge) -> None:
+    run_py(
+        judge,
+        """
+        import ctypes, os, time
+        open("/dev/shm/spy", "w").write("hello next job")
+        libc = ctypes.CDLL(None)
+        libc.shmget(0, 4096, 0o1666)  # IPC_PRIVATE, IPC_CREAT | 0666: outlives the process
+        libc.semget(0, 1, 0o1666)
+        libc.msgget(0, 0o1666)
+        if os.fork() == 0:
+            time.sleep(60)
+    """,
+    )
+    assert_next_job_sees_nothing(judge)
+
+
+def test_huge_stdin_is_delivered_whole(judge: Judge) -> None:
+    data = b"0123456789abcdef" * (1 << 20)  # 16 MB
+    result = run_py(
+        judge,
+        """
+        import hashlib, sys
+        print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())
+    """,
+        stdin=data,
+    )
+    import hashlib
+
+    assert result.stdout.strip() == hashlib.sha256(data).hexdigest()
+
+
+def test_non_utf8_output_compares_as_bytes_and_is_shown_replaced(judge: Judge) -> None:
+    result = run_py(
+        judge, "import sys\nsys.stdout.buffer.write(b'\\xff\\xfe ok')\n", expected=b"\xff\xfe ok"
+    )
+    assert result.verdict == Verdict.AC
+    assert result.stdout == "\ufffd\ufffd ok"

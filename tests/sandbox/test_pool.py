@@ -1,0 +1,238 @@
+"""Pool behaviour against real Docker: reuse, recycling, leftovers, deadlines, no leaks."""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import subprocess
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from structlog.testing import capture_logs
+
+from tests.conftest import RUN_ID, TEST_LABEL, owned_containers
+from worker.compare import Comparison
+from worker.contract import Limits, TestCase, Verdict
+from worker.errors import PoolClosed, SandboxError
+from worker.judge import Judge, Program
+from worker.languages import LANGUAGES
+from worker.sandbox import open_pools
+from worker.sandbox.container import LABEL_SANDBOX, SandboxSpec, hardening
+from worker.sandbox.pool import SandboxPools
+from worker.sandbox.protocol import File, Job
+from worker.settings import Settings
+
+pytestmark = pytest.mark.docker
+
+ECHO_C = b"#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n"
+
+
+@pytest.fixture
+def make_pools(
+    docker_client: docker.DockerClient, images: dict[str, str], settings: Settings
+) -> Iterator[object]:
+    made: list[tuple[SandboxPools, str]] = []
+
+    def make(
+        image: str = "native", size: int = 1, max_jobs: int | None = None, owner: str = ""
+    ) -> SandboxPools:
+        owner = owner or f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+        pools = open_pools(
+            settings,
+            size=size,
+            owner=owner,
+            images=[image],
+            extra_labels=((TEST_LABEL, RUN_ID),),
+            max_jobs=max_jobs,
+        )
+        made.append((pools, owner))
+        return pools
+
+    yield make
+    for pools, owner in made:
+        pools.close()
+        assert owned_containers(docker_client, owner) == []
+
+
+def echo_job(data: bytes = b"hi") -> Job:
+    return Job(
+        uid=0,
+        argv=("./echo",),
+        files=(File("echo", compiled_echo(), 0o755),),
+        stdin=data,
+        cpu_ms=1000,
+        wall_ms=2000,
+        procs=4,
+        out_bytes=1 << 20,
+    )
+
+
+@functools.cache
+def compiled_echo() -> bytes:
+    """A C echo built on the host (same Debian libc as the native run image)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["gcc", "-O2", "-x", "c", "-o", f"{tmp}/echo", "-"]
+        subprocess.run(cmd, input=ECHO_C, check=True)
+        return Path(tmp, "echo").read_bytes()
+
+
+def container_ids(client: docker.DockerClient, owner: str) -> set[str]:
+    return {c.id for c in owned_containers(client, owner)}  # type: ignore[attr-defined]
+
+
+def test_hardening_never_privileged_no_socket_no_network() -> None:
+    params = hardening(SandboxSpec(image="x", owner="o"))
+    assert params["privileged"] is False
+    assert params["network_mode"] == "none"
+    assert params["read_only"] is True
+    assert params["cap_drop"] == ["ALL"]
+    assert set(params["cap_add"]) <= {"SETUID", "SETGID", "KILL", "CHOWN"}
+    assert "no-new-privileges:true" in params["security_opt"]
+    assert params["mem_limit"] == params["memswap_limit"]
+    assert params["environment"] == {}
+    assert "volumes" not in params and "mounts" not in params
+    assert params["init"] is True
+
+
+def test_started_container_has_the_hardening(make_pools, docker_client) -> None:
+    pools = make_pools()
+    pools.start()
+    (listed,) = owned_containers(docker_client, pools.owner)
+    container = docker_client.containers.get(listed.id)
+    host = container.attrs["HostConfig"]
+    assert host["Privileged"] is False
+    assert host["NetworkMode"] == "none"
+    assert host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"]
+    assert host["Memory"] == host["MemorySwap"] > 0
+    assert host["PidsLimit"] > 0 and host["NanoCpus"] > 0
+    assert host["LogConfig"]["Type"] == "none"
+    assert not any("docker.sock" in b for b in host.get("Binds") or [])
+    assert container.attrs["Config"]["Labels"][LABEL_SANDBOX] == "1"
+
+
+def test_sandbox_is_reused_then_recycled_after_max_jobs(make_pools, docker_client) -> None:
+    pools = make_pools(max_jobs=3)
+    pools.start()
+    first = container_ids(docker_client, pools.owner)
+    for _ in range(3):
+        assert pools.run("native", echo_job(), 10).stdout == b"hi"
+    report = pools.run("native", echo_job(), 30)  # waits for the replacement
+    assert report.stdout == b"hi"
+    assert container_ids(docker_client, pools.owner).isdisjoint(first)
+    (state,) = pools.state()
+    assert state["recycles"] == {"max_jobs": 1}
+    assert state["jobs"] == 4
+
+
+def test_max_jobs_one_gives_a_container_per_job(make_pools) -> None:
+    pools = make_pools(max_jobs=1)
+    pools.start()
+    for _ in range(3):
+        pools.run("native", echo_job(), 30)
+    (state,) = pools.state()
+    assert state["recycles"] == {"max_jobs": 3}
+    assert state["jobs_per_container"] == 1.0
+
+
+def test_restarted_worker_removes_what_a_crashed_one_left(make_pools, docker_client) -> None:
+    crashed = make_pools()
+    crashed.start()
+    left = container_ids(docker_client, crashed.owner)
+    assert len(left) == 1
+    successor = make_pools(owner=crashed.owner)
+    with capture_logs() as logs:
+        successor.start()
+    assert container_ids(docker_client, crashed.owner).isdisjoint(left)
+    assert any(e["event"] == "pool.leftovers_removed" for e in logs)
+
+
+def test_killed_container_gives_retry_on_a_fresh_sandbox(make_pools, docker_client) -> None:
+    pools = make_pools()
+    pools.start()
+    for container in owned_containers(docker_client, pools.owner):
+        container.kill()
+    program = Program(LANGUAGES["c"], (File("main", compiled_echo(), 0o755),))
+    result = Judge(pools).run_test(
+        program, TestCase("t", b"hello", b"hello"), Limits(), Comparison()
+    )
+    assert result.verdict == Verdict.AC
+    (state,) = pools.state()
+    assert sum(state["recycles"].values()) == 1
+
+
+def test_silent_container_is_killed_at_the_outer_deadline(make_pools, docker_client) -> None:
+    pools = make_pools()
+    pools.start()
+    (container,) = owned_containers(docker_client, pools.owner)
+    container.pause()
+    with pytest.raises(SandboxError, match="did not answer"):
+        pools.run("native", echo_job(), 1.0)
+    pools.run("native", echo_job(), 30)  # a replacement serves the next job
+    assert container.id not in container_ids(docker_client, pools.owner)
+
+
+def test_closed_pool_refuses_leases(make_pools) -> None:
+    pools = make_pools()
+    pools.start()
+    pools.close()
+    with pytest.raises(PoolClosed):
+        pools.run("native", echo_job(), 5)
+
+
+def test_unknown_image_is_a_sandbox_error(make_pools) -> None:
+    with pytest.raises(SandboxError, match="no sandbox pool"):
+        make_pools().run("cobol", echo_job(), 5)
+
+
+def test_two_concurrent_leases_use_two_sandboxes(make_pools) -> None:
+    pools = make_pools(size=2)
+    pools.start()
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(20):
+                assert pools.run("native", echo_job(b"x" * 1000), 10).stdout == b"x" * 1000
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    (state,) = pools.state()
+    assert state["jobs"] == 40 and state["created"] == 2
+
+
+def test_long_run_leaks_no_containers_fds_or_memory(make_pools, docker_client) -> None:
+    pools = make_pools(size=2, max_jobs=50)
+    pools.start()
+    for _ in range(100):  # warm-up: caches, connection pool, first recycles
+        pools.run("native", echo_job(), 10)
+    gc.collect()
+    fds = len(os.listdir("/proc/self/fd"))
+    rss = _rss_kb()
+    for i in range(2000):
+        assert pools.run("native", echo_job(b"%d" % i), 10).stdout == b"%d" % i
+    gc.collect()
+    # in-flight replacements hold a few sockets at any moment; a leak of one descriptor per
+    # recycled container would add at least 40
+    assert len(os.listdir("/proc/self/fd")) <= fds + 10
+    assert _rss_kb() - rss < 20_000
+    assert len(container_ids(docker_client, pools.owner)) <= 2 + 2  # pool plus replacements
+    (state,) = pools.state()
+    assert state["recycles"]["max_jobs"] >= 40
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith("VmRSS")).split()[1])

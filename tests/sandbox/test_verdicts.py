@@ -1,0 +1,141 @@
+"""Every verdict, for every language, through real pooled sandboxes."""
+
+import pytest
+
+from tests.sandbox.helpers import FAST, judge_source, verdict
+from worker.contract import Limits, Verdict
+from worker.judge import Judge
+
+pytestmark = pytest.mark.docker
+
+ECHO = {
+    "python": "import sys\nsys.stdout.write(sys.stdin.read())\n",
+    "c": "#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n",
+    "cpp": "#include <iostream>\nint main(){std::cout<<std::cin.rdbuf();return 0;}\n",
+    "javascript": "process.stdin.pipe(process.stdout);\n",
+}
+CRASH = {
+    "python": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+    "c": "int main(){volatile int *p=0; return *p;}\n",
+    "cpp": "int main(){volatile int *p=nullptr; return *p;}\n",
+    "javascript": "process.kill(process.pid, 'SIGSEGV');\n",
+}
+EXIT3 = {
+    "python": "raise SystemExit(3)\n",
+    "c": "int main(){return 3;}\n",
+    "cpp": "int main(){return 3;}\n",
+    "javascript": "process.exit(3);\n",
+}
+SPIN = {
+    "python": "while True: pass\n",
+    "c": "int main(){volatile unsigned long i=0; for(;;) i++;}\n",
+    "cpp": "int main(){volatile unsigned long i=0; for(;;) i++;}\n",
+    "javascript": "for(;;){}\n",
+}
+SLEEP = {
+    "python": "import time\ntime.sleep(30)\n",
+    "c": "#include <unistd.h>\nint main(){sleep(30);}\n",
+    "cpp": "#include <unistd.h>\nint main(){sleep(30);}\n",
+    "javascript": "setTimeout(() => {}, 30000);\n",
+}
+HOG = {
+    "python": "x = b'x' * (400 * 1024 * 1024)\nprint(len(x))\n",
+    "c": "#include <stdio.h>\n#include <stdlib.h>\nint main(){size_t n=400u<<20;"
+    "char*p=malloc(n);if(!p)return 1;long s=0;for(size_t i=0;i<n;i+=4096){p[i]=1;s+=p[i];}"
+    'printf("%ld\\n",s);}\n',
+    "cpp": "#include <vector>\nint main(){std::vector<char> v(400u<<20, 1); return v[9]==7;}\n",
+    "javascript": "const b = Buffer.alloc(400 * 1024 * 1024, 1); console.log(b.length);\n",
+}
+FLOOD = {
+    "python": "while True: print('y' * 1000)\n",
+    "c": '#include <stdio.h>\nint main(){for(;;)puts("yyyyyyyyyyyyyyyyyyyyyyyy");}\n',
+    "cpp": '#include <cstdio>\nint main(){for(;;)std::puts("yyyyyyyyyyyyyyyyyyyy");}\n',
+    "javascript": "const s='y'.repeat(1000)+'\\n'; for(;;) process.stdout.write(s);\n",
+}
+BROKEN = {
+    "python": "def f(:\n",
+    "c": "int main( {",
+    "cpp": "int main() { return undefined_thing; }",
+    "javascript": "function (",
+}
+LANGS = list(ECHO)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_ac_and_wa_on_several_tests_compiled_once(judge: Judge, lang: str) -> None:
+    before = jobs_run(judge)
+    tests = [(b"1 2\n", b"1 2"), (b"3\n", b"4\n"), (b"x" * 50_000, b"x" * 50_000)]
+    results = judge_source(judge, lang, ECHO[lang], tests)
+    assert [r.verdict for r in results] == [Verdict.AC, Verdict.WA, Verdict.AC]
+    assert "expected '4', got '3'" in results[1].message
+    assert jobs_run(judge) - before == 1 + len(tests)  # one compile step, then one job per test
+
+
+def jobs_run(judge: Judge) -> int:
+    return sum(int(str(pool["jobs"])) for pool in judge.runner.state())
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_compile_or_syntax_error_is_ce(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, BROKEN[lang])
+    assert result.verdict == Verdict.CE
+    assert result.stderr  # the compiler's own words reach the user
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_segfault_is_re_with_signal_name(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, CRASH[lang])
+    assert result.verdict == Verdict.RE
+    assert result.signal == "SIGSEGV"
+    assert result.exit_code is None
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_nonzero_exit_is_re_with_code(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, EXIT3[lang])
+    assert (result.verdict, result.exit_code, result.signal) == (Verdict.RE, 3, None)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_busy_loop_is_tle_on_cpu_near_the_limit(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, SPIN[lang])
+    assert result.verdict == Verdict.TLE
+    assert "CPU" in result.message
+    assert FAST.cpu_time_ms <= result.cpu_time_ms < FAST.cpu_time_ms + 300
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_sleeping_past_wall_limit_is_tle_on_wall(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, SLEEP[lang])
+    assert result.verdict == Verdict.TLE
+    assert "wall" in result.message
+    assert FAST.wall_time_ms <= result.wall_time_ms < FAST.wall_time_ms + 500
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_memory_hog_is_mle_not_re(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, HOG[lang])
+    assert result.verdict == Verdict.MLE, result
+    assert result.memory_kb > 100 * 1024
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_infinite_output_is_ole(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, FLOOD[lang])
+    assert result.verdict == Verdict.OLE
+    assert result.stdout_truncated
+
+
+def test_memory_figure_is_close_to_what_the_program_touched(judge: Judge) -> None:
+    source = "x = bytearray(64 * 1024 * 1024)\nfor i in range(0, len(x), 4096): x[i] = 1\n"
+    result = verdict(judge, "python", source, Limits(memory_mb=256))
+    assert result.verdict == Verdict.AC
+    # 64 MB of data plus the interpreter (about 8 MB here), and not much more
+    assert 64 * 1024 <= result.memory_kb <= 64 * 1024 + 16 * 1024
+
+
+def test_cpu_figure_tracks_real_work(judge: Judge) -> None:
+    source = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    result = verdict(judge, "python", source)
+    assert result.verdict == Verdict.AC
+    assert 300 <= result.cpu_time_ms <= 400

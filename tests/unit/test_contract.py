@@ -1,0 +1,97 @@
+"""The submission contract: every way a submission can be rejected gets a precise RJ code."""
+
+import base64
+from typing import Any
+
+import pytest
+
+from worker.compare import CompareMode
+from worker.contract import Maxima, SubmissionResult, Verdict, parse_submission, rejected
+from worker.errors import SubmissionRejected
+
+LANGS = frozenset({"python", "c", "cpp", "javascript"})
+MAXIMA = Maxima(tests=3, source_kb=1, stdin_kb=1, memory_mb=512)
+
+
+def good(**changes: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "language": "python",
+        "source": "print(input())",
+        "tests": [{"stdin": "1\n", "expected_stdout": "1\n"}],
+    }
+    base.update(changes)
+    return base
+
+
+def rejection(raw: Any) -> SubmissionRejected:
+    with pytest.raises(SubmissionRejected) as info:
+        parse_submission(raw, MAXIMA, LANGS)
+    return info.value
+
+
+def test_minimal_submission_gets_documented_defaults() -> None:
+    sub = parse_submission(good(), MAXIMA, LANGS)
+    assert sub.tests[0].id == "0"
+    assert sub.tests[0].stdin == b"1\n"
+    assert sub.limits.cpu_time_ms == 2000
+    assert sub.limits.memory_mb == 256
+    assert sub.comparison.mode == CompareMode.TOKENS
+    assert not sub.stop_on_first_failure
+
+
+def test_base64_fields_are_decoded() -> None:
+    enc = base64.b64encode
+    raw = good(
+        encoding="base64",
+        source=enc(b"\xff\x00").decode(),
+        tests=[{"stdin": enc(b"\x01").decode(), "expected_stdout": enc(b"\x02").decode()}],
+    )
+    sub = parse_submission(raw, MAXIMA, LANGS)
+    assert sub.source == b"\xff\x00"
+    assert sub.tests[0].stdin == b"\x01"
+    assert sub.tests[0].expected_stdout == b"\x02"
+
+
+def test_float_tolerances_are_taken() -> None:
+    sub = parse_submission(good(compare={"mode": "float", "rel_tol": 0.5}), MAXIMA, LANGS)
+    assert sub.comparison.rel_tol == 0.5
+    assert sub.comparison.abs_tol == 1e-6
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "where"),
+    [
+        ([1, 2], "not_an_object", "JSON object"),
+        (good(language="cobol"), "unknown_language", "cobol"),
+        ({"source": "x", "tests": [{}]}, "missing_field", "language"),
+        (good(source=5), "wrong_type", "source"),
+        (good(tests="abc"), "wrong_type", "tests"),
+        (good(limits={"cpu_time_ms": "100"}), "wrong_type", "limits.cpu_time_ms"),
+        (good(colour="red"), "unknown_field", "colour"),
+        (good(tests=[{"stdin": "", "bogus": 1}]), "unknown_field", "tests.0.bogus"),
+        (good(tests=[]), "no_tests", "at least one"),
+        (good(tests=[{}] * 4), "too_many_tests", "at most 3"),
+        (good(source="x" * 1025), "source_too_large", "1025 bytes"),
+        (good(tests=[{"stdin": "x" * 1025}]), "stdin_too_large", "tests.0.stdin"),
+        (good(limits={"memory_mb": 513}), "limit_too_high", "limits.memory_mb"),
+        (good(limits={"cpu_time_ms": 0}), "invalid_value", "limits.cpu_time_ms"),
+        (good(compare={"mode": "fuzzy"}), "invalid_value", "compare.mode"),
+        (good(encoding="base64", source="!!"), "invalid_base64", "source"),
+        (good(source="\udcff"), "invalid_utf8", "source"),
+        (good(tests=[{"id": "a"}, {"id": "a"}]), "duplicate_test_id", "'a'"),
+        (good(encoding="latin-1"), "invalid_value", "encoding"),
+    ],
+)
+def test_bad_submission_is_rejected_precisely(raw: Any, code: str, where: str) -> None:
+    exc = rejection(raw)
+    assert exc.code == code
+    assert where in exc.message
+
+
+def test_rejected_result_is_rj_with_error_and_echoes_a_string_id() -> None:
+    result = rejected("sub-1", SubmissionRejected("no_tests", "tests: none"))
+    assert isinstance(result, SubmissionResult)
+    assert result.verdict == Verdict.RJ
+    assert result.submission_id == "sub-1"
+    assert result.error is not None and result.error.code == "no_tests"
+    assert rejected(42, SubmissionRejected("x", "y")).submission_id is None

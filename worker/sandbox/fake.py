@@ -1,0 +1,120 @@
+"""A fake pool for fast tests: runs jobs as plain local processes, no Docker, no isolation.
+
+Never use it for untrusted code. It gives the judge and the tasks realistic reports (exit
+codes, signals, output, CPU time, peak memory) in milliseconds. ``script`` replaces execution
+for failure injection: it gets ``(image, job)`` and returns a report or raises.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from worker.errors import SandboxTimeout
+from worker.sandbox.protocol import File, Job, RunReport
+
+Script = Callable[[str, Job], RunReport]
+
+
+class FakePool:
+    def __init__(self, script: Script | None = None) -> None:
+        self.script = script
+        self.calls: list[tuple[str, Job]] = []
+        self._lock = threading.Lock()
+
+    def run(self, image: str, job: Job, deadline: float) -> RunReport:
+        with self._lock:
+            self.calls.append((image, job))
+        if self.script is not None:
+            return self.script(image, job)
+        return _execute(job, deadline)
+
+    def state(self) -> list[dict[str, object]]:
+        return [{"image": "fake", "jobs": len(self.calls)}]
+
+    def close(self) -> None:
+        pass
+
+
+def report(**fields: object) -> RunReport:
+    """A successful empty report with ``fields`` overridden; for scripted fakes."""
+    base: dict[str, object] = {
+        "status": "ok",
+        "error": "",
+        "exit_code": 0,
+        "signal": 0,
+        "cpu_us": 1000,
+        "wall_us": 1000,
+        "maxrss_kb": 1000,
+        "killed": "none",
+        "oom_kills": 0,
+        "stdout": b"",
+        "stdout_total": 0,
+        "stderr": b"",
+        "stderr_total": 0,
+        "cleanup": "ok",
+        "files": {},
+    }
+    base.update(fields)
+    if "stdout" in fields and "stdout_total" not in fields:
+        base["stdout_total"] = len(fields["stdout"])  # type: ignore[arg-type]
+    return RunReport(**base)  # type: ignore[arg-type]
+
+
+def _execute(job: Job, deadline: float) -> RunReport:
+    with tempfile.TemporaryDirectory(prefix="fakepool-") as tmp:
+        for f in job.files:
+            path = Path(tmp) / f.name
+            path.write_bytes(f.data)
+            path.chmod(f.mode)
+        env = dict(e.split("=", 1) for e in job.env) | {"HOME": tmp, "TMPDIR": tmp}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.monotonic()
+        killed = "none"
+        wall = job.wall_ms / 1000 if job.wall_ms else deadline
+        proc = subprocess.Popen(
+            job.argv,
+            cwd=tmp,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(job.stdin, timeout=wall)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            out, err = proc.communicate()
+            killed = "wall"
+        if time.monotonic() - start > deadline:
+            raise SandboxTimeout("fake sandbox past its deadline")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        if len(out) > job.out_bytes:
+            killed = "output"
+        files = {
+            name: File(name, (Path(tmp) / name).read_bytes(), 0o755)
+            for name in job.collect
+            if (Path(tmp) / name).is_file()
+        }
+        code = proc.returncode
+        return report(
+            exit_code=code if code >= 0 else -1,
+            signal=-code if code < 0 else 0,
+            cpu_us=int(cpu * 1e6),
+            wall_us=int((time.monotonic() - start) * 1e6),
+            maxrss_kb=after.ru_maxrss,
+            killed=killed,
+            stdout=out[: job.out_bytes],
+            stdout_total=len(out),
+            stderr=err[: job.err_bytes],
+            stderr_total=len(err),
+            files=files,
+        )

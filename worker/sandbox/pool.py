@@ -1,0 +1,352 @@
+"""Pools of pre-warmed, reusable sandboxes, one pool per image.
+
+A sandbox serves one job at a time and at most ``max_jobs`` jobs in all; then, or after any
+anomaly (a failed cleanup, a dead or silent supervisor, a failed health probe), it is removed
+and replaced in the background, so a lease never waits on container creation unless the pool
+is empty. Every container carries the owner label: at start the pool removes what an earlier
+process with the same owner left behind (a crashed worker), and on close it removes its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import docker
+import docker.errors
+import structlog
+
+from worker.errors import PoolClosed, SandboxError
+from worker.sandbox.container import LABEL_OWNER, LABEL_SANDBOX, Sandbox, SandboxSpec
+from worker.sandbox.protocol import Job, RunReport
+
+log = structlog.get_logger()
+
+UID_SPAN = 1 << 30  # jobs' uids are drawn from [base, base + span): never reused in practice
+
+
+@dataclass
+class PoolStats:
+    """Counters an operator reads in ``runner status``."""
+
+    leases: int = 0
+    waits: int = 0
+    wait_s: float = 0.0
+    jobs: int = 0
+    created: int = 0
+    recycles: Counter[str] = field(default_factory=Counter)
+    retired_jobs: list[int] = field(default_factory=list)
+    refill_s: float = 0.0
+    refills: int = 0
+
+    def snapshot(self) -> dict[str, object]:
+        retired = self.retired_jobs[-1000:]
+        return {
+            "leases": self.leases,
+            "waits": self.waits,
+            "wait_s": round(self.wait_s, 3),
+            "jobs": self.jobs,
+            "created": self.created,
+            "recycles": dict(self.recycles),
+            "jobs_per_container": round(sum(retired) / len(retired), 1) if retired else None,
+            "refill_avg_ms": round(1000 * self.refill_s / self.refills, 1)
+            if self.refills
+            else None,
+        }
+
+
+class UidSource:
+    """Fresh unprivileged uids for jobs (like isolate's boxes, but never handed out twice)."""
+
+    def __init__(self, base: int) -> None:
+        self._base = base
+        self._next = random.randrange(UID_SPAN)
+        self._lock = threading.Lock()
+
+    def take(self) -> int:
+        with self._lock:
+            self._next = (self._next + 1) % UID_SPAN
+            return self._base + self._next
+
+
+class ImagePool:
+    """``size`` warm sandboxes of one image."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        spec: SandboxSpec,
+        size: int,
+        max_jobs: int,
+        uids: UidSource,
+    ) -> None:
+        self.spec = spec
+        self.size = size
+        self.max_jobs = max_jobs
+        self.stats = PoolStats()
+        self._client = client
+        self._uids = uids
+        self._idle: deque[Sandbox] = deque()
+        self._busy: set[Sandbox] = set()
+        self._pending = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._workers: set[threading.Thread] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def prewarm(self) -> None:
+        """Create the pool's sandboxes now, in parallel, and wait until they answer."""
+        with self._cond:
+            missing = self.size - len(self._idle) - len(self._busy) - self._pending
+            self._pending += missing
+        threads = [self._background(self._refill) for _ in range(missing)]
+        for t in threads:
+            t.join()
+
+    def close(self, wait_s: float = 60.0) -> None:
+        """Remove every sandbox, after in-flight creations and removals have finished."""
+        with self._cond:
+            self._closed = True
+            sandboxes = list(self._idle) + list(self._busy)
+            self._idle.clear()
+            self._cond.notify_all()
+            workers = list(self._workers)
+        for sandbox in sandboxes:
+            sandbox.remove()
+        deadline = time.monotonic() + wait_s
+        for t in workers:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def _background(self, target: Callable[..., None], *args: object) -> threading.Thread:
+        def run() -> None:
+            try:
+                target(*args)
+            finally:
+                with self._cond:
+                    self._workers.discard(thread)
+
+        thread = threading.Thread(target=run, daemon=True, name=f"pool-{self.spec.image}")
+        with self._cond:
+            self._workers.add(thread)
+        thread.start()
+        return thread
+
+    # -- leases ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lease(self, timeout: float = 60.0) -> Iterator[Sandbox]:
+        """Hold one warm sandbox for the duration of the block."""
+        sandbox = self._acquire(timeout)
+        before = sandbox.jobs
+        try:
+            yield sandbox
+        finally:
+            self._release(sandbox, sandbox.jobs - before)
+
+    def run(self, job: Job, deadline: float) -> RunReport:
+        """Run one job on a leased sandbox; ``deadline`` is the outer time limit in seconds."""
+        with self.lease() as sandbox:
+            job = replace(job, uid=self._uids.take())
+            started = time.monotonic()
+            report = sandbox.run(job, deadline)
+            log.debug(
+                "sandbox.job",
+                container=sandbox.short_id,
+                duration_ms=round(1000 * (time.monotonic() - started), 2),
+                job_no=sandbox.jobs,
+            )
+            return report
+
+    def _acquire(self, timeout: float) -> Sandbox:
+        start = time.monotonic()
+        with self._cond:
+            self.stats.leases += 1
+            waited = False
+            while not self._idle:
+                if self._closed:
+                    raise PoolClosed(f"pool for {self.spec.image} is closed")
+                if len(self._busy) + self._pending < self.size:
+                    self._pending += 1
+                    self._background(self._refill)
+                waited = True
+                left = start + timeout - time.monotonic()
+                if left <= 0:
+                    raise SandboxError(
+                        f"no sandbox of {self.spec.image} free within {timeout:.0f}s"
+                    )
+                self._cond.wait(left)
+            if self._closed:
+                raise PoolClosed(f"pool for {self.spec.image} is closed")
+            if waited:
+                self.stats.waits += 1
+                self.stats.wait_s += time.monotonic() - start
+            sandbox = self._idle.popleft()
+            self._busy.add(sandbox)
+            return sandbox
+
+    def _release(self, sandbox: Sandbox, jobs_done: int) -> None:
+        reason = sandbox.broken or ("max_jobs" if sandbox.jobs >= self.max_jobs else "")
+        with self._cond:
+            self._busy.discard(sandbox)
+            self.stats.jobs += jobs_done
+            if not reason and not self._closed:
+                self._idle.append(sandbox)
+                self._cond.notify()
+                return
+            if reason:
+                self.stats.recycles[reason.split(":")[0]] += 1
+                self.stats.retired_jobs.append(sandbox.jobs)
+                if not self._closed:
+                    self._pending += 1
+        if reason:
+            log.info(
+                "sandbox.recycle", container=sandbox.short_id, reason=reason, jobs=sandbox.jobs
+            )
+        self._background(self._replace, sandbox, bool(reason))
+
+    def _replace(self, old: Sandbox, refill: bool) -> None:
+        old.remove()
+        if refill and not self._closed:
+            self._refill()
+
+    def _refill(self) -> None:
+        """Create one sandbox, probe it, and add it to the idle set (runs in the background)."""
+        started = time.monotonic()
+        sandbox: Sandbox | None = None
+        try:
+            sandbox = Sandbox(self._client, self.spec)
+            sandbox.ping()
+        except SandboxError as exc:
+            log.error("sandbox.create_failed", image=self.spec.image, error=str(exc))
+            if sandbox is not None:
+                sandbox.remove()
+            sandbox = None
+            time.sleep(1.0)  # an engine in trouble should not be hammered
+        with self._cond:
+            self._pending -= 1
+            if sandbox is None:
+                self._cond.notify_all()
+                return
+            if self._closed:
+                close_now = True
+            else:
+                close_now = False
+                self.stats.created += 1
+                self.stats.refills += 1
+                self.stats.refill_s += time.monotonic() - started
+                self._idle.append(sandbox)
+                self._cond.notify()
+        if close_now:
+            sandbox.remove()
+
+    def health_check(self) -> int:
+        """Ping every idle sandbox; recycle those that do not answer. Returns how many failed."""
+        with self._cond:
+            idle = list(self._idle)
+            self._idle.clear()
+            self._busy.update(idle)
+        failed = 0
+        for sandbox in idle:
+            try:
+                sandbox.ping(timeout=2.0)
+            except SandboxError as exc:
+                sandbox.broken = sandbox.broken or f"health: {exc}"
+                failed += 1
+            self._release(sandbox, 0)
+        return failed
+
+    def state(self) -> dict[str, object]:
+        with self._cond:
+            return {
+                "image": self.spec.image,
+                "size": self.size,
+                "idle": len(self._idle),
+                "busy": len(self._busy),
+                "starting": self._pending,
+                **self.stats.snapshot(),
+            }
+
+
+def remove_leftovers(client: docker.DockerClient, owner: str) -> int:
+    """Remove every sandbox container labelled with ``owner`` (what a crashed worker left)."""
+    try:
+        found = client.containers.list(
+            all=True,
+            sparse=True,  # no per-container inspect: one may vanish while we list
+            filters={"label": [f"{LABEL_SANDBOX}=1", f"{LABEL_OWNER}={owner}"]},
+        )
+    except docker.errors.DockerException as exc:
+        raise SandboxError(f"cannot list leftover sandboxes: {exc}") from exc
+    for container in found:
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: its removal is already under way
+                raise SandboxError(f"cannot remove leftover sandbox: {exc}") from exc
+    if found:
+        log.info("pool.leftovers_removed", owner=owner, count=len(found))
+    return len(found)
+
+
+class SandboxPools:
+    """One :class:`ImagePool` per sandbox image: what a worker process runs jobs on."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        specs: dict[str, SandboxSpec],
+        size: int,
+        max_jobs: int,
+        uid_base: int,
+        health_interval_s: float = 30.0,
+    ) -> None:
+        self.owner = next(iter(specs.values())).owner if specs else ""
+        self._client = client
+        uids = UidSource(uid_base)
+        self._pools = {
+            key: ImagePool(client, spec, size, max_jobs, uids) for key, spec in specs.items()
+        }
+        self._health_interval = health_interval_s
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Remove what a crashed predecessor left, prewarm every pool, start health probes."""
+        remove_leftovers(self._client, self.owner)
+        threads = [threading.Thread(target=p.prewarm, daemon=True) for p in self._pools.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if self._health_interval > 0:
+            threading.Thread(target=self._probe_loop, daemon=True, name="pool-health").start()
+
+    def run(self, image: str, job: Job, deadline: float) -> RunReport:
+        try:
+            pool = self._pools[image]
+        except KeyError:
+            raise SandboxError(f"no sandbox pool for image {image!r}") from None
+        return pool.run(job, deadline)
+
+    def state(self) -> list[dict[str, object]]:
+        return [pool.state() for pool in self._pools.values()]
+
+    def close(self) -> None:
+        self._stop.set()
+        for pool in self._pools.values():
+            pool.close()
+        remove_leftovers(self._client, self.owner)
+
+    def _probe_loop(self) -> None:
+        while not self._stop.wait(self._health_interval):
+            for pool in self._pools.values():
+                failed = pool.health_check()
+                if failed:
+                    log.warning("pool.health_failed", image=pool.spec.image, failed=failed)
