@@ -46,7 +46,15 @@ DEFAULT_PROCESSES = 8
 
 
 class _Wire(BaseModel):
+    """Input: strict, so "100" is not taken for 100 and a typo'd field is an error."""
+
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Out(BaseModel):
+    """Output: read back from JSON, where verdicts arrive as plain strings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LimitsIn(_Wire):
@@ -95,12 +103,12 @@ class SubmissionIn(_Wire):
     encoding: Literal["utf-8", "base64"] = "utf-8"
 
 
-class ErrorInfo(_Wire):
+class ErrorInfo(_Out):
     code: str
     message: str
 
 
-class CompileResult(_Wire):
+class CompileResult(_Out):
     exit_code: int
     output: str
     output_truncated: bool = False
@@ -108,7 +116,7 @@ class CompileResult(_Wire):
     cached: bool = False
 
 
-class TestResult(_Wire):
+class TestResult(_Out):
     __test__: ClassVar[bool] = False  # not a pytest class, despite the name
     id: str
     verdict: Verdict
@@ -124,7 +132,7 @@ class TestResult(_Wire):
     message: str = ""
 
 
-class SubmissionResult(_Wire):
+class SubmissionResult(_Out):
     """The Celery result of ``runner.submit``."""
 
     contract: Literal[1] = 1

@@ -46,7 +46,11 @@ class Settings:
         0, "Pre-warmed sandboxes per image. 0: the worker's concurrency.", low=0
     )
     max_jobs: int = _setting(
-        200, "Jobs a sandbox serves before it is recycled; 1 gives a container per job.", low=1
+        1000,
+        "Jobs a sandbox serves before it is recycled; 1 gives a container per job. Each job "
+        "already runs under a fresh uid in a wiped dir; recycling bounds what a kernel-level "
+        "leak could accumulate, and costs about 400 ms of CPU per container.",
+        low=1,
     )
     runtime: str = _setting(
         "", "OCI runtime for sandboxes (e.g. runsc for gVisor). Empty: the engine's default."
@@ -69,6 +73,26 @@ class Settings:
     # --- fleet --------------------------------------------------------------------------------
     broker_url: str = _setting("redis://127.0.0.1:6379/0", "Celery broker URL.")
     result_backend: str = _setting("redis://127.0.0.1:6379/1", "Celery result backend URL.")
+    concurrency: int = _setting(
+        0, "Tests one worker runs at once (threads; also the pool size). 0: 2 x CPU cores.", low=0
+    )
+    queue: str = _setting("runner", "Queue the worker consumes and runner.submit is sent to.")
+    visibility_timeout_s: int = _setting(
+        300,
+        "Seconds before an unacknowledged task is handed to another worker (a worker that "
+        "died holding it); must exceed the longest task time limit.",
+        low=10,
+    )
+    result_expires_s: int = _setting(
+        86_400, "Seconds results, chord state and artifacts are kept in Redis.", low=60
+    )
+    max_artifact_kb: int = _setting(32_768, "Largest compiled program; bigger ones get CE.", low=64)
+    artifact_cache_mb: int = _setting(256, "Compiled programs kept in each worker's memory.", low=0)
+    owner: str = _setting(
+        "",
+        "Label identifying this worker's sandboxes, so a restarted worker removes what a "
+        "crashed one left. Empty: the host name and the Celery node name.",
+    )
     log_format: str = _setting(
         "console", "Log rendering: console (readable) or json.", choices=("console", "json")
     )

@@ -6,7 +6,7 @@ from worker.settings import Settings
 
 def test_defaults_apply_when_environment_is_empty() -> None:
     settings = Settings.from_env({})
-    assert settings.max_jobs == 200
+    assert settings.max_jobs == 1000
     assert settings.broker_url == "redis://127.0.0.1:6379/0"
 
 

@@ -35,6 +35,9 @@ class FakePool:
             return self.script(image, job)
         return _execute(job, deadline)
 
+    def identity(self, image: str) -> str:
+        return f"fake-{image}"
+
     def state(self) -> list[dict[str, object]]:
         return [{"image": "fake", "jobs": len(self.calls)}]
 

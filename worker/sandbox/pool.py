@@ -316,6 +316,8 @@ class SandboxPools:
         }
         self._health_interval = health_interval_s
         self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._identities: dict[str, str] = {}
 
     def start(self) -> None:
         """Remove what a crashed predecessor left, prewarm every pool, start health probes."""
@@ -337,6 +339,26 @@ class SandboxPools:
 
     def state(self) -> list[dict[str, object]]:
         return [pool.state() for pool in self._pools.values()]
+
+    def identity(self, image: str) -> str:
+        """The content tag the image was built with (``latest`` moves, the tag does not)."""
+        with self._lock:
+            if image not in self._identities:
+                if image not in self._pools:
+                    raise SandboxError(f"no sandbox pool for image {image!r}")
+                ref = self._pools[image].spec.image
+                try:
+                    tags = self._client.images.get(ref).tags
+                except docker.errors.DockerException as exc:
+                    raise SandboxError(f"cannot inspect image {ref}: {exc}") from exc
+                content = sorted(t for t in tags if not t.endswith(":latest"))
+                self._identities[image] = content[0] if content else ref
+            return self._identities[image]
+
+    @property
+    def specs(self) -> dict[str, SandboxSpec]:
+        """How each image's sandboxes are made (catalogue key -> spec)."""
+        return {key: pool.spec for key, pool in self._pools.items()}
 
     def close(self) -> None:
         self._stop.set()

@@ -14,6 +14,10 @@ class Runner(Protocol):
         uid is chosen by the runner. Raises :class:`~worker.errors.SandboxError`."""
         ...
 
+    def identity(self, image: str) -> str:
+        """What exactly ``image`` is (its content tag), for content-addressed artifacts."""
+        ...
+
     def state(self) -> list[dict[str, object]]:
         """Per-image pool state and counters, for ``runner status``."""
         ...

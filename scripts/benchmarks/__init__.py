@@ -1,0 +1,1 @@
+"""Benchmarks behind ``scripts/bench``: each compares side by side in one run."""

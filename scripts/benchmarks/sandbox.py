@@ -1,0 +1,152 @@
+"""Sandbox latency and throughput: warm pool vs a fresh container per test (the brief's
+parallel executor), per language, with the same hardening, in one run."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+
+from worker.compare import Comparison
+from worker.contract import Limits, TestCase, Verdict
+from worker.judge import Judge, Program
+from worker.languages import LANGUAGES
+from worker.sandbox import docker_client, open_pools
+from worker.sandbox.container import Sandbox, SandboxSpec
+from worker.sandbox.pool import SandboxPools, UidSource
+from worker.sandbox.protocol import Job, RunReport
+from worker.settings import Settings
+
+ECHO = {
+    "python": b"import sys\nsys.stdout.write(sys.stdin.read())\n",
+    "c": b"#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);}\n",
+    "cpp": b"#include <iostream>\nint main(){std::cout<<std::cin.rdbuf();}\n",
+    "javascript": b"process.stdin.pipe(process.stdout);\n",
+}
+POOLED_RUNS = 100
+COLD_RUNS = 15
+THROUGHPUT_TESTS = 500
+TEST = TestCase("bench", b"hello 42\n", b"hello 42\n")
+
+
+class ColdRunner:
+    """A fresh hardened container per job, created and removed on the job's path."""
+
+    def __init__(self, specs: dict[str, SandboxSpec], uid_base: int) -> None:
+        self._client = docker_client()
+        self._specs = specs
+        self._uids = UidSource(uid_base)
+
+    def run(self, image: str, job: Job, deadline: float) -> RunReport:
+        sandbox = Sandbox(self._client, self._specs[image])
+        try:
+            return sandbox.run(replace(job, uid=self._uids.take()), deadline)
+        finally:
+            sandbox.remove()
+
+    def state(self) -> list[dict[str, object]]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def timed(fn: Callable[[], object], runs: int) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(1000 * (time.perf_counter() - start))
+    return samples
+
+
+def compile_all(judge: Judge) -> dict[str, Program]:
+    programs = {}
+    for name, source in ECHO.items():
+        compiled = judge.compile(LANGUAGES[name], source)
+        assert compiled.program is not None, compiled
+        programs[name] = compiled.program
+    return programs
+
+
+def check(judge: Judge, program: Program) -> None:
+    result = judge.run_test(program, TEST, Limits(), Comparison())
+    assert result.verdict == Verdict.AC, result
+
+
+def throughput(pools: SandboxPools, program: Program, tests: int) -> float:
+    judge = Judge(pools)
+    left = [tests]
+    lock = threading.Lock()
+
+    def lease_loop() -> None:
+        while True:
+            with lock:
+                if left[0] == 0:
+                    return
+                left[0] -= 1
+            check(judge, program)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=lease_loop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return tests / (time.perf_counter() - start)
+
+
+def run() -> dict[str, object]:
+    settings = Settings.from_env()
+    owner = f"bench-{uuid.uuid4().hex[:8]}"
+    figures: dict[str, object] = {}
+    pools = open_pools(settings, size=2, owner=owner)
+    pools.start()
+    try:
+        judge = Judge(pools)
+        programs = compile_all(judge)
+        specs = {key: replace(spec, owner=owner) for key, spec in pools.specs.items()}
+        cold = Judge(ColdRunner(specs, settings.job_uid_base))
+        for name, program in programs.items():
+            check(judge, program)  # warm caches before timing
+            pooled = timed(lambda p=program: check(judge, p), POOLED_RUNS)
+            cold_ms = timed(lambda p=program: check(cold, p), COLD_RUNS)
+            figures[f"{name}_pooled_p50_ms"] = round(statistics.median(pooled), 2)
+            figures[f"{name}_pooled_p95_ms"] = round(percentile(pooled, 0.95), 2)
+            figures[f"{name}_cold_p50_ms"] = round(statistics.median(cold_ms), 1)
+            figures[f"{name}_cold_p95_ms"] = round(percentile(cold_ms, 0.95), 1)
+        start_job = Job(
+            uid=0, argv=("/usr/bin/python3", "-c", "pass"), env=LANGUAGES["python"].job_env
+        )
+        starts = [pools.run("python", start_job, 10).wall_us / 1000 for _ in range(POOLED_RUNS)]
+        figures["python_interpreter_start_ms"] = round(statistics.median(starts), 2)
+        figures["python_pooled_tests_per_s"] = round(
+            throughput(pools, programs["python"], THROUGHPUT_TESTS), 1
+        )
+    finally:
+        pools.close()
+    single = open_pools(settings, size=2, owner=owner, images=["python"], max_jobs=1)
+    single.start()
+    try:
+        figures["python_single_use_tests_per_s"] = round(
+            throughput(single, programs["python"], THROUGHPUT_TESTS), 1
+        )
+    finally:
+        single.close()
+    pooled_p50 = float(figures["python_pooled_p50_ms"])  # type: ignore[arg-type]
+    cold_p50 = float(figures["python_cold_p50_ms"])  # type: ignore[arg-type]
+    start_ms = float(figures["python_interpreter_start_ms"])  # type: ignore[arg-type]
+    pooled_tps = float(figures["python_pooled_tests_per_s"])  # type: ignore[arg-type]
+    single_tps = float(figures["python_single_use_tests_per_s"])  # type: ignore[arg-type]
+    figures["ratio_cold_over_pooled_python"] = round(cold_p50 / pooled_p50, 1)
+    figures["ratio_pooled_over_interpreter_start"] = round(pooled_p50 / start_ms, 2)
+    figures["ratio_pooled_over_single_use_throughput"] = round(pooled_tps / single_tps, 1)
+    return figures

@@ -1,0 +1,80 @@
+"""The Celery application ``worker.app:app``.
+
+Configuration is read from the environment (:class:`~worker.settings.Settings`) when Celery
+first needs it, not at import. Reliability choices, each for a reason:
+
+- ``task_acks_late`` + ``task_reject_on_worker_lost`` + prefetch 1: a test whose worker dies
+  is delivered again, and a worker never sits on tests it has not started;
+- ``visibility_timeout`` above the longest task time limit: a slow test is never handed to a
+  second worker while the first still runs it;
+- JSON only, pickle refused: any backend in any language can send and read;
+- results (and chord state) kept longer than the longest chord can take;
+- task events on, so Flower shows workers, tasks and their states live.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Queue
+
+from worker.errors import SettingsError
+from worker.settings import Settings
+
+TEST_TIME_GRACE_S = 30  # on top of the wall limit: transfer, queueing in the pool, cleanup
+COMPILE_TIME_LIMIT_S = 120
+
+
+def task_time_limit(settings: Settings) -> int:
+    """Hard time limit of a test task: the longest wall limit plus a generous grace."""
+    return settings.max_wall_time_ms // 1000 + TEST_TIME_GRACE_S
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    hard = max(task_time_limit(settings), COMPILE_TIME_LIMIT_S)
+    if settings.visibility_timeout_s <= hard:
+        raise SettingsError(
+            f"RUNNER_VISIBILITY_TIMEOUT_S={settings.visibility_timeout_s} must exceed the longest "
+            f"task time limit ({hard} s), or running tasks would be delivered twice"
+        )
+    transport = {
+        "visibility_timeout": settings.visibility_timeout_s,
+        "socket_keepalive": True,
+        "retry_on_timeout": True,
+        "health_check_interval": 10,
+    }
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": transport,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_default_queue": settings.queue,
+        "task_queues": [Queue(settings.queue)],
+        "task_create_missing_queues": True,
+        "worker_send_task_events": True,
+        "result_expires": settings.result_expires_s,
+        "result_chord_join_timeout": 30,
+        "task_time_limit": hard,
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+    }
+
+
+def create_app() -> Celery:
+    app = Celery("runner", include=["worker.tasks"])
+    # a promise: the environment is read when Celery first needs its configuration
+    app.add_defaults(lambda: celery_config(Settings.from_env()))
+    return app
+
+
+app = create_app()

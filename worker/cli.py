@@ -1,0 +1,196 @@
+"""The ``runner`` command: submit, worker, status, settings, images.
+
+::
+
+    runner submit solution.py --lang python --tests tests.json --wait
+    runner worker                      # a Celery worker with warm sandbox pools
+    runner status                      # workers, queue lengths, pool state
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from worker.errors import RunnerError
+from worker.logs import configure_logging
+from worker.settings import Settings
+
+VERDICT_STYLE = {"AC": "\033[32m", "SK": "\033[2m"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="runner", description="Code-judging worker fleet")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("submit", help="send a submission (and follow it with --wait)")
+    p.add_argument("file", type=Path, help="source file")
+    p.add_argument("--lang", required=True, help="python, c, cpp or javascript")
+    p.add_argument(
+        "--tests",
+        required=True,
+        type=Path,
+        help="JSON list of {stdin, expected_stdout}, or a folder of NAME.in/NAME.out",
+    )
+    p.add_argument("--wait", action="store_true", help="show tests as they finish, then a table")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.add_argument("--id", help="submission id echoed back")
+    p.add_argument("--limits", type=json.loads, default=None, help="e.g. '{\"cpu_time_ms\": 500}'")
+    p.add_argument("--compare", default=None, help="tokens, exact, lines or float")
+    p.add_argument("--timeout", type=float, default=600.0)
+
+    w = sub.add_parser("worker", help="run a Celery worker with prewarmed sandbox pools")
+    w.add_argument("-c", "--concurrency", type=int, default=0, help="default: RUNNER_CONCURRENCY")
+    w.add_argument("-n", "--hostname", default="", help="Celery node name (default runner@HOST)")
+    w.add_argument("-l", "--loglevel", default="INFO")
+
+    sub.add_parser("status", help="workers, queue lengths and sandbox pools")
+    sub.add_parser("settings", help="every RUNNER_* setting, its value and meaning")
+
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_format, settings.log_level)
+        handler = {"submit": _submit, "worker": _worker, "status": _status, "settings": _settings}
+        return handler[args.command](args, settings)
+    except RunnerError as exc:
+        print(f"runner: {exc}", file=sys.stderr)
+        return 1
+
+
+def load_tests(path: Path) -> list[dict[str, Any]]:
+    """A JSON list, or a folder of NAME.in files with optional NAME.out beside them."""
+    if path.is_dir():
+        tests = []
+        for stdin in sorted(path.glob("*.in")):
+            expected = stdin.with_suffix(".out")
+            test: dict[str, Any] = {"id": stdin.stem, "stdin": stdin.read_text()}
+            if expected.exists():
+                test["expected_stdout"] = expected.read_text()
+            tests.append(test)
+        return tests
+    loaded = json.loads(path.read_text())
+    if not isinstance(loaded, list):
+        raise RunnerError(f"{path}: expected a JSON list of tests")
+    return loaded
+
+
+def _submit(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.client import Client
+
+    submission: dict[str, Any] = {
+        "language": args.lang,
+        "source": args.file.read_text(),
+        "tests": load_tests(args.tests),
+    }
+    if args.id:
+        submission["id"] = args.id
+    if args.limits:
+        submission["limits"] = args.limits
+    if args.compare:
+        submission["compare"] = {"mode": args.compare}
+    handle = Client(settings).submit(submission)
+    if not args.wait:
+        print(handle.id)
+        return 0
+    ids = [str(t.get("id", i)) for i, t in enumerate(submission["tests"])]
+    if not args.json:
+        for index, test in handle.progress(timeout=args.timeout):
+            print(
+                f"  test {ids[index] if index < len(ids) else index:<12} {test.verdict:<4} "
+                f"{test.cpu_time_ms:>6} ms {test.memory_kb:>8} KB  {test.message}",
+                flush=True,
+            )
+    result = handle.result(timeout=args.timeout)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(render_table(result.model_dump(mode="json")))
+    return 0 if result.verdict == "AC" else 2
+
+
+def render_table(result: dict[str, Any]) -> str:
+    tty = sys.stdout.isatty()
+    lines = [f"{'TEST':<14} {'VERDICT':<8} {'CPU ms':>7} {'WALL ms':>8} {'MEM KB':>8}  MESSAGE"]
+    for test in result["tests"]:
+        verdict = test["verdict"]
+        shown = (
+            f"{VERDICT_STYLE.get(verdict, chr(27) + '[31m')}{verdict:<8}\033[0m"
+            if tty
+            else f"{verdict:<8}"
+        )
+        lines.append(
+            f"{test['id']:<14} {shown} {test['cpu_time_ms']:>7} {test['wall_time_ms']:>8} "
+            f"{test['memory_kb']:>8}  {test['message']}"
+        )
+    compile_ = result.get("compile")
+    if compile_ and compile_.get("output") and result["verdict"] == "CE":
+        lines.append("compiler output:\n" + compile_["output"].rstrip())
+    if result.get("error"):
+        lines.append(f"error: {result['error']['code']}: {result['error']['message']}")
+    lines.append(
+        f"verdict {result['verdict']}  passed {result['passed']}/{result['total']}  "
+        f"max cpu {result['max_cpu_time_ms']} ms  max memory {result['max_memory_kb']} KB"
+    )
+    return "\n".join(lines)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.app import app
+    from worker.runtime import concurrency_of
+
+    concurrency = args.concurrency or concurrency_of(settings)
+    name = args.hostname or f"runner@{socket.gethostname()}"
+    # threads: every test is a wait on a sandbox, and one shared warm pool serves them all
+    app.worker_main(
+        [
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            settings.queue,
+            "--hostname",
+            name,
+            "--task-events",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel",
+            args.loglevel,
+        ]
+    )
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.app import app
+    from worker.runtime import redis_client
+
+    broker = redis_client(settings.broker_url)
+    print(f"queue {settings.queue}: {broker.llen(settings.queue)} waiting")
+    replies = app.control.broadcast("pool_state", reply=True, timeout=2.0)
+    if not replies:
+        print("no workers answered")
+        return 1
+    for reply in replies:
+        for node, pools in reply.items():
+            print(f"worker {node}")
+            for pool in pools:
+                print("  " + "  ".join(f"{k}={v}" for k, v in pool.items()))
+    return 0
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    for name, default, doc in Settings.describe():
+        current = getattr(settings, name.removeprefix("RUNNER_").lower())
+        print(f"{name}={current!r}  (default {default})\n    {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The Python producer: validate a submission here, build its chord here, send it, follow it.
+
+::
+
+    client = Client()
+    handle = client.submit({"language": "python", "source": "...", "tests": [...]})
+    for test in handle.progress():      # as tests finish
+        ...
+    result = handle.result(timeout=60)  # SubmissionResult
+
+Invalid submissions never leave the process: :meth:`Client.submit` returns a handle whose
+result is the ``RJ`` result at once. Backends in other languages send the one task
+``runner.submit`` instead (see docs/contract.md); :meth:`Client.send` does exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import celery.exceptions
+import redis
+from celery import Celery
+from celery.result import AsyncResult
+
+from worker.app import app as default_app
+from worker.contract import SubmissionIn, SubmissionResult, TestResult, parse_submission, rejected
+from worker.errors import BrokerError, SubmissionRejected
+from worker.languages import LANGUAGES
+from worker.runtime import redis_client
+from worker.settings import Settings
+from worker.tasks import run_key
+from worker.workflow import SUBMIT_TASK, canvas
+
+
+class Handle:
+    """A sent submission: its id, its live progress and its final result."""
+
+    def __init__(
+        self,
+        app: Celery,
+        redis_: redis.Redis,
+        async_result: AsyncResult | None,
+        run_id: str,
+        total: int,
+        ready: SubmissionResult | None = None,
+    ) -> None:
+        self._app = app
+        self._redis = redis_
+        self._async = async_result
+        self.run_id = run_id
+        self.total = total
+        self._ready = ready
+
+    @property
+    def id(self) -> str:
+        """The Celery task id whose result is the submission result."""
+        return self._async.id if self._async is not None else self.run_id
+
+    def result(self, timeout: float | None = None) -> SubmissionResult:
+        if self._ready is not None:
+            return self._ready
+        assert self._async is not None
+        try:
+            # follow_parents=False: Celery would otherwise fetch every test's state on each
+            # poll to look for a failed parent; test tasks never fail, they report
+            raw = self._async.get(timeout=timeout, propagate=True, follow_parents=False)
+        except celery.exceptions.TimeoutError as exc:
+            raise TimeoutError(f"submission {self.id} not finished after {timeout} s") from exc
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot read the result of {self.id}: {exc}") from exc
+        self._ready = SubmissionResult.model_validate(raw)
+        return self._ready
+
+    def finished_tests(self) -> dict[int, TestResult]:
+        """Tests finished so far, by index (empty once the join has cleaned up)."""
+        try:
+            stored = self._redis.hgetall(run_key(self.run_id, "tests"))
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot read progress of {self.id}: {exc}") from exc
+        return {int(k): TestResult.model_validate(json.loads(v)) for k, v in stored.items()}
+
+    def progress(
+        self, poll_s: float = 0.1, timeout: float | None = None
+    ) -> Iterator[tuple[int, TestResult]]:
+        """Yield (index, result) as tests finish, until the submission is done."""
+        seen: set[int] = set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._ready is None and not (self._async is not None and self._async.ready()):
+            for index, result in sorted(self.finished_tests().items()):
+                if index not in seen:
+                    seen.add(index)
+                    yield index, result
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"submission {self.id} not finished after {timeout} s")
+            time.sleep(poll_s)
+        final = self.result(timeout=10)
+        for index, result in enumerate(final.tests):
+            if index not in seen:
+                yield index, result
+
+
+class Client:
+    def __init__(self, settings: Settings | None = None, app: Celery = default_app) -> None:
+        self.settings = settings or Settings.from_env()
+        self.app = app
+        self._redis = redis_client(self.settings.result_backend)
+
+    def submit(self, submission: dict[str, Any] | SubmissionIn) -> Handle:
+        """Validate here, then send the compile step and the per-test chord."""
+        raw = (
+            submission.model_dump(exclude_none=True)
+            if isinstance(submission, SubmissionIn)
+            else submission
+        )
+        run_id = uuid.uuid4().hex
+        try:
+            parsed = parse_submission(raw, self.settings.maxima(), frozenset(LANGUAGES))
+        except SubmissionRejected as exc:
+            sid = raw.get("id") if isinstance(raw, dict) else None
+            return Handle(self.app, self._redis, None, run_id, 0, rejected(sid, exc))
+        try:
+            sent = canvas(parsed, run_id).apply_async(queue=self.settings.queue)
+        except (redis.RedisError, OSError) as exc:
+            raise BrokerError(f"cannot send submission: {exc}") from exc
+        return Handle(self.app, self._redis, sent, run_id, len(parsed.tests))
+
+    def send(self, submission: Any) -> Handle:
+        """Send the one task ``runner.submit``, as a backend in another language would."""
+        try:
+            sent = self.app.send_task(SUBMIT_TASK, args=[submission], queue=self.settings.queue)
+        except (redis.RedisError, OSError) as exc:
+            raise BrokerError(f"cannot send submission: {exc}") from exc
+        total = len(submission.get("tests") or []) if isinstance(submission, dict) else 0
+        return Handle(self.app, self._redis, sent, sent.id, total)

@@ -1,0 +1,115 @@
+"""What one worker process holds while it runs: settings, sandbox pools, judge, artifact
+store and a Redis client for coordination.
+
+The worker builds it when Celery starts (``worker_init``: stale sandboxes removed, pools
+prewarmed before the first task) and tears it down on shutdown (every sandbox removed).
+Tests install one around a :class:`~worker.sandbox.fake.FakePool`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import structlog
+from celery.signals import worker_init, worker_shutdown
+from celery.worker.control import inspect_command
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from worker.artifacts import ArtifactStore
+from worker.errors import RunnerError
+from worker.judge import Judge
+from worker.logs import configure_logging
+from worker.sandbox import open_pools
+from worker.sandbox.runner import Runner
+from worker.settings import Settings
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    runner: Runner
+    judge: Judge
+    store: ArtifactStore
+    redis: redis.Redis
+    host: str
+
+
+_current: Runtime | None = None
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client that rides out a Redis restart: retries with backoff for about 15 seconds."""
+    return redis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=10),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=10,
+    )
+
+
+def build(settings: Settings, runner: Runner, host: str | None = None) -> Runtime:
+    client = redis_client(settings.result_backend)
+    store = ArtifactStore(
+        client,
+        ttl_s=settings.result_expires_s,
+        max_bytes=settings.max_artifact_kb * 1024,
+        cache_bytes=settings.artifact_cache_mb * 1024 * 1024,
+    )
+    return Runtime(settings, runner, Judge(runner), store, client, host or socket.gethostname())
+
+
+def install(runtime: Runtime | None) -> None:
+    global _current
+    _current = runtime
+
+
+def current() -> Runtime:
+    if _current is None:
+        raise RunnerError("the worker runtime is not started (start workers with `runner worker`)")
+    return _current
+
+
+def concurrency_of(settings: Settings) -> int:
+    return settings.concurrency or 2 * (os.cpu_count() or 1)
+
+
+@worker_init.connect
+def _start(sender: Any = None, **_: Any) -> None:
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+    # Celery's own line per finished task repeats the whole result; our test.done event says
+    # the same in a few fields, so that logger only speaks up for problems
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    size = getattr(sender, "concurrency", None) or concurrency_of(settings)
+    node = getattr(sender, "hostname", None) or f"celery@{socket.gethostname()}"
+    owner = settings.owner or node
+    pools = open_pools(settings, size=size, owner=owner)
+    log.info("worker.prewarm", owner=owner, sandboxes_per_image=size)
+    pools.start()
+    install(build(settings, pools, host=node))
+    log.info("worker.ready", owner=owner, pools=pools.state())
+
+
+@worker_shutdown.connect
+def _stop(**_: Any) -> None:
+    runtime = _current
+    install(None)
+    if runtime is not None:
+        runtime.runner.close()
+        log.info("worker.stopped", host=runtime.host)
+
+
+@inspect_command()
+def pool_state(state: Any) -> list[dict[str, object]]:
+    """``runner status``: this worker's sandbox pools and their counters."""
+    return current().runner.state() if _current is not None else []

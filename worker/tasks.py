@@ -1,0 +1,229 @@
+"""The fleet's Celery tasks. ``runner.submit`` is the contract's one public task; the others
+are the steps of :func:`worker.workflow.canvas`.
+
+No task lets an exception escape for a submission's sake: bad input becomes ``RJ``, a sandbox
+or Redis failure becomes an ``IE`` test result, so the chord always completes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any
+
+import structlog
+from celery import Task
+from structlog.contextvars import bound_contextvars
+
+from worker import runtime
+from worker.app import app
+from worker.artifacts import Stored, artifact_key
+from worker.compare import CompareMode, Comparison
+from worker.contract import Limits, TestCase, TestResult, Verdict, parse_submission, rejected
+from worker.errors import RunnerError, SubmissionRejected
+from worker.judge import Program
+from worker.languages import LANGUAGES
+from worker.workflow import COMPILE_TASK, JOIN_TASK, SUBMIT_TASK, TEST_TASK, assemble, canvas
+
+log = structlog.get_logger()
+
+# Keeps the lowest failing test index: tests after it are skipped (stop_on_first_failure).
+LOWER_FAILED = """
+local current = redis.call('GET', KEYS[1])
+if not current or tonumber(ARGV[1]) < tonumber(current) then
+    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 1
+"""
+
+
+def run_key(run: str, what: str) -> str:
+    return f"runner:run:{run}:{what}"
+
+
+@app.task(name=SUBMIT_TASK, bind=True)
+def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
+    """The contract's entry point: one positional argument, the submission object."""
+    raw = args[0] if len(args) == 1 and not kwargs else None
+    sid = raw.get("id") if isinstance(raw, dict) else None
+    with bound_contextvars(submission_id=sid, task_id=self.request.id):
+        try:
+            if raw is None:
+                raise SubmissionRejected(
+                    "bad_call",
+                    f"{SUBMIT_TASK} takes exactly one positional argument, the submission",
+                )
+            submission = parse_submission(
+                raw, runtime.current().settings.maxima(), frozenset(LANGUAGES)
+            )
+        except SubmissionRejected as exc:
+            log.info("submission.rejected", code=exc.code, reason=exc.message)
+            return rejected(sid, exc).model_dump(mode="json")
+        log.info("submission.accepted", tests=len(submission.tests), language=submission.language)
+        # the canvas's join inherits this task's id, so its result is runner.submit's result
+        return self.replace(canvas(submission, run_id=self.request.id))
+
+
+@app.task(name=COMPILE_TASK, bind=True)
+def compile_submission(self: Task, meta: dict[str, Any], source_b64: str) -> dict[str, Any]:
+    """Compile once per submission (or reuse an earlier compile of the same source)."""
+    rt = runtime.current()
+    started = time.monotonic()
+    with bound_contextvars(
+        submission_id=meta["submission_id"], task_id=self.request.id, host=rt.host
+    ):
+        language = LANGUAGES[meta["language"]]
+        try:
+            source = base64.b64decode(source_b64)
+            image = language.compile.image if language.compile else language.image
+            key = artifact_key(language.name, rt.runner.identity(image), source)
+            stored = rt.store.get(key)
+            cached = stored is not None
+            if stored is None:
+                stored = _compile(rt, language.name, source)
+                if stored.outcome["verdict"] != Verdict.IE:
+                    rt.store.put(key, stored)
+            outcome = {k: v for k, v in stored.outcome.items() if k != "modes"}
+            if outcome.get("compile"):
+                outcome["compile"] = {**outcome["compile"], "cached": cached}
+            compiled = {"key": key, **outcome}
+        except RunnerError as exc:
+            compiled = {"key": None, "verdict": Verdict.IE, "message": str(exc), "compile": None}
+        try:
+            rt.redis.set(
+                run_key(meta["run"], "compile"),
+                json.dumps(compiled),
+                ex=rt.settings.result_expires_s,
+            )
+        except Exception as exc:
+            log.error("compile.store_failed", error=str(exc))
+        log.info(
+            "compile.done",
+            verdict=compiled["verdict"],
+            cached=bool(compiled.get("compile") and compiled["compile"].get("cached")),
+            duration_ms=round(1000 * (time.monotonic() - started), 1),
+        )
+        return compiled
+
+
+def _compile(rt: runtime.Runtime, language: str, source: bytes) -> Stored:
+    compiled = rt.judge.compile(LANGUAGES[language], source)
+    outcome: dict[str, Any] = {
+        "verdict": compiled.verdict,
+        "message": compiled.message,
+        "compile": compiled.result.model_dump(mode="json") if compiled.result else None,
+    }
+    files = compiled.program.files if compiled.program else ()
+    size = sum(len(f.data) for f in files)
+    if size > rt.store.max_bytes:
+        limit_kb = rt.store.max_bytes // 1024
+        outcome |= {
+            "verdict": Verdict.CE,
+            "message": f"compiled program is {size // 1024} KB, over the {limit_kb} KB limit",
+        }
+        files = ()
+    return Stored(files, outcome)
+
+
+@app.task(name=TEST_TASK, bind=True)
+def run_test(
+    self: Task, compiled: dict[str, Any], meta: dict[str, Any], index: int, test: dict[str, Any]
+) -> dict[str, Any]:
+    """Run one test. Always returns ``{"index", "result"}``; the same one if run again."""
+    rt = runtime.current()
+    started = time.monotonic()
+    with bound_contextvars(
+        submission_id=meta["submission_id"],
+        test_id=test["id"],
+        task_id=self.request.id,
+        host=rt.host,
+    ):
+        results = run_key(meta["run"], "tests")
+        try:
+            earlier = rt.redis.hget(results, str(index))
+            if earlier is not None:
+                log.info("test.redelivered", index=index)
+                return {"index": index, "result": json.loads(earlier)}
+            result = _judge_test(rt, compiled, meta, index, test)
+            payload = result.model_dump(mode="json")
+            if not rt.redis.hsetnx(results, str(index), json.dumps(payload)):
+                # a duplicate run got there first: its result is the one the join counts
+                payload = json.loads(rt.redis.hget(results, str(index)) or "null") or payload
+            rt.redis.expire(results, rt.settings.result_expires_s)
+            if meta["stop_on_first_failure"] and result.verdict not in (Verdict.AC, Verdict.SK):
+                rt.redis.eval(
+                    LOWER_FAILED,
+                    1,
+                    run_key(meta["run"], "failed"),
+                    index,
+                    rt.settings.result_expires_s,
+                )
+        except Exception as exc:
+            log.exception("test.failed", index=index)
+            payload = TestResult(
+                id=test["id"], verdict=Verdict.IE, message=f"internal error: {exc}"
+            ).model_dump(mode="json")
+        log.info(
+            "test.done",
+            index=index,
+            verdict=payload["verdict"],
+            cpu_time_ms=payload["cpu_time_ms"],
+            wall_time_ms=payload["wall_time_ms"],
+            memory_kb=payload["memory_kb"],
+            duration_ms=round(1000 * (time.monotonic() - started), 1),
+        )
+        return {"index": index, "result": payload}
+
+
+def _judge_test(
+    rt: runtime.Runtime,
+    compiled: dict[str, Any],
+    meta: dict[str, Any],
+    index: int,
+    test: dict[str, Any],
+) -> TestResult:
+    if compiled.get("verdict"):
+        return TestResult(
+            id=test["id"], verdict=Verdict.SK, message="not run: the compile step failed"
+        )
+    if meta["stop_on_first_failure"]:
+        failed = rt.redis.get(run_key(meta["run"], "failed"))
+        if failed is not None and int(failed) < index:
+            return TestResult(
+                id=test["id"], verdict=Verdict.SK, message="skipped after an earlier failure"
+            )
+    stored = rt.store.get(compiled["key"])
+    if stored is None:
+        return TestResult(
+            id=test["id"], verdict=Verdict.IE, message="compiled program expired or lost"
+        )
+    program = Program(LANGUAGES[meta["language"]], stored.files)
+    expected = test.get("expected")
+    case = TestCase(
+        test["id"],
+        base64.b64decode(test.get("stdin") or ""),
+        None if expected is None else base64.b64decode(expected),
+    )
+    how = meta["compare"]
+    comparison = Comparison(CompareMode(how["mode"]), how["abs_tol"], how["rel_tol"])
+    return rt.judge.run_test(program, case, Limits(**meta["limits"]), comparison)
+
+
+@app.task(name=JOIN_TASK, bind=True)
+def join_results(
+    self: Task, parts: list[Any], meta: dict[str, Any], test_ids: list[str]
+) -> dict[str, Any]:
+    """The chord's callback: one submission result, in submission order."""
+    rt = runtime.current()
+    with bound_contextvars(
+        submission_id=meta["submission_id"], task_id=self.request.id, host=rt.host
+    ):
+        raw = rt.redis.get(run_key(meta["run"], "compile"))
+        compiled = json.loads(raw) if raw else None
+        result = assemble(meta, test_ids, compiled, parts)
+        rt.redis.delete(*(run_key(meta["run"], w) for w in ("compile", "tests", "failed")))
+        log.info(
+            "submission.done", verdict=result.verdict, passed=result.passed, total=result.total
+        )
+        return result.model_dump(mode="json")
