@@ -3,6 +3,7 @@ missing, with the command that provides it; deselect them with ``-m "not docker"
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -19,6 +20,18 @@ from worker.settings import Settings
 
 TEST_LABEL = "io.runner.test"
 RUN_ID = uuid.uuid4().hex[:10]
+
+# The suite's own Redis databases and queue, set before the Celery app first reads its
+# configuration; fleet tests flush them around each test.
+TEST_ENV = {
+    "RUNNER_BROKER_URL": "redis://127.0.0.1:6379/14",
+    "RUNNER_RESULT_BACKEND": "redis://127.0.0.1:6379/15",
+    "RUNNER_QUEUE": f"runner-test-{RUN_ID}",
+    "RUNNER_MAX_WALL_TIME_MS": "5000",
+    "RUNNER_VISIBILITY_TIMEOUT_S": "60",
+    "RUNNER_LOG_FORMAT": "json",
+}
+os.environ.update(TEST_ENV)
 
 
 @pytest.fixture(scope="session")

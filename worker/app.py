@@ -20,19 +20,21 @@ from celery import Celery
 from kombu.entity import Queue
 
 from worker.errors import SettingsError
+from worker.languages import LANGUAGES
 from worker.settings import Settings
 
-TEST_TIME_GRACE_S = 30  # on top of the wall limit: transfer, queueing in the pool, cleanup
-COMPILE_TIME_LIMIT_S = 120
+GRACE_S = 30  # on top of a wall limit: transfer, waiting for a sandbox, cleanup
 
 
 def task_time_limit(settings: Settings) -> int:
-    """Hard time limit of a test task: the longest wall limit plus a generous grace."""
-    return settings.max_wall_time_ms // 1000 + TEST_TIME_GRACE_S
+    """Hard time limit of any task: the longest wall limit of a test or a compile step, plus a
+    generous grace."""
+    compile_ms = max(lang.compile.wall_time_ms for lang in LANGUAGES.values() if lang.compile)
+    return max(settings.max_wall_time_ms, compile_ms) // 1000 + GRACE_S
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    hard = max(task_time_limit(settings), COMPILE_TIME_LIMIT_S)
+    hard = task_time_limit(settings)
     if settings.visibility_timeout_s <= hard:
         raise SettingsError(
             f"RUNNER_VISIBILITY_TIMEOUT_S={settings.visibility_timeout_s} must exceed the longest "

@@ -49,13 +49,22 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("-l", "--loglevel", default="INFO")
 
     sub.add_parser("status", help="workers, queue lengths and sandbox pools")
+    g = sub.add_parser("ping", help="exit 0 if the named worker answers (a health check)")
+    g.add_argument("-n", "--hostname", default="", help="default runner@HOST, as `runner worker`")
+    g.add_argument("--timeout", type=float, default=5.0)
     sub.add_parser("settings", help="every RUNNER_* setting, its value and meaning")
 
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level)
-        handler = {"submit": _submit, "worker": _worker, "status": _status, "settings": _settings}
+        handler = {
+            "submit": _submit,
+            "worker": _worker,
+            "status": _status,
+            "ping": _ping,
+            "settings": _settings,
+        }
         return handler[args.command](args, settings)
     except RunnerError as exc:
         print(f"runner: {exc}", file=sys.stderr)
@@ -139,12 +148,29 @@ def render_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _ping(args: argparse.Namespace, settings: Settings) -> int:
+    """Asks this worker itself, through Celery's control API, whether it is alive."""
+    from worker.app import app
+
+    name = args.hostname or default_node_name()
+    replies = app.control.ping(destination=[name], timeout=args.timeout)
+    if not replies:
+        print(f"{name}: no answer", file=sys.stderr)
+        return 1
+    print(f"{name}: ok")
+    return 0
+
+
+def default_node_name() -> str:
+    return f"runner@{socket.gethostname()}"
+
+
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from worker.app import app
     from worker.runtime import concurrency_of
 
     concurrency = args.concurrency or concurrency_of(settings)
-    name = args.hostname or f"runner@{socket.gethostname()}"
+    name = args.hostname or default_node_name()
     # threads: every test is a wait on a sandbox, and one shared warm pool serves them all
     app.worker_main(
         [

@@ -1,0 +1,123 @@
+"""Real Redis and real worker processes (``runner worker``) for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+import redis
+
+from tests.conftest import RUN_ID, TEST_ENV
+from worker.app import app
+from worker.client import Client
+from worker.sandbox.container import LABEL_OWNER, LABEL_SANDBOX
+from worker.settings import Settings
+
+RUNNER = Path(sys.executable).with_name("runner")
+
+
+@pytest.fixture(scope="session")
+def redis_db() -> redis.Redis:
+    client = redis.Redis.from_url(TEST_ENV["RUNNER_BROKER_URL"])
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at 127.0.0.1:6379 ({exc}); run scripts/bootstrap")
+    return client
+
+
+def flush() -> None:
+    for key in ("RUNNER_BROKER_URL", "RUNNER_RESULT_BACKEND"):
+        redis.Redis.from_url(TEST_ENV[key]).flushdb()
+
+
+class Worker:
+    """One ``runner worker`` process with its own warm pools and log file."""
+
+    def __init__(self, tmp: Path, name: str, concurrency: int = 2, **env: str) -> None:
+        self.name = f"{name}@{RUN_ID}"
+        self.owner = f"test-{RUN_ID}-{name}"
+        self.log = tmp / f"{name}.log"
+        self.env = {
+            **os.environ,
+            "RUNNER_OWNER": self.owner,
+            "RUNNER_CONCURRENCY": str(concurrency),
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: float = 90.0) -> Worker:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [str(RUNNER), "worker", "-n", self.name, "-l", "INFO"],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"worker {self.name} exited:\n{self.log.read_text()[-3000:]}")
+            if app.control.ping(destination=[self.name], timeout=0.5):
+                return self
+        pytest.fail(f"worker {self.name} not ready after {wait}s:\n{self.log.read_text()[-3000:]}")
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        found = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{"):
+                event = json.loads(line)
+                if event.get("event") == name:
+                    found.append(event)
+        return found
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+
+def sandboxes_of(client: docker.DockerClient, owner: str) -> list[object]:
+    labels = [f"{LABEL_SANDBOX}=1", f"{LABEL_OWNER}={owner}"]
+    return client.containers.list(all=True, sparse=True, filters={"label": labels})
+
+
+@pytest.fixture
+def workers(
+    tmp_path: Path, redis_db: redis.Redis, docker_client: docker.DockerClient, images: object
+) -> Iterator[object]:
+    """Start workers with ``workers(name)``; all are stopped, and their sandboxes must be gone."""
+    flush()
+    started: list[Worker] = []
+
+    def start(name: str = "", **kw: object) -> Worker:
+        worker = Worker(tmp_path, name or f"w{len(started)}-{uuid.uuid4().hex[:4]}", **kw)  # type: ignore[arg-type]
+        started.append(worker)
+        return worker.start()
+
+    yield start
+    for worker in started:
+        worker.stop()
+    flush()
+    for worker in started:
+        left = sandboxes_of(docker_client, worker.owner)
+        for container in left:
+            container.remove(force=True)  # type: ignore[attr-defined]
+        assert not left, f"worker {worker.name} left {len(left)} sandboxes behind"
+
+
+@pytest.fixture
+def client() -> Client:
+    return Client(Settings.from_env())
