@@ -19,6 +19,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Queue
 
+import worker.transport  # noqa: F401 - registers the robust redis:// transport
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES
 from worker.settings import Settings
@@ -40,7 +41,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             f"RUNNER_VISIBILITY_TIMEOUT_S={settings.visibility_timeout_s} must exceed the longest "
             f"task time limit ({hard} s), or running tasks would be delivered twice"
         )
-    transport = {
+    options = {
         "visibility_timeout": settings.visibility_timeout_s,
         "socket_keepalive": True,
         "retry_on_timeout": True,
@@ -49,8 +50,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
-        "broker_transport_options": transport,
-        "result_backend_transport_options": transport,
+        "broker_transport_options": options,
+        "result_backend_transport_options": options,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "task_serializer": "json",

@@ -59,7 +59,9 @@ class Worker:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [str(RUNNER), "worker", "-n", self.name, "-l", "INFO"],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
@@ -121,3 +123,23 @@ def workers(
 @pytest.fixture
 def client() -> Client:
     return Client(Settings.from_env())
+
+
+@pytest.fixture(scope="module")
+def shared_worker(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_db: redis.Redis,
+    docker_client: docker.DockerClient,
+    images: object,
+) -> Iterator[Worker]:
+    """One worker for a whole module of tests that do not stop or kill it."""
+    flush()
+    worker = Worker(tmp_path_factory.mktemp("shared"), f"shared-{uuid.uuid4().hex[:4]}")
+    worker.start()
+    yield worker
+    worker.stop()
+    flush()
+    left = sandboxes_of(docker_client, worker.owner)
+    for container in left:
+        container.remove(force=True)  # type: ignore[attr-defined]
+    assert not left, f"worker {worker.name} left {len(left)} sandboxes behind"
