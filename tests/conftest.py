@@ -14,8 +14,7 @@ import pytest
 from worker.images.catalog import image_ref
 from worker.judge import Judge
 from worker.sandbox import open_pools, sandbox_images
-from worker.sandbox.container import LABEL_SANDBOX
-from worker.sandbox.pool import SandboxPools
+from worker.sandbox.pool import SandboxPools, owned_containers
 from worker.settings import Settings
 
 TEST_LABEL = "io.runner.test"
@@ -70,11 +69,6 @@ def images(docker_client: docker.DockerClient, settings: Settings) -> dict[str, 
 @pytest.fixture
 def test_labels() -> tuple[tuple[str, str], ...]:
     return ((TEST_LABEL, RUN_ID),)
-
-
-def owned_containers(client: docker.DockerClient, owner: str) -> list[object]:
-    labels = [f"{LABEL_SANDBOX}=1", f"io.runner.owner={owner}"]
-    return client.containers.list(all=True, sparse=True, filters={"label": labels})
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ import pytest
 import redis
 
 from tests.conftest import RUN_ID, TEST_ENV
-from worker.app import app
 from worker.client import Client
-from worker.sandbox.container import LABEL_OWNER, LABEL_SANDBOX
+from worker.sandbox.pool import owned_containers
 from worker.settings import Settings
 
 RUNNER = Path(sys.executable).with_name("runner")
@@ -67,8 +66,11 @@ class Worker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"worker {self.name} exited:\n{self.log.read_text()[-3000:]}")
-            if app.control.ping(destination=[self.name], timeout=0.5):
+            # Celery's own line once the consumer is up (a control ping would need the
+            # worker's broker, which some tests give a Redis of their own)
+            if f"{self.name} ready." in self.log.read_text(errors="replace"):
                 return self
+            time.sleep(0.2)
         pytest.fail(f"worker {self.name} not ready after {wait}s:\n{self.log.read_text()[-3000:]}")
 
     def events(self, name: str) -> list[dict[str, object]]:
@@ -91,11 +93,6 @@ class Worker:
             return self.proc.wait()
 
 
-def sandboxes_of(client: docker.DockerClient, owner: str) -> list[object]:
-    labels = [f"{LABEL_SANDBOX}=1", f"{LABEL_OWNER}={owner}"]
-    return client.containers.list(all=True, sparse=True, filters={"label": labels})
-
-
 @pytest.fixture
 def workers(
     tmp_path: Path, redis_db: redis.Redis, docker_client: docker.DockerClient, images: object
@@ -114,7 +111,7 @@ def workers(
         worker.stop()
     flush()
     for worker in started:
-        left = sandboxes_of(docker_client, worker.owner)
+        left = owned_containers(docker_client, worker.owner)
         for container in left:
             container.remove(force=True)  # type: ignore[attr-defined]
         assert not left, f"worker {worker.name} left {len(left)} sandboxes behind"
@@ -139,7 +136,7 @@ def shared_worker(
     yield worker
     worker.stop()
     flush()
-    left = sandboxes_of(docker_client, worker.owner)
+    left = owned_containers(docker_client, worker.owner)
     for container in left:
         container.remove(force=True)  # type: ignore[attr-defined]
     assert not left, f"worker {worker.name} left {len(left)} sandboxes behind"

@@ -16,7 +16,7 @@ import docker
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import RUN_ID, TEST_LABEL, owned_containers
+from tests.conftest import RUN_ID, TEST_LABEL
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.errors import PoolClosed, SandboxError
@@ -24,7 +24,7 @@ from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.sandbox import open_pools
 from worker.sandbox.container import LABEL_SANDBOX, SandboxSpec, hardening
-from worker.sandbox.pool import SandboxPools
+from worker.sandbox.pool import SandboxPools, owned_containers
 from worker.sandbox.protocol import File, Job
 from worker.settings import Settings
 

@@ -9,7 +9,7 @@ import docker.errors
 from worker.errors import SandboxError
 from worker.images.catalog import image_ref
 from worker.languages import LANGUAGES
-from worker.sandbox.container import SandboxSpec
+from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec
 from worker.sandbox.pool import SandboxPools
 from worker.settings import Settings
 
@@ -25,7 +25,7 @@ def docker_client() -> docker.DockerClient:
     try:
         client = docker.from_env(timeout=60)
         client.ping()
-    except docker.errors.DockerException as exc:
+    except ENGINE_ERRORS as exc:
         raise SandboxError(f"the Docker engine is not reachable: {exc}") from exc
     return client
 

@@ -24,6 +24,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+import requests.exceptions
 import structlog
 
 from worker.errors import ProtocolError, SandboxError, SandboxTimeout
@@ -44,6 +45,9 @@ LABEL_SANDBOX = "io.runner.sandbox"
 LABEL_OWNER = "io.runner.owner"
 LABEL_IMAGE = "io.runner.image"
 CAPABILITIES = ("SETUID", "SETGID", "KILL", "CHOWN")
+# What a call into the engine can raise: the SDK's own errors, and the transport's when the
+# engine is down or restarting (the SDK lets requests' and the socket's errors through).
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
 STDOUT, STDERR = 1, 2
 
 log = structlog.get_logger()
@@ -132,7 +136,7 @@ class Sandbox:
             self._raw = raw  # the SocketIO holds a reference on the socket's fd too
             self._sock: socket.socket = raw._sock
             self._container.start()
-        except docker.errors.DockerException as exc:
+        except ENGINE_ERRORS as exc:
             self.remove()
             raise SandboxError(f"cannot start sandbox from {spec.image}: {exc}") from exc
         except Exception:
@@ -212,5 +216,5 @@ class Sandbox:
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: a removal is already under way
                 log.warning("sandbox.remove_failed", container=self.short_id, error=str(exc))
-        except docker.errors.DockerException as exc:
+        except ENGINE_ERRORS as exc:
             log.warning("sandbox.remove_failed", container=self.short_id, error=str(exc))

@@ -16,13 +16,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import docker
 import docker.errors
 import structlog
 
 from worker.errors import PoolClosed, SandboxError
-from worker.sandbox.container import LABEL_OWNER, LABEL_SANDBOX, Sandbox, SandboxSpec
+from worker.sandbox.container import (
+    ENGINE_ERRORS,
+    LABEL_OWNER,
+    LABEL_SANDBOX,
+    Sandbox,
+    SandboxSpec,
+)
 from worker.sandbox.protocol import Job, RunReport
 
 log = structlog.get_logger()
@@ -222,28 +229,29 @@ class ImagePool:
         try:
             sandbox = Sandbox(self._client, self.spec)
             sandbox.ping()
-        except SandboxError as exc:
+        except Exception as exc:
             log.error("sandbox.create_failed", image=self.spec.image, error=str(exc))
             if sandbox is not None:
                 sandbox.remove()
             sandbox = None
             time.sleep(1.0)  # an engine in trouble should not be hammered
-        with self._cond:
-            self._pending -= 1
-            if sandbox is None:
+        finally:
+            with self._cond:
+                self._pending -= 1
+                keep = sandbox is not None and not self._closed
+                if keep:
+                    assert sandbox is not None
+                    self.stats.created += 1
+                    self.stats.refills += 1
+                    self.stats.refill_s += time.monotonic() - started
+                    self._idle.append(sandbox)
                 self._cond.notify_all()
-                return
-            if self._closed:
-                close_now = True
-            else:
-                close_now = False
-                self.stats.created += 1
-                self.stats.refills += 1
-                self.stats.refill_s += time.monotonic() - started
-                self._idle.append(sandbox)
-                self._cond.notify()
-        if close_now:
+        if sandbox is not None and not keep:
             sandbox.remove()
+
+    def ids(self) -> set[str]:
+        with self._cond:
+            return {sandbox.id for sandbox in (*self._idle, *self._busy)}
 
     def health_check(self) -> int:
         """Ping every idle sandbox; recycle those that do not answer. Returns how many failed."""
@@ -273,24 +281,36 @@ class ImagePool:
             }
 
 
-def remove_leftovers(client: docker.DockerClient, owner: str) -> int:
-    """Remove every sandbox container labelled with ``owner`` (what a crashed worker left)."""
+def owned_containers(client: docker.DockerClient, owner: str) -> list[Any]:
+    """Every sandbox container labelled with ``owner``, running or not."""
     try:
-        found = client.containers.list(
+        return client.containers.list(  # type: ignore[no-any-return]
             all=True,
             sparse=True,  # no per-container inspect: one may vanish while we list
             filters={"label": [f"{LABEL_SANDBOX}=1", f"{LABEL_OWNER}={owner}"]},
         )
-    except docker.errors.DockerException as exc:
-        raise SandboxError(f"cannot list leftover sandboxes: {exc}") from exc
+    except ENGINE_ERRORS as exc:
+        raise SandboxError(f"cannot list sandboxes of {owner}: {exc}") from exc
+
+
+def remove_container(container: Any) -> None:
+    """Force-remove; gone already, or a removal already under way (409), is fine."""
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise SandboxError(f"cannot remove sandbox {container.id[:12]}: {exc}") from exc
+    except ENGINE_ERRORS as exc:
+        raise SandboxError(f"cannot remove sandbox {container.id[:12]}: {exc}") from exc
+
+
+def remove_leftovers(client: docker.DockerClient, owner: str) -> int:
+    """Remove every sandbox container labelled with ``owner`` (what a crashed worker left)."""
+    found = owned_containers(client, owner)
     for container in found:
-        try:
-            container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: its removal is already under way
-                raise SandboxError(f"cannot remove leftover sandbox: {exc}") from exc
+        remove_container(container)
     if found:
         log.info("pool.leftovers_removed", owner=owner, count=len(found))
     return len(found)
@@ -349,7 +369,7 @@ class SandboxPools:
                 ref = self._pools[image].spec.image
                 try:
                     tags = self._client.images.get(ref).tags
-                except docker.errors.DockerException as exc:
+                except ENGINE_ERRORS as exc:
                     raise SandboxError(f"cannot inspect image {ref}: {exc}") from exc
                 content = sorted(t for t in tags if not t.endswith(":latest"))
                 self._identities[image] = content[0] if content else ref
@@ -372,3 +392,23 @@ class SandboxPools:
                 failed = pool.health_check()
                 if failed:
                     log.warning("pool.health_failed", image=pool.spec.image, failed=failed)
+            try:
+                self.reap_strays()
+            except SandboxError as exc:
+                log.warning("pool.reap_failed", error=str(exc))
+
+    def reap_strays(self, min_age_s: float = 120.0) -> int:
+        """Remove this owner's containers that no pool holds (a removal that failed while the
+        engine was away, say). Young ones are spared: they may be sandboxes being created."""
+        known = set().union(*(pool.ids() for pool in self._pools.values()))
+        now = time.time()
+        strays = [
+            c
+            for c in owned_containers(self._client, self.owner)
+            if c.id not in known and now - c.attrs.get("Created", now) > min_age_s
+        ]
+        for container in strays:
+            remove_container(container)
+        if strays:
+            log.info("pool.strays_removed", count=len(strays))
+        return len(strays)
