@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-n", "--hostname", default="", help="default runner@HOST, as `runner worker`")
     g.add_argument("--timeout", type=float, default=5.0)
     sub.add_parser("settings", help="every RUNNER_* setting, its value and meaning")
+    sc = sub.add_parser("schema", help="write the contract's JSON Schema files")
+    sc.add_argument("folder", type=Path, nargs="?", default=Path("docs/schema"))
 
     args = parser.parse_args(argv)
     try:
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             "status": _status,
             "ping": _ping,
             "settings": _settings,
+            "schema": _schema,
         }
         return handler[args.command](args, settings)
     except RunnerError as exc:
@@ -208,6 +211,16 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"worker {node}")
             for pool in pools:
                 print("  " + "  ".join(f"{k}={v}" for k, v in pool.items()))
+    return 0
+
+
+def _schema(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.contract import json_schemas
+
+    args.folder.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (args.folder / name).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        print(args.folder / name)
     return 0
 
 

@@ -310,3 +310,16 @@ def rejected(submission_id: Any, exc: SubmissionRejected) -> SubmissionResult:
         tests=[],
         error=ErrorInfo(code=exc.code, message=exc.message),
     )
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of the wire models, by file name (docs/schema/ holds these, checked by a test)."""
+    schemas = {}
+    for name, model in (("submission", SubmissionIn), ("result", SubmissionResult)):
+        schema = model.model_json_schema(
+            mode="validation" if model is SubmissionIn else "serialization"
+        )
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["$id"] = f"https://code-runner-fleet/schema/v{CONTRACT_VERSION}/{name}.schema.json"
+        schemas[f"{name}.schema.json"] = schema
+    return schemas

@@ -1,12 +1,22 @@
 """The submission contract: every way a submission can be rejected gets a precise RJ code."""
 
 import base64
+import json
+from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from worker.compare import CompareMode
-from worker.contract import Maxima, SubmissionResult, Verdict, parse_submission, rejected
+from worker.contract import (
+    Maxima,
+    SubmissionResult,
+    Verdict,
+    json_schemas,
+    parse_submission,
+    rejected,
+)
 from worker.errors import SubmissionRejected
 
 LANGS = frozenset({"python", "c", "cpp", "javascript"})
@@ -95,3 +105,17 @@ def test_rejected_result_is_rj_with_error_and_echoes_a_string_id() -> None:
     assert result.submission_id == "sub-1"
     assert result.error is not None and result.error.code == "no_tests"
     assert rejected(42, SubmissionRejected("x", "y")).submission_id is None
+
+
+def test_checked_in_json_schemas_match_the_models() -> None:
+    folder = Path(__file__).parents[2] / "docs" / "schema"
+    for name, schema in json_schemas().items():
+        on_disk = json.loads((folder / name).read_text())
+        assert on_disk == schema, f"docs/schema/{name} is stale: run `runner schema`"
+
+
+def test_schema_accepts_a_valid_submission_and_rejects_an_unknown_field() -> None:
+    schema = json_schemas()["submission.schema.json"]
+    jsonschema.validate(good(), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(good(colour="red"), schema)
