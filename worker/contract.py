@@ -313,7 +313,7 @@ def rejected(submission_id: Any, exc: SubmissionRejected) -> SubmissionResult:
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """JSON Schema of the wire models, by file name (docs/schema/ holds these, checked by a test)."""
+    """JSON Schema of the wire models by file name (docs/schema/ holds them; a test checks)."""
     schemas = {}
     for name, model in (("submission", SubmissionIn), ("result", SubmissionResult)):
         schema = model.model_json_schema(
