@@ -141,16 +141,17 @@ def run_test(
     ):
         results = run_key(meta["run"], "tests")
         try:
-            earlier = rt.redis.hget(results, str(index))
-            if earlier is not None:
-                log.info("test.redelivered", index=index)
-                return {"index": index, "result": json.loads(earlier)}
             result = _judge_test(rt, compiled, meta, index, test)
-            payload = result.model_dump(mode="json")
-            if not rt.redis.hsetnx(results, str(index), json.dumps(payload)):
-                # a duplicate run got there first: its result is the one the join counts
-                payload = json.loads(rt.redis.hget(results, str(index)) or "null") or payload
-            rt.redis.expire(results, rt.settings.result_expires_s)
+            # First result wins, in one round trip: a redelivered or duplicated run of this
+            # test returns what the first run stored, so the join sees one answer per test.
+            with rt.redis.pipeline() as pipe:
+                pipe.hsetnx(results, str(index), result.model_dump_json())
+                pipe.hget(results, str(index))
+                pipe.expire(results, rt.settings.result_expires_s)
+                first, stored, _ = pipe.execute()
+            if not first:
+                log.info("test.duplicate", index=index)
+            payload = json.loads(stored)
             if meta["stop_on_first_failure"] and result.verdict not in (Verdict.AC, Verdict.SK):
                 rt.redis.eval(
                     LOWER_FAILED,

@@ -596,6 +596,7 @@ static void run_job(job_t *job, result_t *res) {
     fcntl(outp[0], F_SETFL, O_NONBLOCK);
     fcntl(errp[0], F_SETFL, O_NONBLOCK);
 
+    long peak_sum_kb = 0;
     struct pollfd fds[3] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0}};
     long hz = sysconf(_SC_CLK_TCK);
     int64_t next_scan = start + TICK_MS * 1000;
@@ -631,8 +632,9 @@ static void run_job(job_t *job, result_t *res) {
                 res->killed = "cpu";
                 break;
             }
+            /* several processes can together hold more than any one of them ever did */
+            if (rss > peak_sum_kb) peak_sum_kb = rss;
             if (job->mem_kb && rss > job->mem_kb) {
-                if (rss > reaped_maxrss) reaped_maxrss = rss; /* the peak we saw, not a guess */
                 res->killed = "memory";
                 break;
             }
@@ -661,7 +663,7 @@ static void run_job(job_t *job, result_t *res) {
         res->killed = "output";
     res->wall_us = end - start;
     res->cpu_us = reaped_cpu_us;
-    res->maxrss_kb = reaped_maxrss;
+    res->maxrss_kb = reaped_maxrss > peak_sum_kb ? reaped_maxrss : peak_sum_kb;
     res->oom_kills = oom_kills() - oom_before;
     if (main_status >= 0 && WIFEXITED(main_status)) {
         res->exit_code = WEXITSTATUS(main_status);

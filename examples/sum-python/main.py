@@ -1,0 +1,7 @@
+# Reads pairs of integers, one pair per line, and prints their sums.
+import sys
+
+for line in sys.stdin:
+    if line.strip():
+        a, b = map(int, line.split())
+        print(a + b)
