@@ -45,12 +45,12 @@ def main(argv: list[str] | None = None) -> int:
 
     w = sub.add_parser("worker", help="run a Celery worker with prewarmed sandbox pools")
     w.add_argument("-c", "--concurrency", type=int, default=0, help="default: RUNNER_CONCURRENCY")
-    w.add_argument("-n", "--hostname", default="", help="Celery node name (default runner@HOST)")
+    w.add_argument("-n", "--hostname", default="", help="default: RUNNER_NODE_NAME or runner@HOST")
     w.add_argument("-l", "--loglevel", default="INFO")
 
     sub.add_parser("status", help="workers, queue lengths and sandbox pools")
     g = sub.add_parser("ping", help="exit 0 if the named worker answers (a health check)")
-    g.add_argument("-n", "--hostname", default="", help="default runner@HOST, as `runner worker`")
+    g.add_argument("-n", "--hostname", default="", help="default: RUNNER_NODE_NAME or runner@HOST")
     g.add_argument("--timeout", type=float, default=5.0)
     sub.add_parser("settings", help="every RUNNER_* setting, its value and meaning")
     sc = sub.add_parser("schema", help="write the contract's JSON Schema files")
@@ -155,7 +155,7 @@ def _ping(args: argparse.Namespace, settings: Settings) -> int:
     """Asks this worker itself, through Celery's control API, whether it is alive."""
     from worker.app import app
 
-    name = args.hostname or default_node_name()
+    name = args.hostname or node_name(settings)
     replies = app.control.ping(destination=[name], timeout=args.timeout)
     if not replies:
         print(f"{name}: no answer", file=sys.stderr)
@@ -164,8 +164,8 @@ def _ping(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def default_node_name() -> str:
-    return f"runner@{socket.gethostname()}"
+def node_name(settings: Settings) -> str:
+    return settings.node_name or f"runner@{socket.gethostname()}"
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -173,7 +173,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from worker.runtime import concurrency_of
 
     concurrency = args.concurrency or concurrency_of(settings)
-    name = args.hostname or default_node_name()
+    name = args.hostname or node_name(settings)
     # threads: every test is a wait on a sandbox, and one shared warm pool serves them all
     app.worker_main(
         [

@@ -79,8 +79,30 @@ def current() -> Runtime:
     return _current
 
 
+def available_cpus() -> float:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container
+    sees every core of its host in os.cpu_count())."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    quota = _read("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+    if quota and quota[0] != "max":
+        cpus = min(cpus, int(quota[0]) / int(quota[1]))
+    quota_v1 = _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")  # cgroup v1: -1 when unlimited
+    period_v1 = _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    if quota_v1 and period_v1 and int(quota_v1[0]) > 0:
+        cpus = min(cpus, int(quota_v1[0]) / int(period_v1[0]))
+    return max(cpus, 1.0)
+
+
+def _read(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
 def concurrency_of(settings: Settings) -> int:
-    return settings.concurrency or 2 * (os.cpu_count() or 1)
+    return settings.concurrency or round(2 * available_cpus())
 
 
 @worker_init.connect
@@ -90,14 +112,21 @@ def _start(sender: Any = None, **_: Any) -> None:
     # Celery's own line per finished task repeats the whole result; our test.done event says
     # the same in a few fields, so that logger only speaks up for problems
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
-    size = getattr(sender, "concurrency", None) or concurrency_of(settings)
+    size = settings.pool_size or getattr(sender, "concurrency", None) or concurrency_of(settings)
     node = getattr(sender, "hostname", None) or f"celery@{socket.gethostname()}"
     owner = settings.owner or node
     pools = open_pools(settings, size=size, owner=owner)
+    pools.alive_nodes = _alive_nodes
     log.info("worker.prewarm", owner=owner, sandboxes_per_image=size)
     pools.start()
     install(build(settings, pools, host=node))
     log.info("worker.ready", owner=owner, pools=pools.state())
+
+
+def _alive_nodes() -> set[str]:
+    from worker.app import app
+
+    return {name for reply in app.control.ping(timeout=2.0) or [] for name in reply}
 
 
 @worker_shutdown.connect

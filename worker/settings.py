@@ -74,7 +74,10 @@ class Settings:
     broker_url: str = _setting("redis://127.0.0.1:6379/0", "Celery broker URL.")
     result_backend: str = _setting("redis://127.0.0.1:6379/1", "Celery result backend URL.")
     concurrency: int = _setting(
-        0, "Tests one worker runs at once (threads; also the pool size). 0: 2 x CPU cores.", low=0
+        0,
+        "Tests one worker runs at once (threads; also the pool size). 0: twice the CPUs this "
+        "process may use (affinity and cgroup quota, not the host's core count).",
+        low=0,
     )
     queue: str = _setting("runner", "Queue the worker consumes and runner.submit is sent to.")
     visibility_timeout_s: int = _setting(
@@ -88,10 +91,16 @@ class Settings:
     )
     max_artifact_kb: int = _setting(32_768, "Largest compiled program; bigger ones get CE.", low=64)
     artifact_cache_mb: int = _setting(256, "Compiled programs kept in each worker's memory.", low=0)
+    node_name: str = _setting(
+        "",
+        "Celery node name of `runner worker`, and the node `runner ping` asks. Empty: "
+        "runner@<host name>.",
+    )
     owner: str = _setting(
         "",
         "Label identifying this worker's sandboxes, so a restarted worker removes what a "
-        "crashed one left. Empty: the host name and the Celery node name.",
+        "crashed one left. Empty: the Celery node name; then workers also remove sandboxes "
+        "of other nodes on the same engine that no longer answer a ping.",
     )
     log_format: str = _setting(
         "console", "Log rendering: console (readable) or json.", choices=("console", "json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import os
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import docker
+import docker.errors
 import pytest
 from structlog.testing import capture_logs
 
@@ -24,7 +26,7 @@ from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.sandbox import open_pools
 from worker.sandbox.container import LABEL_SANDBOX, SandboxSpec, hardening
-from worker.sandbox.pool import SandboxPools, owned_containers
+from worker.sandbox.pool import SandboxPools, owned_containers, remove_orphans
 from worker.sandbox.protocol import File, Job
 from worker.settings import Settings
 
@@ -236,3 +238,24 @@ def test_long_run_leaks_no_containers_fds_or_memory(make_pools, docker_client) -
 def _rss_kb() -> int:
     with open("/proc/self/status") as f:
         return int(next(line for line in f if line.startswith("VmRSS")).split()[1])
+
+
+def test_orphans_of_dead_nodes_are_removed_and_others_kept(docker_client, images) -> None:
+    def sandbox(owner: str) -> str:
+        labels = {LABEL_SANDBOX: "1", "io.runner.owner": owner, TEST_LABEL: RUN_ID}
+        container = docker_client.containers.create(images["native"], labels=labels)
+        return container.id
+
+    dead = sandbox(f"ghost-{RUN_ID}@gone")
+    alive = sandbox(f"alive-{RUN_ID}@here")
+    manual = sandbox(f"manual-{RUN_ID}")  # an owner set by hand: never reaped by others
+    try:
+        removed = remove_orphans(docker_client, {f"alive-{RUN_ID}@here"}, "me@here", min_age_s=0)
+        remaining = {c.id for c in docker_client.containers.list(all=True, sparse=True)}
+        assert dead not in remaining
+        assert {alive, manual} <= remaining
+        assert removed >= 1
+    finally:
+        for cid in (dead, alive, manual):
+            with contextlib.suppress(docker.errors.NotFound):
+                docker_client.containers.get(cid).remove(force=True)

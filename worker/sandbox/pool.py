@@ -306,6 +306,32 @@ def remove_container(container: Any) -> None:
         raise SandboxError(f"cannot remove sandbox {container.id[:12]}: {exc}") from exc
 
 
+def remove_orphans(
+    client: docker.DockerClient, alive: set[str], own: str, min_age_s: float = 300.0
+) -> int:
+    """Remove sandboxes of Celery nodes (owners named like ``runner@host``) that no longer
+    answer: a worker container replaced under a new host name leaves its sandboxes to no one.
+    Owners set by hand (no ``@``) are never touched: they are someone else's to manage."""
+    try:
+        listed = client.containers.list(
+            all=True, sparse=True, filters={"label": f"{LABEL_SANDBOX}=1"}
+        )
+    except ENGINE_ERRORS as exc:
+        raise SandboxError(f"cannot list sandboxes: {exc}") from exc
+    now = time.time()
+    orphans = []
+    for container in listed:
+        owner = (container.attrs.get("Labels") or {}).get(LABEL_OWNER, "")
+        old = now - container.attrs.get("Created", now) > min_age_s
+        if "@" in owner and owner != own and owner not in alive and old:
+            orphans.append(container)
+    for container in orphans:
+        remove_container(container)
+    if orphans:
+        log.info("pool.orphans_removed", count=len(orphans))
+    return len(orphans)
+
+
 def remove_leftovers(client: docker.DockerClient, owner: str) -> int:
     """Remove every sandbox container labelled with ``owner`` (what a crashed worker left)."""
     found = owned_containers(client, owner)
@@ -338,6 +364,8 @@ class SandboxPools:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._identities: dict[str, str] = {}
+        # set by the worker: the Celery nodes that answer a ping (for remove_orphans)
+        self.alive_nodes: Callable[[], set[str]] | None = None
 
     def start(self) -> None:
         """Remove what a crashed predecessor left, prewarm every pool, start health probes."""
@@ -394,6 +422,8 @@ class SandboxPools:
                     log.warning("pool.health_failed", image=pool.spec.image, failed=failed)
             try:
                 self.reap_strays()
+                if self.alive_nodes is not None:
+                    remove_orphans(self._client, self.alive_nodes(), self.owner)
             except SandboxError as exc:
                 log.warning("pool.reap_failed", error=str(exc))
 
