@@ -109,12 +109,17 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
     if not args.wait:
         print(handle.id)
         return 0
-    ids = [str(t.get("id", i)) for i, t in enumerate(submission["tests"])]
+    ids = [
+        str(t.get("id", i)) if isinstance(t, dict) else str(i)
+        for i, t in enumerate(submission["tests"])
+    ]
+    width = max(map(len, ids), default=4)
     if not args.json:
         for index, test in handle.progress(timeout=args.timeout):
+            shown = ids[index] if index < len(ids) else str(index)
             print(
-                f"  test {ids[index] if index < len(ids) else index:<12} {test.verdict:<4} "
-                f"{test.cpu_time_ms:>6} ms {test.memory_kb:>8} KB  {test.message}",
+                f"  finished {shown:<{width}}  {test.verdict:<4} {test.cpu_time_ms:>6} ms "
+                f"{test.memory_kb:>8} KB  {test.message}",
                 flush=True,
             )
     result = handle.result(timeout=args.timeout)
@@ -127,16 +132,14 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
 
 def render_table(result: dict[str, Any]) -> str:
     tty = sys.stdout.isatty()
-    lines = [f"{'TEST':<14} {'VERDICT':<8} {'CPU ms':>7} {'WALL ms':>8} {'MEM KB':>8}  MESSAGE"]
+    w = max([4, *(len(test["id"]) for test in result["tests"])])
+    lines = [f"{'TEST':<{w}}  {'VERDICT':<8} {'CPU ms':>7} {'WALL ms':>8} {'MEM KB':>8}  MESSAGE"]
     for test in result["tests"]:
         verdict = test["verdict"]
-        shown = (
-            f"{VERDICT_STYLE.get(verdict, chr(27) + '[31m')}{verdict:<8}\033[0m"
-            if tty
-            else f"{verdict:<8}"
-        )
+        colour = VERDICT_STYLE.get(verdict, "\033[31m")
+        shown = f"{colour}{verdict:<8}\033[0m" if tty else f"{verdict:<8}"
         lines.append(
-            f"{test['id']:<14} {shown} {test['cpu_time_ms']:>7} {test['wall_time_ms']:>8} "
+            f"{test['id']:<{w}}  {shown} {test['cpu_time_ms']:>7} {test['wall_time_ms']:>8} "
             f"{test['memory_kb']:>8}  {test['message']}"
         )
     compile_ = result.get("compile")
