@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import docker
 import docker.errors
 import pytest
+import redis
 
 from worker.images.catalog import image_ref
 from worker.judge import Judge
@@ -20,17 +21,45 @@ from worker.settings import Settings
 TEST_LABEL = "io.runner.test"
 RUN_ID = uuid.uuid4().hex[:10]
 
+DB_PAIRS = ((14, 15), (12, 13), (6, 7), (4, 5))  # 10/11 are the e2e benchmark's
+
+
+def _claim_databases() -> tuple[int, int]:
+    """Two Redis databases of this run's own: fleet tests flush them around each test, so two
+    runs side by side on one machine must not share them. Falls back to the first pair when
+    Redis is down (the fixtures then fail with a clear message)."""
+    try:
+        client = redis.Redis(port=6379, socket_connect_timeout=2)
+        for broker, backend in DB_PAIRS:
+            if client.set(f"runner-test-lock:{broker}", RUN_ID, nx=True, ex=7200):
+                return broker, backend
+    except redis.RedisError:
+        pass
+    return DB_PAIRS[0]
+
+
+BROKER_DB, BACKEND_DB = _claim_databases()
+
 # The suite's own Redis databases and queue, set before the Celery app first reads its
-# configuration; fleet tests flush them around each test.
+# configuration.
 TEST_ENV = {
-    "RUNNER_BROKER_URL": "redis://127.0.0.1:6379/14",
-    "RUNNER_RESULT_BACKEND": "redis://127.0.0.1:6379/15",
+    "RUNNER_BROKER_URL": f"redis://127.0.0.1:6379/{BROKER_DB}",
+    "RUNNER_RESULT_BACKEND": f"redis://127.0.0.1:6379/{BACKEND_DB}",
     "RUNNER_QUEUE": f"runner-test-{RUN_ID}",
     "RUNNER_MAX_WALL_TIME_MS": "5000",
     "RUNNER_VISIBILITY_TIMEOUT_S": "60",
     "RUNNER_LOG_FORMAT": "json",
 }
 os.environ.update(TEST_ENV)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    client = redis.Redis(port=6379, socket_connect_timeout=2)
+    try:
+        if client.get(f"runner-test-lock:{BROKER_DB}") == RUN_ID.encode():
+            client.delete(f"runner-test-lock:{BROKER_DB}")
+    except redis.RedisError:
+        pass
 
 
 @pytest.fixture(scope="session")

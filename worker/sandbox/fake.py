@@ -7,14 +7,16 @@ for failure injection: it gets ``(image, job)`` and returns a report or raises.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import resource
+import signal
 import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from worker.errors import SandboxTimeout
 from worker.sandbox.protocol import File, Job, RunReport
@@ -77,10 +79,7 @@ def _execute(job: Job, deadline: float) -> RunReport:
             path.write_bytes(f.data)
             path.chmod(f.mode)
         env = dict(e.split("=", 1) for e in job.env) | {"HOME": tmp, "TMPDIR": tmp}
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
-        killed = "none"
-        wall = job.wall_ms / 1000 if job.wall_ms else deadline
         proc = subprocess.Popen(
             job.argv,
             cwd=tmp,
@@ -90,16 +89,28 @@ def _execute(job: Job, deadline: float) -> RunReport:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        try:
-            out, err = proc.communicate(job.stdin, timeout=wall)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            out, err = proc.communicate()
-            killed = "wall"
-        if time.monotonic() - start > deadline:
+        out, err = bytearray(), bytearray()
+        pumps = [
+            threading.Thread(target=_feed, args=(proc.stdin, job.stdin)),
+            threading.Thread(target=_drain, args=(proc.stdout, out)),
+            threading.Thread(target=_drain, args=(proc.stderr, err)),
+        ]
+        for t in pumps:
+            t.start()
+        wall = job.wall_ms / 1000 if job.wall_ms else deadline
+        timer = threading.Timer(wall, os.killpg, (proc.pid, signal.SIGKILL))
+        timer.start()
+        # wait4 ourselves: its rusage is this program's alone (RUSAGE_CHILDREN would mix in
+        # every child this process ever had)
+        _, status, usage = os.wait4(proc.pid, 0)
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        for t in pumps:
+            t.join()
+        elapsed = time.monotonic() - start
+        if elapsed > deadline:
             raise SandboxTimeout("fake sandbox past its deadline")
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+        killed = "wall" if elapsed >= wall else "none"
         if len(out) > job.out_bytes:
             killed = "output"
         files = {
@@ -111,13 +122,28 @@ def _execute(job: Job, deadline: float) -> RunReport:
         return report(
             exit_code=code if code >= 0 else -1,
             signal=-code if code < 0 else 0,
-            cpu_us=int(cpu * 1e6),
-            wall_us=int((time.monotonic() - start) * 1e6),
-            maxrss_kb=after.ru_maxrss,
+            cpu_us=int((usage.ru_utime + usage.ru_stime) * 1e6),
+            wall_us=int(elapsed * 1e6),
+            maxrss_kb=usage.ru_maxrss,
             killed=killed,
-            stdout=out[: job.out_bytes],
+            stdout=bytes(out[: job.out_bytes]),
             stdout_total=len(out),
-            stderr=err[: job.err_bytes],
+            stderr=bytes(err[: job.err_bytes]),
             stderr_total=len(err),
             files=files,
         )
+
+
+def _feed(pipe: IO[bytes] | None, data: bytes) -> None:
+    assert pipe is not None
+    with contextlib.suppress(BrokenPipeError):
+        pipe.write(data)
+    with contextlib.suppress(BrokenPipeError):
+        pipe.close()
+
+
+def _drain(pipe: IO[bytes] | None, into: bytearray) -> None:
+    assert pipe is not None
+    while chunk := pipe.read(65536):
+        into += chunk
+    pipe.close()
