@@ -8,12 +8,16 @@ mkdir -p "$STATE"
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
-# Debian packages the project needs; installed only when missing, and only as root.
+# Debian packages the project needs, as WHAT:PACKAGE where WHAT is a command or an absolute
+# path the package provides; installed only when missing, and only as root.
 need_packages() {
   local missing=()
   for spec in "$@"; do
-    local cmd="${spec%%:*}" pkg="${spec##*:}"
-    command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+    local what="${spec%%:*}" pkg="${spec##*:}"
+    case "$what" in
+      /*) [ -e "$what" ] || missing+=("$pkg") ;;
+      *) command -v "$what" >/dev/null 2>&1 || [ -x "/usr/sbin/$what" ] || missing+=("$pkg") ;;
+    esac
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}): install them or run as root"
