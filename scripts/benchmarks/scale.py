@@ -1,0 +1,78 @@
+"""Horizontal scaling on one machine: the same stream of 10-test submissions with one worker
+process, then two (each with its own warm pools), and the CPU-bound ceiling, in one run.
+
+The program is a C echo (CPU-light: about 1 ms), so what limits one worker is the worker
+itself (one Python process, one GIL), which is exactly what adding a worker multiplies."""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import redis
+
+from scripts.benchmarks.e2e import BACKEND, BROKER, IN_FLIGHT, worker
+
+ECHO_C = "#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n"
+STREAM = 150
+PER_WORKER_CONCURRENCY = "2"
+
+
+def submission(tag: str) -> dict[str, Any]:
+    tests = [{"stdin": f"{tag}-{i}\n", "expected_stdout": f"{tag}-{i}\n"} for i in range(10)]
+    return {"language": "c", "source": ECHO_C, "tests": tests}
+
+
+def busy_cpu_s() -> float:
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def stream(client: Any) -> tuple[float, float]:
+    """Tests per second, and machine CPU seconds per test, over the whole stream."""
+    cpu = busy_cpu_s()
+    start = time.perf_counter()
+    pending = []
+    for i in range(STREAM):
+        pending.append(client.submit(submission(f"s{i}")))
+        if len(pending) >= IN_FLIGHT:
+            assert pending.pop(0).result(timeout=600).verdict == "AC"
+    for handle in pending:
+        assert handle.result(timeout=600).verdict == "AC"
+    tests = STREAM * 10
+    return tests / (time.perf_counter() - start), (busy_cpu_s() - cpu) / tests
+
+
+def run() -> dict[str, object]:
+    os.environ.update(
+        {
+            "RUNNER_BROKER_URL": BROKER,
+            "RUNNER_RESULT_BACKEND": BACKEND,
+            "RUNNER_QUEUE": "bench-scale",
+            "RUNNER_LOG_FORMAT": "json",
+        }
+    )
+    for url in (BROKER, BACKEND):
+        redis.Redis.from_url(url).flushdb()
+    from worker.client import Client
+
+    client = Client()
+    figures: dict[str, object] = {}
+    for count in (1, 2):
+        with ExitStack() as stack:
+            for n in range(count):
+                stack.enter_context(worker(f"scale{n}", RUNNER_CONCURRENCY=PER_WORKER_CONCURRENCY))
+            client.submit(submission("warm")).result(timeout=120)
+            rate, cpu_per_test = stream(client)
+        figures[f"workers_{count}_tests_per_s"] = round(rate, 1)
+        figures[f"workers_{count}_cpu_ms_per_test"] = round(1000 * cpu_per_test, 2)
+    one, two = figures["workers_1_tests_per_s"], figures["workers_2_tests_per_s"]
+    figures["speedup_2_over_1"] = round(float(two) / float(one), 2)  # type: ignore[arg-type]
+    cpu_ms = float(figures["workers_2_cpu_ms_per_test"])  # type: ignore[arg-type]
+    cores = len(os.sched_getaffinity(0))
+    figures["cpu_bound_limit_tests_per_s"] = round(cores * 1000 / cpu_ms, 1)
+    figures["cores"] = cores
+    figures["per_worker_concurrency"] = int(PER_WORKER_CONCURRENCY)
+    return figures
