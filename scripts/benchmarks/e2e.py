@@ -111,7 +111,10 @@ def run() -> dict[str, object]:
         cold = latencies(client, 10, COLD_RUNS)
         figures["cold_submit_10_p50_ms"] = round(statistics.median(cold), 1)
     figures["ratio_cold_over_pooled_10"] = round(
-        float(figures["cold_submit_10_p50_ms"]) / float(figures["submit_10_p50_ms"]), 1  # type: ignore[arg-type]
+        float(figures["cold_submit_10_p50_ms"]) / float(figures["submit_10_p50_ms"]),
+        1,  # type: ignore[arg-type]
     )
-    figures["worker_concurrency"] = os.environ.get("RUNNER_CONCURRENCY") or 2 * (os.cpu_count() or 1)
+    figures["worker_concurrency"] = os.environ.get("RUNNER_CONCURRENCY") or 2 * (
+        os.cpu_count() or 1
+    )
     return figures
