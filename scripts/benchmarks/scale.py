@@ -26,7 +26,8 @@ def submission(tag: str) -> dict[str, Any]:
 
 
 def busy_cpu_s() -> float:
-    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
