@@ -53,6 +53,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": options,
         "result_backend_transport_options": options,
         "broker_connection_retry_on_startup": True,
+        # a result that cannot be stored during a Redis restart is retried, not turned into a
+        # task failure (which would fail the whole chord)
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 30,
+        "result_backend_max_sleep_between_retries_ms": 2000,
         "broker_connection_max_retries": None,
         "task_serializer": "json",
         "result_serializer": "json",

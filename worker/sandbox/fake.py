@@ -1,7 +1,7 @@
 """A fake pool for fast tests: runs jobs as plain local processes, no Docker, no isolation.
 
 Never use it for untrusted code. It gives the judge and the tasks realistic reports (exit
-codes, signals, output, CPU time, peak memory) in milliseconds. ``script`` replaces execution
+codes, signals, output, CPU and wall time; memory is not measured) in milliseconds. ``script`` replaces execution
 for failure injection: it gets ``(image, job)`` and returns a report or raises.
 """
 
@@ -124,7 +124,10 @@ def _execute(job: Job, deadline: float) -> RunReport:
             signal=-code if code < 0 else 0,
             cpu_us=int((usage.ru_utime + usage.ru_stime) * 1e6),
             wall_us=int(elapsed * 1e6),
-            maxrss_kb=usage.ru_maxrss,
+            # not measured: a child forked from a large process (pytest) inherits its parent's
+            # high-water mark across exec, so ru_maxrss would be the test runner's, not the
+            # program's. The real supervisor is a tiny static binary, where this does not arise.
+            maxrss_kb=0,
             killed=killed,
             stdout=bytes(out[: job.out_bytes]),
             stdout_total=len(out),
