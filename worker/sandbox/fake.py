@@ -1,8 +1,8 @@
 """A fake pool for fast tests: runs jobs as plain local processes, no Docker, no isolation.
 
 Never use it for untrusted code. It gives the judge and the tasks realistic reports (exit
-codes, signals, output, CPU and wall time; memory is not measured) in milliseconds. ``script`` replaces execution
-for failure injection: it gets ``(image, job)`` and returns a report or raises.
+codes, signals, output, CPU and wall time; not memory) in milliseconds. ``script`` replaces
+execution for failure injection: it gets ``(image, job)`` and returns a report or raises.
 """
 
 from __future__ import annotations
