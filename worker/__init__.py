@@ -1,11 +1,14 @@
 """Code-judging worker fleet: pooled, hardened Docker sandboxes behind Celery.
 
-The rooms: ``contract`` (what backends send and get back), ``languages`` (registry),
+The rooms: ``client`` (the Python producer), ``app``/``tasks``/``workflow`` (Celery: the
+canvas, the exactly-once join), ``runtime`` (a worker process's pools and clients),
+``contract`` (what backends send and get back), ``languages`` (registry),
 ``compare`` (output checking), ``judge`` (verdicts), ``sandbox`` (containers, supervisor
 protocol, pools, fake pool), ``images`` (catalogue, offline base, BuildKit builds),
 ``settings``, ``errors``, ``logs``.
 """
 
+from worker.client import Client, Handle
 from worker.compare import CompareMode, Comparison, compare
 from worker.contract import (
     CONTRACT_VERSION,
@@ -42,9 +45,11 @@ __all__ = [
     "LANGUAGES",
     "BaseImageError",
     "BrokerError",
+    "Client",
     "CompareMode",
     "Comparison",
     "FakePool",
+    "Handle",
     "ImageError",
     "Judge",
     "Language",
