@@ -71,14 +71,11 @@ def host_mirror(apt_dir: Path = Path("/etc/apt")) -> str | None:
                 if uris:
                     return uris.group(1)
         for line in text.splitlines():
+            # deb [options] URI SUITE COMPONENT...
             parts = line.split()
-            if (
-                len(parts) >= 3
-                and parts[0] == "deb"
-                and parts[-2] == SUITE
-                and "security" not in line
-            ):
-                return next(p for p in parts[1:] if "://" in p)
+            at = next((i for i, part in enumerate(parts) if "://" in part), None)
+            if parts[:1] == ["deb"] and at is not None and parts[at + 1 : at + 2] == [SUITE]:
+                return parts[at]
     return None
 
 

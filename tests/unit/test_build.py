@@ -1,0 +1,115 @@
+"""The image build tool's pure parts: content tags, the BuildKit command line, and finding
+the host's Debian mirror for the offline base."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from worker.images.base import host_mirror
+from worker.images.build import Builder, BuildOptions, content_tag
+from worker.images.catalog import IMAGES
+from worker.images.docker_cli import DockerCli
+
+
+def tree(root: Path) -> Path:
+    (root / "images/python").mkdir(parents=True)
+    (root / "images/common").mkdir(parents=True)
+    (root / "images/python/Dockerfile").write_text("FROM x\n")
+    (root / "images/python/requirements-execution.txt").write_text("")
+    (root / "images/common/passwd").write_text("root:x:0:0::/:/x\n")
+    (root / "worker").mkdir()
+    (root / "worker/app.py").write_text("print(1)\n")
+    return root
+
+
+def test_content_tag_follows_inputs_and_ignores_other_files(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    spec = IMAGES["python"]
+    before = content_tag(spec, root, ["base1"])
+    (root / "worker/app.py").write_text("print(2)\n")  # not an input of the python image
+    assert content_tag(spec, root, ["base1"]) == before
+    (root / "images/python/requirements-execution.txt").write_text("numpy\n")
+    assert content_tag(spec, root, ["base1"]) != before
+
+
+def test_content_tag_changes_with_the_base_image(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    assert content_tag(IMAGES["python"], root, ["a"]) != content_tag(IMAGES["python"], root, ["b"])
+
+
+def builder(**options: object) -> Builder:
+    b = Builder(DockerCli("/usr/bin/docker"), BuildOptions(**options))  # type: ignore[arg-type]
+    b._base = "runner-base:bookworm"  # resolved already: no engine needed here
+    return b
+
+
+def test_build_command_uses_buildkit_targets_and_build_args(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("PIP_CERT", raising=False)
+    args = builder().build_command(
+        IMAGES["python"], "runner-python:abc", "production", "sup:1", False
+    )
+    assert args[:3] == ["build", "-f", "images/python/Dockerfile"]
+    assert args[args.index("--target") + 1] == "production"
+    assert "runner-python:latest" in args
+    build_args = {args[i + 1] for i, a in enumerate(args) if a == "--build-arg"}
+    assert {
+        "BASE_IMAGE=runner-base:bookworm",
+        "SUPERVISOR_IMAGE=sup:1",
+        "PYTHON_VERSION=3.11",
+    } <= build_args
+    assert any(a.startswith("CREATED=") for a in build_args)
+    assert "--secret" not in args
+    assert args[-1] == "."
+
+
+def test_registry_cache_options_and_proxy_ca_secret(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("cert")
+    monkeypatch.setenv("PIP_CERT", str(ca))
+    args = builder(cache_from="reg:5000/ci", cache_to="reg:5000/ci").build_command(
+        IMAGES["python"], "runner-python:abc", "production", "sup:1", False
+    )
+    assert args[args.index("--cache-from") + 1] == "reg:5000/ci/runner-python:latest"
+    assert "BUILDKIT_INLINE_CACHE=1" in args
+    assert args[args.index("--secret") + 1] == f"id=ca-bundle,src={ca}"
+
+
+def test_development_target_is_not_tagged_latest() -> None:
+    args = builder(development=True).build_command(
+        IMAGES["python"], "runner-python:dev-abc", "development", "sup:1", False
+    )
+    assert "runner-python:latest" not in args
+
+
+def test_host_mirror_from_deb822_sources(tmp_path: Path) -> None:
+    (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "sources.list.d/debian.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm bookworm-updates\n\n"
+        "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\n"
+    )
+    assert host_mirror(tmp_path) == "http://mirror.example/debian"
+
+
+def test_host_mirror_from_one_line_sources(tmp_path: Path) -> None:
+    (tmp_path / "sources.list").write_text(
+        "deb http://security.example/debian-security bookworm-security main\n"
+        "deb [arch=amd64] http://mirror.example/debian bookworm main\n"
+    )
+    assert host_mirror(tmp_path) == "http://mirror.example/debian"
+
+
+def test_no_mirror_configured_means_debootstraps_default(tmp_path: Path) -> None:
+    assert host_mirror(tmp_path) is None
+
+
+def test_one_line_sources_with_several_components(tmp_path: Path) -> None:
+    (tmp_path / "sources.list").write_text(
+        "deb http://mirror.example/debian bookworm main contrib\n"
+    )
+    assert host_mirror(tmp_path) == "http://mirror.example/debian"
