@@ -24,6 +24,7 @@ from worker.sandbox.protocol import File
 
 log = structlog.get_logger()
 PREFIX = "runner:artifact:"
+IDENTITY = "runner:identity:"  # image key -> content tag, published by workers at start
 
 
 def artifact_key(language: str, compiler: str, source: bytes) -> str:
@@ -72,6 +73,13 @@ class ArtifactStore:
         self._remember(key, stored)
         return stored
 
+    def publish_identity(self, image: str, tag: str) -> None:
+        """Let producers compute artifact keys (see :func:`cached_compile`)."""
+        try:
+            self._redis.set(IDENTITY + image, tag)
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot publish the identity of {image}: {exc}") from exc
+
     def put(self, key: str, stored: Stored) -> None:
         outcome = {**stored.outcome, "modes": {f.name: f.mode for f in stored.files}}
         mapping: dict[str, bytes] = {"outcome": json.dumps(outcome).encode()}
@@ -97,3 +105,35 @@ class ArtifactStore:
             while self._cached > self._cache_bytes:
                 _, dropped = self._cache.popitem(last=False)
                 self._cached -= sum(len(f.data) for f in dropped.files)
+
+
+def compiled_message(key: str | None, outcome: dict[str, Any], cached: bool) -> dict[str, Any]:
+    """What the compile step hands every test task and the join (small, JSON)."""
+    message = {"key": key, **{k: v for k, v in outcome.items() if k != "modes"}}
+    if message.get("compile"):
+        message["compile"] = {**message["compile"], "cached": cached}
+    return message
+
+
+def cached_compile(
+    client: redis.Redis, language: str, image: str, source: bytes, ttl_s: int
+) -> dict[str, Any] | None:
+    """The compile step's message for a source compiled successfully before, or None.
+
+    Lets a producer skip the compile task (one task and one hop less per submission). The
+    image identity comes from the workers; a mismatch or a miss just means no shortcut."""
+    try:
+        tag = client.get(IDENTITY + image)
+        if tag is None:
+            return None
+        key = artifact_key(language, tag.decode(), source)
+        with client.pipeline() as pipe:
+            pipe.hget(PREFIX + key, "outcome")
+            pipe.expire(PREFIX + key, ttl_s)  # keep it alive for the tests about to run
+            raw, _ = pipe.execute()
+    except redis.RedisError as exc:
+        raise BrokerError(f"cannot look up compiled programs: {exc}") from exc
+    if raw is None:
+        return None
+    outcome = json.loads(raw)
+    return compiled_message(key, outcome, cached=True) if outcome.get("verdict") is None else None

@@ -32,7 +32,7 @@ from worker.errors import BrokerError, SubmissionRejected
 from worker.languages import LANGUAGES
 from worker.runtime import redis_client
 from worker.settings import Settings
-from worker.tasks import run_key
+from worker.tasks import run_key, shortcut
 from worker.workflow import SUBMIT_TASK, canvas
 
 
@@ -122,8 +122,9 @@ class Client:
         except SubmissionRejected as exc:
             sid = raw.get("id") if isinstance(raw, dict) else None
             return Handle(self.app, self._redis, None, run_id, 0, rejected(sid, exc))
+        compiled = shortcut(self._redis, parsed, run_id, self.settings.result_expires_s)
         try:
-            sent = canvas(parsed, run_id).apply_async(queue=self.settings.queue)
+            sent = canvas(parsed, run_id, compiled).apply_async(queue=self.settings.queue)
         except (redis.RedisError, OSError) as exc:
             raise BrokerError(f"cannot send submission: {exc}") from exc
         return Handle(self.app, self._redis, sent, run_id, len(parsed.tests))

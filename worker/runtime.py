@@ -119,7 +119,13 @@ def _start(sender: Any = None, **_: Any) -> None:
     pools.alive_nodes = _alive_nodes
     log.info("worker.prewarm", owner=owner, sandboxes_per_image=size)
     pools.start()
-    install(build(settings, pools, host=node))
+    runtime = build(settings, pools, host=node)
+    try:
+        for image in pools.specs:
+            runtime.store.publish_identity(image, pools.identity(image))
+    except RunnerError as exc:  # producers then just always send the compile step
+        log.warning("worker.identity_not_published", error=str(exc))
+    install(runtime)
     log.info("worker.ready", owner=owner, pools=pools.state())
 
 

@@ -12,13 +12,14 @@ import json
 import time
 from typing import Any
 
+import redis
 import structlog
 from celery import Task
 from structlog.contextvars import bound_contextvars
 
 from worker import runtime
 from worker.app import app
-from worker.artifacts import Stored, artifact_key
+from worker.artifacts import Stored, artifact_key, cached_compile, compiled_message
 from worker.compare import CompareMode, Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict, parse_submission, rejected
 from worker.errors import RunnerError, SubmissionRejected
@@ -42,6 +43,11 @@ def run_key(run: str, what: str) -> str:
     return f"runner:run:{run}:{what}"
 
 
+def remember_compile(client: Any, run: str, compiled: dict[str, Any], ttl_s: int) -> None:
+    """The compile outcome of one submission, for its join."""
+    client.set(run_key(run, "compile"), json.dumps(compiled), ex=ttl_s)
+
+
 @app.task(name=SUBMIT_TASK, bind=True)
 def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
     """The contract's entry point: one positional argument, the submission object."""
@@ -61,8 +67,25 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
             log.info("submission.rejected", code=exc.code, reason=exc.message)
             return rejected(sid, exc).model_dump(mode="json")
         log.info("submission.accepted", tests=len(submission.tests), language=submission.language)
+        rt = runtime.current()
+        compiled = shortcut(rt.redis, submission, self.request.id, rt.settings.result_expires_s)
         # the canvas's join inherits this task's id, so its result is runner.submit's result
-        return self.replace(canvas(submission, run_id=self.request.id))
+        return self.replace(canvas(submission, run_id=self.request.id, compiled=compiled))
+
+
+def shortcut(client: Any, submission: Any, run: str, ttl_s: int) -> dict[str, Any] | None:
+    """A successful earlier compile of the same source, remembered for this run; else None.
+    Any trouble just means no shortcut: the compile task then does the work."""
+    language = LANGUAGES[submission.language]
+    image = language.compile.image if language.compile else language.image
+    try:
+        compiled = cached_compile(client, language.name, image, submission.source, ttl_s)
+        if compiled is not None:
+            remember_compile(client, run, compiled, ttl_s)
+    except (RunnerError, redis.RedisError) as exc:
+        log.warning("compile.lookup_failed", error=str(exc))
+        return None
+    return compiled
 
 
 @app.task(name=COMPILE_TASK, bind=True)
@@ -84,18 +107,11 @@ def compile_submission(self: Task, meta: dict[str, Any], source_b64: str) -> dic
                 stored = _compile(rt, language.name, source)
                 if stored.outcome["verdict"] != Verdict.IE:
                     rt.store.put(key, stored)
-            outcome = {k: v for k, v in stored.outcome.items() if k != "modes"}
-            if outcome.get("compile"):
-                outcome["compile"] = {**outcome["compile"], "cached": cached}
-            compiled = {"key": key, **outcome}
+            compiled = compiled_message(key, stored.outcome, cached)
         except RunnerError as exc:
             compiled = {"key": None, "verdict": Verdict.IE, "message": str(exc), "compile": None}
         try:
-            rt.redis.set(
-                run_key(meta["run"], "compile"),
-                json.dumps(compiled),
-                ex=rt.settings.result_expires_s,
-            )
+            remember_compile(rt.redis, meta["run"], compiled, rt.settings.result_expires_s)
         except Exception as exc:
             log.error("compile.store_failed", error=str(exc))
         log.info(

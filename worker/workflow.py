@@ -69,23 +69,25 @@ def b64(data: bytes | None) -> str | None:
     return None if data is None else base64.b64encode(data).decode()
 
 
-def canvas(submission: Submission, run_id: str | None = None) -> Signature:
-    """compile, then a chord of one task per test joined by ``runner.join``."""
+def canvas(
+    submission: Submission, run_id: str | None = None, compiled: dict[str, Any] | None = None
+) -> Signature:
+    """compile, then a chord of one task per test joined by ``runner.join``; with
+    ``compiled`` (the same source compiled before) the chord alone."""
     meta = meta_of(submission, run_id)
-    header = [
-        app.signature(
-            TEST_TASK,
-            args=(
-                meta,
-                index,
-                {"id": t.id, "stdin": b64(t.stdin), "expected": b64(t.expected_stdout)},
-            ),
-        )
-        for index, t in enumerate(submission.tests)
+    tests = [
+        {"id": t.id, "stdin": b64(t.stdin), "expected": b64(t.expected_stdout)}
+        for t in submission.tests
     ]
+    join = app.signature(JOIN_TASK, args=(meta, [t.id for t in submission.tests]))
+    if compiled is not None:
+        header = [
+            app.signature(TEST_TASK, args=(compiled, meta, i, test)) for i, test in enumerate(tests)
+        ]
+        return chord(header, join)
+    header = [app.signature(TEST_TASK, args=(meta, i, test)) for i, test in enumerate(tests)]
     return chain(
-        app.signature(COMPILE_TASK, args=(meta, b64(submission.source))),
-        chord(header, app.signature(JOIN_TASK, args=(meta, [t.id for t in submission.tests]))),
+        app.signature(COMPILE_TASK, args=(meta, b64(submission.source))), chord(header, join)
     )
 
 

@@ -17,7 +17,7 @@ from worker.languages import LANGUAGES
 from worker.sandbox.fake import FakePool, report
 from worker.sandbox.protocol import Job, RunReport
 from worker.settings import Settings
-from worker.tasks import compile_submission, join_results, run_test, submit
+from worker.tasks import compile_submission, join_results, run_test, shortcut, submit
 from worker.workflow import COMPILE_TASK, JOIN_TASK, TEST_TASK, assemble, canvas, meta_of
 
 
@@ -197,3 +197,22 @@ def test_submit_turns_bad_calls_into_rj_results(
     out = submit.apply(args=args, kwargs=kwargs).get()
     assert out["verdict"] == "RJ"
     assert out["error"]["code"] == code
+
+
+def test_known_source_skips_the_compile_task(fake_runtime: runtime.Runtime) -> None:
+    compiled = compiled_for(fake_runtime)  # compiles and stores the program
+    fake_runtime.store.publish_identity("python", fake_runtime.runner.identity("python"))
+    submission = parsed(sub(3))
+    found = shortcut(fake_runtime.redis, submission, "run2", 60)
+    assert found is not None and found["key"] == compiled["key"]
+    assert found["compile"]["cached"] is True
+    sig = canvas(submission, run_id="run2", compiled=found)
+    assert [t.task for t in sig.tasks] == [TEST_TASK] * 3  # a chord: no compile step
+    assert sig.tasks[0].args[0] == found
+    assert json.loads(fake_runtime.redis.get("runner:run:run2:compile"))["key"] == found["key"]
+
+
+def test_unknown_source_or_identity_gets_no_shortcut(fake_runtime: runtime.Runtime) -> None:
+    assert shortcut(fake_runtime.redis, parsed(sub(1)), "run3", 60) is None  # no identity yet
+    fake_runtime.store.publish_identity("python", fake_runtime.runner.identity("python"))
+    assert shortcut(fake_runtime.redis, parsed(sub(1)), "run3", 60) is None  # never compiled
