@@ -46,6 +46,11 @@ class Language:
     runtime_threads: int = 0
 
     @property
+    def compile_image(self) -> str:
+        """The image whose identity keys this language's compiled programs."""
+        return self.compile.image if self.compile else self.image
+
+    @property
     def job_env(self) -> tuple[str, ...]:
         """The job's whole environment; the supervisor adds HOME and TMPDIR (its work dir)."""
         return (*BASE_ENV, *self.env)

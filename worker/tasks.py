@@ -21,7 +21,15 @@ from worker import runtime
 from worker.app import app
 from worker.artifacts import Stored, artifact_key, cached_compile, compiled_message
 from worker.compare import CompareMode, Comparison
-from worker.contract import Limits, TestCase, TestResult, Verdict, parse_submission, rejected
+from worker.contract import (
+    Limits,
+    Submission,
+    TestCase,
+    TestResult,
+    Verdict,
+    parse_submission,
+    rejected,
+)
 from worker.errors import RunnerError, SubmissionRejected
 from worker.judge import Program
 from worker.languages import LANGUAGES
@@ -73,13 +81,14 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
         return self.replace(canvas(submission, run_id=self.request.id, compiled=compiled))
 
 
-def shortcut(client: Any, submission: Any, run: str, ttl_s: int) -> dict[str, Any] | None:
+def shortcut(client: Any, submission: Submission, run: str, ttl_s: int) -> dict[str, Any] | None:
     """A successful earlier compile of the same source, remembered for this run; else None.
     Any trouble just means no shortcut: the compile task then does the work."""
     language = LANGUAGES[submission.language]
-    image = language.compile.image if language.compile else language.image
     try:
-        compiled = cached_compile(client, language.name, image, submission.source, ttl_s)
+        compiled = cached_compile(
+            client, language.name, language.compile_image, submission.source, ttl_s
+        )
         if compiled is not None:
             remember_compile(client, run, compiled, ttl_s)
     except (RunnerError, redis.RedisError) as exc:
@@ -99,8 +108,7 @@ def compile_submission(self: Task, meta: dict[str, Any], source_b64: str) -> dic
         language = LANGUAGES[meta["language"]]
         try:
             source = base64.b64decode(source_b64)
-            image = language.compile.image if language.compile else language.image
-            key = artifact_key(language.name, rt.runner.identity(image), source)
+            key = artifact_key(language.name, rt.runner.identity(language.compile_image), source)
             stored = rt.store.get(key)
             cached = stored is not None
             if stored is None:
