@@ -15,7 +15,8 @@ import redis
 from worker.images.catalog import image_ref
 from worker.judge import Judge
 from worker.sandbox import open_pools, sandbox_images
-from worker.sandbox.pool import SandboxPools, owned_containers
+from worker.sandbox.pool import SandboxPools
+from worker.sandbox.reaper import owned_containers
 from worker.settings import Settings
 
 TEST_LABEL = "io.runner.test"

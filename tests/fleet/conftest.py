@@ -18,7 +18,7 @@ import redis
 
 from tests.conftest import RUN_ID, TEST_ENV
 from worker.client import Client
-from worker.sandbox.pool import owned_containers
+from worker.sandbox.reaper import owned_containers
 from worker.settings import Settings
 
 RUNNER = Path(sys.executable).with_name("runner")

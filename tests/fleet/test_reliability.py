@@ -22,7 +22,7 @@ import redis
 
 from worker.client import Client
 from worker.contract import SubmissionResult, Verdict
-from worker.sandbox.pool import owned_containers
+from worker.sandbox.reaper import owned_containers
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 

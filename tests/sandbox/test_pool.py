@@ -26,8 +26,9 @@ from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.sandbox import open_pools
 from worker.sandbox.container import LABEL_SANDBOX, SandboxSpec, hardening
-from worker.sandbox.pool import SandboxPools, owned_containers, remove_orphans
+from worker.sandbox.pool import SandboxPools
 from worker.sandbox.protocol import File, Job
+from worker.sandbox.reaper import owned_containers, remove_orphans
 from worker.settings import Settings
 
 pytestmark = pytest.mark.docker

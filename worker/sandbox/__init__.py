@@ -1,5 +1,5 @@
 """Sandboxes: hardened containers (container), the supervisor's wire format (protocol), warm
-pools of them (pool), and a fake pool for tests (fake)."""
+pools of them (pool), removal of what no pool holds (reaper), and a fake pool for tests (fake)."""
 
 from __future__ import annotations
 
