@@ -77,7 +77,7 @@ BASELINE = ImageSpec(
     target="",
     inputs=(
         "images/baseline",
-        "images/supervisor/supervisor.c",
+        "images/supervisor",
         "images/python/requirements-execution.txt",
     ),
     needs_supervisor=False,

@@ -1,0 +1,201 @@
+/* A job's processes: finding, killing and reaping them; cleaning up after the job. */
+#include "supervisor.h"
+
+/* ------------------------------------------------------------------ process bookkeeping */
+
+/* Every live process of uid, by scanning /proc; sums their CPU (ticks) and RSS (kB). */
+int scan_uid(uid_t uid, int do_kill, long long *cpu_ticks, long *rss_kb) {
+    DIR *d = opendir("/proc");
+    if (!d) return -1;
+    int count = 0;
+    long long ticks = 0;
+    long rss = 0;
+    long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+        struct stat st;
+        char path[300];
+        snprintf(path, sizeof path, "/proc/%s", e->d_name);
+        if (stat(path, &st) < 0 || st.st_uid != uid) continue;
+        pid_t pid = (pid_t)atoi(e->d_name);
+        count++;
+        if (do_kill) {
+            kill(pid, SIGKILL);
+            continue;
+        }
+        if (cpu_ticks) {
+            char line[1024];
+            snprintf(path, sizeof path, "/proc/%d/stat", pid);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                ssize_t n = read(fd, line, sizeof line - 1);
+                close(fd);
+                char *p = n > 0 ? (line[n] = 0, strrchr(line, ')')) : NULL;
+                unsigned long long ut = 0, stt = 0;
+                /* fields after the command: state ppid ... utime(14) stime(15) */
+                if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                                &ut, &stt) == 2)
+                    ticks += (long long)(ut + stt);
+            }
+        }
+        if (rss_kb) {
+            char line[128];
+            snprintf(path, sizeof path, "/proc/%d/statm", pid);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0) {
+                ssize_t n = read(fd, line, sizeof line - 1);
+                close(fd);
+                long size = 0, res = 0;
+                if (n > 0 && (line[n] = 0, sscanf(line, "%ld %ld", &size, &res) == 2))
+                    rss += res * page_kb;
+            }
+        }
+    }
+    closedir(d);
+    if (cpu_ticks) *cpu_ticks = ticks;
+    if (rss_kb) *rss_kb = rss;
+    return count;
+}
+
+int64_t reaped_cpu_us;
+long reaped_maxrss;
+pid_t main_pid;
+int main_status = -1;
+
+static void account(const struct rusage *ru) {
+    reaped_cpu_us += (int64_t)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec +
+                     (int64_t)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec;
+    if (ru->ru_maxrss > reaped_maxrss) reaped_maxrss = ru->ru_maxrss;
+}
+
+/* Reap every exited child (the job's main process and orphans reparented to us). */
+void reap(int block) {
+    for (;;) {
+        int status;
+        struct rusage ru;
+        pid_t pid = wait4(-1, &status, block ? 0 : WNOHANG, &ru);
+        if (pid <= 0) {
+            if (pid < 0 && errno == EINTR) continue;
+            return;
+        }
+        account(&ru);
+        if (pid == main_pid) main_status = status;
+    }
+}
+
+/* Kill every process of uid and reap them; 0 when none is left. */
+int kill_uid(uid_t uid) {
+    for (int round = 0; round < KILL_ROUNDS; round++) {
+        int alive = scan_uid(uid, 1, NULL, NULL);
+        reap(0);
+        if (alive == 0) return 0;
+        if (round > 2) usleep(1000);
+    }
+    return scan_uid(uid, 0, NULL, NULL) == 0 ? 0 : -1;
+}
+
+/* Container-wide OOM kills so far (cgroup v1 memory.oom_control, or v2 memory.events). */
+long oom_kills(void) {
+    const char *paths[] = {"/sys/fs/cgroup/memory/memory.oom_control",
+                           "/sys/fs/cgroup/memory.events"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        FILE *f = fopen(paths[i], "re");
+        if (!f) continue;
+        char key[64];
+        long v, found = -1;
+        while (fscanf(f, "%63s %ld", key, &v) == 2)
+            if (strcmp(key, "oom_kill") == 0) found = v;
+        fclose(f);
+        if (found >= 0) return found;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ cleanup (as the job uid) */
+
+static int rm_tree_at(int dirfd) {
+    DIR *d = fdopendir(dirfd);
+    if (!d) return -1;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+        if (unlinkat(dirfd, e->d_name, 0) == 0) continue;
+        /* a directory, maybe chmod'ed shut by the job: open it up as its owner, then recurse */
+        fchmodat(dirfd, e->d_name, 0700, 0);
+        int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0 || rm_tree_at(sub) < 0 || unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0) rc = -1;
+    }
+    closedir(d);
+    return rc;
+}
+
+static void remove_ipc(uid_t uid) {
+    const char *tables[] = {"/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg"};
+    for (int t = 0; t < 3; t++) {
+        FILE *f = fopen(tables[t], "re");
+        if (!f) continue;
+        char line[512];
+        /* the header names the columns; the owner's column differs between the tables */
+        int uid_col = -1, col = 0;
+        if (fgets(line, sizeof line, f))
+            for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n"), col++)
+                if (strcmp(tok, "uid") == 0) uid_col = col;
+        while (uid_col > 1 && fgets(line, sizeof line, f)) {
+            long id = -1, owner = -1;
+            col = 0;
+            for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n"), col++) {
+                if (col == 1) id = atol(tok);
+                if (col == uid_col) owner = atol(tok);
+            }
+            if (owner != (long)uid || id < 0) continue;
+            if (t == 0) shmctl((int)id, IPC_RMID, NULL);
+            else if (t == 1) semctl((int)id, 0, IPC_RMID);
+            else msgctl((int)id, IPC_RMID, NULL);
+        }
+        fclose(f);
+    }
+}
+
+static void remove_owned_in(const char *dir, uid_t uid) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    DIR *d = fdopendir(fd);
+    if (!d) { close(fd); return; }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        struct stat st;
+        if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != uid) continue;
+        if (unlinkat(fd, e->d_name, 0) < 0) {
+            int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub >= 0) rm_tree_at(sub);
+            unlinkat(fd, e->d_name, AT_REMOVEDIR);
+        }
+    }
+    closedir(d);
+}
+
+/* Wipe what the job owned: its work dir's contents, shared-memory files and SysV IPC objects.
+ * Done by a child that becomes the job's uid, since root here lacks CAP_DAC_OVERRIDE. */
+const char *wipe(job_t *job) {
+    pid_t pid = fork();
+    if (pid < 0) return "fork for wipe failed";
+    if (pid == 0) {
+        if (setgroups(0, NULL) < 0 || setresgid(job->uid, job->uid, job->uid) < 0 ||
+            setresuid(job->uid, job->uid, job->uid) < 0)
+            _exit(3);
+        int fd = open(job->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int rc = fd >= 0 ? rm_tree_at(fd) : -1;
+        remove_owned_in("/dev/shm", job->uid);
+        remove_owned_in("/tmp", job->uid);
+        remove_ipc(job->uid);
+        _exit(rc < 0 ? 4 : 0);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "work dir wipe failed";
+    if (rmdir(job->workdir) < 0) return "work dir not empty after wipe";
+    if (kill_uid(job->uid) < 0) return "processes survived the wipe";
+    return NULL;
+}

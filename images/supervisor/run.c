@@ -1,0 +1,183 @@
+/* Running one job: the child's limits and identity, then watching it until it ends. */
+#include "supervisor.h"
+
+/* ------------------------------------------------------------------ running a job */
+
+static void child_exec(job_t *job, int out_w, int err_w, int errpipe_w) {
+    const char *step = "dup2";
+    int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY);
+    if (dup2(fd0, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) goto fail;
+    /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours */
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != errpipe_w) close(fd);
+    setsid();
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (adj >= 0) { /* the job, not the supervisor, is the OOM killer's first choice */
+        if (write(adj, "1000", 4) < 0) {}
+        close(adj);
+    }
+    struct rlimit rl;
+#define LIMIT(res, v) do { step = "setrlimit " #res; rl.rlim_cur = rl.rlim_max = (v); if (setrlimit(res, &rl) < 0) goto fail; } while (0)
+    if (job->cpu_ms) {
+        rlim_t s = (rlim_t)(job->cpu_ms + 999) / 1000 + 1; /* backstop; the tick enforces ms */
+        rl.rlim_cur = s;
+        rl.rlim_max = s + 1;
+        step = "setrlimit RLIMIT_CPU";
+        if (setrlimit(RLIMIT_CPU, &rl) < 0) goto fail;
+    }
+    if (job->procs) LIMIT(RLIMIT_NPROC, (rlim_t)job->procs);
+    if (job->fsize_kb) LIMIT(RLIMIT_FSIZE, (rlim_t)job->fsize_kb * 1024);
+    if (job->nofile) LIMIT(RLIMIT_NOFILE, (rlim_t)job->nofile);
+    if (job->stack_kb) LIMIT(RLIMIT_STACK, (rlim_t)job->stack_kb * 1024);
+    LIMIT(RLIMIT_CORE, 0);
+    LIMIT(RLIMIT_MSGQUEUE, 0);
+    LIMIT(RLIMIT_MEMLOCK, 0);
+#undef LIMIT
+    step = "chdir";
+    if (chdir(job->workdir[0] ? job->workdir : "/") < 0) goto fail;
+    step = "switch uid";
+    if (geteuid() == 0) {
+        if (setgroups(0, NULL) < 0 || setresgid(job->uid, job->uid, job->uid) < 0 ||
+            setresuid(job->uid, job->uid, job->uid) < 0)
+            goto fail;
+    }
+    umask(022);
+    step = "exec";
+    execve(job->argv[0], job->argv, job->envp);
+fail:;
+    char msg[128];
+    int n = snprintf(msg, sizeof msg, "%s %s: %s", step, job->argv[0], strerror(errno));
+    if (write(errpipe_w, msg, (size_t)n) < 0) {}
+    _exit(127);
+}
+
+void drain(int fd, buf_t *b) {
+    char chunk[65536];
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n > 0) { buf_add(b, chunk, (size_t)n); continue; }
+        if (n < 0 && errno == EINTR) continue;
+        return;
+    }
+}
+
+void run_job(job_t *job, result_t *res) {
+    memset(res, 0, sizeof *res);
+    res->killed = "none";
+    res->stdout_buf.limit = job->out_bytes + 1; /* one past the cap tells OLE from a full fit */
+    res->stderr_buf.limit = job->err_bytes;
+    reaped_cpu_us = 0;
+    reaped_maxrss = 0;
+    main_status = -1;
+    long oom_before = oom_kills();
+
+    int outp[2], errp[2], errpipe[2];
+    if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(errpipe, O_CLOEXEC) < 0) {
+        snprintf(res->exec_error, sizeof res->exec_error, "pipe: %s", strerror(errno));
+        return;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    int64_t start = now_us();
+    main_pid = fork();
+    if (main_pid == 0) {
+        sigprocmask(SIG_UNBLOCK, &mask, NULL);
+        close(outp[0]);
+        close(errp[0]);
+        close(errpipe[0]);
+        child_exec(job, outp[1], errp[1], errpipe[1]);
+    }
+    close(outp[1]);
+    close(errp[1]);
+    close(errpipe[1]);
+    if (main_pid < 0) {
+        snprintf(res->exec_error, sizeof res->exec_error, "fork: %s", strerror(errno));
+        close(outp[0]); close(errp[0]); close(errpipe[0]); close(sfd);
+        return;
+    }
+    fcntl(outp[0], F_SETFL, O_NONBLOCK);
+    fcntl(errp[0], F_SETFL, O_NONBLOCK);
+
+    long peak_sum_kb = 0;
+    struct pollfd fds[3] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0}};
+    long hz = sysconf(_SC_CLK_TCK);
+    int64_t next_scan = start + TICK_MS * 1000;
+    while (main_status < 0) {
+        int64_t t = now_us();
+        int64_t wait_ms = (next_scan - t) / 1000 + 1;
+        if (job->wall_ms) {
+            int64_t left = (start + job->wall_ms * 1000 - t) / 1000 + 1;
+            if (left < wait_ms) wait_ms = left;
+        }
+        if (wait_ms < 0) wait_ms = 0;
+        int n = poll(fds, 3, (int)wait_ms);
+        if (n < 0 && errno != EINTR) break;
+        if (fds[0].revents & (POLLIN | POLLHUP)) drain(outp[0], &res->stdout_buf);
+        if (fds[1].revents & (POLLIN | POLLHUP)) drain(errp[0], &res->stderr_buf);
+        if (fds[0].revents & POLLHUP) fds[0].fd = -1;
+        if (fds[1].revents & POLLHUP) fds[1].fd = -1;
+        if (fds[2].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) > 0) {}
+            reap(0);
+        }
+        if (main_status >= 0) break;
+        t = now_us();
+        if (res->stdout_buf.total > job->out_bytes) { res->killed = "output"; break; }
+        if (job->wall_ms && t - start >= job->wall_ms * 1000) { res->killed = "wall"; break; }
+        if (t >= next_scan) {
+            next_scan = t + TICK_MS * 1000;
+            long long ticks = 0;
+            long rss = 0;
+            scan_uid(job->uid, 0, &ticks, &rss);
+            if (job->cpu_ms && reaped_cpu_us + ticks * 1000000 / hz > job->cpu_ms * 1000) {
+                res->killed = "cpu";
+                break;
+            }
+            /* several processes can together hold more than any one of them ever did */
+            if (rss > peak_sum_kb) peak_sum_kb = rss;
+            if (job->mem_kb && rss > job->mem_kb) {
+                res->killed = "memory";
+                break;
+            }
+        }
+    }
+    int64_t end = now_us();
+    /* the main process may not have switched uid yet, so it and its group are killed by pid */
+    if (main_status < 0) {
+        kill(-main_pid, SIGKILL);
+        kill(main_pid, SIGKILL);
+    }
+    if (geteuid() == 0) kill_uid(job->uid);
+    reap(1); /* blocks until every child is gone: all were killed above */
+    /* all writers are dead now: read what is left in the pipes */
+    drain(outp[0], &res->stdout_buf);
+    drain(errp[0], &res->stderr_buf);
+    char msg[128];
+    ssize_t n = read(errpipe[0], msg, sizeof msg - 1);
+    if (n > 0) {
+        msg[n] = 0;
+        snprintf(res->exec_error, sizeof res->exec_error, "%s", msg);
+    }
+    close(outp[0]); close(errp[0]); close(errpipe[0]); close(sfd);
+
+    if (strcmp(res->killed, "none") == 0 && res->stdout_buf.total > job->out_bytes)
+        res->killed = "output";
+    res->wall_us = end - start;
+    res->cpu_us = reaped_cpu_us;
+    res->maxrss_kb = reaped_maxrss > peak_sum_kb ? reaped_maxrss : peak_sum_kb;
+    res->oom_kills = oom_kills() - oom_before;
+    if (main_status >= 0 && WIFEXITED(main_status)) {
+        res->exit_code = WEXITSTATUS(main_status);
+    } else if (main_status >= 0 && WIFSIGNALED(main_status)) {
+        res->exit_code = -1;
+        res->signal = WTERMSIG(main_status);
+    } else {
+        res->exit_code = -1;
+        res->signal = SIGKILL;
+    }
+}

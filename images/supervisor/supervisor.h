@@ -1,0 +1,101 @@
+/* Shared declarations of the supervisor's parts: wire.c (utilities, wire format),
+ * process.c (finding, killing and reaping a job's processes; cleaning up after it), run.c
+ * (running one job under its limits), supervisor.c (requests and main). See supervisor.c. */
+#ifndef SUPERVISOR_H
+#define SUPERVISOR_H
+
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VERSION "1"
+#define BOX_ROOT "/box"
+#define MAX_ARGS 64
+#define MAX_ENV 64
+#define MAX_COLLECT 8
+#define TICK_MS 10
+#define KILL_ROUNDS 200
+
+/* Growable byte buffer with an optional cap: bytes past the cap are counted, not kept. */
+typedef struct {
+    char *data;
+    size_t len, cap, limit, total;
+} buf_t;
+
+typedef struct {
+    uid_t uid;
+    long cpu_ms, wall_ms, mem_kb, procs, fsize_kb, nofile, stack_kb;
+    size_t out_bytes, err_bytes, collect_max;
+    char *argv[MAX_ARGS + 1];
+    char *envp[MAX_ENV + 1];
+    char *collect[MAX_COLLECT];
+    int nargs, nenv, ncollect;
+    char workdir[64];
+    int stdin_fd;
+    char error[256];
+} job_t;
+
+typedef struct {
+    int exit_code, signal;
+    int64_t cpu_us, wall_us;
+    long maxrss_kb;
+    const char *killed;
+    long oom_kills;
+    buf_t stdout_buf, stderr_buf;
+    char exec_error[160];
+} result_t;
+
+/* wire.c */
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+int64_t now_us(void);
+int write_all(int fd, const void *buf, size_t len);
+void buf_add(buf_t *b, const char *src, size_t n);
+void buf_free(buf_t *b);
+int in_byte(void);
+int read_header(char *name, size_t name_size, size_t *len);
+int body_to_fd(size_t len, int fd);
+char *body_to_str(size_t len);
+void put(const char *name, const char *data, size_t len);
+void put_str(const char *name, const char *s);
+void put_num(const char *name, long long v);
+void flush_message(void);
+
+/* process.c */
+extern int64_t reaped_cpu_us;
+extern long reaped_maxrss;
+extern pid_t main_pid;
+extern int main_status;
+int scan_uid(uid_t uid, int do_kill, long long *cpu_ticks, long *rss_kb);
+void reap(int block);
+int kill_uid(uid_t uid);
+long oom_kills(void);
+const char *wipe(job_t *job);
+
+/* run.c */
+void drain(int fd, buf_t *b);
+void run_job(job_t *job, result_t *res);
+
+#endif

@@ -1,0 +1,153 @@
+/* Small utilities and the wire format (see supervisor.c). */
+#include "supervisor.h"
+/* ------------------------------------------------------------------ small utilities */
+
+void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("supervisor: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(2);
+}
+
+int64_t now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int write_all(int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+
+
+void buf_add(buf_t *b, const char *src, size_t n) {
+    b->total += n;
+    if (b->len >= b->limit) return;
+    if (n > b->limit - b->len) n = b->limit - b->len;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (!grown) die("out of memory");
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, src, n);
+    b->len += n;
+}
+
+void buf_free(buf_t *b) {
+    free(b->data);
+    memset(b, 0, sizeof *b);
+}
+
+/* ------------------------------------------------------------------ wire format */
+
+static char inbuf[65536];
+static size_t in_pos, in_len;
+
+static int in_fill(void) {
+    ssize_t n;
+    do n = read(0, inbuf, sizeof inbuf); while (n < 0 && errno == EINTR);
+    if (n <= 0) return -1;
+    in_pos = 0;
+    in_len = (size_t)n;
+    return 0;
+}
+
+int in_byte(void) {
+    if (in_pos == in_len && in_fill() < 0) return -1;
+    return (unsigned char)inbuf[in_pos++];
+}
+
+/* Read a record header; returns 0, or -1 on EOF (the worker hung up: exit quietly). */
+int read_header(char *name, size_t name_size, size_t *len) {
+    size_t i = 0;
+    char line[96];
+    for (;;) {
+        if (in_pos == in_len && in_fill() < 0) return -1;
+        char c = inbuf[in_pos++];
+        if (c == '\n') break;
+        if (i + 1 >= sizeof line) die("record header too long");
+        line[i++] = c;
+    }
+    line[i] = 0;
+    char *sp = strchr(line, ' ');
+    if (!sp) die("bad record header '%s'", line);
+    *sp = 0;
+    if ((size_t)(sp - line) >= name_size) die("record name too long");
+    strcpy(name, line);
+    char *end;
+    unsigned long long v = strtoull(sp + 1, &end, 10);
+    if (*end || end == sp + 1) die("bad record length in '%s'", line);
+    *len = (size_t)v;
+    return 0;
+}
+
+/* Copy a record body to fd (or discard it when fd < 0), without holding it in memory. */
+int body_to_fd(size_t len, int fd) {
+    int failed = 0;
+    while (len > 0) {
+        if (in_pos == in_len && in_fill() < 0) die("eof inside a record");
+        size_t n = in_len - in_pos;
+        if (n > len) n = len;
+        if (fd >= 0 && !failed && write_all(fd, inbuf + in_pos, n) < 0) failed = errno;
+        in_pos += n;
+        len -= n;
+    }
+    return failed;
+}
+
+char *body_to_str(size_t len) {
+    char *s = malloc(len + 1);
+    if (!s) die("out of memory");
+    size_t got = 0;
+    while (got < len) {
+        if (in_pos == in_len && in_fill() < 0) die("eof inside a record");
+        size_t n = in_len - in_pos;
+        if (n > len - got) n = len - got;
+        memcpy(s + got, inbuf + in_pos, n);
+        in_pos += n;
+        got += n;
+    }
+    s[len] = 0;
+    return s;
+}
+
+static buf_t out = {.limit = (size_t)-1}; /* replies are never capped */
+
+void put(const char *name, const char *data, size_t len) {
+    char head[96];
+    int n = snprintf(head, sizeof head, "%s %zu\n", name, len);
+    buf_add(&out, head, (size_t)n);
+    buf_add(&out, data, len);
+}
+
+void put_str(const char *name, const char *s) { put(name, s, strlen(s)); }
+
+void put_num(const char *name, long long v) {
+    char s[32];
+    snprintf(s, sizeof s, "%lld", v);
+    put_str(name, s);
+}
+
+void flush_message(void) {
+    put("end", "", 0);
+    if (write_all(1, out.data, out.len) < 0) exit(0); /* worker gone */
+    out.len = 0;
+    out.total = 0;
+}
