@@ -9,8 +9,10 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import docker
@@ -260,3 +262,33 @@ def test_orphans_of_dead_nodes_are_removed_and_others_kept(docker_client, images
         for cid in (dead, alive, manual):
             with contextlib.suppress(docker.errors.NotFound):
                 docker_client.containers.get(cid).remove(force=True)
+
+
+def test_health_probe_outlives_a_failing_round(docker_client, images, settings) -> None:
+    owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    pools = open_pools(
+        replace(settings, health_interval_s=1),
+        size=1,
+        owner=owner,
+        images=["native"],
+        extra_labels=((TEST_LABEL, RUN_ID),),
+    )
+    calls: list[float] = []
+
+    def flaky_ping() -> set[str]:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise ConnectionError("redis restarting")  # e.g. Celery's ping during a restart
+        return set()
+
+    pools.alive_nodes = flaky_ping
+    pools.start()
+    try:
+        deadline = time.monotonic() + 20
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(calls) >= 3  # rounds went on after the failing one
+        assert pools.run("native", echo_job(), 10).stdout == b"hi"
+    finally:
+        pools.close()
+    assert owned_containers(docker_client, owner) == []

@@ -353,17 +353,23 @@ class SandboxPools:
         remove_leftovers(self._client, self.owner)
 
     def _probe_loop(self) -> None:
+        alive_before: set[str] | None = None
         while not self._stop.wait(self._health_interval):
-            for pool in self._pools.values():
-                failed = pool.health_check()
-                if failed:
-                    log.warning("pool.health_failed", image=pool.spec.image, failed=failed)
-            try:
+            try:  # this thread must outlive any one bad round (an engine or Redis restart)
+                for pool in self._pools.values():
+                    failed = pool.health_check()
+                    if failed:
+                        log.warning("pool.health_failed", image=pool.spec.image, failed=failed)
                 self.reap_strays()
                 if self.alive_nodes is not None:
-                    remove_orphans(self._client, self.alive_nodes(), self.owner)
-            except SandboxError as exc:
-                log.warning("pool.reap_failed", error=str(exc))
+                    alive_now = self.alive_nodes()
+                    if alive_before is not None:
+                        # a node must miss two pings in a row before its sandboxes go: one
+                        # slow answer must not cost a live worker its sandboxes
+                        remove_orphans(self._client, alive_now | alive_before, self.owner)
+                    alive_before = alive_now
+            except Exception as exc:
+                log.warning("pool.probe_failed", error=str(exc))
 
     def reap_strays(self, min_age_s: float = 120.0) -> int:
         """Remove this owner's containers that no pool holds (a removal that failed while the
