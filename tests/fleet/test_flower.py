@@ -209,14 +209,16 @@ def test_metrics_are_open_prometheus_text_with_our_task_names(
 ) -> None:
     worker = f'worker="{shared_worker.name}"'
     online = f"flower_worker_online{{{worker}}}"
-    # the worker gauges follow worker-heartbeat events, sent every 2 s: wait for one
-    deadline = time.monotonic() + 10
+    executing = f"flower_worker_number_of_currently_executing_tasks{{{worker}}}"
+    # the worker gauges follow worker-heartbeat events, sent every 2 s: wait until a heartbeat
+    # has set both of them
+    deadline = time.monotonic() + 20
     while True:
         # Flower serves /metrics (like /healthcheck) without auth, for scrapers: keep the port
         # private
         status, text, headers = flower.get("/metrics", auth=False)
         assert status == 200
-        if online + " " in text or time.monotonic() > deadline:
+        if (online + " " in text and executing in text) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert headers["Content-Type"].startswith("text/plain")
@@ -229,7 +231,7 @@ def test_metrics_are_open_prometheus_text_with_our_task_names(
     # the runtime histogram has one observation per test run: 3 + 1 tests
     tests_run = f'flower_task_runtime_seconds_bucket{{le="+Inf",task="runner.test",{worker}}}'
     assert _sample(text, tests_run) == 4
-    assert f"flower_worker_number_of_currently_executing_tasks{{{worker}}}" in text
+    assert executing in text
     assert f'flower_task_prefetch_time_seconds{{task="runner.test",{worker}}}' in text
 
 

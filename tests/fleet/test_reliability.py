@@ -50,7 +50,7 @@ def test_worker_killed_mid_submission_loses_and_duplicates_nothing(workers, clie
     # the restarted worker removes the dead one's sandboxes and, once the visibility timeout
     # has passed, receives the tests the dead one had taken but not acknowledged
     victim.start()
-    result = handle.result(timeout=240)
+    result = handle.result(timeout=360)
     assert [t.id for t in result.tests] == [f"t{i:02d}" for i in range(50)]
     assert [t.verdict for t in result.tests] == [Verdict.AC] * 50
     assert (result.passed, result.total) == (50, 50)
