@@ -50,7 +50,10 @@ FLOOD = {
     "python": "while True: print('y' * 1000)\n",
     "c": '#include <stdio.h>\nint main(){for(;;)puts("yyyyyyyyyyyyyyyyyyyyyyyy");}\n',
     "cpp": '#include <cstdio>\nint main(){for(;;)std::puts("yyyyyyyyyyyyyyyyyyyy");}\n',
-    "javascript": "const s='y'.repeat(1000)+'\\n'; for(;;) process.stdout.write(s);\n",
+    # writeSync: process.stdout.write on a pipe queues in memory once the pipe is full, so
+    # that flood is as likely to end MLE (a true verdict) as OLE
+    "javascript": "const fs = require('fs'), s = 'y'.repeat(1000) + '\\n';\n"
+    "for (;;) fs.writeSync(1, s);\n",
 }
 BROKEN = {
     "python": "def f(:\n",
