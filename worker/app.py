@@ -46,12 +46,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "socket_keepalive": True,
         "retry_on_timeout": True,
         "health_check_interval": 10,
-        # Messages a dead worker held are handed out again once the visibility timeout has
-        # passed; sweep for them every 10 s (kombu's default scans only every 100 s), and let
-        # a sweep lock left by a killed worker expire in 30 s, not 5 minutes.
-        "unacked_restore_interval": 10,
-        "unacked_restore_throttle": 1,
-        "unacked_mutex_expire": 30,
     }
     return {
         "broker_url": settings.broker_url,
