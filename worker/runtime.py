@@ -116,7 +116,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     node = getattr(sender, "hostname", None) or f"celery@{socket.gethostname()}"
     owner = settings.owner or node
     pools = open_pools(settings, size=size, owner=owner)
-    pools.alive_nodes = _alive_nodes
+    pools.alive_nodes = alive_nodes
     log.info("worker.prewarm", owner=owner, sandboxes_per_image=size)
     pools.start()
     runtime = build(settings, pools, host=node)
@@ -129,10 +129,11 @@ def _start(sender: Any = None, **_: Any) -> None:
     log.info("worker.ready", owner=owner, pools=pools.state())
 
 
-def _alive_nodes() -> set[str]:
+def alive_nodes(timeout: float = 2.0) -> set[str]:
+    """Names of the Celery nodes that answer a ping on this broker."""
     from worker.app import app
 
-    return {name for reply in app.control.ping(timeout=2.0) or [] for name in reply}
+    return {name for reply in app.control.ping(timeout=timeout) or [] for name in reply}
 
 
 @worker_shutdown.connect

@@ -77,6 +77,7 @@ class Builder:
         self.cli = cli
         self.options = options
         self._base = ""
+        self._base_id = ""
         self._revision = _git_revision(options.root)
 
     @property
@@ -84,6 +85,13 @@ class Builder:
         if not self._base:
             self._base = resolve_base(self.cli, self.options.base_image)
         return self._base
+
+    @property
+    def base_id(self) -> str:
+        """The base image's id, looked up once for every image this builder makes."""
+        if not self._base_id:
+            self._base_id = self.cli.image_id(self.base)
+        return self._base_id
 
     def build_all(self, keys: Iterable[str] | None = None) -> list[Built]:
         """Build the supervisor, then the requested sandbox images (default: all)."""
@@ -96,9 +104,8 @@ class Builder:
         return results
 
     def build(self, spec: ImageSpec, supervisor_ref: str = "", no_cache: bool = False) -> Built:
-        base_id = self.cli.image_id(self.base)
         target = "development" if self.options.development and spec.target else spec.target
-        tag = content_tag(spec, self.options.root, [base_id, supervisor_ref, target])
+        tag = content_tag(spec, self.options.root, [self.base_id, supervisor_ref, target])
         name = image_name(self.options.prefix, spec.key)
         ref = f"{name}:{'dev-' if target == 'development' else ''}{tag}"
         if not no_cache and self.cli.image_exists(ref):
