@@ -120,11 +120,17 @@ class Judge:
             stack_kb=limits.memory_mb * 1024,
             out_bytes=out_bytes,
             err_bytes=SHOWN_BYTES,
+            server=language.forkserver,
         )
         try:
             report = self._run(language.image, job)
         except SandboxError as exc:
             return TestResult(id=test.id, verdict=Verdict.IE, message=str(exc))
+        if report.server_error:
+            # the test ran all the same (exec'ed), only slower: for the operator, not the user
+            log.warning(
+                "sandbox.forkserver_unused", image=language.image, reason=report.server_error
+            )
         return verdict_of(test, report, limits, comparison)
 
     def _run(self, image: str, job: Job) -> RunReport:

@@ -44,6 +44,8 @@ class Language:
     env: tuple[str, ...] = ()
     # threads the runtime itself starts (they count against the processes limit)
     runtime_threads: int = 0
+    # a fork server in the image that runs ``run`` without starting a new interpreter
+    forkserver: tuple[str, ...] = ()
 
     @property
     def compile_image(self) -> str:
@@ -66,6 +68,8 @@ LANGUAGES: dict[str, Language] = {
             image="python",
             source_file="main.py",
             run=("/usr/bin/python3", "main.py"),
+            # CPython's start is most of a trivial test's cost; forking a started one is not
+            forkserver=("/usr/bin/python3", "/opt/runner/forkserver.py"),
             compile=Compile(
                 image="python",
                 argv=("/usr/bin/python3", "-c", PY_SYNTAX_CHECK, "main.py"),

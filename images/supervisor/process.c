@@ -69,15 +69,22 @@ static void account(const struct rusage *ru) {
     if (ru->ru_maxrss > reaped_maxrss) reaped_maxrss = ru->ru_maxrss;
 }
 
-/* Reap every exited child (the job's main process and orphans reparented to us). */
+/* Reap every exited child (the job's main process and orphans reparented to us); with block,
+ * first wait until the main process is reaped. The fork server is a child too, but not the
+ * job's: its end is noted, not counted. */
 void reap(int block) {
     for (;;) {
         int status;
         struct rusage ru;
-        pid_t pid = wait4(-1, &status, block ? 0 : WNOHANG, &ru);
+        int wait_main = block && main_pid > 0 && main_status < 0;
+        pid_t pid = wait4(-1, &status, wait_main ? 0 : WNOHANG, &ru);
         if (pid <= 0) {
             if (pid < 0 && errno == EINTR) continue;
             return;
+        }
+        if (is_server(pid)) {
+            server_gone();
+            continue;
         }
         account(&ru);
         if (pid == main_pid) main_status = status;

@@ -3,9 +3,27 @@
 
 /* ------------------------------------------------------------------ running a job */
 
-static void child_exec(job_t *job, int out_w, int err_w, int errpipe_w) {
+/* The rlimits of a job, for both ways of starting one (exec here, or the fork server). */
+int job_limits(const job_t *job, limit_t out[MAX_LIMITS]) {
+    int n = 0;
+#define LIMIT(res, soft, hard) (out[n++] = (limit_t){(res), (rlim_t)(soft), (rlim_t)(hard)})
+    if (job->cpu_ms) { /* backstop; the tick enforces milliseconds */
+        rlim_t s = (rlim_t)(job->cpu_ms + 999) / 1000 + 1;
+        LIMIT(RLIMIT_CPU, s, s + 1);
+    }
+    if (job->procs) LIMIT(RLIMIT_NPROC, job->procs, job->procs);
+    if (job->fsize_kb) LIMIT(RLIMIT_FSIZE, job->fsize_kb * 1024, job->fsize_kb * 1024);
+    if (job->nofile) LIMIT(RLIMIT_NOFILE, job->nofile, job->nofile);
+    if (job->stack_kb) LIMIT(RLIMIT_STACK, job->stack_kb * 1024, job->stack_kb * 1024);
+    LIMIT(RLIMIT_CORE, 0, 0);
+    LIMIT(RLIMIT_MSGQUEUE, 0, 0);
+    LIMIT(RLIMIT_MEMLOCK, 0, 0);
+#undef LIMIT
+    return n;
+}
+
+static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w) {
     const char *step = "dup2";
-    int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY);
     if (dup2(fd0, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) goto fail;
     /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours */
     for (int fd = 3; fd < 1024; fd++)
@@ -17,23 +35,13 @@ static void child_exec(job_t *job, int out_w, int err_w, int errpipe_w) {
         if (write(adj, "1000", 4) < 0) {}
         close(adj);
     }
-    struct rlimit rl;
-#define LIMIT(res, v) do { step = "setrlimit " #res; rl.rlim_cur = rl.rlim_max = (v); if (setrlimit(res, &rl) < 0) goto fail; } while (0)
-    if (job->cpu_ms) {
-        rlim_t s = (rlim_t)(job->cpu_ms + 999) / 1000 + 1; /* backstop; the tick enforces ms */
-        rl.rlim_cur = s;
-        rl.rlim_max = s + 1;
-        step = "setrlimit RLIMIT_CPU";
-        if (setrlimit(RLIMIT_CPU, &rl) < 0) goto fail;
+    limit_t limits[MAX_LIMITS];
+    int nlimits = job_limits(job, limits);
+    for (int i = 0; i < nlimits; i++) {
+        struct rlimit rl = {limits[i].soft, limits[i].hard};
+        step = "setrlimit";
+        if (setrlimit(limits[i].resource, &rl) < 0) goto fail;
     }
-    if (job->procs) LIMIT(RLIMIT_NPROC, (rlim_t)job->procs);
-    if (job->fsize_kb) LIMIT(RLIMIT_FSIZE, (rlim_t)job->fsize_kb * 1024);
-    if (job->nofile) LIMIT(RLIMIT_NOFILE, (rlim_t)job->nofile);
-    if (job->stack_kb) LIMIT(RLIMIT_STACK, (rlim_t)job->stack_kb * 1024);
-    LIMIT(RLIMIT_CORE, 0);
-    LIMIT(RLIMIT_MSGQUEUE, 0);
-    LIMIT(RLIMIT_MEMLOCK, 0);
-#undef LIMIT
     step = "chdir";
     if (chdir(job->workdir[0] ? job->workdir : "/") < 0) goto fail;
     step = "switch uid";
@@ -83,19 +91,28 @@ void run_job(job_t *job, result_t *res) {
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
     int64_t start = now_us();
-    main_pid = fork();
+    int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    const int job_fds[4] = {fd0, outp[1], errp[1], errpipe[1]};
+    res->via = "server";
+    main_pid = server_spawn(job, job_fds, res);
     if (main_pid == 0) {
-        sigprocmask(SIG_UNBLOCK, &mask, NULL);
-        close(outp[0]);
-        close(errp[0]);
-        close(errpipe[0]);
-        child_exec(job, outp[1], errp[1], errpipe[1]);
+        res->via = "exec";
+        main_pid = fork();
+        if (main_pid == 0) {
+            sigprocmask(SIG_UNBLOCK, &mask, NULL);
+            close(outp[0]);
+            close(errp[0]);
+            close(errpipe[0]);
+            child_exec(job, fd0, outp[1], errp[1], errpipe[1]);
+        }
+        if (main_pid < 0)
+            snprintf(res->exec_error, sizeof res->exec_error, "fork: %s", strerror(errno));
     }
+    if (fd0 != job->stdin_fd) close(fd0);
     close(outp[1]);
     close(errp[1]);
     close(errpipe[1]);
     if (main_pid < 0) {
-        snprintf(res->exec_error, sizeof res->exec_error, "fork: %s", strerror(errno));
         close(outp[0]); close(errp[0]); close(errpipe[0]); close(sfd);
         return;
     }
@@ -153,7 +170,7 @@ void run_job(job_t *job, result_t *res) {
         kill(main_pid, SIGKILL);
     }
     if (geteuid() == 0) kill_uid(job->uid);
-    reap(1); /* blocks until every child is gone: all were killed above */
+    reap(1); /* blocks until the main process is reaped: it was killed above */
     /* all writers are dead now: read what is left in the pipes */
     drain(outp[0], &res->stdout_buf);
     drain(errp[0], &res->stderr_buf);

@@ -17,8 +17,13 @@
  * ends with the record `end 0`. Requests start with `op` = `ping` or `run`; see the worker's
  * sandbox/protocol.py for the field list, kept in step with this file.
  *
+ * A job may name a fork server (`server` records, e.g. Python's images/python/forkserver.py):
+ * the supervisor then starts that server once and has it fork the job instead of exec'ing a
+ * new interpreter, which removes the interpreter's start from every test (see server.c).
+ *
  * Files: supervisor.c (requests, main), wire.c (utilities, wire format), process.c (a job's
- * processes and the cleanup after it), run.c (running one job), supervisor.h.
+ * processes and the cleanup after it), run.c (running one job), server.c (fork servers),
+ * supervisor.h.
  */
 #include "supervisor.h"
 
@@ -100,6 +105,7 @@ static void free_job(job_t *job) {
     for (int i = 0; i < job->nargs; i++) free(job->argv[i]);
     for (int i = 0; i < job->nenv; i++) free(job->envp[i]);
     for (int i = 0; i < job->ncollect; i++) free(job->collect[i]);
+    for (int i = 0; i < job->nserver; i++) free(job->server[i]);
     if (job->stdin_fd >= 0) close(job->stdin_fd);
 }
 
@@ -162,6 +168,8 @@ static void handle_run(void) {
             job.argv[job.nargs++] = v, keep = 1;
         } else if (strcmp(name, "env") == 0 && job.nenv < MAX_ENV) {
             job.envp[job.nenv++] = v, keep = 1;
+        } else if (strcmp(name, "server") == 0 && job.nserver < MAX_SERVER_ARGS) {
+            job.server[job.nserver++] = v, keep = 1;
         } else if (strcmp(name, "collect") == 0 && job.ncollect < MAX_COLLECT) {
             if (!safe_name(v)) die("unsafe collect name");
             job.collect[job.ncollect++] = v, keep = 1;
@@ -199,6 +207,8 @@ static void handle_run(void) {
         run_job(&job, &res);
         put_str("status", res.exec_error[0] ? "error" : "ok");
         if (res.exec_error[0]) put_str("error", res.exec_error);
+        put_str("via", res.via);
+        if (res.server_error[0]) put_str("server_error", res.server_error);
         put_num("exit_code", res.exit_code);
         put_num("signal", res.signal);
         put_num("cpu_us", res.cpu_us);

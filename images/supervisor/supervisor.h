@@ -1,6 +1,7 @@
 /* Shared declarations of the supervisor's parts: wire.c (utilities, wire format),
  * process.c (finding, killing and reaping a job's processes; cleaning up after it), run.c
- * (running one job under its limits), supervisor.c (requests and main). See supervisor.c. */
+ * (running one job under its limits), server.c (handing a job to a language's fork server),
+ * supervisor.c (requests and main). See supervisor.c. */
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H
 
@@ -24,6 +25,7 @@
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -36,6 +38,8 @@
 #define MAX_ARGS 64
 #define MAX_ENV 64
 #define MAX_COLLECT 8
+#define MAX_SERVER_ARGS 8
+#define MAX_LIMITS 8
 #define TICK_MS 10
 #define KILL_ROUNDS 200
 
@@ -52,7 +56,8 @@ typedef struct {
     char *argv[MAX_ARGS + 1];
     char *envp[MAX_ENV + 1];
     char *collect[MAX_COLLECT];
-    int nargs, nenv, ncollect;
+    char *server[MAX_SERVER_ARGS + 1]; /* a fork server's argv: run argv through it */
+    int nargs, nenv, ncollect, nserver;
     char workdir[64];
     int stdin_fd;
     char error[256];
@@ -66,7 +71,14 @@ typedef struct {
     long oom_kills;
     buf_t stdout_buf, stderr_buf;
     char exec_error[160];
+    const char *via;         /* "exec" or "server" */
+    char server_error[160];  /* why the fork server was not used, when it was asked for */
 } result_t;
+
+typedef struct {
+    int resource;
+    rlim_t soft, hard;
+} limit_t;
 
 /* wire.c */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -95,7 +107,13 @@ long oom_kills(void);
 const char *wipe(job_t *job);
 
 /* run.c */
+int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
 void drain(int fd, buf_t *b);
 void run_job(job_t *job, result_t *res);
+
+/* server.c */
+int is_server(pid_t pid);
+void server_gone(void);
+pid_t server_spawn(job_t *job, const int fds[4], result_t *res);
 
 #endif

@@ -81,6 +81,20 @@ def test_report_parses_numbers_output_and_collected_files() -> None:
     assert report.files["main"].mode == 0o755
 
 
+def test_job_names_its_fork_server_in_order_and_reports_say_how_it_ran() -> None:
+    job = Job(uid=1000, argv=("/usr/bin/python3", "main.py"), server=("/usr/bin/python3", "fs.py"))
+    assert [v for k, v in records(encode_job(job)) if k == "server"] == [
+        b"/usr/bin/python3",
+        b"fs.py",
+    ]
+    assert not [k for k, _ in records(encode_job(Job(uid=1000, argv=("x",)))) if k == "server"]
+    base = b"op 6\nresultstatus 2\nokcleanup 2\nok"
+    plain = parse_report(records(base + b"end 0\n"))
+    assert (plain.via, plain.server_error) == ("exec", "")
+    fallback = parse_report(records(base + b"via 4\nexecserver_error 4\ngoneend 0\n"))
+    assert (fallback.via, fallback.server_error) == ("exec", "gone")
+
+
 def test_report_with_wrong_op_is_rejected() -> None:
     with pytest.raises(ProtocolError):
         parse_report(records(b"op 4\npongend 0\n"))

@@ -7,8 +7,10 @@ inside the sandbox.
 Requests: ``op ping`` (answer ``op pong``, ``version``) and ``op run`` with the fields of
 :class:`Job`. Answers to ``run``: ``status`` (``ok``/``error``), ``error``, ``exit_code``,
 ``signal``, ``cpu_us``, ``wall_us``, ``maxrss_kb``, ``killed`` (none/cpu/wall/output/memory),
-``oom_kills``, ``stdout``, ``stdout_total``, ``stderr``, ``stderr_total``, ``file`` (collected
-files), ``cleanup`` (``ok`` or why the sandbox must be recycled).
+``oom_kills``, ``via`` (``exec``, or ``server`` when a fork server started the job),
+``server_error`` (why a requested fork server was not used), ``stdout``, ``stdout_total``,
+``stderr``, ``stderr_total``, ``file`` (collected files), ``cleanup`` (``ok`` or why the
+sandbox must be recycled).
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ class Job:
     err_bytes: int = 64 * 1024
     collect: tuple[str, ...] = ()
     collect_max: int = 64 * 1024 * 1024
+    # argv of a fork server that runs ``argv`` by forking a started interpreter
+    server: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class RunReport:
     stderr_total: int
     cleanup: str
     files: dict[str, File] = field(default_factory=dict)
+    via: str = "exec"
+    server_error: str = ""
 
 
 def _record(name: str, value: bytes | str | int) -> bytes:
@@ -103,6 +109,7 @@ def encode_job(job: Job) -> bytes:
     parts += [_record("arg", a) for a in job.argv]
     parts += [_record("env", e) for e in job.env]
     parts += [_record("collect", c) for c in job.collect]
+    parts += [_record("server", a) for a in job.server]
     for f in job.files:
         parts.append(_record("file", b"%o %s\n" % (f.mode, f.name.encode()) + f.data))
     parts.append(_record("stdin", job.stdin))
@@ -190,6 +197,8 @@ def parse_report(records: list[tuple[str, bytes]]) -> RunReport:
         stderr_total=number("stderr_total"),
         cleanup=text("cleanup", "missing"),
         files=files,
+        via=text("via", "exec"),
+        server_error=text("server_error"),
     )
 
 

@@ -1,0 +1,186 @@
+"""Python's fork server (images/python/forkserver.py) against real sandboxes: a job it forks
+must look, behave and end exactly like ``python3 main.py`` exec'ed by the supervisor, keep
+every isolation guarantee, and a broken server must cost speed, never a verdict."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.sandbox.helpers import FAST
+from worker.compare import Comparison
+from worker.contract import TestCase, Verdict
+from worker.judge import Judge, Program
+from worker.languages import LANGUAGES
+from worker.sandbox.pool import SandboxPools
+from worker.sandbox.protocol import File, Job, RunReport
+
+pytestmark = pytest.mark.docker
+
+PYTHON = LANGUAGES["python"]
+
+# Everything a program can see of how it was started.
+STATE = r"""
+import os, resource, signal, sys
+print(sorted(globals()))
+print(__file__, __name__, __package__, __spec__, __cached__, __doc__, __annotations__)
+print(type(__loader__).__name__, __loader__.name, __loader__.path, __builtins__)
+print(sys.argv, sys.orig_argv, sys.path, sys.flags, sys.executable)
+print(sorted(sys.modules))
+print(sorted(os.environ.items()))
+print(os.getcwd(), os.getresuid(), os.getresgid(), os.getgroups(), os.umask(0o22))
+print(os.getsid(0) == os.getpid(), os.getpgrp() == os.getpid(), os.stat("/proc/self").st_uid)
+print(open("/proc/self/oom_score_adj").read().strip())
+print([(n, resource.getrlimit(getattr(resource, n))) for n in dir(resource) if n[:7] == "RLIMIT_"])
+print(sorted(os.listdir("/proc/self/fd")))
+print([signal.getsignal(s) for s in (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ)])
+print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
+for f in (sys.stdin, sys.stdout, sys.stderr):
+    print(f.encoding, f.errors, f.line_buffering, f.write_through, f.seekable(), f.isatty(), f.mode)
+print([line for line in open("/proc/self/status") if line[:3] in ("Cap", "NoN", "Sec")])
+print(input(), sys.stdin.read())
+"""
+
+# How a program ends: status, signal, and what the interpreter prints on the way out.
+ENDINGS = {
+    "traceback": "def f():\n    raise ValueError('boom')\nprint('before')\nf()\n",
+    "exit_message": "import sys\nprint('out')\nsys.exit('bye')\n",
+    "exit_code": "raise SystemExit(3)\n",
+    "exit_none": "import sys\nsys.exit()\n",
+    "exit_big": "raise SystemExit(300)\n",
+    "os_exit": "import os\nprint('lost: never flushed')\nos._exit(7)\n",
+    "interrupt": "print('x')\nraise KeyboardInterrupt\n",
+    "syntax_error": "x = (\n",
+    "no_newline": "import sys\nsys.stdout.write('a' * 100000)\n",
+    "atexit": "import atexit\natexit.register(print, 'atexit ran')\nprint('main')\n",
+    "thread": (
+        "import threading, time\n"
+        "def late():\n    time.sleep(0.05)\n    print('thread done')\n"
+        "threading.Thread(target=late).start()\nprint('main done')\n"
+    ),
+    "finalizers": (
+        "import gc\n"
+        "class Loud:\n    def __init__(self, name): self.name = name\n"
+        "    def __del__(self): print('finalized', self.name)\n"
+        "kept = Loud('global')\ncycle = Loud('cycle')\ncycle.me = cycle\ndel cycle\n"
+        "out = open(1, 'w', closefd=False)\nout.write('unflushed file\\n')\n"
+        "print('main')\n"
+    ),
+    "stdout_replaced": "import io, sys\nsys.stdout = io.TextIOWrapper(open(1, 'wb'))\nprint('x')\n",
+    "stdout_closed": "import sys\nsys.stdout.close()\n",
+    "raise_in_atexit": (
+        "import atexit\ndef bad():\n    raise RuntimeError('late')\natexit.register(bad)\n"
+    ),
+    "stderr": "import sys\nprint('to err', file=sys.stderr)\nprint('to out')\n",
+    "kill_self": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+}
+
+
+def run(pools: SandboxPools, source: str, server: bool, stdin: bytes = b"") -> RunReport:
+    job = Job(
+        uid=0,
+        argv=PYTHON.run,
+        env=PYTHON.job_env,
+        files=(File("main.py", source.encode()),),
+        stdin=stdin,
+        cpu_ms=2000,
+        wall_ms=5000,
+        mem_kb=256 * 1024,
+        procs=8,
+        nofile=64,
+        stack_kb=65536,
+        fsize_kb=1024,
+        out_bytes=1 << 20,
+        server=PYTHON.forkserver if server else (),
+    )
+    report = pools.run(PYTHON.image, job, 30)
+    assert report.status == "ok", report.error
+    assert report.via == ("server" if server else "exec"), report.server_error
+    return report
+
+
+def seen(report: RunReport) -> tuple[int, int, bytes, bytes]:
+    """What the program showed, with its (per-job) uid and object addresses made neutral."""
+
+    def neutral(data: bytes) -> bytes:
+        return re.sub(rb"0x[0-9a-f]+", b"0x", re.sub(rb"\b\d{4,10}\b", b"N", data))
+
+    return report.exit_code, report.signal, neutral(report.stdout), neutral(report.stderr)
+
+
+def test_a_forked_job_starts_exactly_like_an_execed_interpreter(pools: SandboxPools) -> None:
+    exec_run = run(pools, STATE, server=False, stdin=b"line one\nrest\n")
+    server_run = run(pools, STATE, server=True, stdin=b"line one\nrest\n")
+    assert exec_run.exit_code == 0, exec_run.stderr
+    assert seen(server_run) == seen(exec_run)
+    # not vacuous: the probe printed the capabilities (none), its uid owns its /proc entry
+    assert b"CapEff:\\t0000000000000000" in server_run.stdout
+
+
+@pytest.mark.parametrize("name", sorted(ENDINGS))
+def test_a_forked_job_ends_exactly_like_an_execed_interpreter(
+    pools: SandboxPools, name: str
+) -> None:
+    source = ENDINGS[name]
+    expected = seen(run(pools, source, server=False))
+    assert seen(run(pools, source, server=True)) == expected
+
+
+def test_forked_jobs_get_fresh_randomness(pools: SandboxPools) -> None:
+    source = "import os, random\nprint(random.random(), os.urandom(8).hex())\n"
+    outputs = {run(pools, source, server=True).stdout for _ in range(3)}
+    assert len(outputs) == 3
+
+
+def test_a_job_cannot_signal_or_inspect_the_fork_server(pools: SandboxPools) -> None:
+    source = (
+        "import os\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    if pid.isdigit() and int(pid) != os.getpid():  # a forked job looks like its server\n"
+        "        try:\n"
+        "            cmd = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        if b'forkserver' in cmd:\n"
+        "            for attempt in (lambda: os.kill(int(pid), 9),\n"
+        "                            lambda: open(f'/proc/{pid}/environ').read(),\n"
+        "                            lambda: open(f'/proc/{pid}/mem', 'rb').read(1)):\n"
+        "                try:\n"
+        "                    attempt()\n"
+        "                    print('allowed')\n"
+        "                except PermissionError:\n"
+        "                    print('denied')\n"
+    )
+    report = run(pools, source, server=True)
+    assert report.stdout == b"denied\ndenied\ndenied\n", report.stderr
+    assert run(pools, "print('still served')\n", server=True).stdout == b"still served\n"
+
+
+def test_a_broken_fork_server_falls_back_to_exec_and_is_logged(pools: SandboxPools) -> None:
+    broken = dataclasses.replace(PYTHON, forkserver=("/nonexistent/python3",))
+    program = Program(broken, (File("main.py", b"print(input())\n"),))
+    with capture_logs() as logs:
+        result = Judge(pools).run_test(
+            program, TestCase("t", b"hello\n", b"hello\n"), FAST, Comparison()
+        )
+    assert result.verdict == Verdict.AC, result
+    (event,) = [e for e in logs if e["event"] == "sandbox.forkserver_unused"]
+    assert "did not start" in event["reason"]
+    # the image's own server is started again for the next job that asks for it
+    assert run(pools, "print('back')\n", server=True).stdout == b"back\n"
+
+
+def test_limits_are_enforced_on_forked_jobs(judge: Judge) -> None:
+    """The supervisor watches a forked job as it watches an exec'ed one (memory, CPU)."""
+    program = judge.compile(PYTHON, b"x = bytearray(200 * 1024 * 1024)\nprint(len(x))\n").program
+    assert program is not None
+    hog = judge.run_test(program, TestCase("m", b"", None), FAST, Comparison())
+    assert hog.verdict == Verdict.MLE, hog
+    spin = judge.compile(PYTHON, b"while True:\n    pass\n").program
+    assert spin is not None
+    busy = judge.run_test(spin, TestCase("c", b"", None), FAST, Comparison())
+    assert busy.verdict == Verdict.TLE, busy
+    assert busy.cpu_time_ms >= FAST.cpu_time_ms
