@@ -150,7 +150,10 @@ def _compile(rt: runtime.Runtime, language: str, source: bytes) -> Stored:
     return Stored(files, outcome)
 
 
-@app.task(name=TEST_TASK, bind=True)
+# No result of its own in the backend: the chord's join gets each test's return value from
+# the chord's own set, and progress reads the run's hash. Storing it as well would cost a SET
+# and a PUBLISH of the whole result per test for nobody.
+@app.task(name=TEST_TASK, bind=True, ignore_result=True)
 def run_test(
     self: Task, compiled: dict[str, Any], meta: dict[str, Any], index: int, test: dict[str, Any]
 ) -> dict[str, Any]:

@@ -70,6 +70,22 @@ def test_each_language_judges_several_tests_in_order(
     assert result.compile is not None and result.compile.exit_code == 0
 
 
+def test_per_test_results_reach_the_join_without_being_stored_one_by_one(
+    shared_worker, client: Client
+) -> None:
+    backend = redis.Redis.from_url(TEST_ENV["RUNNER_RESULT_BACKEND"])
+    before = set(backend.scan_iter("celery-task-meta-*"))
+    sub = {"language": "python", "source": SUM["python"], "tests": TESTS}
+    result = client.submit(sub).result(timeout=120)
+    assert [t.verdict for t in result.tests] == [Verdict.AC, Verdict.WA, Verdict.AC]
+    stored = [
+        json.loads(backend.get(k) or b"{}")
+        for k in set(backend.scan_iter("celery-task-meta-*")) - before
+    ]
+    assert stored, "the submission's own result is stored"
+    assert not [m for m in stored if isinstance(m.get("result"), dict) and "index" in m["result"]]
+
+
 def test_every_verdict_end_to_end_in_one_submission(shared_worker, client: Client) -> None:
     tests = [
         {"id": what, "stdin": what + "\n", **({"expected_stdout": exp} if exp else {})}
