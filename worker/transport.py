@@ -1,32 +1,193 @@
-"""kombu's Redis transport, made to survive a message it cannot even parse.
+"""kombu's Redis transport, made to lose no message between its queue and its unacked hash, and
+to survive a message it cannot even parse.
 
-kombu decodes each item it pops from a queue's Redis list as a JSON envelope; an item that is
-not JSON raises out of the consumer loop and Celery stops the whole worker ("Unrecoverable
-error"). Anyone who can push to the queue could stop every worker that way. Here such an item
-is logged and dropped (BRPOP has already removed it), and the worker goes on. Envelopes whose
-*body* is undecodable are already logged and rejected by Celery itself.
+**No message lost in the hand-over.** kombu takes a message off its queue list with BRPOP and
+only afterwards, in a second round trip, records it in the ``unacked`` hash and the
+``unacked_index`` zset from which the visibility timeout restores it (``Channel._brpop_read``,
+then ``QoS.append`` in kombu/transport/redis.py). A worker killed in between (or a record Redis
+refuses, or a reply left unread in the socket at shutdown) loses the message for good: it is in
+no list and no hash, and its submission's chord never completes. A Lua script cannot block, so
+BRPOP itself cannot record. Here a consumer instead
+
+1. *waits* with ``BLMOVE q q RIGHT RIGHT``: it blocks like BRPOP, but puts what it takes back
+   where it was, so the wait holds no message;
+2. *claims* with one Lua script that pops from the first non-empty list, in BRPOP's order, and
+   records the message exactly as ``QoS.append`` would, in one atomic step.
+
+Killed anywhere, a consumer leaves each message in its queue or in the unacked hash, which
+kombu's own sweep restores after the visibility timeout. The costs: the wait watches one list
+(the first queue's default-priority list), so a message on another priority level or another
+queue is claimed when the wait times out (``brpop_timeout``, 1 s); the fleet's workers consume
+one queue at the default priority. Consumers without acks (control replies) and a global key
+prefix (kombu prefixes only the first key of an EVALSHA) keep kombu's BRPOP.
+
+**No worker stopped by a bad message.** An item that is not JSON would raise out of the
+consumer loop and Celery would stop the whole worker ("Unrecoverable error"), so anyone who can
+push to the queue could stop every worker. Such an item is logged and dropped (it has already
+been popped), and the worker goes on. Envelopes whose *body* is undecodable are already logged
+and rejected by Celery itself.
 
 Importing this module points kombu's ``redis://`` scheme at this transport.
 """
 
 from __future__ import annotations
 
+from queue import Empty
+from time import monotonic, time
 from typing import Any
 
 import structlog
-from kombu.transport import TRANSPORT_ALIASES
+from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
+from kombu.utils.encoding import bytes_to_str
+from kombu.utils.json import loads
 
 log = structlog.get_logger()
 
+# KEYS: the queue lists in BRPOP's order, then the unacked hash and its index; ARGV[1]: the time
+# to index the message at (kombu indexes by the client's clock). Returns {list, item, tag} when
+# recorded; {list, item} for an item that is not a kombu envelope, which is handed over
+# unrecorded as kombu would (and fails the same way). RPOP comes first on purpose: on a full
+# Redis (noeviction) a script that has already written may go on, so the record can never be
+# refused after the pop.
+CLAIM = """
+local n = #KEYS - 2
+for i = 1, n do
+    local item = redis.call('RPOP', KEYS[i])
+    if item then
+        local ok, msg = pcall(cjson.decode, item)
+        local props = ok and type(msg) == 'table' and msg.properties
+        local info = type(props) == 'table' and props.delivery_info
+        local tag = type(info) == 'table' and props.delivery_tag
+        if type(tag) == 'string' and type(info.exchange) == 'string'
+                and type(info.routing_key) == 'string' then
+            redis.call('HSET', KEYS[n + 1], tag, '[' .. item .. ',' .. cjson.encode(info.exchange)
+                .. ',' .. cjson.encode(info.routing_key) .. ']')
+            redis.call('ZADD', KEYS[n + 2], ARGV[1], tag)
+            return {KEYS[i], item, tag}
+        end
+        return {KEYS[i], item}
+    end
+end
+return false
+"""
+
+# A key nobody writes to: a BLPOP on it is a pure sleep, which Redis serves even when full.
+SLEEP_KEY = "_runner.transport.sleep"
+
+
+class QoS(kombu_redis.QoS):
+    def append(self, message: Any, delivery_tag: Any) -> None:
+        if delivery_tag is not None and delivery_tag == self.channel._claimed_tag:
+            # the claim recorded it with the pop: only the local bookkeeping is left (writing it
+            # again would cost a round trip, and fail on a full Redis)
+            virtual.QoS.append(self, message, delivery_tag)
+        else:
+            super().append(message, delivery_tag)
+
 
 class Channel(kombu_redis.Channel):
+    QoS = QoS
+    # kombu's own state, typed from its defaults (None, False) but holding more
+    _in_poll: Any = False
+    _brpop_sent_at: Any = None
+    _claim_keys: list[str] | None = None  # set while a wait of ours is in flight
+    _claimed_tag: str | None = None  # the message being delivered, already recorded
+    _wait_refused = False  # the last BLMOVE was refused: sleep with BLPOP instead, once
+    _refusing = False  # BLMOVE refused since it last worked (logged once, not every round)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._no_ack_queues: set[str] = set()
+        self._claim_script: Any = None
+        super().__init__(*args, **kwargs)
+
+    def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
+        if no_ack:  # nothing is recorded for these: claiming would leave records nobody acks
+            self._no_ack_queues.add(queue)
+        return super().basic_consume(queue, no_ack, *args, **kwargs)
+
+    def _brpop_start(self, timeout: int | None = None) -> None:
+        queues = self._queue_cycle.consume(len(self.active_queues))
+        if not queues or self.global_keyprefix or self._no_ack_queues.intersection(queues):
+            self._claim_keys = None  # the reply will be kombu's BRPOP, with a message in it
+            super()._brpop_start(timeout)
+            return
+        keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
+        # never 0 (forever): the other lists are only looked at when the wait returns
+        timeout = timeout or self.brpop_timeout or 1
+        if self._wait_refused:
+            command = ["BLPOP", SLEEP_KEY, timeout]
+        else:
+            command = ["BLMOVE", keys[0], keys[0], "RIGHT", "RIGHT", timeout]
+        self._claim_keys = keys
+        self._in_poll = self.client.connection
+        self._brpop_sent_at = monotonic()
+        self.client.connection.send_command(*command)
+
     def _brpop_read(self, **options: Any) -> bool:
+        keys, self._claim_keys = self._claim_keys, None
+        if keys is None:  # kombu's own BRPOP
+            try:
+                return bool(super()._brpop_read(**options))
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                log.error("message.undecodable", error=str(exc)[:200], action="dropped")
+                return True
         try:
-            return bool(super()._brpop_read(**options))
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            log.error("message.undecodable", error=str(exc)[:200], action="dropped")
+            self._read_wait(**options)
+            if self._closing:  # kombu reads a pending reply on close; ours holds no message
+                raise Empty()
+            with self.conn_or_acquire() as client:
+                if self._claim_script is None:
+                    self._claim_script = client.register_script(CLAIM)
+                claimed = self._claim_script(
+                    keys=[*keys, self.unacked_key, self.unacked_index_key],
+                    args=[repr(time())],
+                    client=client,
+                )
+            if not claimed:
+                raise Empty()
+            self._wait_refused = False  # claiming goes on at full speed while there is work
+            dest = bytes_to_str(claimed[0]).rsplit(self.sep, 1)[0]
+            self._queue_cycle.rotate(dest)
+            try:
+                payload = loads(bytes_to_str(claimed[1]))
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                log.error("message.undecodable", error=str(exc)[:200], action="dropped")
+                return True
+            self._claimed_tag = bytes_to_str(claimed[2]) if len(claimed) > 2 else None
+            try:
+                self.connection._deliver(payload, dest)
+            finally:
+                self._claimed_tag = None
             return True
+        finally:
+            self._in_poll = None
+            # kombu >= 5.7 sends a pending re-auth token while the connection is idle, i.e. now
+            flush = getattr(self, "_flush_brpop_reauth", None)
+            if flush is not None:
+                flush()
+
+    def _read_wait(self, **options: Any) -> None:
+        """Reads the wait's reply; what it says does not matter, the claim looks for itself."""
+        sleeping, self._wait_refused = self._wait_refused, False
+        try:
+            self.client.parse_response(
+                self.client.connection, "BLPOP" if sleeping else "BLMOVE", **options
+            )
+        except self.connection_errors:
+            # as kombu does: disconnect, and the next round reconnects
+            self.client.connection.disconnect()
+            raise
+        except self.ResponseError as exc:
+            # a full Redis (noeviction) refuses BLMOVE, a write that may grow memory, but not
+            # the claim; claim now and sleep before the next try, not spin on refusals
+            if not self._refusing:
+                log.warning("broker.wait_refused", error=str(exc)[:200], action="polling")
+            self._wait_refused = self._refusing = True
+        else:
+            if self._refusing and not sleeping:
+                log.info("broker.wait_accepted")
+                self._refusing = False
 
 
 class Transport(kombu_redis.Transport):

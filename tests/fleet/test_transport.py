@@ -1,0 +1,212 @@
+"""The broker transport (worker/transport.py) against the real Redis, with kombu alone: no worker
+process, no Docker. A consumer killed right after taking a message must leave it where the
+visibility timeout restores it; and what the transport changes in kombu's consuming (priority
+lists, several queues, consumers without acks, unparsable items, a full Redis) still works."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from kombu import Connection, Consumer, Producer, Queue
+from kombu.transport import redis as kombu_redis
+
+import worker.transport
+from tests.conftest import TEST_ENV
+from tests.fleet.conftest import flush
+
+pytestmark = [pytest.mark.redis]
+
+URL = TEST_ENV["RUNNER_BROKER_URL"]
+OURS = worker.transport.Transport
+KOMBU = kombu_redis.Transport
+
+# A consumer that dies (SIGKILL) right after it has taken a message off the queue: in the
+# transport's hand-over to kombu's consumer callback, which records the message in kombu's
+# unacked hash (QoS.append) and then runs the task.
+CONSUME_AND_DIE = """
+import os, signal, sys
+from kombu import Connection, Consumer, Queue
+from kombu.transport import redis as kombu_redis
+import worker.transport
+
+url, queue, which = sys.argv[1:]
+transport = worker.transport.Transport if which == "ours" else kombu_redis.Transport
+with Connection(url, transport=transport) as conn:
+    assert type(conn.transport) is transport
+    conn.transport._deliver = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
+    with Consumer(conn, [Queue(queue)], accept=["json"]):
+        conn.drain_events(timeout=20)
+"""
+
+
+@pytest.fixture
+def broker(redis_db: redis.Redis) -> Iterator[redis.Redis]:
+    flush()
+    yield redis_db
+    flush()
+
+
+def names(n: int) -> list[str]:
+    tag = uuid.uuid4().hex[:8]
+    return [f"transport-{tag}-{i}" for i in range(n)]
+
+
+def drain(conn: Connection, queues: list[Queue], count: int, **kw: Any) -> list[Any]:
+    """``count`` messages through a consumer of ``queues`` that acks each; the messages."""
+    got: list[Any] = []
+
+    def on_message(body: Any, message: Any) -> None:
+        got.append(message)
+        message.ack()
+
+    with Consumer(conn, queues, callbacks=[on_message], accept=["json"], **kw):
+        while len(got) < count:
+            conn.drain_events(timeout=10)
+    return got
+
+
+@pytest.mark.parametrize("which", ["ours", "kombu"])
+def test_consumer_killed_right_after_the_pop_loses_nothing(broker: redis.Redis, which: str) -> None:
+    (queue,) = names(1)
+    with Connection(URL) as conn:
+        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+    child = subprocess.run(
+        [sys.executable, "-c", CONSUME_AND_DIE, URL, queue, which],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    assert broker.llen(queue) == 0  # the consumer did take it
+    # what a live worker's periodic sweep does once the visibility timeout has passed
+    with Connection(URL, transport_options={"visibility_timeout": 1}) as conn:
+        time.sleep(1.2)
+        conn.default_channel.qos.restore_visible(interval=1)
+    if which == "kombu":
+        # the window this transport closes: kombu's consumer had popped the message and not yet
+        # recorded it, so it is nowhere now and no sweep can ever deliver it again
+        assert (broker.llen(queue), broker.hlen("unacked")) == (0, 0)
+        return
+    assert broker.llen(queue) == 1
+    with Connection(URL) as conn:
+        (message,) = drain(conn, [Queue(queue)], 1)
+    assert message.payload == {"n": 1}
+    assert message.delivery_info["redelivered"] is True
+    assert (broker.hlen("unacked"), broker.zcard("unacked_index")) == (0, 0)
+
+
+def test_claims_lists_in_brpop_order_each_recorded_before_its_callback(
+    broker: redis.Redis,
+) -> None:
+    first, second = names(2)
+    seen: list[tuple[Any, bool]] = []
+    with Connection(URL) as conn:
+        producer = Producer(conn)
+        # published first, but on the lowest priority list of the second queue: BRPOP's order
+        # (every queue's default list, then the next priority level) takes it second
+        producer.publish({"n": 2}, routing_key=second, declare=[Queue(second)], priority=9)
+        producer.publish({"n": 1}, routing_key=first, declare=[Queue(first)])
+        assert broker.exists(f"{second}\x06\x169")  # it is on its own priority list
+
+        def on_message(body: Any, message: Any) -> None:
+            recorded = broker.hget("unacked", message.delivery_tag) is not None
+            seen.append((body, recorded))
+            message.ack()
+
+        with Consumer(conn, [Queue(first), Queue(second)], callbacks=[on_message], accept=["json"]):
+            while len(seen) < 2:
+                conn.drain_events(timeout=10)
+    assert seen == [({"n": 1}, True), ({"n": 2}, True)]
+    assert (broker.hlen("unacked"), broker.zcard("unacked_index")) == (0, 0)
+
+
+def test_consumers_without_acks_leave_no_record(broker: redis.Redis) -> None:
+    (queue,) = names(1)
+    recorded: list[int] = []
+    with Connection(URL) as conn:
+        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+
+        def on_message(body: Any, message: Any) -> None:
+            recorded.append(broker.hlen("unacked"))
+
+        with Consumer(conn, [Queue(queue)], callbacks=[on_message], accept=["json"], no_ack=True):
+            conn.drain_events(timeout=10)
+    # a record nobody acks would be delivered again after every visibility timeout
+    assert recorded == [0]
+    assert (broker.llen(queue), broker.hlen("unacked")) == (0, 0)
+
+
+def test_an_unparsable_item_is_dropped_and_consuming_goes_on(broker: redis.Redis) -> None:
+    (queue,) = names(1)
+    broker.lpush(queue, b"\xff\xfe not even text")
+    broker.lpush(queue, b"{not json")
+    with Connection(URL) as conn:
+        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+        (message,) = drain(conn, [Queue(queue)], 1)
+    assert message.payload == {"n": 1}
+    assert (broker.llen(queue), broker.hlen("unacked")) == (0, 0)
+
+
+@pytest.fixture
+def small_redis(tmp_path: Path) -> Iterator[redis.Redis]:
+    """A Redis of the test's own, to be filled up."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
+    cmd += ["--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield client
+    proc.kill()
+    proc.wait()
+
+
+def test_a_full_redis_is_still_drained_and_an_idle_consumer_survives_it(
+    small_redis: redis.Redis,
+) -> None:
+    url = f"redis://127.0.0.1:{small_redis.connection_pool.connection_kwargs['port']}/0"
+    (queue,) = names(1)
+    got: list[Any] = []
+    with Connection(url) as conn:
+        producer = Producer(conn)
+        for n in (1, 2):
+            producer.publish({"n": n}, routing_key=queue, declare=[Queue(queue)])
+
+        def on_message(body: Any, message: Any) -> None:
+            got.append((message, small_redis.hget("unacked", message.delivery_tag) is not None))
+
+        with Consumer(conn, [Queue(queue)], callbacks=[on_message], accept=["json"]):
+            small_redis.config_set("maxmemory", 1)  # full: every write that may grow is refused
+            with pytest.raises(redis.exceptions.OutOfMemoryError):
+                small_redis.set("more", "x")
+            while len(got) < 2:
+                conn.drain_events(timeout=10)
+            # nothing left: the consumer waits (sleeping, since the server refuses BLMOVE)
+            with pytest.raises(socket.timeout):
+                conn.drain_events(timeout=3)
+            # kombu's ack is a MULTI, which a full Redis refuses whatever it holds
+            small_redis.config_set("maxmemory", 0)
+            for message, _ in got:
+                message.ack()
+    assert [(m.payload, recorded) for m, recorded in got] == [({"n": 1}, True), ({"n": 2}, True)]
+    assert (small_redis.llen(queue), small_redis.hlen("unacked")) == (0, 0)
