@@ -21,6 +21,11 @@ queue is claimed when the wait times out (``brpop_timeout``, 1 s); the fleet's w
 one queue at the default priority. Consumers without acks (control replies) and a global key
 prefix (kombu prefixes only the first key of an EVALSHA) keep kombu's BRPOP.
 
+**One client per channel.** kombu builds a new redis-py client, with its table of some 200
+response callbacks, for every publish, ack, event and claim (``conn_or_acquire``); that was a
+sixth of a worker's CPU per test. A channel here keeps one synchronous client per connection
+pool (redis-py clients are thread-safe; each command borrows a pooled connection).
+
 **No worker stopped by a bad message.** An item that is not JSON would raise out of the
 consumer loop and Celery would stop the whole worker ("Unrecoverable error"), so anyone who can
 push to the queue could stop every worker. Such an item is logged and dropped (it has already
@@ -99,7 +104,16 @@ class Channel(kombu_redis.Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._no_ack_queues: set[str] = set()
         self._claim_script: Any = None
+        self._sync_client: Any = None
         super().__init__(*args, **kwargs)
+
+    def _create_client(self, asynchronous: bool = False) -> Any:
+        if asynchronous:
+            return super()._create_client(asynchronous=True)
+        client = self._sync_client
+        if client is None or client.connection_pool is not self.pool:
+            client = self._sync_client = super()._create_client()
+        return client
 
     def basic_consume(self, queue: str, no_ack: bool, *args: Any, **kwargs: Any) -> Any:
         if no_ack:  # nothing is recorded for these: claiming would leave records nobody acks

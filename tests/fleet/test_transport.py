@@ -210,3 +210,27 @@ def test_a_full_redis_is_still_drained_and_an_idle_consumer_survives_it(
                 message.ack()
     assert [(m.payload, recorded) for m, recorded in got] == [({"n": 1}, True), ({"n": 2}, True)]
     assert (small_redis.llen(queue), small_redis.hlen("unacked")) == (0, 0)
+
+
+def test_a_channel_reuses_one_redis_client_for_publishing_and_acking(broker: redis.Redis) -> None:
+    (queue,) = names(1)
+    with Connection(URL, transport=OURS) as conn:
+        channel = conn.default_channel
+        built: list[Any] = []
+        original = kombu_redis.Channel._create_client
+
+        def counting(self: Any, asynchronous: bool = False) -> Any:
+            built.append(asynchronous)
+            return original(self, asynchronous)
+
+        kombu_redis.Channel._create_client = counting  # type: ignore[method-assign]
+        try:
+            producer = Producer(channel)
+            for i in range(20):
+                producer.publish({"n": i}, routing_key=queue, declare=[Queue(queue)])
+            got = drain(conn, [Queue(queue)], 20)
+        finally:
+            kombu_redis.Channel._create_client = original  # type: ignore[method-assign]
+    assert [m.payload["n"] for m in got] == list(range(20))
+    # kombu alone builds one per publish and per ack: 40 and more
+    assert built.count(False) <= 2
