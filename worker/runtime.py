@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from worker.logs import configure_logging
 from worker.sandbox import open_pools
 from worker.sandbox.runner import Runner
 from worker.settings import Settings
+from worker.transport import CONSUMER_OPTION, Reclaimer
 
 log = structlog.get_logger()
 
@@ -43,6 +46,7 @@ class Runtime:
 
 
 _current: Runtime | None = None
+_reclaimer_stop = threading.Event()
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -126,7 +130,27 @@ def _start(sender: Any = None, **_: Any) -> None:
     except RunnerError as exc:  # producers then just always send the compile step
         log.warning("worker.identity_not_published", error=str(exc))
     install(runtime)
+    _start_reclaimer(node)
     log.info("worker.ready", owner=owner, pools=pools.state())
+
+
+def _start_reclaimer(node: str) -> None:
+    """Name this process's broker consumer before it connects, beat for it once (so its first
+    claims are never taken for a dead consumer's), then keep beating and reclaiming."""
+    from worker.app import app
+
+    consumer = f"{node}/{uuid.uuid4().hex[:8]}"
+    options = dict(app.conf.broker_transport_options or {})
+    app.conf.broker_transport_options = {**options, CONSUMER_OPTION: consumer}
+    reclaimer = Reclaimer(app.connection_for_write, consumer)
+    try:
+        reclaimer.sweep()
+    except Exception as exc:
+        log.warning("broker.reclaim_failed", error=str(exc)[:200])
+    _reclaimer_stop.clear()
+    threading.Thread(
+        target=reclaimer.run, args=(_reclaimer_stop,), name="reclaimer", daemon=True
+    ).start()
 
 
 def alive_nodes(timeout: float = 2.0) -> set[str]:
@@ -138,6 +162,7 @@ def alive_nodes(timeout: float = 2.0) -> set[str]:
 
 @worker_shutdown.connect
 def _stop(**_: Any) -> None:
+    _reclaimer_stop.set()
     runtime = _current
     install(None)
     if runtime is not None:

@@ -15,7 +15,15 @@ BRPOP itself cannot record. Here a consumer instead
    records the message exactly as ``QoS.append`` would, in one atomic step.
 
 Killed anywhere, a consumer leaves each message in its queue or in the unacked hash, which
-kombu's own sweep restores after the visibility timeout. The costs: the wait watches one list
+kombu's own sweep restores after the visibility timeout.
+
+**A dead consumer's messages back in seconds, not minutes.** The visibility timeout must exceed
+the longest task (300 s by default), so waiting for it would leave a killed worker's tests
+stuck for minutes. The claim also records which consumer took each message (a per-process id,
+the ``runner_consumer`` transport option); each worker keeps a heartbeat key for its consumer
+and, in :class:`Reclaimer`, gives back at the front of their queue the messages of consumers
+whose heartbeat has expired (30 s). A consumer wrongly taken for dead costs a test run twice,
+never a wrong result: the join keeps each test's first result. The costs: the wait watches one list
 (the first queue's default-priority list), so a message on another priority level or another
 queue is claimed when the wait times out (``brpop_timeout``, 1 s); the fleet's workers consume
 one queue at the default priority. Consumers without acks (control replies) and a global key
@@ -37,6 +45,8 @@ Importing this module points kombu's ``redis://`` scheme at this transport.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from queue import Empty
 from time import monotonic, time
 from typing import Any
@@ -49,14 +59,15 @@ from kombu.utils.json import loads
 
 log = structlog.get_logger()
 
-# KEYS: the queue lists in BRPOP's order, then the unacked hash and its index; ARGV[1]: the time
-# to index the message at (kombu indexes by the client's clock). Returns {list, item, tag} when
+# KEYS: the queue lists in BRPOP's order, then the unacked hash, its index and the owner hash;
+# ARGV[1]: the time to index the message at (kombu indexes by the client's clock), ARGV[2]: the
+# claiming consumer's id ("" records no owner). Returns {list, item, tag} when
 # recorded; {list, item} for an item that is not a kombu envelope, which is handed over
 # unrecorded as kombu would (and fails the same way). RPOP comes first on purpose: on a full
 # Redis (noeviction) a script that has already written may go on, so the record can never be
 # refused after the pop.
 CLAIM = """
-local n = #KEYS - 2
+local n = #KEYS - 3
 for i = 1, n do
     local item = redis.call('RPOP', KEYS[i])
     if item then
@@ -69,6 +80,9 @@ for i = 1, n do
             redis.call('HSET', KEYS[n + 1], tag, '[' .. item .. ',' .. cjson.encode(info.exchange)
                 .. ',' .. cjson.encode(info.routing_key) .. ']')
             redis.call('ZADD', KEYS[n + 2], ARGV[1], tag)
+            if ARGV[2] ~= '' then
+                redis.call('HSET', KEYS[n + 3], tag, ARGV[2])
+            end
             return {KEYS[i], item, tag}
         end
         return {KEYS[i], item}
@@ -79,9 +93,24 @@ return false
 
 # A key nobody writes to: a BLPOP on it is a pure sleep, which Redis serves even when full.
 SLEEP_KEY = "_runner.transport.sleep"
+CONSUMER_OPTION = "runner_consumer"  # transport option: this process's consumer id
+HEARTBEAT_TTL_S = 30
+HEARTBEAT_EVERY_S = 5
+
+
+def heartbeat_key(consumer: str) -> str:
+    return f"_runner.consumer.{consumer}"
 
 
 class QoS(kombu_redis.QoS):
+    @property
+    def owner_key(self) -> str:
+        return f"{self.unacked_key}_owner"
+
+    def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
+        # acked, rejected or restored: the message has no owner any more (same round trip)
+        return super()._remove_from_indices(delivery_tag, pipe).hdel(self.owner_key, delivery_tag)
+
     def append(self, message: Any, delivery_tag: Any) -> None:
         if delivery_tag is not None and delivery_tag == self.channel._claimed_tag:
             # the claim recorded it with the pop: only the local bookkeeping is left (writing it
@@ -106,6 +135,7 @@ class Channel(kombu_redis.Channel):
         self._claim_script: Any = None
         self._sync_client: Any = None
         super().__init__(*args, **kwargs)
+        self._consumer_id = str(self.connection.client.transport_options.get(CONSUMER_OPTION, ""))
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
@@ -154,8 +184,8 @@ class Channel(kombu_redis.Channel):
                 if self._claim_script is None:
                     self._claim_script = client.register_script(CLAIM)
                 claimed = self._claim_script(
-                    keys=[*keys, self.unacked_key, self.unacked_index_key],
-                    args=[repr(time())],
+                    keys=[*keys, self.unacked_key, self.unacked_index_key, self.qos.owner_key],
+                    args=[repr(time()), self._consumer_id],
                     client=client,
                 )
             if not claimed:
@@ -206,6 +236,44 @@ class Channel(kombu_redis.Channel):
 
 class Transport(kombu_redis.Transport):
     Channel = Channel
+
+
+class Reclaimer:
+    """Keeps this process's consumer alive in Redis and gives back the messages of consumers
+    that died holding them (see the module docstring). Every worker runs one; any of them may
+    do the giving back, and doing it twice is harmless (kombu's restore is a transaction that
+    finds the message gone)."""
+
+    def __init__(self, connect: Callable[[], Any], consumer: str) -> None:
+        self._connect = connect
+        self.consumer = consumer
+
+    def sweep(self) -> int:
+        """Beat for this consumer, then restore dead consumers' messages; how many."""
+        with self._connect() as conn:
+            channel = conn.default_channel
+            client = channel._create_client()
+            client.set(heartbeat_key(self.consumer), "1", ex=HEARTBEAT_TTL_S)
+            owners = {
+                bytes_to_str(tag): bytes_to_str(owner)
+                for tag, owner in client.hgetall(channel.qos.owner_key).items()
+            }
+            consumers = sorted(set(owners.values()))
+            beats = client.mget([heartbeat_key(c) for c in consumers]) if consumers else []
+            dead = {c for c, beat in zip(consumers, beats, strict=True) if beat is None}
+            tags = [tag for tag, owner in owners.items() if owner in dead]
+            for tag in tags:
+                channel.qos.restore_by_tag(tag, client, leftmost=True)
+        if tags:
+            log.warning("broker.reclaimed", consumers=sorted(dead), messages=len(tags))
+        return len(tags)
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_EVERY_S):
+            try:
+                self.sweep()
+            except Exception as exc:  # Redis away: kombu's own sweep remains the backstop
+                log.warning("broker.reclaim_failed", error=str(exc)[:200])
 
 
 TRANSPORT_ALIASES["redis"] = f"{__name__}:Transport"

@@ -43,18 +43,21 @@ def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no
 
 
 def test_worker_killed_mid_submission_loses_and_duplicates_nothing(workers, client: Client) -> None:
-    victim = workers("victim")
+    # an hour's visibility timeout: the tests the dead worker held must come back because its
+    # consumer's heartbeat expired (about 30 s), not because kombu's timeout ran out
+    victim = workers("victim", RUNNER_VISIBILITY_TIMEOUT_S="3600")
     handle = client.submit(echo_submission(50))
     wait_until(lambda: len(handle.finished_tests()) >= 8, 60, "a few tests to finish")
     victim.stop(signal.SIGKILL)
-    # the restarted worker removes the dead one's sandboxes and, once the visibility timeout
-    # has passed, receives the tests the dead one had taken but not acknowledged
+    # the restarted worker removes the dead one's sandboxes and gives back the tests the dead
+    # one had taken but not acknowledged
     victim.start()
-    result = handle.result(timeout=360)
+    result = handle.result(timeout=180)
     assert [t.id for t in result.tests] == [f"t{i:02d}" for i in range(50)]
     assert [t.verdict for t in result.tests] == [Verdict.AC] * 50
     assert (result.passed, result.total) == (50, 50)
     assert victim.events("pool.leftovers_removed")
+    assert victim.events("broker.reclaimed")
 
 
 class Proxy:

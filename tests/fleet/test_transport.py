@@ -19,6 +19,7 @@ import pytest
 import redis
 from kombu import Connection, Consumer, Producer, Queue
 from kombu.transport import redis as kombu_redis
+from structlog.testing import capture_logs
 
 import worker.transport
 from tests.conftest import TEST_ENV
@@ -41,7 +42,8 @@ import worker.transport
 
 url, queue, which = sys.argv[1:]
 transport = worker.transport.Transport if which == "ours" else kombu_redis.Transport
-with Connection(url, transport=transport) as conn:
+options = {worker.transport.CONSUMER_OPTION: "doomed"} if which == "ours" else {}
+with Connection(url, transport=transport, transport_options=options) as conn:
     assert type(conn.transport) is transport
     conn.transport._deliver = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
     with Consumer(conn, [Queue(queue)], accept=["json"]):
@@ -234,3 +236,56 @@ def test_a_channel_reuses_one_redis_client_for_publishing_and_acking(broker: red
     assert [m.payload["n"] for m in got] == list(range(20))
     # kombu alone builds one per publish and per ack: 40 and more
     assert built.count(False) <= 2
+
+
+def reclaimer(name: str) -> worker.transport.Reclaimer:
+    return worker.transport.Reclaimer(lambda: Connection(URL, transport=OURS), name)
+
+
+def kill_a_consumer_holding(queue: str) -> None:
+    child = subprocess.run(
+        [sys.executable, "-c", CONSUME_AND_DIE, URL, queue, "ours"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+
+
+def test_a_dead_consumers_message_is_given_back_without_waiting_for_the_timeout(
+    broker: redis.Redis,
+) -> None:
+    (queue,) = names(1)
+    with Connection(URL) as conn:
+        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+    kill_a_consumer_holding(queue)
+    assert broker.llen(queue) == 0
+    assert list(broker.hvals("unacked_owner")) == [b"doomed"]
+    # "doomed" never beat (or its beat expired): the first sweep anywhere gives it back
+    with capture_logs() as logs:
+        assert reclaimer("survivor").sweep() == 1
+    assert [e["consumers"] for e in logs if e["event"] == "broker.reclaimed"] == [["doomed"]]
+    assert (broker.llen(queue), broker.hlen("unacked"), broker.hlen("unacked_owner")) == (1, 0, 0)
+    assert broker.ttl(worker.transport.heartbeat_key("survivor")) > 0
+    with Connection(URL) as conn:
+        (message,) = drain(conn, [Queue(queue)], 1)
+    assert message.payload == {"n": 1}
+
+
+def test_a_live_consumers_messages_stay_with_it_and_acks_clear_its_record(
+    broker: redis.Redis,
+) -> None:
+    (queue,) = names(1)
+    live = reclaimer("live")
+    live.sweep()  # its beat
+    options = {worker.transport.CONSUMER_OPTION: "live"}
+    with Connection(URL, transport=OURS, transport_options=options) as conn:
+        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+        held: list[Any] = []
+        with Consumer(conn, [Queue(queue)], callbacks=[lambda _, m: held.append(m)]):
+            conn.drain_events(timeout=10)
+        assert broker.hget("unacked_owner", held[0].delivery_tag) == b"live"
+        assert reclaimer("other").sweep() == 0
+        assert broker.llen(queue) == 0
+        held[0].ack()
+    assert (broker.hlen("unacked"), broker.hlen("unacked_owner")) == (0, 0)
