@@ -46,7 +46,7 @@ PR_SET_DUMPABLE = 4
 OOM_SCORE = b"1000"  # the job, not the supervisor, is the OOM killer's first choice
 MAX_REQUEST = 1 << 16
 FDS = 4  # stdin, stdout, stderr, exec-error pipe
-SIGINT_EXIT = -2  # run_script's status for an uncaught KeyboardInterrupt
+INTERRUPTED = "interrupted"  # run_script's status for an uncaught KeyboardInterrupt
 LIBC = ctypes.CDLL(None, use_errno=True)
 
 
@@ -83,7 +83,7 @@ def run_script(code, namespace):
         # the traceback as the interpreter shows it: from the script's frame, not this one
         exc.__traceback__ = exc.__traceback__.tb_next
         sys.excepthook(type(exc), exc, exc.__traceback__)
-        return SIGINT_EXIT if isinstance(exc, KeyboardInterrupt) else 1
+        return INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
     return 0
 
 
@@ -110,7 +110,9 @@ def finish(namespace, status):
     SIGINT. Objects kept alive only by other modules are not finalized, which CPython does not
     promise either.
     """
-    interrupted = status == SIGINT_EXIT
+    interrupted = status == INTERRUPTED
+    if interrupted:
+        status = 1
     threading = sys.modules.get("threading")
     if threading is not None:
         threading._shutdown()

@@ -51,6 +51,7 @@ ENDINGS = {
     "exit_code": "raise SystemExit(3)\n",
     "exit_none": "import sys\nsys.exit()\n",
     "exit_big": "raise SystemExit(300)\n",
+    "exit_negative": "raise SystemExit(-2)\n",
     "os_exit": "import os\nprint('lost: never flushed')\nos._exit(7)\n",
     "interrupt": "print('x')\nraise KeyboardInterrupt\n",
     "syntax_error": "x = (\n",
