@@ -146,6 +146,25 @@ def test_max_jobs_one_gives_a_container_per_job(make_pools) -> None:
     assert state["jobs_per_container"] == 1.0
 
 
+def test_single_use_sandboxes_exec_python_instead_of_starting_a_fork_server(make_pools) -> None:
+    python = LANGUAGES["python"]
+    job = Job(
+        uid=0,
+        argv=python.run,
+        env=python.job_env,
+        files=(File("main.py", b"print('once')\n"),),
+        wall_ms=5000,
+        server=python.forkserver,
+    )
+    single = make_pools("python", max_jobs=1)
+    single.start()
+    once = single.run("python", job, 30)
+    assert (once.stdout, once.via) == (b"once\n", "exec")
+    reused = make_pools("python", max_jobs=2)
+    reused.start()
+    assert reused.run("python", job, 30).via == "server"
+
+
 def test_restarted_worker_removes_what_a_crashed_one_left(make_pools, docker_client) -> None:
     crashed = make_pools()
     crashed.start()

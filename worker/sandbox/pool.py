@@ -158,7 +158,10 @@ class ImagePool:
     def run(self, job: Job, deadline: float) -> RunReport:
         """Run one job on a leased sandbox; ``deadline`` is the outer time limit in seconds."""
         with self.lease() as sandbox:
-            job = replace(job, uid=self._uids.take())
+            # a fork server pays off from a sandbox's second job on; for one job it would only
+            # add its own interpreter's start
+            server = job.server if self.max_jobs > 1 else ()
+            job = replace(job, uid=self._uids.take(), server=server)
             started = time.monotonic()
             report = sandbox.run(job, deadline)
             log.debug(
