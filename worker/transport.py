@@ -9,20 +9,23 @@ refuses, or a reply left unread in the socket at shutdown) loses the message for
 no list and no hash, and its submission's chord never completes. A Lua script cannot block, so
 BRPOP itself cannot record. Here a consumer instead
 
-1. *waits* with ``BLMOVE q q RIGHT RIGHT``: it blocks like BRPOP, but puts what it takes back
-   where it was, so the wait holds no message;
-2. *claims* with one Lua script that pops from the first non-empty list, in BRPOP's order, and
-   records the message exactly as ``QoS.append`` would, in one atomic step.
+1. *waits* with ``BLMOVE q q.inflight.<consumer>``: it blocks like BRPOP, and Redis hands each
+   new message to exactly one waiting consumer, into a list of that consumer's own;
+2. *claims* with one Lua script that pops from that list first, then from the queue's lists in
+   BRPOP's order, and records the message exactly as ``QoS.append`` would, in one atomic step.
 
-Killed anywhere, a consumer leaves each message in its queue or in the unacked hash, which
-kombu's own sweep restores after the visibility timeout.
+Killed anywhere, a consumer leaves each message in its queue, its hand-off list or the unacked
+hash. A consumer without an id (a plain kombu client of this transport) waits with
+``BLMOVE q q`` instead, which puts the message back where it was: it holds nothing while it
+waits, but every such waiting consumer wakes for each new message.
 
 **A dead consumer's messages back in seconds, not minutes.** The visibility timeout must exceed
 the longest task (300 s by default), so waiting for it would leave a killed worker's tests
 stuck for minutes. The claim also records which consumer took each message (a per-process id,
 the ``runner_consumer`` transport option); each worker keeps a heartbeat key for its consumer
 and, in :class:`Reclaimer`, gives back at the front of their queue the messages of consumers
-whose heartbeat has expired (30 s). A consumer wrongly taken for dead costs a test run twice,
+whose heartbeat has expired (30 s): those they had claimed and those left in their hand-off
+lists. A consumer wrongly taken for dead costs a test run twice,
 never a wrong result: the join keeps each test's first result. The costs: the wait watches one list
 (the first queue's default-priority list), so a message on another priority level or another
 queue is claimed when the wait times out (``brpop_timeout``, 1 s); the fleet's workers consume
@@ -94,6 +97,8 @@ return false
 # A key nobody writes to: a BLPOP on it is a pure sleep, which Redis serves even when full.
 SLEEP_KEY = "_runner.transport.sleep"
 CONSUMER_OPTION = "runner_consumer"  # transport option: this process's consumer id
+CONSUMERS_KEY = "_runner.consumers"  # every consumer id that has beaten and not been reaped
+INFLIGHT = "inflight"  # hand-off list of consumer C for list L: L + sep + INFLIGHT + sep + C
 HEARTBEAT_TTL_S = 30
 HEARTBEAT_EVERY_S = 5
 
@@ -137,6 +142,9 @@ class Channel(kombu_redis.Channel):
         super().__init__(*args, **kwargs)
         self._consumer_id = str(self.connection.client.transport_options.get(CONSUMER_OPTION, ""))
 
+    def _inflight_key(self, source: str) -> str:
+        return f"{source}{self.sep}{INFLIGHT}{self.sep}{self._consumer_id}"
+
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
             return super()._create_client(asynchronous=True)
@@ -161,6 +169,8 @@ class Channel(kombu_redis.Channel):
         timeout = timeout or self.brpop_timeout or 1
         if self._wait_refused:
             command = ["BLPOP", SLEEP_KEY, timeout]
+        elif self._consumer_id:
+            command = ["BLMOVE", keys[0], self._inflight_key(keys[0]), "RIGHT", "LEFT", timeout]
         else:
             command = ["BLMOVE", keys[0], keys[0], "RIGHT", "RIGHT", timeout]
         self._claim_keys = keys
@@ -178,20 +188,25 @@ class Channel(kombu_redis.Channel):
                 return True
         try:
             self._read_wait(**options)
-            if self._closing:  # kombu reads a pending reply on close; ours holds no message
-                raise Empty()
+            inflight = self._inflight_key(keys[0]) if self._consumer_id else None
             with self.conn_or_acquire() as client:
+                if self._closing:  # kombu reads a pending reply on close: first in line again
+                    if inflight:
+                        client.lmove(inflight, keys[0], "RIGHT", "RIGHT")
+                    raise Empty()
                 if self._claim_script is None:
                     self._claim_script = client.register_script(CLAIM)
+                lists = [inflight, *keys] if inflight else keys
                 claimed = self._claim_script(
-                    keys=[*keys, self.unacked_key, self.unacked_index_key, self.qos.owner_key],
+                    keys=[*lists, self.unacked_key, self.unacked_index_key, self.qos.owner_key],
                     args=[repr(time()), self._consumer_id],
                     client=client,
                 )
             if not claimed:
                 raise Empty()
             self._wait_refused = False  # claiming goes on at full speed while there is work
-            dest = bytes_to_str(claimed[0]).rsplit(self.sep, 1)[0]
+            source = bytes_to_str(claimed[0])
+            dest = (keys[0] if source == inflight else source).rsplit(self.sep, 1)[0]
             self._queue_cycle.rotate(dest)
             try:
                 payload = loads(bytes_to_str(claimed[1]))
@@ -249,24 +264,44 @@ class Reclaimer:
         self.consumer = consumer
 
     def sweep(self) -> int:
-        """Beat for this consumer, then restore dead consumers' messages; how many."""
+        """Beat for this consumer, then give back dead consumers' messages; how many."""
         with self._connect() as conn:
             channel = conn.default_channel
             client = channel._create_client()
-            client.set(heartbeat_key(self.consumer), "1", ex=HEARTBEAT_TTL_S)
-            owners = {
-                bytes_to_str(tag): bytes_to_str(owner)
-                for tag, owner in client.hgetall(channel.qos.owner_key).items()
-            }
-            consumers = sorted(set(owners.values()))
-            beats = client.mget([heartbeat_key(c) for c in consumers]) if consumers else []
+            with client.pipeline(transaction=False) as pipe:
+                pipe.set(heartbeat_key(self.consumer), "1", ex=HEARTBEAT_TTL_S)
+                pipe.sadd(CONSUMERS_KEY, self.consumer)
+                pipe.smembers(CONSUMERS_KEY)
+                pipe.hgetall(channel.qos.owner_key)
+                _, _, members, owned = pipe.execute()
+            owners = {bytes_to_str(tag): bytes_to_str(owner) for tag, owner in owned.items()}
+            known = {bytes_to_str(m) for m in members}
+            consumers = sorted(known | set(owners.values()))
+            beats = client.mget([heartbeat_key(c) for c in consumers])
             dead = {c for c, beat in zip(consumers, beats, strict=True) if beat is None}
+            given = 0
+            for consumer in sorted(dead & known):
+                given += self._return_handoffs(client, channel.sep, consumer)
+                client.srem(CONSUMERS_KEY, consumer)
             tags = [tag for tag, owner in owners.items() if owner in dead]
             for tag in tags:
                 channel.qos.restore_by_tag(tag, client, leftmost=True)
-        if tags:
-            log.warning("broker.reclaimed", consumers=sorted(dead), messages=len(tags))
-        return len(tags)
+            given += len(tags)
+        if given:
+            log.warning("broker.reclaimed", consumers=sorted(dead), messages=given)
+        return given
+
+    @staticmethod
+    def _return_handoffs(client: Any, sep: str, consumer: str) -> int:
+        """Move what a dead consumer's hand-off lists hold back to the front of their queues."""
+        marker = f"{sep}{INFLIGHT}{sep}"
+        pattern = marker + "".join("\\" + c if c in "*?[]\\" else c for c in consumer)
+        moved = 0
+        for key in client.scan_iter(match="*" + pattern, count=1000):
+            source = bytes_to_str(key).rsplit(marker, 1)[0]
+            while client.lmove(key, source, "RIGHT", "RIGHT") is not None:
+                moved += 1
+        return moved
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(HEARTBEAT_EVERY_S):

@@ -34,6 +34,25 @@ KOMBU = kombu_redis.Transport
 # A consumer that dies (SIGKILL) right after it has taken a message off the queue: in the
 # transport's hand-over to kombu's consumer callback, which records the message in kombu's
 # unacked hash (QoS.append) and then runs the task.
+# The same, killed between its wait and its claim: the message is in its hand-off list.
+WAIT_AND_DIE = """
+import os, signal, sys
+from kombu import Connection, Consumer, Queue
+import worker.transport as transport
+
+url, queue = sys.argv[1:]
+transport.Reclaimer(lambda: Connection(url, transport=transport.Transport), "doomed").sweep()
+original = transport.Channel._read_wait
+def wait_then_die(self, **options):
+    original(self, **options)
+    os.kill(os.getpid(), signal.SIGKILL)
+transport.Channel._read_wait = wait_then_die
+options = {transport.CONSUMER_OPTION: "doomed"}
+with Connection(url, transport=transport.Transport, transport_options=options) as conn:
+    with Consumer(conn, [Queue(queue)], accept=["json"]):
+        conn.drain_events(timeout=20)
+"""
+
 CONSUME_AND_DIE = """
 import os, signal, sys
 from kombu import Connection, Consumer, Queue
@@ -107,12 +126,15 @@ def test_consumer_killed_right_after_the_pop_loses_nothing(broker: redis.Redis, 
     assert (broker.hlen("unacked"), broker.zcard("unacked_index")) == (0, 0)
 
 
+@pytest.mark.parametrize("consumer", ["", "named"])
 def test_claims_lists_in_brpop_order_each_recorded_before_its_callback(
-    broker: redis.Redis,
+    broker: redis.Redis, consumer: str
 ) -> None:
+    """Both ways of waiting: a named consumer's hand-off list, an anonymous one's BLMOVE q q."""
     first, second = names(2)
     seen: list[tuple[Any, bool]] = []
-    with Connection(URL) as conn:
+    options = {worker.transport.CONSUMER_OPTION: consumer} if consumer else {}
+    with Connection(URL, transport_options=options) as conn:
         producer = Producer(conn)
         # published first, but on the lowest priority list of the second queue: BRPOP's order
         # (every queue's default list, then the next priority level) takes it second
@@ -130,6 +152,7 @@ def test_claims_lists_in_brpop_order_each_recorded_before_its_callback(
                 conn.drain_events(timeout=10)
     assert seen == [({"n": 1}, True), ({"n": 2}, True)]
     assert (broker.hlen("unacked"), broker.zcard("unacked_index")) == (0, 0)
+    assert not list(broker.scan_iter("*inflight*"))
 
 
 def test_consumers_without_acks_leave_no_record(broker: redis.Redis) -> None:
@@ -289,3 +312,28 @@ def test_a_live_consumers_messages_stay_with_it_and_acks_clear_its_record(
         assert broker.llen(queue) == 0
         held[0].ack()
     assert (broker.hlen("unacked"), broker.hlen("unacked_owner")) == (0, 0)
+
+
+def test_a_consumer_killed_between_its_wait_and_its_claim_gives_the_message_back(
+    broker: redis.Redis,
+) -> None:
+    (queue,) = names(1)
+    with Connection(URL) as conn:
+        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+    child = subprocess.run(
+        [sys.executable, "-c", WAIT_AND_DIE, URL, queue],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    (handoff,) = broker.scan_iter("*inflight*")
+    assert (broker.llen(queue), broker.llen(handoff), broker.hlen("unacked")) == (0, 1, 0)
+    assert reclaimer("survivor").sweep() == 0  # "doomed" still has a heartbeat: not yet
+    broker.delete(worker.transport.heartbeat_key("doomed"))  # as if 30 s had passed
+    assert reclaimer("survivor").sweep() == 1
+    assert (broker.llen(queue), broker.exists(handoff)) == (1, 0)
+    assert broker.smembers(worker.transport.CONSUMERS_KEY) == {b"survivor"}
+    with Connection(URL) as conn:
+        (message,) = drain(conn, [Queue(queue)], 1)
+    assert message.payload == {"n": 1}
