@@ -15,6 +15,7 @@
 
 static pid_t server_pid;
 static int server_sock = -1;
+int server_lost_job;
 /* the server's argv and environment: a job that asks for another gets a new server */
 static char server_key[8192];
 
@@ -178,8 +179,11 @@ pid_t server_spawn(job_t *job, const int fds[4], result_t *res) {
     ssize_t n = -1;
     if (wait_readable(server_sock, ANSWER_MS) == 0) n = recv(server_sock, answer, sizeof answer - 1, 0);
     if (n <= 0) {
+        /* the job may exist, even still as root before its uid switch, where no cleanup by
+         * uid finds it: the answer tells the worker to recycle this sandbox */
         snprintf(res->exec_error, sizeof res->exec_error, "fork server did not answer");
         server_stop();
+        server_lost_job = 1;
         return -1;
     }
     answer[n] = 0;

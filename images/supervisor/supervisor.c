@@ -226,6 +226,8 @@ static void handle_run(void) {
         buf_free(&res.stderr_buf);
     }
     const char *bad = wipe(&job);
+    if (!bad && server_lost_job) bad = "the fork server failed during a job";
+    server_lost_job = 0;
     put_str("cleanup", bad ? bad : "ok");
     free_job(&job);
     flush_message();

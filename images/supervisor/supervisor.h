@@ -112,6 +112,7 @@ void drain(int fd, buf_t *b);
 void run_job(job_t *job, result_t *res);
 
 /* server.c */
+extern int server_lost_job; /* the server failed with a job maybe half started: recycle */
 int is_server(pid_t pid);
 void server_gone(void);
 pid_t server_spawn(job_t *job, const int fds[4], result_t *res);

@@ -185,3 +185,29 @@ def test_limits_are_enforced_on_forked_jobs(judge: Judge) -> None:
     busy = judge.run_test(spin, TestCase("c", b"", None), FAST, Comparison())
     assert busy.verdict == Verdict.TLE, busy
     assert busy.cpu_time_ms >= FAST.cpu_time_ms
+
+
+def test_a_fork_server_that_stops_answering_fails_the_job_and_recycles_the_sandbox(
+    pools: SandboxPools,
+) -> None:
+    """The job may exist half set up, even as root: no uid cleanup can be trusted to find it."""
+    mute = (
+        "/usr/bin/python3",
+        "-c",
+        "import socket, time\nsocket.socket(fileno=3).send(b'ready')\ntime.sleep(600)\n",
+    )
+    job = Job(
+        uid=0,
+        argv=PYTHON.run,
+        env=PYTHON.job_env,
+        files=(File("main.py", b"print('never')\n"),),
+        wall_ms=5000,
+        server=mute,
+    )
+    (before,) = [s for s in pools.state() if s["image"].startswith("runner-python")]
+    report = pools.run(PYTHON.image, job, 30)
+    assert (report.status, report.error) == ("error", "fork server did not answer")
+    assert report.cleanup == "the fork server failed during a job"
+    (after,) = [s for s in pools.state() if s["image"].startswith("runner-python")]
+    assert after["recycles"] != before["recycles"]
+    assert run(pools, "print('fresh sandbox')\n", server=True).stdout == b"fresh sandbox\n"
