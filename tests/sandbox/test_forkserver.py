@@ -194,7 +194,9 @@ def test_a_fork_server_that_stops_answering_fails_the_job_and_recycles_the_sandb
     mute = (
         "/usr/bin/python3",
         "-c",
-        "import socket, time\nsocket.socket(fileno=3).send(b'ready')\ntime.sleep(600)\n",
+        # keeps its end of the socket open (a closed one would read as a dead server)
+        "import socket, time\nserver = socket.socket(fileno=3)\nserver.send(b'ready')\n"
+        "time.sleep(600)\n",
     )
     job = Job(
         uid=0,
