@@ -3,6 +3,18 @@
 
 /* ------------------------------------------------------------------ process bookkeeping */
 
+/* /proc/PID/NAME into buf, NUL-terminated; the length read, or -1. */
+static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t size) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    ssize_t n = read(fd, buf, size - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return n;
+}
+
 /* Every live process of uid, by scanning /proc; sums their CPU (ticks) and RSS (kB). */
 int scan_uid(uid_t uid, int do_kill, long long *cpu_ticks, long *rss_kb) {
     DIR *d = opendir("/proc");
@@ -26,30 +38,19 @@ int scan_uid(uid_t uid, int do_kill, long long *cpu_ticks, long *rss_kb) {
         }
         if (cpu_ticks) {
             char line[1024];
-            snprintf(path, sizeof path, "/proc/%d/stat", pid);
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd >= 0) {
-                ssize_t n = read(fd, line, sizeof line - 1);
-                close(fd);
-                char *p = n > 0 ? (line[n] = 0, strrchr(line, ')')) : NULL;
-                unsigned long long ut = 0, stt = 0;
-                /* fields after the command: state ppid ... utime(14) stime(15) */
-                if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                                &ut, &stt) == 2)
-                    ticks += (long long)(ut + stt);
-            }
+            char *p = read_proc(pid, "stat", line, sizeof line) > 0 ? strrchr(line, ')') : NULL;
+            unsigned long long ut = 0, stt = 0;
+            /* fields after the command: state ppid ... utime(14) stime(15) */
+            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                            &ut, &stt) == 2)
+                ticks += (long long)(ut + stt);
         }
         if (rss_kb) {
             char line[128];
-            snprintf(path, sizeof path, "/proc/%d/statm", pid);
-            int fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd >= 0) {
-                ssize_t n = read(fd, line, sizeof line - 1);
-                close(fd);
-                long size = 0, res = 0;
-                if (n > 0 && (line[n] = 0, sscanf(line, "%ld %ld", &size, &res) == 2))
-                    rss += res * page_kb;
-            }
+            long size = 0, res = 0;
+            if (read_proc(pid, "statm", line, sizeof line) > 0 &&
+                sscanf(line, "%ld %ld", &size, &res) == 2)
+                rss += res * page_kb;
         }
     }
     closedir(d);
