@@ -96,18 +96,23 @@ def drain(conn: Connection, queues: list[Queue], count: int, **kw: Any) -> list[
     return got
 
 
-@pytest.mark.parametrize("which", ["ours", "kombu"])
-def test_consumer_killed_right_after_the_pop_loses_nothing(broker: redis.Redis, which: str) -> None:
-    (queue,) = names(1)
-    with Connection(URL) as conn:
-        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+def run_until_killed(script: str, *args: str) -> None:
+    """A consumer process running ``script`` (on this broker), which must die of SIGKILL."""
     child = subprocess.run(
-        [sys.executable, "-c", CONSUME_AND_DIE, URL, queue, which],
+        [sys.executable, "-c", script, URL, *args],
         capture_output=True,
         timeout=60,
         check=False,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+
+
+@pytest.mark.parametrize("which", ["ours", "kombu"])
+def test_consumer_killed_right_after_the_pop_loses_nothing(broker: redis.Redis, which: str) -> None:
+    (queue,) = names(1)
+    with Connection(URL) as conn:
+        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+    run_until_killed(CONSUME_AND_DIE, queue, which)
     assert broker.llen(queue) == 0  # the consumer did take it
     # what a live worker's periodic sweep does once the visibility timeout has passed
     with Connection(URL, transport_options={"visibility_timeout": 1}) as conn:
@@ -265,23 +270,13 @@ def reclaimer(name: str) -> worker.transport.Reclaimer:
     return worker.transport.Reclaimer(lambda: Connection(URL, transport=OURS), name)
 
 
-def kill_a_consumer_holding(queue: str) -> None:
-    child = subprocess.run(
-        [sys.executable, "-c", CONSUME_AND_DIE, URL, queue, "ours"],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
-
-
 def test_a_dead_consumers_message_is_given_back_without_waiting_for_the_timeout(
     broker: redis.Redis,
 ) -> None:
     (queue,) = names(1)
     with Connection(URL) as conn:
         Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
-    kill_a_consumer_holding(queue)
+    run_until_killed(CONSUME_AND_DIE, queue, "ours")
     assert broker.llen(queue) == 0
     assert list(broker.hvals("unacked_owner")) == [b"doomed"]
     # "doomed" never beat (or its beat expired): the first sweep anywhere gives it back
@@ -320,13 +315,7 @@ def test_a_consumer_killed_between_its_wait_and_its_claim_gives_the_message_back
     (queue,) = names(1)
     with Connection(URL) as conn:
         Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
-    child = subprocess.run(
-        [sys.executable, "-c", WAIT_AND_DIE, URL, queue],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    run_until_killed(WAIT_AND_DIE, queue)
     (handoff,) = broker.scan_iter("*inflight*")
     assert (broker.llen(queue), broker.llen(handoff), broker.hlen("unacked")) == (0, 1, 0)
     assert reclaimer("survivor").sweep() == 0  # "doomed" still has a heartbeat: not yet

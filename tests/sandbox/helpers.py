@@ -1,11 +1,14 @@
-"""Run a source through the real judge and return per-test results."""
+"""Run a source through the real judge and return per-test results; build Python jobs."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult
 from worker.judge import Judge
 from worker.languages import LANGUAGES
+from worker.sandbox.protocol import File, Job
 
 FAST = Limits(cpu_time_ms=1000, wall_time_ms=3000, memory_mb=128, output_kb=64, processes=8)
 
@@ -37,3 +40,17 @@ def judge_source(
 def verdict(judge: Judge, language: str, source: str | bytes, limits: Limits = FAST) -> TestResult:
     (result,) = judge_source(judge, language, source, limits=limits)
     return result
+
+
+def python_job(source: bytes, server: tuple[str, ...] | None = None, **limits: Any) -> Job:
+    """``main.py`` run as the judge runs Python (its argv and environment, through the image's
+    fork server unless ``server`` names another or ``()``), with a 5 s wall limit by default."""
+    python = LANGUAGES["python"]
+    return Job(
+        uid=0,
+        argv=python.run,
+        env=python.job_env,
+        files=(File("main.py", source),),
+        server=python.forkserver if server is None else server,
+        **{"wall_ms": 5000, **limits},
+    )

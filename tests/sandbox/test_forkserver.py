@@ -10,13 +10,13 @@ import re
 import pytest
 from structlog.testing import capture_logs
 
-from tests.sandbox.helpers import FAST
+from tests.sandbox.helpers import FAST, python_job
 from worker.compare import Comparison
 from worker.contract import TestCase, Verdict
 from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.sandbox.pool import SandboxPools
-from worker.sandbox.protocol import File, Job, RunReport
+from worker.sandbox.protocol import File, RunReport
 
 pytestmark = pytest.mark.docker
 
@@ -81,21 +81,17 @@ ENDINGS = {
 
 
 def run(pools: SandboxPools, source: str, server: bool, stdin: bytes = b"") -> RunReport:
-    job = Job(
-        uid=0,
-        argv=PYTHON.run,
-        env=PYTHON.job_env,
-        files=(File("main.py", source.encode()),),
+    job = python_job(
+        source.encode(),
+        server=None if server else (),
         stdin=stdin,
         cpu_ms=2000,
-        wall_ms=5000,
         mem_kb=256 * 1024,
         procs=8,
         nofile=64,
         stack_kb=65536,
         fsize_kb=1024,
         out_bytes=1 << 20,
-        server=PYTHON.forkserver if server else (),
     )
     report = pools.run(PYTHON.image, job, 30)
     assert report.status == "ok", report.error
@@ -198,14 +194,7 @@ def test_a_fork_server_that_stops_answering_fails_the_job_and_recycles_the_sandb
         "import socket, time\nserver = socket.socket(fileno=3)\nserver.send(b'ready')\n"
         "time.sleep(600)\n",
     )
-    job = Job(
-        uid=0,
-        argv=PYTHON.run,
-        env=PYTHON.job_env,
-        files=(File("main.py", b"print('never')\n"),),
-        wall_ms=5000,
-        server=mute,
-    )
+    job = python_job(b"print('never')\n", server=mute)
     (before,) = [s for s in pools.state() if s["image"].startswith("runner-python")]
     report = pools.run(PYTHON.image, job, 30)
     assert (report.status, report.error) == ("error", "fork server did not answer")

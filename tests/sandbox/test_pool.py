@@ -21,6 +21,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.conftest import RUN_ID, TEST_LABEL
+from tests.sandbox.helpers import python_job
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.errors import PoolClosed, SandboxError
@@ -147,15 +148,7 @@ def test_max_jobs_one_gives_a_container_per_job(make_pools) -> None:
 
 
 def test_single_use_sandboxes_exec_python_instead_of_starting_a_fork_server(make_pools) -> None:
-    python = LANGUAGES["python"]
-    job = Job(
-        uid=0,
-        argv=python.run,
-        env=python.job_env,
-        files=(File("main.py", b"print('once')\n"),),
-        wall_ms=5000,
-        server=python.forkserver,
-    )
+    job = python_job(b"print('once')\n")
     single = make_pools("python", max_jobs=1)
     single.start()
     once = single.run("python", job, 30)
