@@ -102,6 +102,13 @@ class Settings:
         "crashed one left. Empty: the Celery node name; then workers also remove sandboxes "
         "of other nodes on the same engine that no longer answer a ping.",
     )
+    fleet: str = _setting(
+        "",
+        "Label naming this worker's fleet on its sandboxes; sweeps only ever remove sandboxes "
+        "of their own fleet, so fleets that share a Docker engine leave each other alone. "
+        "Empty: a short hash of the broker URL's scheme, host, port and database (never its "
+        "credentials); set it when one fleet's workers spell the broker differently.",
+    )
     log_format: str = _setting(
         "console", "Log rendering: console (readable) or json.", choices=("console", "json")
     )

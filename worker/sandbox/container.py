@@ -7,6 +7,11 @@ to switch uids and clean up, no-new-privileges, the default seccomp profile, pid
 container log, never privileged, no Docker socket. The supervisor runs as the container's root
 so it can give each job its own unprivileged uid; the job never runs as root.
 
+Every sandbox is labelled with its owner and its fleet (the broker its worker serves), and the
+engine removes it as soon as it exits (``AutoRemove``): the supervisor exits when its stdin
+closes, which is what happens when the worker holding the attach connection dies, so a killed
+worker's sandboxes go away by themselves once their current job ends.
+
 The Docker image HEALTHCHECK is switched off here on purpose: Docker runs it with ``exec``,
 and exec into a container untrusted code can write to is how CVE-2019-5736 style escapes
 start. The pool's own readiness and health probe (a ``ping`` over the attached stdin)
@@ -43,6 +48,7 @@ from worker.sandbox.protocol import (
 SUPERVISOR = "/opt/runner/supervisor"
 LABEL_SANDBOX = "io.runner.sandbox"
 LABEL_OWNER = "io.runner.owner"
+LABEL_FLEET = "io.runner.fleet"
 LABEL_IMAGE = "io.runner.image"
 CAPABILITIES = ("SETUID", "SETGID", "KILL", "CHOWN")
 # What a call into the engine can raise: the SDK's own errors, and the transport's when the
@@ -59,6 +65,7 @@ class SandboxSpec:
 
     image: str
     owner: str
+    fleet: str = ""
     memory_mb: int = 512
     box_mb: int = 256
     pids: int = 128
@@ -102,11 +109,13 @@ def hardening(spec: SandboxSpec) -> dict[str, Any]:
             docker.types.Ulimit(name="core", soft=0, hard=0),
         ],
         "init": True,
+        "auto_remove": True,  # gone once the supervisor exits, even if no worker is left
         "log_config": docker.types.LogConfig(type="none"),
         "healthcheck": {"test": ["NONE"]},
         "labels": {
             LABEL_SANDBOX: "1",
             LABEL_OWNER: spec.owner,
+            LABEL_FLEET: spec.fleet,
             LABEL_IMAGE: spec.image,
             **dict(spec.extra_labels),
         },
@@ -214,7 +223,22 @@ class Sandbox:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            if exc.status_code != 409:  # 409: a removal is already under way
+            if exc.status_code != 409:
                 log.warning("sandbox.remove_failed", container=self.short_id, error=str(exc))
+            else:  # a removal is under way (the engine's own, once the supervisor exited)
+                self._await_gone()
         except ENGINE_ERRORS as exc:
             log.warning("sandbox.remove_failed", container=self.short_id, error=str(exc))
+
+    def _await_gone(self, timeout: float = 10.0) -> None:
+        """Wait until the engine has finished removing the container, so that once
+        :meth:`remove` returns no listing shows it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self._client.api.inspect_container(self.id)
+            except docker.errors.NotFound:
+                return
+            except ENGINE_ERRORS:
+                return
+            time.sleep(0.05)
