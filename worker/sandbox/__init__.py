@@ -3,6 +3,9 @@ pools of them (pool), removal of what no pool holds (reaper), and a fake pool fo
 
 from __future__ import annotations
 
+import hashlib
+from urllib.parse import parse_qs, urlsplit
+
 import docker
 import docker.errors
 
@@ -19,6 +22,37 @@ def sandbox_images() -> list[str]:
     keys = {lang.image for lang in LANGUAGES.values()}
     keys |= {lang.compile.image for lang in LANGUAGES.values() if lang.compile}
     return sorted(keys)
+
+
+DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "pyamqp": 5672}
+
+
+def broker_fleet(url: str) -> str:
+    """A short, stable name for the fleet served by the broker at ``url``: a hash of each
+    broker's scheme, host, port and database (or virtual host), never of its credentials.
+    Workers that ping each other (Celery's control messages stay within one broker database)
+    get the same name; fleets on other brokers sharing the Docker engine get another."""
+    parts = []
+    for one in url.split(";"):  # kombu's list of failover brokers
+        split = urlsplit(one.strip())
+        scheme = split.scheme.lower()
+        try:
+            port = split.port
+        except ValueError:
+            port = None
+        db = split.path.strip("/")
+        if scheme.startswith("redis") and not split.hostname:  # redis+socket:///path?db=N
+            db = f"{split.path}/{parse_qs(split.query).get('virtual_host', [''])[0]}"
+        elif scheme.startswith("redis"):
+            db = db or parse_qs(split.query).get("db", ["0"])[0]
+        host = (split.hostname or "").lower()
+        parts.append(f"{scheme}://{host}:{port or DEFAULT_PORTS.get(scheme, '')}/{db}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
+
+
+def fleet_of(settings: Settings) -> str:
+    """The fleet label of this worker's sandboxes: ``RUNNER_FLEET``, or the broker's hash."""
+    return settings.fleet or broker_fleet(settings.broker_url)
 
 
 def docker_client() -> docker.DockerClient:
@@ -38,11 +72,14 @@ def open_pools(
     extra_labels: tuple[tuple[str, str], ...] = (),
     max_jobs: int | None = None,
 ) -> SandboxPools:
-    """Pools of ``size`` sandboxes for each image (not started: call ``start()``)."""
+    """Pools of ``size`` sandboxes for each image (not started: call ``start()``), labelled
+    with ``owner`` and the fleet of ``settings`` (:func:`fleet_of`)."""
+    fleet = fleet_of(settings)
     specs = {
         key: SandboxSpec(
             image=image_ref(settings.image_prefix, key),
             owner=owner,
+            fleet=fleet,
             memory_mb=settings.max_memory_mb,
             runtime=settings.runtime,
             extra_labels=extra_labels,

@@ -3,8 +3,15 @@
 A sandbox serves one job at a time and at most ``max_jobs`` jobs in all; then, or after any
 anomaly (a failed cleanup, a dead or silent supervisor, a failed health probe), it is removed
 and replaced in the background, so a lease never waits on container creation unless the pool
-is empty. Every container carries the owner label: at start the pool removes what an earlier
-process with the same owner left behind (a crashed worker), and on close it removes its own.
+is empty. Every container carries the owner and fleet labels: at start the pool removes what
+an earlier process with the same owner left behind (a crashed worker), and on close it removes
+its own. Every sweep stays within the pool's fleet (see :mod:`worker.sandbox.reaper`).
+
+A dead worker's sandboxes are removed by the engine as soon as their supervisor exits (it
+exits when the worker's attach connection closes: at once when idle, after the running job
+otherwise, so within the job's wall-time limit). What that misses (an exited sandbox the
+engine did not remove, one created but never started) goes at the next probe round of any
+worker of the same fleet: within ``health_interval_s``, or two minutes for a never-started one.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from worker.sandbox.protocol import Job, RunReport
 from worker.sandbox.reaper import (
     owned_containers,
     remove_container,
+    remove_dead,
     remove_leftovers,
     remove_orphans,
 )
@@ -295,7 +303,11 @@ class SandboxPools:
         uid_base: int,
         health_interval_s: float = 30.0,
     ) -> None:
-        self.owner = next(iter(specs.values())).owner if specs else ""
+        first = next(iter(specs.values()), None)
+        self.owner = first.owner if first else ""
+        self.fleet = first.fleet if first else ""
+        if any((s.owner, s.fleet) != (self.owner, self.fleet) for s in specs.values()):
+            raise ValueError("every pool of one SandboxPools has the same owner and fleet")
         self._client = client
         uids = UidSource(uid_base)
         self._pools = {
@@ -310,7 +322,11 @@ class SandboxPools:
 
     def start(self) -> None:
         """Remove what a crashed predecessor left, prewarm every pool, start health probes."""
-        remove_leftovers(self._client, self.owner)
+        remove_leftovers(self._client, self.owner, self.fleet)
+        try:
+            remove_dead(self._client, self.fleet)
+        except SandboxError as exc:  # someone else's leftovers must not stop this start
+            log.warning("pool.sweep_failed", error=str(exc))
         threads = [threading.Thread(target=p.prewarm, daemon=True) for p in self._pools.values()]
         for t in threads:
             t.start()
@@ -353,7 +369,7 @@ class SandboxPools:
         self._stop.set()
         for pool in self._pools.values():
             pool.close()
-        remove_leftovers(self._client, self.owner)
+        remove_leftovers(self._client, self.owner, self.fleet)
 
     def _probe_loop(self) -> None:
         alive_before: set[str] | None = None
@@ -364,12 +380,14 @@ class SandboxPools:
                     if failed:
                         log.warning("pool.health_failed", image=pool.spec.image, failed=failed)
                 self.reap_strays()
+                remove_dead(self._client, self.fleet)
                 if self.alive_nodes is not None:
                     alive_now = self.alive_nodes()
                     if alive_before is not None:
                         # a node must miss two pings in a row before its sandboxes go: one
                         # slow answer must not cost a live worker its sandboxes
-                        remove_orphans(self._client, alive_now | alive_before, self.owner)
+                        alive = alive_now | alive_before
+                        remove_orphans(self._client, alive, self.owner, self.fleet)
                     alive_before = alive_now
             except Exception as exc:
                 log.warning("pool.probe_failed", error=str(exc))
@@ -381,7 +399,7 @@ class SandboxPools:
         now = time.time()
         strays = [
             c
-            for c in owned_containers(self._client, self.owner)
+            for c in owned_containers(self._client, self.owner, self.fleet)
             if c.id not in known and now - c.attrs.get("Created", now) > min_age_s
         ]
         for container in strays:
