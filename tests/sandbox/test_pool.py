@@ -6,7 +6,9 @@ import contextlib
 import functools
 import gc
 import os
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,10 +30,22 @@ from worker.errors import PoolClosed, SandboxError
 from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.sandbox import open_pools
-from worker.sandbox.container import LABEL_SANDBOX, SandboxSpec, hardening
+from worker.sandbox.container import (
+    LABEL_FLEET,
+    LABEL_OWNER,
+    LABEL_SANDBOX,
+    Sandbox,
+    SandboxSpec,
+    hardening,
+)
 from worker.sandbox.pool import SandboxPools
 from worker.sandbox.protocol import File, Job
-from worker.sandbox.reaper import owned_containers, remove_orphans
+from worker.sandbox.reaper import (
+    owned_containers,
+    remove_dead,
+    remove_leftovers,
+    remove_orphans,
+)
 from worker.settings import Settings
 
 pytestmark = pytest.mark.docker
@@ -46,11 +60,15 @@ def make_pools(
     made: list[tuple[SandboxPools, str]] = []
 
     def make(
-        image: str = "native", size: int = 1, max_jobs: int | None = None, owner: str = ""
+        image: str = "native",
+        size: int = 1,
+        max_jobs: int | None = None,
+        owner: str = "",
+        broker_url: str = "",
     ) -> SandboxPools:
         owner = owner or f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
         pools = open_pools(
-            settings,
+            replace(settings, broker_url=broker_url or settings.broker_url),
             size=size,
             owner=owner,
             images=[image],
@@ -61,8 +79,9 @@ def make_pools(
         return pools
 
     yield make
-    for pools, owner in made:
+    for pools, _ in made:
         pools.close()
+    for _, owner in made:
         assert owned_containers(docker_client, owner) == []
 
 
@@ -88,8 +107,8 @@ def compiled_echo() -> bytes:
         return Path(tmp, "echo").read_bytes()
 
 
-def container_ids(client: docker.DockerClient, owner: str) -> set[str]:
-    return {c.id for c in owned_containers(client, owner)}  # type: ignore[attr-defined]
+def container_ids(client: docker.DockerClient, owner: str, fleet: str | None = None) -> set[str]:
+    return {c.id for c in owned_containers(client, owner, fleet)}  # type: ignore[attr-defined]
 
 
 def test_hardening_never_privileged_no_socket_no_network() -> None:
@@ -261,22 +280,27 @@ def _rss_kb() -> int:
 
 
 def test_orphans_of_dead_nodes_are_removed_and_others_kept(docker_client, images) -> None:
-    def sandbox(owner: str) -> str:
-        labels = {LABEL_SANDBOX: "1", "io.runner.owner": owner, TEST_LABEL: RUN_ID}
+    fleet = f"test-{RUN_ID}"
+
+    def sandbox(owner: str, fleet: str = fleet) -> str:
+        labels = {LABEL_SANDBOX: "1", LABEL_OWNER: owner, LABEL_FLEET: fleet, TEST_LABEL: RUN_ID}
         container = docker_client.containers.create(images["native"], labels=labels)
         return container.id
 
     dead = sandbox(f"ghost-{RUN_ID}@gone")
     alive = sandbox(f"alive-{RUN_ID}@here")
     manual = sandbox(f"manual-{RUN_ID}")  # an owner set by hand: never reaped by others
+    foreign = sandbox(f"ghost-{RUN_ID}@gone", fleet=f"other-{RUN_ID}")  # another broker's
     try:
-        removed = remove_orphans(docker_client, {f"alive-{RUN_ID}@here"}, "me@here", min_age_s=0)
+        removed = remove_orphans(
+            docker_client, {f"alive-{RUN_ID}@here"}, "me@here", fleet, min_age_s=0
+        )
         remaining = {c.id for c in docker_client.containers.list(all=True, sparse=True)}
         assert dead not in remaining
-        assert {alive, manual} <= remaining
-        assert removed >= 1
+        assert {alive, manual, foreign} <= remaining
+        assert removed == 1
     finally:
-        for cid in (dead, alive, manual):
+        for cid in (dead, alive, manual, foreign):
             with contextlib.suppress(docker.errors.NotFound):
                 docker_client.containers.get(cid).remove(force=True)
 
@@ -309,3 +333,106 @@ def test_health_probe_outlives_a_failing_round(docker_client, images, settings) 
     finally:
         pools.close()
     assert owned_containers(docker_client, owner) == []
+
+
+def test_fleets_sharing_an_engine_never_sweep_each_others_sandboxes(
+    make_pools, docker_client, images
+) -> None:
+    # two fleets (two brokers) on one engine whose node names coincide, as when the demo stack
+    # runs next to a worker on the host: no sweep of one touches the other's sandboxes
+    owner = f"runner@{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    ours = make_pools(owner=owner, broker_url=f"redis://fleet-a-{RUN_ID}:6379/0")
+    theirs = make_pools(owner=owner, broker_url=f"redis://fleet-b-{RUN_ID}:6380/0")
+    ours.start()
+    theirs.start()  # its leftover sweep, for the same owner name, must not take ours
+    assert ours.fleet != theirs.fleet
+    (mine,) = container_ids(docker_client, owner, ours.fleet)
+    (their_idle,) = container_ids(docker_client, owner, theirs.fleet)
+    labels = {
+        LABEL_SANDBOX: "1",
+        LABEL_OWNER: owner,
+        LABEL_FLEET: theirs.fleet,
+        TEST_LABEL: RUN_ID,
+    }
+    exited = docker_client.containers.create(images["native"], labels=labels)
+    try:
+        exited.start()  # stdin is not open: the supervisor exits at once
+        exited.wait(timeout=10)
+        # their node never answers our ping, and our sweeps run with no age limit
+        assert remove_orphans(docker_client, set(), "runner@me", ours.fleet, min_age_s=0) == 1
+        assert ours.reap_strays(min_age_s=0) == 0
+        assert remove_dead(docker_client, ours.fleet, min_age_s=0) == 0
+        remove_leftovers(docker_client, owner, ours.fleet)
+        assert container_ids(docker_client, owner, ours.fleet) == set()  # ours: swept
+        assert container_ids(docker_client, owner, theirs.fleet) == {their_idle, exited.id}
+        assert theirs.run("native", echo_job(), 10).stdout == b"hi"  # theirs still serves
+        # and their own dead sweep is what removes their exited sandbox
+        assert remove_dead(docker_client, theirs.fleet, min_age_s=0) == 1
+        assert container_ids(docker_client, owner, theirs.fleet) == {their_idle}
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            exited.remove(force=True)
+    assert mine not in container_ids(docker_client, owner)
+
+
+def test_sandboxes_of_a_killed_worker_are_removed_not_left_exited(docker_client, images) -> None:
+    # a worker process holding two sandboxes, one busy with a 3 s job, dies by SIGKILL: the
+    # idle one is gone at once, the busy one once its job ends, and no exited one remains
+    owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    script = f"""
+import sys, threading, time
+from tests.sandbox.helpers import python_job
+from worker.sandbox import open_pools
+from worker.settings import Settings
+pools = open_pools(Settings.from_env({{}}), size=2, owner={owner!r}, images=["python"],
+                   extra_labels=(({TEST_LABEL!r}, {RUN_ID!r}),))
+pools.start()
+job = python_job(b"import time; time.sleep(3)", wall_ms=5000)
+threading.Thread(target=pools.run, args=("python", job, 10), daemon=True).start()
+time.sleep(0.5)
+print("busy", flush=True)
+time.sleep(60)
+"""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"busy\n"
+        held = container_ids(docker_client, owner)
+        assert len(held) == 2
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = time.monotonic()
+    gone: dict[str, float] = {}
+    while len(gone) < len(held) and time.monotonic() - killed < 15:
+        for cid in held - set(gone):
+            try:
+                docker_client.api.inspect_container(cid)
+            except docker.errors.NotFound:
+                gone[cid] = time.monotonic() - killed
+        time.sleep(0.05)
+    for cid in held - set(gone):
+        docker_client.api.remove_container(cid, force=True)
+    assert set(gone) == held, "a dead worker's sandbox stayed (exited or running)"
+    assert min(gone.values()) < 2.0  # the idle one: at once
+    assert max(gone.values()) < 3.0 + 5.0  # the busy one: once its job ended
+
+
+def test_remove_is_safe_when_the_engine_removed_the_sandbox_already(
+    docker_client, images, test_labels
+) -> None:
+    spec = SandboxSpec(image=images["native"], owner=f"test-{RUN_ID}", extra_labels=test_labels)
+    for end in ("kill", "close"):
+        sandbox = Sandbox(docker_client, spec)
+        sandbox.ping()
+        if end == "kill":
+            docker_client.api.kill(sandbox.id)  # the engine's auto-removal starts at once
+        else:
+            sandbox._sock.shutdown(socket.SHUT_WR)  # stdin closes: the supervisor exits
+        with capture_logs() as logs:
+            sandbox.remove()
+            sandbox.remove()
+        assert not [e for e in logs if e["event"] == "sandbox.remove_failed"]
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.api.inspect_container(sandbox.id)
