@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import docker
@@ -22,6 +22,7 @@ from worker.sandbox.reaper import owned_containers
 from worker.settings import Settings
 
 RUNNER = Path(sys.executable).with_name("runner")
+CELERY = Path(sys.executable).with_name("celery")
 
 
 @pytest.fixture(scope="session")
@@ -40,12 +41,22 @@ def flush() -> None:
 
 
 class Worker:
-    """One ``runner worker`` process with its own warm pools and log file."""
+    """One worker process with its own warm pools and log file: ``runner worker``, or
+    ``command`` (say ``celery -A worker.app worker -P solo``), to which the node name and log
+    level are added."""
 
-    def __init__(self, tmp: Path, name: str, concurrency: int = 2, **env: str) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        name: str,
+        concurrency: int = 2,
+        command: Sequence[str] = (str(RUNNER), "worker"),
+        **env: str,
+    ) -> None:
         self.name = f"{name}@{RUN_ID}"
         self.owner = f"test-{RUN_ID}-{name}"
         self.log = tmp / f"{name}.log"
+        self.argv = [*command, "-n", self.name, "-l", "INFO"]
         self.env = {
             **os.environ,
             "RUNNER_OWNER": self.owner,
@@ -54,10 +65,16 @@ class Worker:
         }
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def run_to_exit(self, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run a worker that should exit by itself (a refused start), stderr kept apart."""
+        return subprocess.run(
+            self.argv, env=self.env, capture_output=True, text=True, timeout=timeout
+        )
+
     def start(self, wait: float = 90.0) -> Worker:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [str(RUNNER), "worker", "-n", self.name, "-l", "INFO"],
+                self.argv,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
