@@ -9,11 +9,15 @@ first needs it, not at import. Reliability choices, each for a reason:
   second worker while the first still runs it;
 - JSON only, pickle refused: any backend in any language can send and read;
 - results (and chord state) kept longer than the longest chord can take;
-- task events on, so Flower shows workers, tasks and their states live.
+- task events on, so Flower shows workers, tasks and their states live;
+- the thread pool, ``RUNNER_CONCURRENCY`` threads: a worker process holds one set of warm
+  sandbox pools that its threads share (:mod:`worker.runtime`), so the plain
+  ``celery -A worker.app worker`` runs what ``runner worker`` runs.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from celery import Celery
@@ -32,6 +36,33 @@ def task_time_limit(settings: Settings) -> int:
     generous grace."""
     compile_ms = max(lang.compile.wall_time_ms for lang in LANGUAGES.values() if lang.compile)
     return max(settings.max_wall_time_ms, compile_ms) // 1000 + GRACE_S
+
+
+def available_cpus() -> float:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container
+    sees every core of its host in os.cpu_count())."""
+    cpus = float(len(os.sched_getaffinity(0)))
+    quota = _read("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+    if quota and quota[0] != "max":
+        cpus = min(cpus, int(quota[0]) / int(quota[1]))
+    quota_v1 = _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")  # cgroup v1: -1 when unlimited
+    period_v1 = _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+    if quota_v1 and period_v1 and int(quota_v1[0]) > 0:
+        cpus = min(cpus, int(quota_v1[0]) / int(period_v1[0]))
+    return max(cpus, 1.0)
+
+
+def _read(path: str) -> list[str]:
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def concurrency_of(settings: Settings) -> int:
+    """Tests one worker runs at once: ``RUNNER_CONCURRENCY``, or twice the usable CPUs."""
+    return settings.concurrency or round(2 * available_cpus())
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -65,6 +96,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # what `celery worker` runs without -P/-c: every test is a wait on a sandbox, and one
+        # warm pool per process serves all its threads
+        "worker_pool": "threads",
+        "worker_concurrency": concurrency_of(settings),
         "task_default_queue": settings.queue,
         "task_queues": [Queue(settings.queue)],
         "task_create_missing_queues": True,

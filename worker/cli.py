@@ -172,8 +172,7 @@ def node_name(settings: Settings) -> str:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.app import app
-    from worker.runtime import concurrency_of
+    from worker.app import app, concurrency_of
 
     concurrency = args.concurrency or concurrency_of(settings)
     name = args.hostname or node_name(settings)

@@ -9,7 +9,6 @@ Tests install one around a :class:`~worker.sandbox.fake.FakePool`.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import uuid
@@ -23,6 +22,7 @@ from celery.worker.control import inspect_command
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from worker.app import concurrency_of
 from worker.artifacts import ArtifactStore
 from worker.errors import RunnerError
 from worker.judge import Judge
@@ -81,32 +81,6 @@ def current() -> Runtime:
     if _current is None:
         raise RunnerError("the worker runtime is not started (start workers with `runner worker`)")
     return _current
-
-
-def available_cpus() -> float:
-    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a container
-    sees every core of its host in os.cpu_count())."""
-    cpus = float(len(os.sched_getaffinity(0)))
-    quota = _read("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
-    if quota and quota[0] != "max":
-        cpus = min(cpus, int(quota[0]) / int(quota[1]))
-    quota_v1 = _read("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")  # cgroup v1: -1 when unlimited
-    period_v1 = _read("/sys/fs/cgroup/cpu/cpu.cfs_period_us")
-    if quota_v1 and period_v1 and int(quota_v1[0]) > 0:
-        cpus = min(cpus, int(quota_v1[0]) / int(period_v1[0]))
-    return max(cpus, 1.0)
-
-
-def _read(path: str) -> list[str]:
-    try:
-        with open(path) as f:
-            return f.read().split()
-    except OSError:
-        return []
-
-
-def concurrency_of(settings: Settings) -> int:
-    return settings.concurrency or round(2 * available_cpus())
 
 
 @worker_init.connect
