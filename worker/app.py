@@ -12,7 +12,8 @@ first needs it, not at import. Reliability choices, each for a reason:
 - task events on, so Flower shows workers, tasks and their states live;
 - the thread pool, ``RUNNER_CONCURRENCY`` threads: a worker process holds one set of warm
   sandbox pools that its threads share (:mod:`worker.runtime`), so the plain
-  ``celery -A worker.app worker`` runs what ``runner worker`` runs.
+  ``celery -A worker.app worker`` runs what ``runner worker`` runs. A pool that would run tests
+  in other processes or in green threads stops the start (:func:`worker.runtime.check_pool`).
 """
 
 from __future__ import annotations

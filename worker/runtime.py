@@ -4,19 +4,34 @@ store and a Redis client for coordination.
 The worker builds it when Celery starts (``worker_init``: stale sandboxes removed, pools
 prewarmed before the first task) and tears it down on shutdown (every sandbox removed).
 Tests install one around a :class:`~worker.sandbox.fake.FakePool`.
+
+The pools live in this process and its threads share them, so the worker runs Celery's thread
+pool (the app's default) or ``solo``. Any other pool refuses to start (:func:`check_pool`):
+prefork children would each inherit a copy of the same pools, attached to the same sandbox
+supervisors, and lease one sandbox to two tests at once; green threads (eventlet, gevent) would
+stall on the blocking sandbox calls. A worker that could not run a test (no Docker engine, a
+missing image, no sandbox of an image would start) refuses as well, rather than take tests
+only to fail them. A refusal is one line on stderr and exit status 1 (:class:`StartRefused`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import sys
 import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import click
+import docker.errors
 import redis
 import structlog
+from celery.concurrency import ALIASES, get_implementation
+from celery.concurrency.solo import TaskPool as SoloPool
+from celery.concurrency.thread import TaskPool as ThreadPool
 from celery.signals import worker_init, worker_shutdown
 from celery.worker.control import inspect_command
 from redis.backoff import ExponentialBackoff
@@ -24,10 +39,11 @@ from redis.retry import Retry
 
 from worker.app import concurrency_of
 from worker.artifacts import ArtifactStore
-from worker.errors import RunnerError
+from worker.errors import RunnerError, SandboxError
 from worker.judge import Judge
 from worker.logs import configure_logging
 from worker.sandbox import open_pools
+from worker.sandbox.pool import SandboxPools
 from worker.sandbox.runner import Runner
 from worker.settings import Settings
 from worker.transport import CONSUMER_OPTION, Reclaimer
@@ -83,6 +99,91 @@ def current() -> Runtime:
     return _current
 
 
+class StartRefused(SystemExit):
+    """Stops a worker's start: one line on stderr, exit status 1.
+
+    A SystemExit, since Celery's signal dispatch catches any Exception a ``worker_init``
+    receiver raises and only logs it: the worker would then start without a runtime."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("runner: the worker cannot start: " + " ".join(reason.split()))
+
+
+SAFE_POOLS = "start it with the thread pool (the default: no -P, or -P threads) or -P solo"
+
+
+def check_pool(pool_cls: Any, asked_for: str | None = None) -> str:
+    """``threads`` or ``solo`` for the pool a worker is about to run (a name, a ``module:Class``
+    path or a class, as Celery holds it); raises :class:`StartRefused` for any other pool.
+    ``asked_for`` is the pool named on the command line, when Celery replaced it."""
+    if asked_for == "prefork":
+        pool_cls = asked_for
+    if isinstance(pool_cls, str):
+        path = ALIASES.get(pool_cls) or pool_cls
+        module = path.replace(":", ".").rsplit(".", 1)[0]
+        if module in ("celery.concurrency.prefork", "celery.concurrency.asynpool"):
+            pool_cls = "prefork"
+        elif module in ("celery.concurrency.eventlet", "celery.concurrency.gevent"):
+            pool_cls = module.rsplit(".", 1)[1]
+        else:
+            try:  # a custom pool: what it derives from decides
+                pool_cls = get_implementation(pool_cls)
+            except Exception:
+                raise StartRefused(f"pool {path!r} cannot be loaded; {SAFE_POOLS}") from None
+    if isinstance(pool_cls, type):
+        if issubclass(pool_cls, ThreadPool):
+            return "threads"
+        if issubclass(pool_cls, SoloPool):
+            return "solo"
+        modules = {c.__module__ for c in pool_cls.__mro__}
+        for name in ("prefork", "eventlet", "gevent"):
+            if f"celery.concurrency.{name}" in modules:
+                pool_cls = name
+    if pool_cls == "prefork":
+        raise StartRefused(
+            "the prefork pool would run tests in several processes sharing one set of "
+            f"sandboxes; {SAFE_POOLS}"
+        )
+    if pool_cls in ("eventlet", "gevent"):
+        raise StartRefused(
+            f"the {pool_cls} pool runs tests in green threads, which the blocking sandbox calls "
+            f"would stall; {SAFE_POOLS}"
+        )
+    name = getattr(pool_cls, "__qualname__", pool_cls)
+    raise StartRefused(f"pool {name!r} keeps no sandbox to one test at a time; {SAFE_POOLS}")
+
+
+def pool_asked_for(argv: list[str] | None = None) -> str | None:
+    """The pool named on the worker's command line or in ``CELERY_WORKER_POOL``, when Celery
+    replaced it: its CLI turns an explicit ``-P prefork`` into the app's ``worker_pool``, as it
+    cannot tell it from the option's default. Click still knows where the value came from."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None or "pool" not in ctx.params:
+        return None  # not started by Celery's command line: the pool class is what it runs
+    source = ctx.get_parameter_source("pool")
+    if source is click.core.ParameterSource.ENVIRONMENT:
+        for param in ctx.command.params:
+            if param.name == "pool":
+                value = param.resolve_envvar_value(ctx)
+                return value if isinstance(value, str) else None
+    if source is click.core.ParameterSource.COMMANDLINE:
+        return option_value(sys.argv if argv is None else argv, "-P", "--pool")
+    return None
+
+
+def option_value(argv: list[str], short: str, long: str) -> str | None:
+    """The last value of an option in ``argv``: ``-P x``, ``-Px``, ``--pool x``, ``--pool=x``."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg in (short, long) and i + 1 < len(argv):
+            found = argv[i + 1]
+        elif arg.startswith(long + "="):
+            found = arg[len(long) + 1 :]
+        elif arg.startswith(short) and not arg.startswith("--") and len(arg) > len(short):
+            found = arg[len(short) :]
+    return found
+
+
 @worker_init.connect
 def _start(sender: Any = None, **_: Any) -> None:
     settings = Settings.from_env()
@@ -90,14 +191,36 @@ def _start(sender: Any = None, **_: Any) -> None:
     # Celery's own line per finished task repeats the whole result; our test.done event says
     # the same in a few fields, so that logger only speaks up for problems
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
-    size = settings.pool_size or getattr(sender, "concurrency", None) or concurrency_of(settings)
+    from worker.app import app
+
+    pool = check_pool(getattr(sender, "pool_cls", None) or app.conf.worker_pool, pool_asked_for())
+    concurrency = getattr(sender, "concurrency", None)
+    if not isinstance(concurrency, int) or concurrency < 1:
+        # `-c auto`, which Celery resolves only after this signal: the app's own default, for
+        # the threads and the sandboxes alike
+        concurrency = concurrency_of(settings)
+        if sender is not None:
+            sender.concurrency = concurrency
+    size = settings.pool_size or (1 if pool == "solo" else concurrency)  # solo: one at a time
     node = getattr(sender, "hostname", None) or f"celery@{socket.gethostname()}"
     owner = settings.owner or node
-    pools = open_pools(settings, size=size, owner=owner)
-    pools.alive_nodes = alive_nodes
-    log.info("worker.prewarm", owner=owner, sandboxes_per_image=size)
-    pools.start()
-    runtime = build(settings, pools, host=node)
+    try:
+        pools = open_pools(settings, size=size, owner=owner)
+    except Exception as exc:
+        raise StartRefused(str(exc)) from exc
+    try:
+        check_images(pools)
+        pools.alive_nodes = alive_nodes
+        log.info("worker.prewarm", owner=owner, pools=pool, sandboxes_per_image=size)
+        pools.start()
+        check_prewarmed(pools)
+        runtime = build(settings, pools, host=node)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            pools.close()  # whatever prewarm made
+        if isinstance(exc, Exception):
+            raise StartRefused(str(exc)) from exc
+        raise
     try:
         for image in pools.specs:
             runtime.store.publish_identity(image, pools.identity(image))
@@ -106,6 +229,29 @@ def _start(sender: Any = None, **_: Any) -> None:
     install(runtime)
     _start_reclaimer(node)
     log.info("worker.ready", owner=owner, pools=pools.state())
+
+
+def check_images(pools: SandboxPools) -> None:
+    """Every sandbox image is there: without one, every test of its languages would fail."""
+    for key, spec in pools.specs.items():
+        try:
+            pools.identity(key)
+        except SandboxError as exc:
+            if isinstance(exc.__cause__, docker.errors.ImageNotFound):
+                raise StartRefused(
+                    f"sandbox image {spec.image} is missing; build it with scripts/build-images"
+                ) from exc
+            raise
+
+
+def check_prewarmed(pools: SandboxPools) -> None:
+    """At least one sandbox of each image started (one that does not is in the log as
+    sandbox.create_failed): an image none of whose sandboxes start would fail all its tests."""
+    for state in pools.state():
+        if not state["idle"] and not state["busy"]:
+            raise StartRefused(
+                f"no sandbox of {state['image']} would start (see sandbox.create_failed)"
+            )
 
 
 def _start_reclaimer(node: str) -> None:
