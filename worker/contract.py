@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-from collections.abc import Callable
+import math
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -202,6 +204,14 @@ _PYDANTIC_CODES = {
     "string_too_long": "too_long",
 }
 
+# How much of a field path a message quotes: a path deep into a nested value, or a field name
+# megabytes long, must not make the message itself huge.
+_SHOWN = 200
+
+# A path as (key, parent path), built while walking a submission: extending it costs the same
+# at any depth, so a value nested a million deep is walked in linear time.
+_Path: TypeAlias = "tuple[str | int, _Path] | None"
+
 
 def parse_submission(raw: Any, maxima: Maxima, languages: frozenset[str]) -> Submission:
     """Validate and decode a wire submission, or raise :class:`SubmissionRejected`."""
@@ -209,13 +219,13 @@ def parse_submission(raw: Any, maxima: Maxima, languages: frozenset[str]) -> Sub
         raise SubmissionRejected(
             "not_an_object", f"submission must be a JSON object, got {type(raw).__name__}"
         )
+    _check_json(raw)
     try:
         wire = SubmissionIn.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "submission"
         code = _PYDANTIC_CODES.get(first["type"], "wrong_type")
-        raise SubmissionRejected(code, f"{where}: {first['msg']}") from None
+        raise SubmissionRejected(code, f"{_where(first['loc'])}: {first['msg']}") from None
     if wire.language not in languages:
         raise SubmissionRejected(
             "unknown_language",
@@ -281,6 +291,55 @@ def _limits(given: LimitsIn, maxima: Maxima) -> Limits:
             )
         values[name] = value
     return Limits(**values)
+
+
+def _check_json(raw: dict[str, Any]) -> None:
+    """Reject, wherever it is (known field or not), a number JSON cannot carry but Python's
+    decoder lets through: ``1e999``, ``Infinity``, ``NaN``. The models would misname it (an
+    infinite limit is "not a valid integer", NaN in an unknown field "not permitted"), or let
+    it through to fail later (an infinite tolerance)."""
+    # A loop over a stack of containers, not recursion: nesting has no bound here. Scalars are
+    # checked in place, so a long array costs a few type tests per element.
+    pending: list[tuple[dict[Any, Any] | list[Any], _Path]] = [(raw, None)]
+    while pending:
+        container, path = pending.pop()
+        nested: list[tuple[dict[Any, Any] | list[Any], _Path]] = []
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        for key, value in items:
+            if isinstance(value, dict | list):
+                nested.append((value, (key, path)))
+            elif isinstance(value, float) and not math.isfinite(value):
+                raise SubmissionRejected(
+                    "invalid_value",
+                    f"{_spell((key, path))}: {value} is not a finite number "
+                    "(JSON has no infinity or NaN)",
+                )
+            # Only Python's unbounded ints hold such a number: other languages' JSON parsers
+            # read it as a double, so as infinity; and str() of it fails past 4300 digits.
+            elif isinstance(value, int) and abs(value) > sys.float_info.max:
+                raise SubmissionRejected(
+                    "invalid_value",
+                    f"{_spell((key, path))}: an integer of {value.bit_length()} bits is not a "
+                    "finite number (beyond the range of a double)",
+                )
+        pending.extend(reversed(nested))  # the first nested value is looked at first
+
+
+def _spell(path: _Path) -> str:
+    parts: list[str | int] = []
+    while path is not None:
+        key, path = path
+        parts.append(key)
+    return _where(reversed(parts))
+
+
+def _where(loc: Iterable[str | int]) -> str:
+    """A field path as messages show it, e.g. ``tests.0.stdin``; ``submission`` for the whole."""
+    return _shorten(".".join(str(part) for part in loc) or "submission")
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
 
 
 def _decoder(encoding: str) -> Callable[[str, str], bytes]:

@@ -98,6 +98,62 @@ def test_bad_submission_is_rejected_precisely(raw: Any, code: str, where: str) -
     assert where in exc.message
 
 
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (good(compare={"mode": "float", "abs_tol": INF}), "compare.abs_tol: inf"),
+        (good(compare={"mode": "float", "abs_tol": -INF}), "compare.abs_tol: -inf"),
+        (good(compare={"mode": "float", "rel_tol": NAN}), "compare.rel_tol: nan"),
+        (good(limits={"cpu_time_ms": INF}), "limits.cpu_time_ms: inf"),
+        (good(limits={"memory_mb": NAN}), "limits.memory_mb: nan"),
+        (good(tests=[{}, {"stdin": INF}]), "tests.1.stdin: inf"),
+        (good(tests=[{"id": NAN}]), "tests.0.id: nan"),
+        (good(id=-INF), "id: -inf"),
+        (good(colour=[1, {"shade": NAN}]), "colour.1.shade: nan"),  # unknown, yet not unknown_field
+        (good(limits={"memory_mb": 10**400}), "limits.memory_mb: an integer of 1329 bits"),
+        # str() of an int this long raises ValueError: the message must not need it
+        (good(limits={"memory_mb": 10**5000}), "limits.memory_mb: an integer of 16610 bits"),
+        (good(compare={"mode": "float", "abs_tol": -(10**400)}), "compare.abs_tol: an integer"),
+    ],
+)
+def test_a_non_finite_number_anywhere_is_an_invalid_value_naming_its_place(
+    raw: Any, where: str
+) -> None:
+    exc = rejection(raw)
+    assert exc.code == "invalid_value"
+    assert exc.message.startswith(where)
+    assert "not a finite number" in exc.message
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "Infinity", "-Infinity", "NaN"])
+def test_json_text_with_a_non_finite_number_is_rejected_not_raised(number: str) -> None:
+    """Python's json, which the workers decode messages with, reads these as float infinities
+    and NaN; a tolerance of 1e999 used to crash the task instead of being rejected."""
+    text = '{"language": "python", "source": "x", "tests": [{}], "compare": {"abs_tol": %s}}'
+    exc = rejection(json.loads(text % number))
+    assert exc.code == "invalid_value"
+    assert exc.message.startswith("compare.abs_tol: ")
+
+
+def test_nesting_a_million_deep_is_walked_and_named_in_a_short_message() -> None:
+    nested: list[Any] = [NAN]
+    for _ in range(1_000_000):
+        nested = [nested]
+    exc = rejection(good(colour=nested))
+    assert exc.code == "invalid_value"
+    assert exc.message.startswith("colour.0.0.0.")
+    assert len(exc.message) < 300
+
+
+def test_a_field_name_megabytes_long_is_quoted_short() -> None:
+    exc = rejection(good(**{"x" * 1_000_000: 1}))
+    assert exc.code == "unknown_field"
+    assert len(exc.message) < 300
+
+
 def test_rejected_result_is_rj_with_error_and_echoes_a_string_id() -> None:
     result = rejected("sub-1", SubmissionRejected("no_tests", "tests: none"))
     assert isinstance(result, SubmissionResult)
