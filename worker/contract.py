@@ -202,6 +202,8 @@ _PYDANTIC_CODES = {
     "greater_than_equal": "invalid_value",
     "too_long": "too_long",
     "string_too_long": "too_long",
+    # a lone surrogate ("\\udc80" in JSON) in a string field is not UTF-8, as in `source`
+    "string_unicode": "invalid_utf8",
 }
 
 # How much of a field path a message quotes: a path deep into a nested value, or a field name
@@ -294,16 +296,23 @@ def _limits(given: LimitsIn, maxima: Maxima) -> Limits:
 
 
 def _check_json(raw: dict[str, Any]) -> None:
-    """Reject, wherever it is (known field or not), a number JSON cannot carry but Python's
-    decoder lets through: ``1e999``, ``Infinity``, ``NaN``. The models would misname it (an
-    infinite limit is "not a valid integer", NaN in an unknown field "not permitted"), or let
-    it through to fail later (an infinite tolerance)."""
+    """Reject, wherever they are (known fields or not), what JSON cannot carry but Python's
+    decoder lets through: non-finite numbers (``1e999``, ``Infinity``, ``NaN``) and field
+    names that are not UTF-8. The models would misname the first (an infinite limit is "not a
+    valid integer", NaN in an unknown field "not permitted") and cannot place the second."""
     # A loop over a stack of containers, not recursion: nesting has no bound here. Scalars are
     # checked in place, so a long array costs a few type tests per element.
     pending: list[tuple[dict[Any, Any] | list[Any], _Path]] = [(raw, None)]
     while pending:
         container, path = pending.pop()
         nested: list[tuple[dict[Any, Any] | list[Any], _Path]] = []
+        if isinstance(container, dict):
+            for key in container:
+                if isinstance(key, str) and not _is_utf8(key):
+                    raise SubmissionRejected(
+                        "invalid_utf8",
+                        f"{_spell(path)}: field name {_shorten(repr(key))} is not valid UTF-8",
+                    )
         items = container.items() if isinstance(container, dict) else enumerate(container)
         for key, value in items:
             if isinstance(value, dict | list):
@@ -323,6 +332,14 @@ def _check_json(raw: dict[str, Any]) -> None:
                     "finite number (beyond the range of a double)",
                 )
         pending.extend(reversed(nested))  # the first nested value is looked at first
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _spell(path: _Path) -> str:
@@ -362,13 +379,19 @@ def _decoder(encoding: str) -> Callable[[str, str], bytes]:
 def rejected(submission_id: Any, exc: SubmissionRejected) -> SubmissionResult:
     """The ``RJ`` result for a submission that broke the contract."""
     return SubmissionResult(
-        submission_id=submission_id if isinstance(submission_id, str) else None,
+        submission_id=echoed_id(submission_id),
         verdict=Verdict.RJ,
         passed=0,
         total=0,
         tests=[],
         error=ErrorInfo(code=exc.code, message=exc.message),
     )
+
+
+def echoed_id(submission_id: Any) -> str | None:
+    """A submission's ``id`` as a result echoes it: only a string, and only valid UTF-8, which
+    every backend can read back (a lone surrogate would break strict JSON parsers)."""
+    return submission_id if isinstance(submission_id, str) and _is_utf8(submission_id) else None
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -90,6 +90,9 @@ def test_float_tolerances_are_taken() -> None:
         (good(source="\udcff"), "invalid_utf8", "source"),
         (good(tests=[{"id": "a"}, {"id": "a"}]), "duplicate_test_id", "'a'"),
         (good(encoding="latin-1"), "invalid_value", "encoding"),
+        (good(id="\udc80"), "invalid_utf8", "id"),
+        (good(tests=[{"id": "\udc80"}]), "invalid_utf8", "tests.0.id"),
+        (good(tests=[{"\udc80": ""}]), "invalid_utf8", "tests.0: field name '\\udc80'"),
     ],
 )
 def test_bad_submission_is_rejected_precisely(raw: Any, code: str, where: str) -> None:
@@ -161,6 +164,8 @@ def test_rejected_result_is_rj_with_error_and_echoes_a_string_id() -> None:
     assert result.submission_id == "sub-1"
     assert result.error is not None and result.error.code == "no_tests"
     assert rejected(42, SubmissionRejected("x", "y")).submission_id is None
+    # a lone surrogate is no UTF-8: echoed, it would break a strict JSON parser reading the result
+    assert rejected("\udc80", SubmissionRejected("x", "y")).submission_id is None
 
 
 def test_checked_in_json_schemas_match_the_models() -> None:
