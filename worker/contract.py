@@ -219,7 +219,7 @@ def parse_submission(raw: Any, maxima: Maxima, languages: frozenset[str]) -> Sub
     """Validate and decode a wire submission, or raise :class:`SubmissionRejected`."""
     if not isinstance(raw, dict):
         raise SubmissionRejected(
-            "not_an_object", f"submission must be a JSON object, got {type(raw).__name__}"
+            "not_an_object", f"submission must be a JSON object, got {_json_type(raw)}"
         )
     _check_json(raw)
     try:
@@ -359,6 +359,21 @@ def _shorten(text: str) -> str:
     return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type: backends in any language read the message."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
 def _decoder(encoding: str) -> Callable[[str, str], bytes]:
     def utf8(text: str, where: str) -> bytes:
         try:
@@ -378,20 +393,29 @@ def _decoder(encoding: str) -> Callable[[str, str], bytes]:
 
 def rejected(submission_id: Any, exc: SubmissionRejected) -> SubmissionResult:
     """The ``RJ`` result for a submission that broke the contract."""
-    return SubmissionResult(
-        submission_id=echoed_id(submission_id),
-        verdict=Verdict.RJ,
-        passed=0,
-        total=0,
-        tests=[],
-        error=ErrorInfo(code=exc.code, message=exc.message),
-    )
+    return _unjudged(submission_id, Verdict.RJ, ErrorInfo(code=exc.code, message=exc.message))
+
+
+def internal_error(submission_id: Any, message: str) -> SubmissionResult:
+    """The ``IE`` result for a submission the fleet failed to check: a fault of ours."""
+    return _unjudged(submission_id, Verdict.IE, ErrorInfo(code="internal_error", message=message))
 
 
 def echoed_id(submission_id: Any) -> str | None:
     """A submission's ``id`` as a result echoes it: only a string, and only valid UTF-8, which
     every backend can read back (a lone surrogate would break strict JSON parsers)."""
     return submission_id if isinstance(submission_id, str) and _is_utf8(submission_id) else None
+
+
+def _unjudged(submission_id: Any, verdict: Verdict, error: ErrorInfo) -> SubmissionResult:
+    return SubmissionResult(
+        submission_id=echoed_id(submission_id),
+        verdict=verdict,
+        passed=0,
+        total=0,
+        tests=[],
+        error=error,
+    )
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

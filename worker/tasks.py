@@ -27,6 +27,8 @@ from worker.contract import (
     TestCase,
     TestResult,
     Verdict,
+    echoed_id,
+    internal_error,
     parse_submission,
     rejected,
 )
@@ -59,21 +61,30 @@ def remember_compile(client: Any, run: str, compiled: dict[str, Any], ttl_s: int
 @app.task(name=SUBMIT_TASK, bind=True)
 def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
     """The contract's entry point: one positional argument, the submission object."""
-    raw = args[0] if len(args) == 1 and not kwargs else None
-    sid = raw.get("id") if isinstance(raw, dict) else None
+    # Only an id a result may echo is logged: any other JSON value may be megabytes long or
+    # nested deeper than the log renderer can go.
+    sid = echoed_id(args[0].get("id")) if len(args) == 1 and isinstance(args[0], dict) else None
     with bound_contextvars(submission_id=sid, task_id=self.request.id):
         try:
-            if raw is None:
+            # by count, not by value: a lone null is a submission that is not an object
+            if len(args) != 1 or kwargs:
                 raise SubmissionRejected(
                     "bad_call",
-                    f"{SUBMIT_TASK} takes exactly one positional argument, the submission",
+                    f"{SUBMIT_TASK} takes exactly one positional argument, the submission, "
+                    "and no keyword arguments",
                 )
             submission = parse_submission(
-                raw, runtime.current().settings.maxima(), frozenset(LANGUAGES)
+                args[0], runtime.current().settings.maxima(), frozenset(LANGUAGES)
             )
         except SubmissionRejected as exc:
             log.info("submission.rejected", code=exc.code, reason=exc.message)
             return rejected(sid, exc).model_dump(mode="json")
+        except Exception:
+            # A bug of ours, not the submission's fault, so IE; but still a result: a task
+            # failure would leave a backend in another language with no answer it can use.
+            log.exception("submission.check_failed")
+            message = "internal error while checking the submission (see the worker's log)"
+            return internal_error(sid, message).model_dump(mode="json")
         log.info("submission.accepted", tests=len(submission.tests), language=submission.language)
         rt = runtime.current()
         compiled = shortcut(rt.redis, submission, self.request.id, rt.settings.result_expires_s)

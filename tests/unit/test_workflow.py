@@ -9,6 +9,8 @@ from typing import Any
 
 import fakeredis
 import pytest
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from worker import runtime
 from worker.contract import Maxima, TestResult, Verdict, parse_submission
@@ -198,8 +200,14 @@ def test_join_builds_the_result_and_cleans_up(fake_runtime: runtime.Runtime) -> 
         ((), {}, "bad_call"),
         (({"language": "python"}, 2), {}, "bad_call"),
         ((sub(),), {"extra": 1}, "bad_call"),
+        ((), {"submission": sub()}, "bad_call"),
+        ((None, None), {}, "bad_call"),
         (("text",), {}, "not_an_object"),
+        ((None,), {}, "not_an_object"),  # one argument, JSON null: not a bad call
         ((sub(language="brainfuck"),), {}, "unknown_language"),
+        ((sub(compare={"mode": "float", "abs_tol": float("inf")}),), {}, "invalid_value"),
+        ((sub(limits={"cpu_time_ms": float("nan")}),), {}, "invalid_value"),
+        ((sub(tests=[None]),), {}, "wrong_type"),
     ],
 )
 def test_submit_turns_bad_calls_into_rj_results(
@@ -208,6 +216,49 @@ def test_submit_turns_bad_calls_into_rj_results(
     out = submit.apply(args=args, kwargs=kwargs).get()
     assert out["verdict"] == "RJ"
     assert out["error"]["code"] == code
+
+
+def test_submit_rejects_a_tolerance_of_1e999_instead_of_failing(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    """The reported fault: Python's json reads 1e999 as infinity, which used to escape the
+    task as a ValueError, leaving the sender with no result."""
+    text = json.dumps(sub(compare={"mode": "float", "abs_tol": 0})).replace(
+        '"abs_tol": 0', '"abs_tol": 1e999'
+    )
+    task = submit.apply(args=(json.loads(text),))
+    assert task.successful()
+    assert task.get()["error"] == {
+        "code": "invalid_value",
+        "message": "compare.abs_tol: inf is not a finite number (JSON has no infinity or NaN)",
+    }
+
+
+def test_a_fault_while_checking_a_submission_is_an_ie_result_and_logged(
+    fake_runtime: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug in the parser")
+
+    monkeypatch.setattr("worker.tasks.parse_submission", broken)
+    with capture_logs() as logs:
+        task = submit.apply(args=(sub(id="sub-9"),))
+    assert task.successful()
+    out = task.get()
+    assert (out["verdict"], out["submission_id"], out["total"]) == ("IE", "sub-9", 0)
+    assert out["error"]["code"] == "internal_error"
+    [failed] = [e for e in logs if e["event"] == "submission.check_failed"]
+    assert failed["log_level"] == "error" and failed["exc_info"]
+
+
+def test_an_id_that_is_not_a_string_is_neither_echoed_nor_logged(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    with capture_logs(processors=[merge_contextvars]) as logs:
+        out = submit.apply(args=(sub(id=[["not", "a string"]]),), task_id="task-7").get()
+    assert (out["error"]["code"], out["submission_id"]) == ("wrong_type", None)
+    [event] = [e for e in logs if e["event"] == "submission.rejected"]
+    assert (event["task_id"], event["submission_id"]) == ("task-7", None)
 
 
 def test_known_source_skips_the_compile_task(fake_runtime: runtime.Runtime) -> None:
