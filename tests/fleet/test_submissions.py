@@ -155,6 +155,7 @@ def test_both_enqueue_paths_give_the_same_result(shared_worker, client: Client) 
     assert here.model_dump(exclude=strip) == there.model_dump(exclude=strip)
 
 
+INF, NAN = float("inf"), float("nan")
 RJ_CASES = [
     ({"language": "cobol", "source": "", "tests": [{}]}, "unknown_language"),
     ({"source": "x", "tests": [{}]}, "missing_field"),
@@ -183,6 +184,39 @@ def test_invalid_submission_sent_by_name_gets_rj(
     result = client.send(sub).result(timeout=60)
     assert result.verdict == Verdict.RJ
     assert result.error is not None and result.error.code == code
+
+
+@pytest.mark.parametrize(
+    ("sub", "code", "message"),
+    [
+        (None, "not_an_object", "submission must be a JSON object, got null"),
+        (
+            {"language": "python", "source": "x", "tests": [{}], "compare": {"abs_tol": INF}},
+            "invalid_value",
+            "compare.abs_tol: inf is not a finite number",
+        ),
+        (
+            {"language": "python", "source": "x", "tests": [{"stdin": -INF}]},
+            "invalid_value",
+            "tests.0.stdin: -inf is not a finite number",
+        ),
+        (
+            {"language": "python", "source": "x", "tests": [{}], "limits": {"memory_mb": NAN}},
+            "invalid_value",
+            "limits.memory_mb: nan is not a finite number",
+        ),
+    ],
+    ids=["null", "infinite-tolerance", "infinite-stdin", "nan-limit"],
+)
+def test_null_and_non_finite_numbers_sent_by_name_get_rj(
+    shared_worker, client: Client, sub: object, code: str, message: str
+) -> None:
+    # Celery's JSON writes these as Infinity, -Infinity and NaN, which the worker's json reads
+    # back as floats, as it reads 1e999: the task used to fail and leave no result
+    result = client.send(sub).result(timeout=60)
+    assert result.verdict == Verdict.RJ
+    assert result.error is not None and result.error.code == code
+    assert result.error.message.startswith(message)
 
 
 def test_invalid_utf8_sent_raw_gets_rj(shared_worker, client: Client) -> None:
