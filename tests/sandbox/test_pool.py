@@ -42,6 +42,7 @@ from worker.sandbox.pool import SandboxPools
 from worker.sandbox.protocol import File, Job
 from worker.sandbox.reaper import (
     owned_containers,
+    remove_container,
     remove_dead,
     remove_leftovers,
     remove_orphans,
@@ -397,23 +398,27 @@ time.sleep(60)
         [sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
     )
     try:
-        assert proc.stdout is not None and proc.stdout.readline() == b"busy\n"
+        assert proc.stdout is not None
+        assert b"busy\n" in iter(proc.stdout.readline, b""), "the worker process died"
         held = container_ids(docker_client, owner)
         assert len(held) == 2
+        proc.kill()
+        proc.wait()
+        killed = time.monotonic()
+        gone: dict[str, float] = {}
+        while len(gone) < len(held) and time.monotonic() - killed < 15:
+            for cid in held - set(gone):
+                try:
+                    docker_client.api.inspect_container(cid)
+                except docker.errors.NotFound:
+                    gone[cid] = time.monotonic() - killed
+            time.sleep(0.05)
     finally:
         proc.kill()
         proc.wait()
-    killed = time.monotonic()
-    gone: dict[str, float] = {}
-    while len(gone) < len(held) and time.monotonic() - killed < 15:
-        for cid in held - set(gone):
-            try:
-                docker_client.api.inspect_container(cid)
-            except docker.errors.NotFound:
-                gone[cid] = time.monotonic() - killed
-        time.sleep(0.05)
-    for cid in held - set(gone):
-        docker_client.api.remove_container(cid, force=True)
+        left = owned_containers(docker_client, owner)
+        for container in left:
+            remove_container(container)
     assert set(gone) == held, "a dead worker's sandbox stayed (exited or running)"
     assert min(gone.values()) < 2.0  # the idle one: at once
     assert max(gone.values()) < 3.0 + 5.0  # the busy one: once its job ended
@@ -425,13 +430,16 @@ def test_remove_is_safe_when_the_engine_removed_the_sandbox_already(
     spec = SandboxSpec(image=images["native"], owner=f"test-{RUN_ID}", extra_labels=test_labels)
     for end in ("kill", "close"):
         sandbox = Sandbox(docker_client, spec)
-        sandbox.ping()
-        if end == "kill":
-            docker_client.api.kill(sandbox.id)  # the engine's auto-removal starts at once
-        else:
-            sandbox._sock.shutdown(socket.SHUT_WR)  # stdin closes: the supervisor exits
-        with capture_logs() as logs:
-            sandbox.remove()
+        try:
+            sandbox.ping()
+            if end == "kill":
+                docker_client.api.kill(sandbox.id)  # the engine's auto-removal starts at once
+            else:
+                sandbox._sock.shutdown(socket.SHUT_WR)  # stdin closes: the supervisor exits
+            with capture_logs() as logs:
+                sandbox.remove()
+                sandbox.remove()
+        finally:
             sandbox.remove()
         assert not [e for e in logs if e["event"] == "sandbox.remove_failed"]
         with pytest.raises(docker.errors.NotFound):
