@@ -1,5 +1,8 @@
 """Sandbox latency and throughput: warm pool vs a fresh container per test (the brief's
-parallel executor), per language, with the same hardening, in one run."""
+parallel executor), per language, with the same hardening, in one run.
+
+Each measurement is a function that returns its own figures; ``run`` calls them in turn and
+the ratios come last, from the figures alone, so a new figure is one more function."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
@@ -26,10 +29,18 @@ ECHO = {
     "cpp": b"#include <iostream>\nint main(){std::cout<<std::cin.rdbuf();}\n",
     "javascript": b"process.stdin.pipe(process.stdout);\n",
 }
-POOLED_RUNS = 100
-COLD_RUNS = 15
-THROUGHPUT_TESTS = 500
 TEST = TestCase("bench", b"hello 42\n", b"hello 42\n")
+
+
+@dataclass(frozen=True)
+class Counts:
+    pooled: int  # timed runs per language through the warm pool (and interpreter starts)
+    cold: int  # timed runs per language, each in a fresh container
+    throughput: int  # tests per throughput stream
+
+
+FULL = Counts(pooled=100, cold=15, throughput=500)
+QUICK = Counts(pooled=3, cold=1, throughput=6)
 
 
 class ColdRunner:
@@ -104,7 +115,64 @@ def throughput(pools: SandboxPools, program: Program, tests: int) -> float:
     return tests / (time.perf_counter() - start)
 
 
-def run() -> dict[str, object]:
+def latencies(
+    judge: Judge, cold: Judge, programs: dict[str, Program], counts: Counts
+) -> dict[str, object]:
+    """Per language: p50/p95 of a whole test through the warm pool, and with a fresh
+    container per test."""
+    figures: dict[str, object] = {}
+    for name, program in programs.items():
+        check(judge, program)  # warm caches before timing
+        pooled = timed(lambda p=program: check(judge, p), counts.pooled)
+        cold_ms = timed(lambda p=program: check(cold, p), counts.cold)
+        figures[f"{name}_pooled_p50_ms"] = round(statistics.median(pooled), 2)
+        figures[f"{name}_pooled_p95_ms"] = round(percentile(pooled, 0.95), 2)
+        figures[f"{name}_cold_p50_ms"] = round(statistics.median(cold_ms), 1)
+        figures[f"{name}_cold_p95_ms"] = round(percentile(cold_ms, 0.95), 1)
+    return figures
+
+
+def interpreter_start(pools: SandboxPools, counts: Counts) -> dict[str, object]:
+    """Python's own start inside a sandbox (``python3 -c pass``), as timed by the supervisor."""
+    job = Job(uid=0, argv=("/usr/bin/python3", "-c", "pass"), env=LANGUAGES["python"].job_env)
+    starts = [pools.run("python", job, 10).wall_us / 1000 for _ in range(counts.pooled)]
+    return {"python_interpreter_start_ms": round(statistics.median(starts), 2)}
+
+
+def single_use_throughput(
+    settings: Settings, owner: str, program: Program, counts: Counts
+) -> dict[str, object]:
+    """Python tests per second when every test gets a fresh container (``max_jobs=1``)."""
+    single = open_pools(settings, size=2, owner=owner, images=["python"], max_jobs=1)
+    single.start()
+    try:
+        return {
+            "python_single_use_tests_per_s": round(
+                throughput(single, program, counts.throughput), 1
+            )
+        }
+    finally:
+        single.close()
+
+
+def ratios(figures: dict[str, object]) -> dict[str, object]:
+    def figure(key: str) -> float:
+        return float(figures[key])  # type: ignore[arg-type]
+
+    pooled_p50 = figure("python_pooled_p50_ms")
+    return {
+        "ratio_cold_over_pooled_python": round(figure("python_cold_p50_ms") / pooled_p50, 1),
+        "ratio_pooled_over_interpreter_start": round(
+            pooled_p50 / figure("python_interpreter_start_ms"), 2
+        ),
+        "ratio_pooled_over_single_use_throughput": round(
+            figure("python_pooled_tests_per_s") / figure("python_single_use_tests_per_s"), 1
+        ),
+    }
+
+
+def run(quick: bool = False) -> dict[str, object]:
+    counts = QUICK if quick else FULL
     settings = Settings.from_env()
     owner = f"bench-{uuid.uuid4().hex[:8]}"
     figures: dict[str, object] = {}
@@ -115,38 +183,13 @@ def run() -> dict[str, object]:
         programs = compile_all(judge)
         specs = {key: replace(spec, owner=owner) for key, spec in pools.specs.items()}
         cold = Judge(ColdRunner(specs, settings.job_uid_base))
-        for name, program in programs.items():
-            check(judge, program)  # warm caches before timing
-            pooled = timed(lambda p=program: check(judge, p), POOLED_RUNS)
-            cold_ms = timed(lambda p=program: check(cold, p), COLD_RUNS)
-            figures[f"{name}_pooled_p50_ms"] = round(statistics.median(pooled), 2)
-            figures[f"{name}_pooled_p95_ms"] = round(percentile(pooled, 0.95), 2)
-            figures[f"{name}_cold_p50_ms"] = round(statistics.median(cold_ms), 1)
-            figures[f"{name}_cold_p95_ms"] = round(percentile(cold_ms, 0.95), 1)
-        start_job = Job(
-            uid=0, argv=("/usr/bin/python3", "-c", "pass"), env=LANGUAGES["python"].job_env
-        )
-        starts = [pools.run("python", start_job, 10).wall_us / 1000 for _ in range(POOLED_RUNS)]
-        figures["python_interpreter_start_ms"] = round(statistics.median(starts), 2)
+        figures.update(latencies(judge, cold, programs, counts))
+        figures.update(interpreter_start(pools, counts))
         figures["python_pooled_tests_per_s"] = round(
-            throughput(pools, programs["python"], THROUGHPUT_TESTS), 1
+            throughput(pools, programs["python"], counts.throughput), 1
         )
     finally:
         pools.close()
-    single = open_pools(settings, size=2, owner=owner, images=["python"], max_jobs=1)
-    single.start()
-    try:
-        figures["python_single_use_tests_per_s"] = round(
-            throughput(single, programs["python"], THROUGHPUT_TESTS), 1
-        )
-    finally:
-        single.close()
-    pooled_p50 = float(figures["python_pooled_p50_ms"])  # type: ignore[arg-type]
-    cold_p50 = float(figures["python_cold_p50_ms"])  # type: ignore[arg-type]
-    start_ms = float(figures["python_interpreter_start_ms"])  # type: ignore[arg-type]
-    pooled_tps = float(figures["python_pooled_tests_per_s"])  # type: ignore[arg-type]
-    single_tps = float(figures["python_single_use_tests_per_s"])  # type: ignore[arg-type]
-    figures["ratio_cold_over_pooled_python"] = round(cold_p50 / pooled_p50, 1)
-    figures["ratio_pooled_over_interpreter_start"] = round(pooled_p50 / start_ms, 2)
-    figures["ratio_pooled_over_single_use_throughput"] = round(pooled_tps / single_tps, 1)
+    figures.update(single_use_throughput(settings, owner, programs["python"], counts))
+    figures.update(ratios(figures))
     return figures
