@@ -12,16 +12,26 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from scripts.benchmarks.e2e import BACKEND, BROKER, IN_FLIGHT, worker
+from scripts.benchmarks.e2e import BACKEND, BROKER, RUN_ID, workers
 
 ECHO_C = "#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n"
-STREAM = 150
 CONCURRENCIES = (1, 2)  # tests at a time per worker; the first is the headline
+
+
+@dataclass(frozen=True)
+class Counts:
+    stream: int  # 10-test submissions per stream
+    in_flight: int  # submissions the stream keeps in flight
+    timeout_s: float  # for one submission's result: a lost one fails the run
+
+
+FULL = Counts(stream=150, in_flight=20, timeout_s=600)
+QUICK = Counts(stream=3, in_flight=2, timeout_s=60)
 
 
 def submission(tag: str) -> dict[str, Any]:
@@ -35,27 +45,28 @@ def busy_cpu_s() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def stream(client: Any) -> tuple[float, float]:
+def stream(client: Any, counts: Counts) -> tuple[float, float]:
     """Tests per second, and machine CPU seconds per test, over the whole stream."""
     cpu = busy_cpu_s()
     start = time.perf_counter()
     pending = []
-    for i in range(STREAM):
+    for i in range(counts.stream):
         pending.append(client.submit(submission(f"s{i}")))
-        if len(pending) >= IN_FLIGHT:
-            assert pending.pop(0).result(timeout=600).verdict == "AC"
+        if len(pending) >= counts.in_flight:
+            assert pending.pop(0).result(timeout=counts.timeout_s).verdict == "AC"
     for handle in pending:
-        assert handle.result(timeout=600).verdict == "AC"
-    tests = STREAM * 10
+        assert handle.result(timeout=counts.timeout_s).verdict == "AC"
+    tests = counts.stream * 10
     return tests / (time.perf_counter() - start), (busy_cpu_s() - cpu) / tests
 
 
-def run() -> dict[str, object]:
+def run(quick: bool = False) -> dict[str, object]:
+    counts = QUICK if quick else FULL
     os.environ.update(
         {
             "RUNNER_BROKER_URL": BROKER,
             "RUNNER_RESULT_BACKEND": BACKEND,
-            "RUNNER_QUEUE": "bench-scale",
+            "RUNNER_QUEUE": f"bench-scale-{RUN_ID}",
             "RUNNER_LOG_FORMAT": "json",
         }
     )
@@ -68,11 +79,10 @@ def run() -> dict[str, object]:
     for concurrency in CONCURRENCIES:
         suffix = "" if concurrency == CONCURRENCIES[0] else f"_c{concurrency}"
         for count in (1, 2):
-            with ExitStack() as stack:
-                for n in range(count):
-                    stack.enter_context(worker(f"scale{n}", RUNNER_CONCURRENCY=str(concurrency)))
+            names = [f"scale{n}" for n in range(count)]
+            with workers(names, RUNNER_CONCURRENCY=str(concurrency)):
                 client.submit(submission("warm")).result(timeout=120)
-                rate, cpu_per_test = stream(client)
+                rate, cpu_per_test = stream(client, counts)
             figures[f"workers_{count}_tests_per_s{suffix}"] = round(rate, 1)
             figures[f"workers_{count}_cpu_ms_per_test{suffix}"] = round(1000 * cpu_per_test, 2)
         one = float(figures[f"workers_1_tests_per_s{suffix}"])  # type: ignore[arg-type]
