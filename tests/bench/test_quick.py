@@ -1,0 +1,181 @@
+"""Every benchmark runs in its quick mode through the real entry point (``scripts/bench NAME
+--quick --json``), so a broken benchmark fails the build, not the next measurement.
+
+A quick run measures nothing (tiny counts, on a machine busy with the rest of the suite):
+these tests check that the figures the docs and other checks rely on are all there and sane,
+never how fast anything was."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import TEST_ENV
+
+pytestmark = [pytest.mark.docker, pytest.mark.redis]
+
+ROOT = Path(__file__).resolve().parents[2]
+LANGUAGES = ("python", "c", "cpp", "javascript")
+
+
+@pytest.fixture
+def bench_redis() -> Iterator[dict[str, str]]:
+    """The e2e and scale benchmarks flush their Redis databases: give them the pair this run
+    claimed (tests/conftest.py) rather than the benchmarks' own 10 and 11, which a real
+    benchmark run or a second suite on this machine may be using. Flushed again after."""
+    urls = {
+        "BENCH_BROKER_URL": TEST_ENV["RUNNER_BROKER_URL"],
+        "BENCH_RESULT_BACKEND": TEST_ENV["RUNNER_RESULT_BACKEND"],
+    }
+    yield urls
+    for url in urls.values():
+        redis.Redis.from_url(url).flushdb()
+
+
+def bench(name: str, timeout: float, **env: str) -> dict[str, Any]:
+    """``scripts/bench NAME --quick --json``: must succeed, its last line is the figures. It
+    runs in a session of its own, so a run past ``timeout`` is stopped with the worker
+    processes it started."""
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts/bench"), name, "--quick", "--json"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stdout, stderr = stop(proc)
+        pytest.fail(
+            f"scripts/bench {name} --quick still running after {timeout:.0f} s:\n"
+            f"stdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}"
+        )
+    output = f"stdout:\n{stdout[-4000:]}\nstderr:\n{stderr[-4000:]}"
+    assert proc.returncode == 0, f"scripts/bench {name} --quick failed:\n{output}"
+    lines = stdout.strip().splitlines()
+    assert lines, f"scripts/bench {name} --quick printed nothing:\n{output}"
+    figures = json.loads(lines[-1])
+    assert figures.pop("quick") is True
+    return figures  # type: ignore[no-any-return]
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """SIGTERM to the benchmark's whole process group (its workers stop cleanly), SIGKILL to
+    whatever is left of it 30 s later."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the benchmark itself, or the group never empties
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return proc.communicate()
+
+
+def assert_positive(figures: dict[str, Any], keys: list[str]) -> None:
+    missing = sorted(set(keys) - set(figures))
+    assert not missing, f"figures missing: {missing} (got {sorted(figures)})"
+    for key in keys:
+        value = figures[key]
+        assert isinstance(value, int | float) and not isinstance(value, bool), (key, value)
+        assert math.isfinite(value) and value > 0, (key, value)
+
+
+def test_images() -> None:
+    # minutes only when the baseline's inputs changed (its apt layer) or the cache was pruned
+    figures = bench("images", timeout=1800)
+    assert_positive(
+        figures,
+        [
+            "python_image_mb",
+            "baseline_image_mb",
+            "cold_build_s",
+            "baseline_cold_build_s",
+            "warm_rebuild_s",
+            "baseline_warm_rebuild_s",
+        ],
+    )
+    assert_positive(figures["images_mb"], ["python", "native", "javascript", "gcc"])
+    assert figures["images_mb"]["python"] == figures["python_image_mb"]
+    assert 0 < figures["python_smaller_than_baseline_pct"] < 100
+    assert figures["warm_rebuild_speedup"] >= 0  # a ratio of two quick timings: anything goes
+    assert figures["cold_build_note"]
+
+
+def test_sandbox() -> None:
+    figures = bench("sandbox", timeout=300)
+    per_language = [
+        f"{language}_{mode}_{q}_ms"
+        for language in LANGUAGES
+        for mode in ("pooled", "cold")
+        for q in ("p50", "p95")
+    ]
+    assert_positive(
+        figures,
+        [
+            *per_language,
+            "python_interpreter_start_ms",
+            "python_pooled_tests_per_s",
+            "python_single_use_tests_per_s",
+            "ratio_cold_over_pooled_python",
+            "ratio_pooled_over_interpreter_start",
+            "ratio_pooled_over_single_use_throughput",
+        ],
+    )
+    for language in LANGUAGES:
+        for mode in ("pooled", "cold"):
+            p50, p95 = (figures[f"{language}_{mode}_{q}_ms"] for q in ("p50", "p95"))
+            assert p95 >= p50, (language, mode, p50, p95)
+
+
+def test_e2e(bench_redis: dict[str, str]) -> None:
+    figures = bench("e2e", timeout=300, **bench_redis)
+    assert_positive(
+        figures,
+        [
+            *(f"submit_{n}_{q}_ms" for n in (1, 10, 100) for q in ("p50", "p95")),
+            "throughput_tests_per_s",
+            "cold_submit_10_p50_ms",
+            "ratio_cold_over_pooled_10",
+            "worker_concurrency",
+        ],
+    )
+    assert isinstance(figures["worker_concurrency"], int)
+
+
+def test_scale(bench_redis: dict[str, str]) -> None:
+    figures = bench("scale", timeout=300, **bench_redis)
+    per_concurrency = [
+        f"{figure}{suffix}"
+        for suffix in ("", "_c2")
+        for figure in (
+            "workers_1_tests_per_s",
+            "workers_2_tests_per_s",
+            "workers_1_cpu_ms_per_test",
+            "workers_2_cpu_ms_per_test",
+            "speedup_2_over_1",
+            "cpu_bound_limit_tests_per_s",
+        )
+    ]
+    assert_positive(figures, [*per_concurrency, "cores", "per_worker_concurrency"])
+    assert figures["cores"] == len(os.sched_getaffinity(0))
+    assert figures["per_worker_concurrency"] == 1
