@@ -65,7 +65,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture(scope="session")
 def settings() -> Settings:
-    return Settings.from_env({})
+    """Defaults, but for the images' prefix: images built under another prefix (a change to
+    the sandbox under test, next to the images a running fleet uses) are tested with
+    RUNNER_IMAGE_PREFIX set, which worker processes the tests start inherit as well."""
+    prefix = {k: v for k, v in os.environ.items() if k == "RUNNER_IMAGE_PREFIX"}
+    return Settings.from_env(prefix)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@
     ├── SandboxError             a sandbox container misbehaved (Docker failure, dead or
     │   │                        silent supervisor, broken protocol); the pool recycles it
     │   ├── SandboxTimeout       the supervisor did not answer before the outer deadline
-    │   └── ProtocolError        the supervisor's answer could not be parsed
+    │   ├── ProtocolError        the supervisor's answer could not be parsed
+    │   └── IsolationUnavailable the host refuses the isolation the settings ask for
     ├── PoolClosed               a lease was asked of a pool that is shutting down
     ├── SubmissionRejected       the submission breaks the contract (verdict ``RJ``)
     └── BrokerError              Redis or Celery could not be reached or answered wrongly
@@ -47,6 +48,11 @@ class SandboxTimeout(SandboxError):
 
 class ProtocolError(SandboxError):
     """The supervisor sent something that is not a valid answer."""
+
+
+class IsolationUnavailable(SandboxError):
+    """The kernel or the container's profile refuses the namespaces jobs are to get; the
+    sandbox is unfit rather than run jobs with weaker isolation than asked."""
 
 
 class PoolClosed(RunnerError):

@@ -228,7 +228,7 @@ def _start(sender: Any = None, **_: Any) -> None:
         log.warning("worker.identity_not_published", error=str(exc))
     install(runtime)
     _start_reclaimer(node)
-    log.info("worker.ready", owner=owner, pools=pools.state())
+    log.info("worker.ready", owner=owner, isolation=settings.isolation, pools=pools.state())
 
 
 def check_images(pools: SandboxPools) -> None:
@@ -250,7 +250,8 @@ def check_prewarmed(pools: SandboxPools) -> None:
     for state in pools.state():
         if not state["idle"] and not state["busy"]:
             raise StartRefused(
-                f"no sandbox of {state['image']} would start (see sandbox.create_failed)"
+                f"no sandbox of {state['image']} would start: "
+                f"{state.get('last_error') or 'see sandbox.create_failed'}"
             )
 
 

@@ -55,6 +55,15 @@ class Settings:
     runtime: str = _setting(
         "", "OCI runtime for sandboxes (e.g. runsc for gVisor). Empty: the engine's default."
     )
+    isolation: str = _setting(
+        "namespaces",
+        "How jobs are kept apart inside a reused sandbox. namespaces: each job gets fresh user, "
+        "IPC, mount (private /tmp and /dev/shm) and PID namespaces, so nothing it makes outlives "
+        "it; sandboxes whose kernel refuses them fail their readiness check. uid: only a fresh "
+        "uid per job and a cleanup afterwards (weaker: for hosts that refuse namespaces, shown "
+        "by `runner status` and the worker's log).",
+        choices=("namespaces", "uid"),
+    )
     job_uid_base: int = _setting(
         100000, "First uid of the range jobs run under (one fresh uid per job).", low=1000
     )

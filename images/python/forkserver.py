@@ -6,52 +6,89 @@ this server once per sandbox (as ``python3 forkserver.py``, with the language's 
 stdin on /dev/null and stdout/stderr on pipes, exactly like a job) and hands it each job
 over a SOCK_SEQPACKET socket on fd 3: one datagram of NUL-terminated fields, each tagged by
 its first byte (``u`` uid, ``d`` work dir, ``r`` "resource soft hard", ``a`` argv entry,
-``e`` environment entry), with the job's stdin, stdout, stderr and exec-error pipe as
+``e`` environment entry, ``f`` the job's seccomp filter in hex, ``l`` and ``c`` the index
+among the descriptors of the job's Landlock ruleset and of its cell's pidfd), with the job's
+stdin, stdout, stderr and exec-error pipe, then the ruleset and the cell when there are, as
 SCM_RIGHTS descriptors. It answers ``ok PID`` or ``err TEXT``.
 
-Each job is a double fork: the intermediate child forks the job and exits at once, so the job
-is reparented to the supervisor (a child subreaper), which waits for it, measures it and
-kills it exactly as it does a job it exec'ed itself. The server answers only after the
-intermediate is gone, so the job already belongs to the supervisor.
+Each job is a double fork: the intermediate child does what the supervisor's own child does
+on the exec path (images/supervisor/cell.c, ``cell_enter``): it sets the job's OOM score,
+enters the job's cell (its user, IPC, mount and PID namespaces) and takes on the job's
+Landlock ruleset and seccomp filter; then it forks the job and exits at once, so the job is
+reparented to the supervisor (a child subreaper), which waits for it, measures it and kills it
+exactly as it does a job it exec'ed itself. The server answers only after the intermediate is
+gone, so the job already belongs to the supervisor.
 
-The job then does what the supervisor's exec path does (images/supervisor/run.c,
-``child_exec``): descriptors, new session, OOM score, rlimits, work dir, uid, umask, and
-instead of exec it runs the script the way ``python3 main.py`` would: a fresh ``__main__``,
-``sys.argv``, ``sys.path[0]``, the environment, uncaught exceptions printed by
-``sys.excepthook`` without this file's frames, exit status 1, ``SystemExit`` honoured, and
-what a program can observe of the interpreter's shutdown (see :func:`finish`). Modules only
-the server needed are taken out of ``sys.modules``, so the program sees the modules a fresh
-interpreter has. tests/sandbox/test_forkserver.py runs probe programs both ways and compares.
+The job then does what the exec path's job does (images/supervisor/run.c, ``child_exec``):
+descriptors, new session, rlimits, work dir, uid, no capabilities, umask, and instead of exec
+it runs the script the way ``python3 main.py`` would: a fresh ``__main__``, ``sys.argv``,
+``sys.path[0]``, the environment, the same recursion depth left at the script's top level,
+uncaught exceptions printed by ``sys.excepthook`` without this file's frames, exit statuses
+as CPython computes them, and what a program can observe of the interpreter's shutdown (see
+:func:`finish`). Modules only the server needed are taken out of ``sys.modules``, so the
+program sees the modules a fresh interpreter has. tests/sandbox/test_forkserver.py runs probe
+programs and a corpus of contestants' idioms both ways and compares them byte for byte.
 
 One difference stays visible: a forked job's /proc/self/cmdline is the server's (changing it
 needs CAP_SYS_RESOURCE); ``sys.argv`` and ``sys.orig_argv`` are the job's.
 
 Trust: the server runs as the sandbox's root with the supervisor's few capabilities, like the
-supervisor, and never runs submitted code itself; a job drops to its own uid before it runs
-anything submitted and keeps no descriptor to the server. A job's memory is a copy of the
-server's, which holds nothing but the current job's request.
+supervisor, and never runs submitted code itself; a job drops to its own uid and every
+capability before it runs anything submitted and keeps no descriptor to the server. A job's
+memory is a copy of the server's, which holds nothing but the current job's request.
 """
 
 import sys
 
 FRESH = frozenset(sys.modules)  # what `python3 main.py` has loaded when main.py starts
 
-import _socket  # noqa: E402 - after FRESH on purpose
+import _signal  # noqa: E402 - after FRESH on purpose
+import _socket  # noqa: E402
+import _weakref  # noqa: E402
+import atexit  # noqa: E402
+import builtins  # noqa: E402
 import ctypes  # noqa: E402
 import gc  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 
-PR_SET_DUMPABLE = 4
-OOM_SCORE = b"1000"  # the job, not the supervisor, is the OOM killer's first choice
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+PR_SET_DUMPABLE, PR_CAPBSET_READ, PR_CAPBSET_DROP = 4, 23, 24
+CAPABILITY_VERSION_3 = 0x20080522
+SYS_LANDLOCK_RESTRICT_SELF = 446  # the same number on x86_64 and aarch64
+CELL_FLAGS = 0x10000000 | 0x08000000 | 0x00020000 | 0x20000000  # user, IPC, mount, PID
+OOM_SCORE = b"1000"  # the job, not the sandbox, is the OOM killer's first choice
 MAX_REQUEST = 1 << 16
-FDS = 4  # stdin, stdout, stderr, exec-error pipe
+FDS = 4  # stdin, stdout, stderr, exec-error pipe; then the ruleset and the cell, when sent
 INTERRUPTED = "interrupted"  # run_script's status for an uncaught KeyboardInterrupt
 LIBC = ctypes.CDLL(None, use_errno=True)
+ModuleType = type(sys)
+# What shutdown restores (CPython keeps a copy of the builtins made at start), and the
+# modules the server holds, which a job's shutdown leaves alone: their objects are the
+# server's, shared with every job, and a forked copy that tore them down would write to
+# nearly every page it shares.
+BUILTINS = dict(vars(builtins))
+SERVER_MODULES = tuple(sys.modules.values())
+# names CPython's shutdown sets to None in sys before it removes the modules
+SYS_CLEARED = (
+    *("path", "argv", "ps1", "ps2", "last_type", "last_value", "last_traceback"),
+    *("path_hooks", "path_importer_cache", "meta_path", "__interactivehook__"),
+)
+
+
+class SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def check(rc, what):
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def parse(data):
-    job = {"uid": -1, "dir": "/", "limits": [], "argv": [], "env": []}
+    job = {"uid": -1, "dir": "/", "limits": [], "argv": [], "env": [], "filter": b""}
+    job["ruleset"] = job["cell"] = None
     for field in data.split(b"\0")[:-1]:
         tag, value = field[:1], os.fsdecode(field[1:])
         if tag == b"u":
@@ -64,11 +101,51 @@ def parse(data):
             job["argv"].append(value)
         elif tag == b"e":
             job["env"].append(value)
+        elif tag == b"f":
+            job["filter"] = bytes.fromhex(value)
+        elif tag == b"l":
+            job["ruleset"] = int(value)
+        elif tag == b"c":
+            job["cell"] = int(value)
         else:
             raise ValueError(f"unknown field tag {tag!r}")
-    if job["uid"] < 1000 or len(job["argv"]) < 2:
-        raise ValueError("a job needs a uid and argv [python, script, ...]")
+    if job["uid"] < 1000 or len(job["argv"]) < 2 or not job["filter"]:
+        raise ValueError("a job needs a uid, a filter and argv [python, script, ...]")
     return job
+
+
+# ---------------------------------------------------------------------------------- recursion
+
+
+def find_recursion_counter():
+    """This thread's count of Python calls left before RecursionError (CPython 3.11 keeps it
+    in the thread state, next to the limit), found by how it moves; None if not found."""
+    get_state = ctypes.pythonapi.PyThreadState_Get
+    get_state.restype = ctypes.c_void_p
+    base = get_state()
+    limit = sys.getrecursionlimit()
+
+    def ints():
+        return [ctypes.c_int.from_address(base + 4 * i).value for i in range(32)]
+
+    def nested(n):
+        return ints() if n == 0 else nested(n - 1)
+
+    shallow, deep = ints(), nested(4)  # five more frames
+    for i in range(31):
+        if shallow[i] - deep[i] == 5 and shallow[i + 1] == deep[i + 1] == limit:
+            return ctypes.c_int.from_address(base + 4 * i)
+    return None
+
+
+# The job runs its script from inside this server's frames, which a script started the plain
+# way does not have below it: without a correction it would reach RecursionError a few calls
+# early. Here, at this file's top level, the counter reads what it reads at the top level of
+# any script (one frame deep); run_script sets it so that the script's top level reads the
+# same.
+COUNTER = find_recursion_counter()
+AT_TOP = COUNTER.value if COUNTER is not None else None
+RECURSION = None  # what run_script sets the counter to, once calibrated below
 
 
 def run_script(code, namespace):
@@ -76,6 +153,8 @@ def run_script(code, namespace):
     interpreter prints for an uncaught exception (without this frame) or a non-integer
     ``SystemExit``."""
     try:
+        if RECURSION is not None:
+            COUNTER.value = RECURSION
         exec(code, namespace)
     except SystemExit as exc:
         return exit_status(exc)
@@ -87,74 +166,173 @@ def run_script(code, namespace):
     return 0
 
 
+def calibrate_recursion():
+    """How run_script must set the counter: measured through run_script itself, then checked.
+    Without a counter that behaves, the server refuses to start (jobs are then exec'ed)."""
+    global RECURSION
+    probe = compile("seen = counter.value\n", "<probe>", "exec")
+    if COUNTER is None:
+        raise SystemExit("forkserver: no recursion counter found")
+    RECURSION = 500
+    namespace = {"counter": COUNTER}
+    run_script(probe, namespace)
+    RECURSION = AT_TOP + (500 - namespace["seen"])
+    run_script(probe, namespace)
+    if namespace["seen"] != AT_TOP:
+        raise SystemExit("forkserver: the recursion counter does not behave")
+
+
 def exit_status(exc):
+    """CPython's exit status for a SystemExit: its code as a C long (one too big is -1), the
+    low byte of that; a code that is not an integer is printed and exits 1."""
     code = exc.code
     if code is None:
         return 0
     if isinstance(code, int):
-        return code
-    sys.stderr.write(f"{code}\n")
+        value = int.__int__(code)  # the number itself, whatever a subclass overrides
+        return value & 0xFF if -(1 << 63) <= value < 1 << 63 else 0xFF
+    if sys.stderr is not None:
+        sys.stderr.write(str(code))
+        sys.stderr.write("\n")
     return 1
 
 
-def finish(namespace, status):
-    """End the job as CPython's shutdown would, minus tearing down the whole heap.
+# ---------------------------------------------------------------------------------- shutdown
 
-    A full interpreter shutdown frees every object, so in a forked copy it writes to nearly
-    every page the server shares with the job, which costs more than the rest of a trivial
-    job together. What a program can observe of a shutdown is done here, in the order of
-    CPython's ``Py_FinalizeEx``: non-daemon threads joined, atexit callbacks run, stdout and
-    stderr flushed (a failed flush exits 120), garbage collected, the script's globals cleared
-    as CPython clears a module (so its objects are finalized and its open files flushed),
-    collected and flushed again, and an uncaught KeyboardInterrupt reported as death by
-    SIGINT. Objects kept alive only by other modules are not finalized, which CPython does not
-    promise either.
+
+def unraisable(exc, obj):
+    """What CPython prints for an exception it cannot raise (``Exception ignored in: ...``),
+    with the traceback from the frame that raised it, as C code would have no frame of its own
+    in it."""
+    tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+    sys.unraisablehook(sys.UnraisableHookArgs((type(exc), exc, tb, None, obj)))
+
+
+def is_closed(stream):
+    """CPython's test at exit: a stream whose ``closed`` is missing or fails counts as open."""
+    try:
+        return bool(stream.closed)
+    except Exception:
+        return False
+
+
+def flush_std_files():
+    """CPython's flush of sys.stdout and sys.stderr at exit: False when one failed; a failed
+    stdout flush is reported, a failed stderr one is not."""
+    ok = True
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None or is_closed(stream):
+            continue
+        try:
+            stream.flush()
+        except Exception as exc:
+            ok = False
+            if stream is sys.stdout:
+                unraisable(exc, stream)
+    return ok
+
+
+def clear_module(namespace):
+    """CPython's clearing of a module that outlived shutdown: names with one leading
+    underscore first, then the others, but ``__builtins__``."""
+    names = [name for name in namespace if name != "__builtins__"]
+    for underscore in (True, False):
+        for name in names:
+            if underscore == (name.startswith("_") and not name.startswith("__")):
+                namespace[name] = None
+
+
+def finish(status):
+    """End the job as CPython's shutdown (``Py_FinalizeEx``) would, minus tearing down the
+    server's heap.
+
+    A full shutdown frees every object, so in a forked copy it writes to nearly every page the
+    server shares with the job, which costs more than the rest of a trivial job together. What
+    a program can observe of a shutdown is done here, in CPython's order: non-daemon threads
+    joined, atexit callbacks run, sys.stdout and sys.stderr flushed (a failed flush exits
+    120), garbage collected; then sys.stdin/stdout/stderr put back to the originals and other
+    sys entries cleared, every module taken out of sys.modules, the builtins restored, garbage
+    collected again (the script's objects are finalized here, with their globals intact), the
+    script's modules that are still alive cleared, and the original streams flushed as their
+    finalization would. An uncaught KeyboardInterrupt ends as death by SIGINT. Objects kept
+    alive only by the server's own modules are not finalized, which CPython does not promise
+    either.
     """
     interrupted = status == INTERRUPTED
     if interrupted:
         status = 1
     threading = sys.modules.get("threading")
     if threading is not None:
-        threading._shutdown()
-    import atexit
-
+        try:
+            threading._shutdown()
+        except BaseException as exc:
+            unraisable(exc, threading)
     atexit._run_exitfuncs()
-    flushed = flush_std_files()
-    gc.collect()
-    names = [k for k in namespace if k != "__builtins__"]
-    for first in (True, False):  # names with one leading underscore first, as CPython does
-        for name in names:
-            if first == (name.startswith("_") and not name.startswith("__")):
-                namespace[name] = None
-    gc.collect()
-    if not (flush_std_files() and flushed):
+    if not flush_std_files():
         status = 120
+    if gc.isenabled():
+        gc.collect()
+    originals = [sys.__dict__.get(f"__{name}__") for name in ("stdin", "stdout", "stderr")]
+    builtins.__dict__["_"] = None
+    for name in SYS_CLEARED:
+        sys.__dict__[name] = None
+    sys.stdin, sys.stdout, sys.stderr = originals
+    modules = sys.modules
+    alive = []
+    for name, module in list(modules.items()):
+        if isinstance(module, ModuleType):
+            alive.append(_weakref.ref(module))
+            modules[name] = None
+    del modules, module
+    sys.modules.clear()
+    builtins.__dict__.clear()
+    builtins.__dict__.update(BUILTINS)
+    gc.collect()
+    for ref in reversed(alive):
+        module = ref()
+        if module is not None and not any(module is own for own in SERVER_MODULES):
+            clear_module(module.__dict__)
+        del module
+    for stream in originals:
+        if stream is not None:
+            try:  # noqa: SIM105 - contextlib would be one more module in every job
+                stream.flush()
+            except Exception:
+                pass  # CPython reports it to sys.stderr, which is gone by now
     if interrupted:
-        import signal
-
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
+        _signal.signal(_signal.SIGINT, _signal.SIG_DFL)
+        os.kill(os.getpid(), _signal.SIGINT)
     os._exit(status & 0xFF)
 
 
-def flush_std_files():
-    """CPython's flush at exit: False when it failed; a failed stdout flush is reported."""
-    ok = True
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            if stream is not None and not stream.closed:
-                stream.flush()
-        except Exception as exc:
-            ok = False
-            if stream is sys.stdout:
-                report = f"Exception ignored in: {stream!r}\n{type(exc).__name__}: {exc}\n"
-                os.write(2, report.encode(errors="replace"))
-    return ok
+# ---------------------------------------------------------------------------------- the job
+
+
+def enter_cell(job, fds):
+    """In the intermediate child: the job's OOM score, its cell, the Landlock ruleset that
+    keeps the score as it is, the seccomp filter (images/supervisor/cell.c does the same)."""
+    with open("/proc/self/oom_score_adj", "wb", buffering=0) as adj:
+        adj.write(OOM_SCORE)
+    if job["cell"] is not None:
+        check(LIBC.setns(fds[job["cell"]], CELL_FLAGS), "enter the cell")
+    if job["ruleset"] is not None:
+        check(LIBC.syscall(SYS_LANDLOCK_RESTRICT_SELF, fds[job["ruleset"]], 0), "landlock")
+    prog = SockFprog(len(job["filter"]) // 8, job["filter"])
+    check(LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "filter")
+
+
+def drop_capabilities():
+    cap = 0
+    while LIBC.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0:
+        LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
+        cap += 1
+    head = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    check(LIBC.capset(head, (ctypes.c_uint32 * 6)()), "capset")
 
 
 def become_job(job, fds, server):
     """In the forked job: set up like the supervisor's exec path, run the script, exit."""
-    stdin, stdout, stderr, errpipe = fds
+    stdin, stdout, stderr, errpipe = fds[:FDS]
     server.close()
     step = "dup2"
     try:
@@ -164,25 +342,23 @@ def become_job(job, fds, server):
         os.closerange(3, errpipe)
         os.closerange(errpipe + 1, 1 << 16)
         os.setsid()
-        step = "oom_score_adj"
-        with open("/proc/self/oom_score_adj", "wb", buffering=0) as adj:
-            adj.write(OOM_SCORE)
         for res, soft, hard in job["limits"]:
             step = f"setrlimit {res}"
             resource.setrlimit(res, (soft, hard))
         step = "chdir"
         os.chdir(job["dir"])
         step = "switch uid"
-        if os.geteuid() == 0:
-            uid = job["uid"]
+        uid = job["uid"]
+        if os.getresuid() != (uid, uid, uid):  # in a cell, root reads as the overflow uid
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-            # a uid change makes a process undumpable, which gives its /proc entry to root:
-            # the supervisor finds, measures and kills a job's processes by their /proc owner
-            step = "prctl"
-            if LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) != 0:
-                raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+        step = "drop capabilities"
+        drop_capabilities()
+        # a uid change makes a process undumpable, which gives its /proc entry to root: the
+        # supervisor finds, measures and kills a job's processes by their /proc owner
+        step = "prctl"
+        check(LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl")
         os.umask(0o022)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
@@ -201,7 +377,7 @@ def become_job(job, fds, server):
     sys.argv = argv[1:]
     sys.orig_argv = list(argv)
     sys.path[0] = os.path.dirname(path)
-    main = type(sys)("__main__")
+    main = ModuleType("__main__")
     main.__dict__.update(
         __file__=path,
         __cached__=None,
@@ -210,6 +386,8 @@ def become_job(job, fds, server):
         __loader__=sys.modules["_frozen_importlib_external"].SourceFileLoader("__main__", path),
     )
     sys.modules["__main__"] = main
+    namespace = main.__dict__
+    del main, job, fds  # the module lives in sys.modules only, as in a plain start
     try:
         with open(path, "rb") as script:
             source = script.read()
@@ -217,15 +395,19 @@ def become_job(job, fds, server):
         sys.stderr.write(
             f"{argv[0]}: can't open file {path!r}: [Errno {exc.errno}] {exc.strerror}\n"
         )
-        finish(main.__dict__, 2)
+        del namespace
+        finish(2)
     try:
         code = compile(source, path, "exec")
     except (SyntaxError, ValueError) as exc:
         exc.__traceback__ = None  # the interpreter shows no frame for a script's syntax error
         sys.excepthook(type(exc), exc, None)
-        finish(main.__dict__, 1)
-    del source, job, fds
-    finish(main.__dict__, run_script(code, main.__dict__))
+        del namespace, exc
+        finish(1)
+    del source
+    status = run_script(code, namespace)
+    del namespace, code
+    finish(status)
 
 
 def serve(server):
@@ -235,7 +417,7 @@ def serve(server):
     gc.freeze()
     server.sendall(b"ready")
     while True:
-        data, ancillary, _, _ = server.recvmsg(MAX_REQUEST, _socket.CMSG_SPACE(FDS * 4))
+        data, ancillary, _, _ = server.recvmsg(MAX_REQUEST, _socket.CMSG_SPACE((FDS + 1) * 4))
         if not data:
             os._exit(0)  # the supervisor is gone
         fds = []
@@ -246,10 +428,11 @@ def serve(server):
                     for i in range(0, len(payload) - 3, 4)
                 ]
         try:
-            if len(fds) != FDS:
-                raise ValueError(f"expected {FDS} descriptors, got {len(fds)}")
             job = parse(data)
-            answer = spawn()
+            extra = [i for i in (job["ruleset"], job["cell"]) if i is not None]
+            if len(fds) != FDS + len(extra) or sorted(extra) != list(range(FDS, len(fds))):
+                raise ValueError(f"descriptors {len(fds)} do not match the request's fields")
+            answer = spawn(job, fds)
         except Exception as exc:
             answer = f"err {type(exc).__name__}: {exc}"
         if answer is None:
@@ -260,28 +443,37 @@ def serve(server):
         server.sendall(answer.encode()[:1024])
 
 
-def spawn():
+def spawn(job, fds):
     """Double fork: ``ok PID`` in the server once the job is the supervisor's; None in the job."""
     r, w = os.pipe()
     middle = os.fork()
     if middle == 0:
         os.close(r)
         try:
+            enter_cell(job, fds)
+            gate_r, gate_w = os.pipe()
             pid = os.fork()
-        except BaseException:
+        except BaseException as exc:
+            os.write(w, b"E" + str(exc).encode(errors="replace")[:200])
             os._exit(1)
         if pid == 0:
+            # the job waits until this process is gone: a program never sees what forked it
             os.close(w)
+            os.close(gate_w)
+            os.read(gate_r, 1)
+            os.close(gate_r)
             return None
-        os.write(w, pid.to_bytes(4, "little"))
+        os.write(w, b"P" + pid.to_bytes(4, "little"))
         os._exit(0)
     os.close(w)
-    raw = os.read(r, 4)
+    raw = os.read(r, 256)
     os.close(r)
     os.waitpid(middle, 0)
-    if len(raw) != 4:
-        raise OSError("the job could not be forked")
-    return f"ok {int.from_bytes(raw, 'little')}"
+    if raw[:1] != b"P" or len(raw) != 5:
+        raise OSError(raw[1:].decode(errors="replace") or "the job could not be forked")
+    return f"ok {int.from_bytes(raw[1:], 'little')}"
 
 
+calibrate_recursion()
+COUNTER.value = AT_TOP  # the server's own count, as it was before the calibration
 serve(_socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, 3))

@@ -15,14 +15,18 @@ static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t size) {
     return n;
 }
 
-/* Every live process of uid, by scanning /proc; sums their CPU (ticks) and RSS (kB). */
-int scan_uid(uid_t uid, int do_kill, long long *cpu_ticks, long *rss_kb) {
+#define MAX_SCAN 1024
+
+/* Every live process of uid, by scanning /proc: kills them (do_kill), or measures them. The
+ * count is returned; with scan, their CPU ticks and memory (memory.c) are filled in. */
+int scan_uid(uid_t uid, int do_kill, scan_t *scan) {
     DIR *d = opendir("/proc");
     if (!d) return -1;
     int count = 0;
     long long ticks = 0;
-    long rss = 0;
-    long page_kb = sysconf(_SC_PAGESIZE) / 1024;
+    static pid_t pids[MAX_SCAN];
+    static long resident[MAX_SCAN];
+    int largest = -1;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
@@ -36,26 +40,32 @@ int scan_uid(uid_t uid, int do_kill, long long *cpu_ticks, long *rss_kb) {
             kill(pid, SIGKILL);
             continue;
         }
-        if (cpu_ticks) {
-            char line[1024];
-            char *p = read_proc(pid, "stat", line, sizeof line) > 0 ? strrchr(line, ')') : NULL;
-            unsigned long long ut = 0, stt = 0;
-            /* fields after the command: state ppid ... utime(14) stime(15) */
-            if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-                            &ut, &stt) == 2)
-                ticks += (long long)(ut + stt);
-        }
-        if (rss_kb) {
-            char line[128];
-            long size = 0, res = 0;
-            if (read_proc(pid, "statm", line, sizeof line) > 0 &&
-                sscanf(line, "%ld %ld", &size, &res) == 2)
-                rss += res * page_kb;
+        if (!scan) continue;
+        char line[1024];
+        char *p = read_proc(pid, "stat", line, sizeof line) > 0 ? strrchr(line, ')') : NULL;
+        unsigned long long ut = 0, stt = 0;
+        /* fields after the command: state ppid ... utime(14) stime(15) */
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                        &ut, &stt) == 2)
+            ticks += (long long)(ut + stt);
+        if (count <= MAX_SCAN) {
+            int i = count - 1;
+            pids[i] = pid;
+            resident[i] = proc_resident_kb(pid);
+            if (largest < 0 || resident[i] > resident[largest]) largest = i;
         }
     }
     closedir(d);
-    if (cpu_ticks) *cpu_ticks = ticks;
-    if (rss_kb) *rss_kb = rss;
+    if (scan) {
+        scan->count = count;
+        scan->ticks = ticks;
+        /* the largest process whole, the others by what only they map */
+        long kb = largest >= 0 && resident[largest] > 0 ? resident[largest] : 0;
+        int n = count < MAX_SCAN ? count : MAX_SCAN;
+        for (int i = 0; i < n; i++)
+            if (i != largest) kb += proc_private_kb(pids[i]);
+        scan->resident_kb = kb;
+    }
     return count;
 }
 
@@ -64,7 +74,7 @@ long reaped_maxrss;
 pid_t main_pid;
 int main_status = -1;
 
-static void account(const struct rusage *ru) {
+void account(const struct rusage *ru) {
     reaped_cpu_us += (int64_t)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec +
                      (int64_t)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec;
     if (ru->ru_maxrss > reaped_maxrss) reaped_maxrss = ru->ru_maxrss;
@@ -95,12 +105,12 @@ void reap(int block) {
 /* Kill every process of uid and reap them; 0 when none is left. */
 int kill_uid(uid_t uid) {
     for (int round = 0; round < KILL_ROUNDS; round++) {
-        int alive = scan_uid(uid, 1, NULL, NULL);
+        int alive = scan_uid(uid, 1, NULL);
         reap(0);
         if (alive == 0) return 0;
         if (round > 2) usleep(1000);
     }
-    return scan_uid(uid, 0, NULL, NULL) == 0 ? 0 : -1;
+    return scan_uid(uid, 0, NULL) == 0 ? 0 : -1;
 }
 
 /* Container-wide OOM kills so far (cgroup v1 memory.oom_control, or v2 memory.events). */
@@ -139,53 +149,71 @@ static int rm_tree_at(int dirfd) {
     return rc;
 }
 
-static void remove_ipc(uid_t uid) {
+/* SysV objects the uid made or owns, removed: how many, or -1 when one could not be. A job
+ * can give an object to another owner (IPC_SET), never to another creator: both columns count. */
+static int remove_ipc(uid_t uid) {
     const char *tables[] = {"/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg"};
+    int found = 0, failed = 0;
     for (int t = 0; t < 3; t++) {
         FILE *f = fopen(tables[t], "re");
         if (!f) continue;
         char line[512];
-        /* the header names the columns; the owner's column differs between the tables */
-        int uid_col = -1, col = 0;
+        /* the header names the columns, which differ between the tables */
+        int uid_col = -1, cuid_col = -1, col = 0;
         if (fgets(line, sizeof line, f))
-            for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n"), col++)
+            for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n"), col++) {
                 if (strcmp(tok, "uid") == 0) uid_col = col;
-        while (uid_col > 1 && fgets(line, sizeof line, f)) {
-            long id = -1, owner = -1;
+                if (strcmp(tok, "cuid") == 0) cuid_col = col;
+            }
+        while (uid_col > 1 && cuid_col > 1 && fgets(line, sizeof line, f)) {
+            long id = -1, owner = -1, creator = -1;
             col = 0;
             for (char *tok = strtok(line, " \t\n"); tok; tok = strtok(NULL, " \t\n"), col++) {
                 if (col == 1) id = atol(tok);
                 if (col == uid_col) owner = atol(tok);
+                if (col == cuid_col) creator = atol(tok);
             }
-            if (owner != (long)uid || id < 0) continue;
-            if (t == 0) shmctl((int)id, IPC_RMID, NULL);
-            else if (t == 1) semctl((int)id, 0, IPC_RMID);
-            else msgctl((int)id, IPC_RMID, NULL);
+            if ((owner != (long)uid && creator != (long)uid) || id < 0) continue;
+            int gone = t == 0   ? shmctl((int)id, IPC_RMID, NULL)
+                       : t == 1 ? semctl((int)id, 0, IPC_RMID)
+                                : msgctl((int)id, IPC_RMID, NULL);
+            found++;
+            if (gone < 0) failed = 1;
         }
         fclose(f);
     }
+    return failed ? -1 : found;
 }
 
-static void remove_owned_in(const char *dir, uid_t uid) {
+/* Everything the uid owns directly in dir, removed (locked directories opened up first, as
+ * their owner): how many entries, or -1 when something of it is left. */
+static int remove_owned_in(const char *dir, uid_t uid) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) return errno == ENOENT ? 0 : -1;
     DIR *d = fdopendir(fd);
-    if (!d) { close(fd); return; }
+    if (!d) {
+        close(fd);
+        return -1;
+    }
+    int found = 0, failed = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         struct stat st;
         if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != uid) continue;
-        if (unlinkat(fd, e->d_name, 0) < 0) {
-            int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0) rm_tree_at(sub);
-            unlinkat(fd, e->d_name, AT_REMOVEDIR);
-        }
+        found++;
+        if (unlinkat(fd, e->d_name, 0) == 0) continue;
+        fchmodat(fd, e->d_name, 0700, 0);
+        int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub < 0 || rm_tree_at(sub) < 0 || unlinkat(fd, e->d_name, AT_REMOVEDIR) < 0)
+            failed = 1;
     }
     closedir(d);
+    return failed ? -1 : found;
 }
 
-/* Wipe what the job owned: its work dir's contents, shared-memory files and SysV IPC objects.
- * Done by a child that becomes the job's uid, since root here lacks CAP_DAC_OVERRIDE. */
+/* Wipe what the job owned: its work dir's contents, and (the second line behind a cell, the
+ * only line without one) what it left in the sandbox's /dev/shm, /tmp and SysV IPC. Done by a
+ * child that becomes the job's uid, since root here lacks CAP_DAC_OVERRIDE. NULL when clean. */
 const char *wipe(job_t *job) {
     pid_t pid = fork();
     if (pid < 0) return "fork for wipe failed";
@@ -194,15 +222,19 @@ const char *wipe(job_t *job) {
             setresuid(job->uid, job->uid, job->uid) < 0)
             _exit(3);
         int fd = open(job->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        int rc = fd >= 0 ? rm_tree_at(fd) : -1;
-        remove_owned_in("/dev/shm", job->uid);
-        remove_owned_in("/tmp", job->uid);
-        remove_ipc(job->uid);
-        _exit(rc < 0 ? 4 : 0);
+        if (fd < 0 || rm_tree_at(fd) < 0) _exit(4);
+        int shm = remove_owned_in("/dev/shm", job->uid), tmp = remove_owned_in("/tmp", job->uid);
+        int ipc = remove_ipc(job->uid);
+        if (shm < 0 || tmp < 0 || ipc < 0) _exit(5);
+        /* a job in a cell cannot reach these: anything of its there means the cell leaked */
+        _exit(job->isolate && shm + tmp + ipc > 0 ? 6 : 0);
     }
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "work dir wipe failed";
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == 5) return "files or SysV IPC objects left that could not be removed";
+    if (code == 6) return "the job left files or SysV IPC objects outside its cell";
+    if (code != 0) return "work dir wipe failed";
     if (rmdir(job->workdir) < 0) return "work dir not empty after wipe";
     if (kill_uid(job->uid) < 0) return "processes survived the wipe";
     return NULL;

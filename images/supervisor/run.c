@@ -22,19 +22,33 @@ int job_limits(const job_t *job, limit_t out[MAX_LIMITS]) {
     return n;
 }
 
+/* Give up every capability: the bounding set too, where the job may (in its cell it may,
+ * and must: a job that is not exec'ed keeps what setns gave it). */
+void drop_capabilities(void) {
+    for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
+        prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
+    struct {
+        uint32_t version;
+        int pid;
+    } head = {0x20080522, 0}; /* _LINUX_CAPABILITY_VERSION_3 */
+    struct {
+        uint32_t effective, permitted, inheritable;
+    } none[2] = {{0, 0, 0}, {0, 0, 0}};
+    syscall(SYS_capset, &head, none);
+}
+
+/* The job's own process (forked by one that entered its cell): descriptors, session, limits,
+ * work dir, uid, no capabilities, then exec. */
 static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w) {
     const char *step = "dup2";
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     if (dup2(fd0, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) goto fail;
     /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours */
     for (int fd = 3; fd < 1024; fd++)
         if (fd != errpipe_w) close(fd);
     setsid();
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    int adj = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (adj >= 0) { /* the job, not the supervisor, is the OOM killer's first choice */
-        if (write(adj, "1000", 4) < 0) {}
-        close(adj);
-    }
     limit_t limits[MAX_LIMITS];
     int nlimits = job_limits(job, limits);
     for (int i = 0; i < nlimits; i++) {
@@ -45,11 +59,13 @@ static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w)
     step = "chdir";
     if (chdir(job->workdir[0] ? job->workdir : "/") < 0) goto fail;
     step = "switch uid";
-    if (geteuid() == 0) {
+    /* not "if root": in a cell, root is unmapped and reads as the overflow uid */
+    if (getuid() != job->uid || geteuid() != job->uid) {
         if (setgroups(0, NULL) < 0 || setresgid(job->uid, job->uid, job->uid) < 0 ||
             setresuid(job->uid, job->uid, job->uid) < 0)
             goto fail;
     }
+    drop_capabilities();
     umask(022);
     step = "exec";
     execve(job->argv[0], job->argv, job->envp);
@@ -58,6 +74,44 @@ fail:;
     int n = snprintf(msg, sizeof msg, "%s %s: %s", step, job->argv[0], strerror(errno));
     if (write(errpipe_w, msg, (size_t)n) < 0) {}
     _exit(127);
+}
+
+/* The exec path: a child of ours enters the cell (cell_enter), forks the job and exits, so the
+ * job becomes our child (we are a subreaper) like a fork server's job. The job's pid, or -1
+ * with the reason on the error pipe. */
+static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell) {
+    int pidpipe[2];
+    if (pipe2(pidpipe, O_CLOEXEC) < 0) return -1;
+    pid_t middle = fork();
+    if (middle == 0) {
+        const char *step = cell_enter(cell->pidfd, job_ruleset());
+        /* the job waits until we are gone: a program never sees the process that forked it */
+        int gate[2];
+        if (!step && pipe2(gate, O_CLOEXEC) < 0) step = "pipe";
+        pid_t pid = step ? -1 : fork();
+        if (pid == 0) {
+            char c;
+            close(gate[1]);
+            while (read(gate[0], &c, 1) < 0 && errno == EINTR) {}
+            close(gate[0]);
+            child_exec(job, fds[0], fds[1], fds[2], fds[3]);
+        }
+        if (pid < 0) {
+            char msg[160];
+            int n = snprintf(msg, sizeof msg, "%s: %s", step ? step : "fork", strerror(errno));
+            if (write(fds[3], msg, (size_t)n) < 0) {}
+            _exit(127);
+        }
+        if (write(pidpipe[1], &pid, sizeof pid) < 0) {}
+        _exit(0);
+    }
+    close(pidpipe[1]);
+    pid_t pid = -1;
+    if (middle < 0 || read(pidpipe[0], &pid, sizeof pid) != sizeof pid) pid = -1;
+    close(pidpipe[0]);
+    /* not one of the job's processes: reaped here, before reap() could count it */
+    while (middle > 0 && waitpid(middle, NULL, 0) < 0 && errno == EINTR) {}
+    return pid;
 }
 
 void drain(int fd, buf_t *b) {
@@ -90,36 +144,43 @@ void run_job(job_t *job, result_t *res) {
     sigaddset(&mask, SIGCHLD);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
+    cell_t cell = {0, -1};
+    if (job->isolate && cell_open(job, &cell, res->cell_error, sizeof res->cell_error) < 0) {
+        snprintf(res->exec_error, sizeof res->exec_error, "isolation: %.140s", res->cell_error);
+        close(outp[0]); close(outp[1]); close(errp[0]); close(errp[1]);
+        close(errpipe[0]); close(errpipe[1]); close(sfd);
+        return;
+    }
+    memcg_t base;
+    int have_memcg = memcg_read(&base) == 0;
     int64_t start = now_us();
     int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
     const int job_fds[4] = {fd0, outp[1], errp[1], errpipe[1]};
     res->via = "server";
-    main_pid = server_spawn(job, job_fds, res);
+    main_pid = server_spawn(job, job_fds, cell.pidfd, job_ruleset(), res);
     if (main_pid == 0) {
         res->via = "exec";
-        main_pid = fork();
-        if (main_pid == 0) {
-            sigprocmask(SIG_UNBLOCK, &mask, NULL);
-            close(outp[0]);
-            close(errp[0]);
-            close(errpipe[0]);
-            child_exec(job, fd0, outp[1], errp[1], errpipe[1]);
-        }
-        if (main_pid < 0)
-            snprintf(res->exec_error, sizeof res->exec_error, "fork: %s", strerror(errno));
+        main_pid = spawn_exec(job, job_fds, &cell);
     }
     if (fd0 != job->stdin_fd) close(fd0);
     close(outp[1]);
     close(errp[1]);
     close(errpipe[1]);
     if (main_pid < 0) {
+        struct rusage ignored;
+        cell_close(&cell, &ignored);
+        if (!res->exec_error[0]) { /* why the job did not start */
+            ssize_t n = read(errpipe[0], res->exec_error, sizeof res->exec_error - 1);
+            res->exec_error[n > 0 ? n : 0] = 0;
+            if (n <= 0) snprintf(res->exec_error, sizeof res->exec_error, "the job did not start");
+        }
         close(outp[0]); close(errp[0]); close(errpipe[0]); close(sfd);
         return;
     }
     fcntl(outp[0], F_SETFL, O_NONBLOCK);
     fcntl(errp[0], F_SETFL, O_NONBLOCK);
 
-    long peak_sum_kb = 0;
+    long peak_kb = 0;
     struct pollfd fds[3] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0}};
     long hz = sysconf(_SC_CLK_TCK);
     int64_t next_scan = start + TICK_MS * 1000;
@@ -148,16 +209,20 @@ void run_job(job_t *job, result_t *res) {
         if (job->wall_ms && t - start >= job->wall_ms * 1000) { res->killed = "wall"; break; }
         if (t >= next_scan) {
             next_scan = t + TICK_MS * 1000;
-            long long ticks = 0;
-            long rss = 0;
-            scan_uid(job->uid, 0, &ticks, &rss);
+            scan_t scan = {0, 0, 0};
+            scan_uid(job->uid, 0, &scan);
+            /* orphans are reaped by the cell's init, which keeps their CPU time for us */
+            long long ticks = scan.ticks + cell_reaped_ticks(&cell);
             if (job->cpu_ms && reaped_cpu_us + ticks * 1000000 / hz > job->cpu_ms * 1000) {
                 res->killed = "cpu";
                 break;
             }
-            /* several processes can together hold more than any one of them ever did */
-            if (rss > peak_sum_kb) peak_sum_kb = rss;
-            if (job->mem_kb && rss > job->mem_kb) {
+            /* what we hold of the job's output is ours, not the job's */
+            long own_kb = (long)((res->stdout_buf.cap + res->stderr_buf.cap) / 1024);
+            long kb = have_memcg ? job_memory_kb(scan.resident_kb, &base, own_kb)
+                                 : scan.resident_kb;
+            if (kb > peak_kb) peak_kb = kb;
+            if (job->mem_kb && kb > job->mem_kb) {
                 res->killed = "memory";
                 break;
             }
@@ -169,8 +234,13 @@ void run_job(job_t *job, result_t *res) {
         kill(-main_pid, SIGKILL);
         kill(main_pid, SIGKILL);
     }
+    /* the main process first: it is ours, not the cell init's, and a dying init waits until
+     * every process of its namespace is reaped */
+    reap(1);
+    struct rusage orphans;
+    cell_close(&cell, &orphans); /* everything still in the cell dies with its init */
+    account(&orphans);
     if (geteuid() == 0) kill_uid(job->uid);
-    reap(1); /* blocks until the main process is reaped: it was killed above */
     /* all writers are dead now: read what is left in the pipes */
     drain(outp[0], &res->stdout_buf);
     drain(errp[0], &res->stderr_buf);
@@ -186,7 +256,8 @@ void run_job(job_t *job, result_t *res) {
         res->killed = "output";
     res->wall_us = end - start;
     res->cpu_us = reaped_cpu_us;
-    res->maxrss_kb = reaped_maxrss > peak_sum_kb ? reaped_maxrss : peak_sum_kb;
+    /* one process's peak never exceeds the job's: a floor under what the ticks saw */
+    res->maxrss_kb = reaped_maxrss > peak_kb ? reaped_maxrss : peak_kb;
     res->oom_kills = oom_kills() - oom_before;
     if (main_status >= 0 && WIFEXITED(main_status)) {
         res->exit_code = WEXITSTATUS(main_status);

@@ -9,9 +9,11 @@
  *
  * Trust model: the supervisor runs as the container's root with only SETUID, SETGID, KILL
  * and CHOWN; each job runs under its own fresh unprivileged uid (chosen by the worker), in
- * its own work dir, with no-new-privileges set on the container. A job cannot signal or
- * ptrace the supervisor (different uid), cannot reach its stdout (all other descriptors are
- * closed before exec), and everything the uid owns is killed and wiped before the next job.
+ * its own work dir and, unless the worker asks otherwise, in a cell of its own (fresh user,
+ * IPC, mount and PID namespaces, cell.c), with no capability, a seccomp filter and a Landlock
+ * ruleset of its own and no-new-privileges. A job cannot signal or ptrace the supervisor (different
+ * uid), cannot reach its stdout (all other descriptors are closed before exec); what it made
+ * dies with its cell, and what it owns outside is killed and wiped before the next job.
  *
  * Wire format, both directions: records `NAME SP LEN LF` followed by LEN raw bytes; a message
  * ends with the record `end 0`. Requests start with `op` = `ping` or `run`; see the worker's
@@ -22,8 +24,8 @@
  * new interpreter, which removes the interpreter's start from every test (see server.c).
  *
  * Files: supervisor.c (requests, main), wire.c (utilities, wire format), process.c (a job's
- * processes and the cleanup after it), run.c (running one job), server.c (fork servers),
- * supervisor.h.
+ * processes and the cleanup after it), cell.c (a job's namespaces and seccomp filter),
+ * memory.c (a job's memory), run.c (running one job), server.c (fork servers), supervisor.h.
  */
 #include "supervisor.h"
 
@@ -132,7 +134,21 @@ static void put_collected(job_t *job) {
     }
 }
 
+/* After a job: its shared memory gone from the sandbox's cgroup. A cell's SysV segments are
+ * freed a few milliseconds after the cell dies (the kernel defers it), so this waits a little;
+ * memory that stays would count against the next job and crowd it out of the sandbox. */
+static const char *memory_released(const memcg_t *before) {
+    memcg_t now;
+    for (int i = 0; i < 2000; i++) {
+        if (memcg_read(&now) < 0 || now.shmem_kb <= before->shmem_kb + 64) return NULL;
+        usleep(1000);
+    }
+    return "shared memory still held after the job";
+}
+
 static void handle_run(void) {
+    memcg_t before;
+    int have_memcg = memcg_read(&before) == 0;
     job_t job;
     memset(&job, 0, sizeof job);
     job.stdin_fd = -1;
@@ -170,6 +186,9 @@ static void handle_run(void) {
             job.envp[job.nenv++] = v, keep = 1;
         } else if (strcmp(name, "server") == 0 && job.nserver < MAX_SERVER_ARGS) {
             job.server[job.nserver++] = v, keep = 1;
+        } else if (strcmp(name, "isolate") == 0) {
+            if (strcmp(v, "namespaces") == 0) job.isolate = 1;
+            else if (strcmp(v, "uid") != 0) die("unknown isolation '%s'", v);
         } else if (strcmp(name, "collect") == 0 && job.ncollect < MAX_COLLECT) {
             if (!safe_name(v)) die("unsafe collect name");
             job.collect[job.ncollect++] = v, keep = 1;
@@ -199,12 +218,14 @@ static void handle_run(void) {
     if (!job.error[0] && (chmod(job.workdir, 0711) < 0 || chown(job.workdir, job.uid, job.uid) < 0))
         snprintf(job.error, sizeof job.error, "chown work dir: %s", strerror(errno));
     put_str("op", "result");
+    int cell_failed = 0;
     if (job.error[0]) {
         put_str("status", "error");
         put_str("error", job.error);
     } else {
         result_t res;
         run_job(&job, &res);
+        cell_failed = res.cell_error[0] != 0;
         put_str("status", res.exec_error[0] ? "error" : "ok");
         if (res.exec_error[0]) put_str("error", res.exec_error);
         put_str("via", res.via);
@@ -227,6 +248,8 @@ static void handle_run(void) {
     }
     const char *bad = wipe(&job);
     if (!bad && server_lost_job) bad = "the fork server failed during a job";
+    if (!bad && cell_failed) bad = "the job's cell could not be made";
+    if (!bad && have_memcg) bad = memory_released(&before);
     server_lost_job = 0;
     put_str("cleanup", bad ? bad : "ok");
     free_job(&job);
@@ -241,6 +264,7 @@ static int selftest(int argc, char **argv) {
     job.stdin_fd = -1;
     job.uid = geteuid() == 0 ? 65534 : geteuid();
     job.wall_ms = 5000;
+    job.isolate = cell_probe() == NULL;
     job.out_bytes = 4096;
     job.err_bytes = 4096;
     for (int i = 4; i < argc && job.nargs < MAX_ARGS; i++) job.argv[job.nargs++] = argv[i];
@@ -283,6 +307,10 @@ int main(int argc, char **argv) {
             if (strcmp(name, "end") != 0) die("ping takes no fields");
             put_str("op", "pong");
             put_str("version", VERSION);
+            /* whether this kernel and this container's profile let us make cells */
+            const char *why = cell_probe();
+            put_str("isolation", why ? "uid" : "namespaces");
+            if (why) put_str("isolation_error", why);
             flush_message();
         } else if (strcmp(op, "run") == 0) {
             handle_run();

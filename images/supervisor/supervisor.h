@@ -1,5 +1,6 @@
 /* Shared declarations of the supervisor's parts: wire.c (utilities, wire format),
- * process.c (finding, killing and reaping a job's processes; cleaning up after it), run.c
+ * process.c (finding, killing and reaping a job's processes; cleaning up after it), cell.c
+ * (the job's namespaces and seccomp filter), memory.c (what a job's memory is), run.c
  * (running one job under its limits), server.c (handing a job to a language's fork server),
  * supervisor.c (requests and main). See supervisor.c. */
 #ifndef SUPERVISOR_H
@@ -33,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VERSION "1"
+#define VERSION "2"
 #define BOX_ROOT "/box"
 #define MAX_ARGS 64
 #define MAX_ENV 64
@@ -42,6 +43,7 @@
 #define MAX_LIMITS 8
 #define TICK_MS 10
 #define KILL_ROUNDS 200
+#define OOM_SCORE_JOB "1000" /* the job is the OOM killer's first choice, and stays it */
 
 /* Growable byte buffer with an optional cap: bytes past the cap are counted, not kept. */
 typedef struct {
@@ -58,6 +60,7 @@ typedef struct {
     char *collect[MAX_COLLECT];
     char *server[MAX_SERVER_ARGS + 1]; /* a fork server's argv: run argv through it */
     int nargs, nenv, ncollect, nserver;
+    int isolate; /* 1: the job runs in a cell of its own (cell.c) */
     char workdir[64];
     int stdin_fd;
     char error[256];
@@ -73,12 +76,28 @@ typedef struct {
     char exec_error[160];
     const char *via;         /* "exec" or "server" */
     char server_error[160];  /* why the fork server was not used, when it was asked for */
+    char cell_error[160];    /* why the job's cell could not be made: the sandbox is unfit */
 } result_t;
 
 typedef struct {
     int resource;
     rlim_t soft, hard;
 } limit_t;
+
+typedef struct {
+    pid_t pid; /* the cell's init: pid 1 of the job's pid namespace, our child */
+    int pidfd; /* entered (setns) by whatever forks the job */
+} cell_t;
+
+typedef struct {
+    long anon_kb, shmem_kb;
+} memcg_t;
+
+typedef struct {
+    int count;          /* live processes */
+    long long ticks;    /* their CPU time so far, in clock ticks */
+    long resident_kb;   /* their memory without shmem, shared pages once (memory.c) */
+} scan_t;
 
 /* wire.c */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -100,21 +119,40 @@ extern int64_t reaped_cpu_us;
 extern long reaped_maxrss;
 extern pid_t main_pid;
 extern int main_status;
-int scan_uid(uid_t uid, int do_kill, long long *cpu_ticks, long *rss_kb);
+int scan_uid(uid_t uid, int do_kill, scan_t *scan);
+void account(const struct rusage *ru);
 void reap(int block);
 int kill_uid(uid_t uid);
 long oom_kills(void);
 const char *wipe(job_t *job);
 
+/* cell.c */
+int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size);
+void cell_close(cell_t *cell, struct rusage *ru);
+long long cell_reaped_ticks(const cell_t *cell);
+const char *cell_probe(void);
+const char *cell_enter(int pidfd, int ruleset);
+int job_ruleset(void);
+int job_filter_install(void);
+const char *job_filter_hex(void);
+int write_file(const char *path, const char *text);
+
+/* memory.c */
+int memcg_read(memcg_t *m);
+long proc_resident_kb(pid_t pid);
+long proc_private_kb(pid_t pid);
+long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb);
+
 /* run.c */
 int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
 void drain(int fd, buf_t *b);
 void run_job(job_t *job, result_t *res);
+void drop_capabilities(void);
 
 /* server.c */
 extern int server_lost_job; /* the server failed with a job maybe half started: recycle */
 int is_server(pid_t pid);
 void server_gone(void);
-pid_t server_spawn(job_t *job, const int fds[4], result_t *res);
+pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, int ruleset, result_t *res);
 
 #endif

@@ -13,27 +13,30 @@ from worker.judge import Judge
 
 pytestmark = pytest.mark.docker
 
-# Prints every process the job can see that is neither itself nor root's (supervisor, init),
-# every file in places a job could write to, and leftover SysV IPC objects.
+# Prints every process the job can see but itself (by name and uid as the job sees them: in
+# its cell, every uid but its own reads as the overflow uid 65534), every file in places a job
+# could write to, and leftover SysV IPC objects.
 SNOOP = """
 import os
-me = os.getpid()
-others = []
+me = os.readlink("/proc/self")  # its pid outside its cell, as /proc lists it
+seen = []
 for pid in filter(str.isdigit, os.listdir("/proc")):
     try:
-        uid = os.stat(f"/proc/{pid}").st_uid
-    except FileNotFoundError:
+        status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status"))
+    except OSError:
         continue
-    if int(pid) != me and uid != 0:
-        others.append((pid, uid))
-print("processes", others)
-print("shm", sorted(os.listdir("/dev/shm")))
+    if pid != me:
+        seen.append((status["Name"].strip(), int(status["Uid"].split()[0])))
+print("processes", sorted(seen))
+print("shm", sorted(os.listdir("/dev/shm")), "tmp", sorted(os.listdir("/tmp")))
 print("box", "listable" if os.access("/box", os.R_OK) else "closed")
 for table in ("shm", "sem", "msg"):
     with open(f"/proc/sysvipc/{table}") as f:
         print("ipc", table, len(f.readlines()) - 1)
 """
-CLEAN = "processes []\nshm []\nbox closed\nipc shm 0\nipc sem 0\nipc msg 0\n"
+# the sandbox's own: its init, the supervisor, Python's fork server, the job's cell's init
+OWN = [("docker-init", 65534), ("python3", 65534), ("supervisor", 65534), ("supervisor", 65534)]
+CLEAN = f"processes {OWN}\nshm [] tmp []\nbox closed\nipc shm 0\nipc sem 0\nipc msg 0\n"
 
 
 def run_py(
@@ -127,8 +130,8 @@ def test_writes_outside_the_work_dir_fail(judge: Judge) -> None:
         judge,
         """
         import os
-        for path in ("/etc/passwd", "/tmp/x", "/box/x", "/x", "/opt/runner/supervisor",
-                     "/proc/1/fd/1", "/dev/shm/../x"):
+        for path in ("/etc/passwd", "/box/x", "/x", "/opt/runner/supervisor",
+                     "/proc/1/fd/1", "/dev/shm/../x", "/proc/self/oom_score_adj"):
             try:
                 open(path, "ab").close()
                 print("wrote", path)
@@ -143,23 +146,27 @@ def test_writes_outside_the_work_dir_fail(judge: Judge) -> None:
     assert_next_job_sees_nothing(judge)
 
 
+FILL_WORK_DIR = """
+import os
+i = 0
+try:
+    while True:
+        with open(f"f{i}", "wb") as f:
+            f.write(b"z" * 60000)
+        i += 1
+except OSError as exc:
+    print("stopped", exc.errno)
+"""
+
+
 def test_filling_the_work_dir_fails_cleanly_and_is_wiped(judge: Judge) -> None:
-    result = run_py(
-        judge,
-        """
-        import os
-        i = 0
-        try:
-            while True:
-                with open(f"f{i}", "wb") as f:
-                    f.write(b"z" * 60000)
-                i += 1
-        except OSError as exc:
-            print("stopped", exc.errno)
-    """,
-        limits=Limits(cpu_time_ms=5000, wall_time_ms=10000, output_kb=64),
-    )
-    assert result.stdout.startswith("stopped 28")  # ENOSPC
+    """Files are memory (tmpfs): under a limit above the work area the job runs out of room
+    (ENOSPC), under a lower one it is MLE; either way the next job has the room again."""
+    roomy = Limits(cpu_time_ms=5000, wall_time_ms=10000, memory_mb=512, output_kb=64)
+    result = run_py(judge, FILL_WORK_DIR, limits=roomy)
+    assert result.stdout.startswith("stopped 28"), result  # ENOSPC
+    result = run_py(judge, FILL_WORK_DIR, limits=Limits(cpu_time_ms=5000, wall_time_ms=10000))
+    assert result.verdict == Verdict.MLE, result
     follow = run_py(judge, "open('big', 'wb').write(b'z' * 60000)\nprint('room')\n")
     assert follow.stdout == "room\n"
 
@@ -244,7 +251,7 @@ def test_no_setuid_files_and_no_way_back_to_root(judge: Judge) -> None:
             try:
                 attempt()
                 print("became root")
-            except PermissionError:
+            except OSError:  # EPERM, or EINVAL in a cell, where root is not even mapped
                 print("refused")
         print(open("/proc/self/status").read().split("NoNewPrivs:")[1].split()[0])
     """,
@@ -258,10 +265,10 @@ def test_supervisor_cannot_be_signalled_traced_or_read(judge: Judge) -> None:
         judge,
         """
         import ctypes, os, signal
-        me = os.getpid()
+        me = os.readlink("/proc/self")  # its pid outside its cell, as /proc lists it
         outcome = set()
         for pid in filter(str.isdigit, os.listdir("/proc")):
-            if int(pid) == me:
+            if pid == me:
                 continue
             for sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGTERM):
                 try:
@@ -269,8 +276,8 @@ def test_supervisor_cannot_be_signalled_traced_or_read(judge: Judge) -> None:
                     outcome.add("signalled")
                 except PermissionError:
                     outcome.add("refused")
-                except ProcessLookupError:
-                    pass
+                except ProcessLookupError:  # outside the job's pid namespace: not even named
+                    outcome.add("refused")
             libc = ctypes.CDLL(None, use_errno=True)
             if libc.ptrace(16, int(pid), 0, 0) == 0:  # PTRACE_ATTACH
                 outcome.add("traced")

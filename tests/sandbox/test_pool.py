@@ -381,11 +381,12 @@ def test_sandboxes_of_a_killed_worker_are_removed_not_left_exited(docker_client,
     # idle one is gone at once, the busy one once its job ends, and no exited one remains
     owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
     script = f"""
-import sys, threading, time
+import os, sys, threading, time
 from tests.sandbox.helpers import python_job
 from worker.sandbox import open_pools
 from worker.settings import Settings
-pools = open_pools(Settings.from_env({{}}), size=2, owner={owner!r}, images=["python"],
+prefix = {{k: v for k, v in os.environ.items() if k == "RUNNER_IMAGE_PREFIX"}}
+pools = open_pools(Settings.from_env(prefix), size=2, owner={owner!r}, images=["python"],
                    extra_labels=(({TEST_LABEL!r}, {RUN_ID!r}),))
 pools.start()
 job = python_job(b"import time; time.sleep(3)", wall_ms=5000)

@@ -5,6 +5,7 @@ from worker.sandbox.protocol import (
     Decoder,
     File,
     Job,
+    Pong,
     demux,
     encode_job,
     encode_ping,
@@ -45,7 +46,16 @@ def test_decoder_waits_for_a_whole_message_fed_byte_by_byte() -> None:
         decoder.feed(bytes([byte]))
     message = decoder.message()
     assert message is not None
-    assert parse_pong(message) == "1"
+    # an answer without isolation fields comes from a supervisor that cannot make cells
+    assert parse_pong(message) == Pong(version="1", isolation="uid")
+
+
+def test_pong_says_whether_jobs_can_get_namespaces() -> None:
+    fields = [("op", b"pong"), ("version", b"2"), ("isolation", b"uid")]
+    refused = parse_pong([*fields, ("isolation_error", b"clone: Operation not permitted")])
+    assert refused.isolation_error == "clone: Operation not permitted"
+    able = parse_pong([("op", b"pong"), ("version", b"2"), ("isolation", b"namespaces")])
+    assert (able.isolation, able.isolation_error) == ("namespaces", "")
 
 
 def test_garbage_header_is_a_protocol_error() -> None:

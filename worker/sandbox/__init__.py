@@ -82,6 +82,7 @@ def open_pools(
             fleet=fleet,
             memory_mb=settings.max_memory_mb,
             runtime=settings.runtime,
+            isolation=settings.isolation,
             extra_labels=extra_labels,
         )
         for key in (images if images is not None else sandbox_images())

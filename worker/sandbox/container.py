@@ -2,10 +2,13 @@
 
 Every sandbox is created with the same hardening (see :func:`hardening`): no network, read-only
 root, size-limited tmpfs work area, all capabilities dropped but the four the supervisor needs
-to switch uids and clean up, no-new-privileges, the default seccomp profile, pids, memory
-(= memory+swap) and CPU limits, ulimits, an init that reaps zombies, an empty environment, no
-container log, never privileged, no Docker socket. The supervisor runs as the container's root
-so it can give each job its own unprivileged uid; the job never runs as root.
+(:data:`CAPABILITIES`), no-new-privileges, the project's seccomp profile
+(:mod:`worker.sandbox.seccomp`: Docker's default in spirit, plus what the supervisor needs to
+give each job namespaces of its own), pids, memory (= memory+swap) and CPU limits,
+ulimits, an init that reaps zombies, an empty environment, no container log, never
+privileged, no Docker socket. The supervisor runs as the container's root so it can give each
+job its own unprivileged uid and namespaces; the job never runs as root and holds no
+capability.
 
 Every sandbox is labelled with its owner and its fleet (the broker its worker serves), and the
 engine removes it as soon as it exits (``AutoRemove``): the supervisor exits when its stdin
@@ -32,7 +35,7 @@ import docker.types
 import requests.exceptions
 import structlog
 
-from worker.errors import ProtocolError, SandboxError, SandboxTimeout
+from worker.errors import IsolationUnavailable, ProtocolError, SandboxError, SandboxTimeout
 from worker.sandbox.protocol import (
     SUPERVISOR_VERSION,
     Decoder,
@@ -44,12 +47,16 @@ from worker.sandbox.protocol import (
     parse_pong,
     parse_report,
 )
+from worker.sandbox.seccomp import profile_json
 
 SUPERVISOR = "/opt/runner/supervisor"
 LABEL_SANDBOX = "io.runner.sandbox"
 LABEL_OWNER = "io.runner.owner"
 LABEL_FLEET = "io.runner.fleet"
 LABEL_IMAGE = "io.runner.image"
+# What the supervisor (never a job) does with each: SETUID and SETGID switch a job to its uid
+# and map that uid into the job's user namespace; KILL signals a job's processes (another
+# uid); CHOWN gives a job its work dir and files.
 CAPABILITIES = ("SETUID", "SETGID", "KILL", "CHOWN")
 # What a call into the engine can raise: the SDK's own errors, and the transport's when the
 # engine is down or restarting (the SDK lets requests' and the socket's errors through).
@@ -72,6 +79,7 @@ class SandboxSpec:
     cpus: float = 1.0
     nofile: int = 256
     runtime: str = ""
+    isolation: str = "namespaces"  # see Settings.isolation
     extra_labels: tuple[tuple[str, str], ...] = ()
 
 
@@ -96,7 +104,7 @@ def hardening(spec: SandboxSpec) -> dict[str, Any]:
         "ipc_mode": "private",
         "cap_drop": ["ALL"],
         "cap_add": list(CAPABILITIES),
-        "security_opt": ["no-new-privileges:true"],
+        "security_opt": ["no-new-privileges:true", f"seccomp={profile_json()}"],
         "privileged": False,
         "pids_limit": spec.pids,
         "mem_limit": memory,
@@ -157,10 +165,19 @@ class Sandbox:
         return self.id[:12]
 
     def ping(self, timeout: float = 5.0) -> None:
-        """Readiness and health probe: the supervisor answers with the expected version."""
-        version = parse_pong(self._exchange(encode_ping(), timeout))
-        if version != SUPERVISOR_VERSION:
-            raise ProtocolError(f"supervisor version {version!r}, expected {SUPERVISOR_VERSION!r}")
+        """Readiness and health probe: the supervisor answers with the expected version, and
+        can isolate jobs as the spec asks; a sandbox that cannot is unfit, never run weaker."""
+        pong = parse_pong(self._exchange(encode_ping(), timeout))
+        if pong.version != SUPERVISOR_VERSION:
+            raise ProtocolError(
+                f"supervisor version {pong.version!r}, expected {SUPERVISOR_VERSION!r}"
+            )
+        if self.spec.isolation == "namespaces" and pong.isolation != "namespaces":
+            raise IsolationUnavailable(
+                f"jobs cannot get namespaces of their own in {self.spec.image} here "
+                f"({pong.isolation_error or 'refused'}); RUNNER_ISOLATION=uid runs them with a "
+                "fresh uid and a cleanup only"
+            )
 
     def run(self, job: Job, timeout: float) -> RunReport:
         """Run one job; ``timeout`` is the outer deadline in seconds for the whole exchange."""

@@ -57,6 +57,7 @@ class PoolStats:
     retired_jobs: list[int] = field(default_factory=list)
     refill_s: float = 0.0
     refills: int = 0
+    last_error: str = ""  # why the last sandbox that failed to start did
 
     def snapshot(self) -> dict[str, object]:
         retired = self.retired_jobs[-1000:]
@@ -71,6 +72,7 @@ class PoolStats:
             "refill_avg_ms": round(1000 * self.refill_s / self.refills, 1)
             if self.refills
             else None,
+            "last_error": self.last_error or None,
         }
 
 
@@ -169,7 +171,7 @@ class ImagePool:
             # a fork server pays off from a sandbox's second job on; for one job it would only
             # add its own interpreter's start
             server = job.server if self.max_jobs > 1 else ()
-            job = replace(job, uid=self._uids.take(), server=server)
+            job = replace(job, uid=self._uids.take(), server=server, isolation=self.spec.isolation)
             started = time.monotonic()
             report = sandbox.run(job, deadline)
             log.debug(
@@ -240,6 +242,7 @@ class ImagePool:
             sandbox = Sandbox(self._client, self.spec)
             sandbox.ping()
         except Exception as exc:
+            self.stats.last_error = str(exc)
             log.error("sandbox.create_failed", image=self.spec.image, error=str(exc))
             if sandbox is not None:
                 sandbox.remove()
@@ -283,6 +286,7 @@ class ImagePool:
         with self._cond:
             return {
                 "image": self.spec.image,
+                "isolation": self.spec.isolation,
                 "size": self.size,
                 "idle": len(self._idle),
                 "busy": len(self._busy),

@@ -4,13 +4,15 @@ Both directions are a sequence of records, ``NAME SP LEN LF`` then ``LEN`` raw b
 message ends with the record ``end 0``. Binary-safe, trivially parsed in C, no JSON library
 inside the sandbox.
 
-Requests: ``op ping`` (answer ``op pong``, ``version``) and ``op run`` with the fields of
-:class:`Job`. Answers to ``run``: ``status`` (``ok``/``error``), ``error``, ``exit_code``,
-``signal``, ``cpu_us``, ``wall_us``, ``maxrss_kb``, ``killed`` (none/cpu/wall/output/memory),
-``oom_kills``, ``via`` (``exec``, or ``server`` when a fork server started the job),
-``server_error`` (why a requested fork server was not used), ``stdout``, ``stdout_total``,
-``stderr``, ``stderr_total``, ``file`` (collected files), ``cleanup`` (``ok`` or why the
-sandbox must be recycled).
+Requests: ``op ping`` (answer ``op pong``, ``version``, ``isolation``: ``namespaces`` when the
+supervisor can give jobs cells of their own here, else ``uid`` with ``isolation_error``) and
+``op run`` with the fields of :class:`Job`. Answers to ``run``: ``status`` (``ok``/``error``),
+``error``, ``exit_code``, ``signal``, ``cpu_us``, ``wall_us``, ``maxrss_kb`` (the job's memory,
+images/supervisor/memory.c), ``killed`` (none/cpu/wall/output/memory), ``oom_kills``,
+``via`` (``exec``, or ``server`` when a fork server started the job), ``server_error`` (why
+a requested fork server was not used), ``stdout``, ``stdout_total``, ``stderr``,
+``stderr_total``, ``file`` (collected files), ``cleanup`` (``ok`` or why the sandbox must be
+recycled).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from dataclasses import dataclass, field
 
 from worker.errors import ProtocolError
 
-SUPERVISOR_VERSION = "1"
+SUPERVISOR_VERSION = "2"
+ISOLATIONS = ("namespaces", "uid")
 MAX_HEADER = 96
 
 
@@ -53,6 +56,8 @@ class Job:
     collect_max: int = 64 * 1024 * 1024
     # argv of a fork server that runs ``argv`` by forking a started interpreter
     server: tuple[str, ...] = ()
+    # namespaces: a cell of its own (fresh user, IPC, mount and PID namespaces); uid: not
+    isolation: str = "namespaces"
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def encode_ping() -> bytes:
 
 def encode_job(job: Job) -> bytes:
     # uid first: the supervisor creates the work dir from it before files and stdin arrive
-    parts = [_record("op", "run"), _record("uid", job.uid)]
+    parts = [_record("op", "run"), _record("uid", job.uid), _record("isolate", job.isolation)]
     for name in (
         "cpu_ms",
         "wall_ms",
@@ -152,11 +157,22 @@ class Decoder:
                 return records
 
 
-def parse_pong(records: Iterable[tuple[str, bytes]]) -> str:
+@dataclass(frozen=True)
+class Pong:
+    version: str
+    isolation: str  # the strongest isolation the supervisor can give jobs here
+    isolation_error: str = ""  # why cells cannot be made, when they cannot
+
+
+def parse_pong(records: Iterable[tuple[str, bytes]]) -> Pong:
     fields = dict(records)
     if fields.get("op") != b"pong":
         raise ProtocolError(f"expected pong, got {fields.get('op')!r}")
-    return fields.get("version", b"").decode()
+    return Pong(
+        version=fields.get("version", b"").decode(),
+        isolation=fields.get("isolation", b"uid").decode(),
+        isolation_error=fields.get("isolation_error", b"").decode(errors="replace"),
+    )
 
 
 def parse_report(records: list[tuple[str, bytes]]) -> RunReport:

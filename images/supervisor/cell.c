@@ -1,0 +1,335 @@
+/* A job's cell: the namespaces it runs in, made fresh for every job and gone with it.
+ *
+ * Why: a job that runs under its own uid can still leave things behind that outlive it in a
+ * shared container (SysV objects whose owner it changed, locked directories in /dev/shm,
+ * files in /tmp) and that later jobs can read or that distort their memory. Cleaning up after
+ * the fact needs a list of everything a job could have made; a cell makes the list empty by
+ * construction. Each job gets:
+ *   - its own IPC namespace: SysV objects and POSIX message queues die with it;
+ *   - its own mount namespace, with private, size-limited tmpfs on /tmp and /dev/shm;
+ *   - its own PID namespace, whose init (the cell's first process, ours) is killed when the
+ *     job ends, which makes the kernel kill every process still in it;
+ *   - a user namespace that holds the other three. It is created by the supervisor (root in
+ *     the container), so it belongs to root: the supervisor keeps the right to read the job's
+ *     memory maps (/proc/PID/smaps_rollup) and to enter the cell, the job never gets a
+ *     capability in it (it runs under its own uid, mapped to itself, and drops every
+ *     capability before it runs anything submitted).
+ *
+ * The cell's init is cloned here with the four namespaces, mounts the tmpfs and reaps the
+ * job's orphans (they are reparented to it, not to us). The job itself is forked by a process
+ * that entered the cell with setns(pidfd) (cell_enter): our own child on the exec path, the
+ * fork server's on the server path, so both paths give the supervisor the same job process
+ * to watch, and the job gets pid 2 in its namespace, never 1 (pid 1 ignores signals it has
+ * no handler for, which would change how a program that signals itself ends).
+ *
+ * The container needs no CAP_SYS_ADMIN for this; its seccomp profile allows clone with
+ * namespace flags, setns and mount (worker/sandbox/seccomp.py), and the job's own filter
+ * (below) takes them away again.
+ *
+ * Also here, installed by whatever forks the job: the job's seccomp filter, and a Landlock
+ * ruleset that keeps it from writing anything under /proc, so the OOM score it is given (the
+ * OOM killer's first choice) is the one it keeps; the capability that would make the kernel
+ * hold the score (CAP_SYS_RESOURCE) is not one every host can grant a container. */
+#include "supervisor.h"
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/landlock.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <stddef.h>
+#include <sys/mount.h>
+
+#define CELL_FLAGS (CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID)
+#define READY_MS 5000
+#define TMPFS_INODES 16384
+
+int write_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = write_all(fd, text, strlen(text));
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+/* In the cell's init: its mounts, then "r" on ready (or why not), then reap. */
+static void cell_init(const job_t *job, int ready) __attribute__((noreturn));
+static void cell_init(const job_t *job, int ready) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* whoever enters the cell must pass ptrace_may_access on us: same uid (root), and a
+     * dumpable target (the supervisor makes itself undumpable, which we inherited) */
+    prctl(PR_SET_DUMPABLE, 1);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1); /* never the wire */
+    }
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != ready) close(fd);
+    char opts[96];
+    long kb = job->mem_kb ? job->mem_kb : 64 * 1024;
+    snprintf(opts, sizeof opts, "size=%ldk,nr_inodes=%d,mode=1777", kb, TMPFS_INODES);
+    const char *step = "make mounts private";
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) goto fail;
+    step = "mount /tmp";
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) goto fail;
+    step = "mount /dev/shm";
+    if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) goto fail;
+    if (write(ready, "r", 1) < 0) _exit(1);
+    close(ready);
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD); /* blocked since the supervisor's start */
+    for (;;) {
+        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD) sigwaitinfo(&chld, NULL);
+    }
+fail:;
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "%s: %s", step, strerror(errno));
+    if (write(ready, msg, (size_t)n) < 0) {}
+    _exit(1);
+}
+
+static int write_map(pid_t pid, const char *name, unsigned id) {
+    char path[64], map[48];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
+    snprintf(map, sizeof map, "%u %u 1\n", id, id);
+    return write_file(path, map);
+}
+
+int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size) {
+    cell->pid = 0;
+    cell->pidfd = -1;
+    int ready[2];
+    if (pipe2(ready, O_CLOEXEC) < 0) {
+        snprintf(why, why_size, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    int pidfd = -1;
+    /* a raw clone, fork-like (no new stack): the child goes on here with a copy of us */
+    pid_t pid = (pid_t)syscall(SYS_clone, CELL_FLAGS | CLONE_PIDFD | SIGCHLD, 0, &pidfd, 0, 0);
+    if (pid == 0) {
+        close(ready[0]);
+        cell_init(job, ready[1]);
+    }
+    close(ready[1]);
+    if (pid < 0) {
+        snprintf(why, why_size, "clone: %s", strerror(errno));
+        close(ready[0]);
+        return -1;
+    }
+    cell->pid = pid;
+    cell->pidfd = pidfd;
+    /* the job's uid is itself inside; root stays unmapped, so nobody in the cell is root */
+    const char *step = write_map(pid, "uid_map", (unsigned)job->uid) < 0 ? "uid_map"
+                       : write_map(pid, "gid_map", (unsigned)job->uid) < 0 ? "gid_map"
+                                                                           : NULL;
+    char answer[160];
+    ssize_t n = -1;
+    if (!step) {
+        struct pollfd p = {ready[0], POLLIN, 0};
+        if (poll(&p, 1, READY_MS) > 0) n = read(ready[0], answer, sizeof answer - 1);
+    } else {
+        snprintf(answer, sizeof answer, "%s: %s", step, strerror(errno));
+        n = (ssize_t)strlen(answer);
+    }
+    close(ready[0]);
+    if (n == 1 && answer[0] == 'r') return 0;
+    answer[n > 0 ? n : 0] = 0;
+    snprintf(why, why_size, "%s", n > 0 ? answer : "the cell did not start");
+    struct rusage ignored;
+    cell_close(cell, &ignored);
+    return -1;
+}
+
+/* Kill the cell (its init, and so every process in it) and reap the init: its rusage covers
+ * every orphan it reaped, which the job's CPU time must include. */
+void cell_close(cell_t *cell, struct rusage *ru) {
+    memset(ru, 0, sizeof *ru);
+    if (cell->pid > 0) {
+        kill(cell->pid, SIGKILL);
+        while (wait4(cell->pid, NULL, 0, ru) < 0 && errno == EINTR) {}
+    }
+    if (cell->pidfd >= 0) close(cell->pidfd);
+    cell->pid = 0;
+    cell->pidfd = -1;
+}
+
+/* CPU ticks of the orphans the cell's init has reaped so far (cutime + cstime). */
+long long cell_reaped_ticks(const cell_t *cell) {
+    if (cell->pid <= 0) return 0;
+    char path[64], line[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)cell->pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, line, sizeof line - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    line[n] = 0;
+    char *p = strrchr(line, ')');
+    long long cut = 0, cst = 0;
+    /* after the command: state ppid pgrp session tty tpgid flags minflt cminflt majflt
+     * cmajflt utime stime cutime(16) cstime(17) */
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %lld %lld",
+                     &cut, &cst) != 2)
+        return 0;
+    return cut + cst;
+}
+
+/* Whether cells can be made here: tried once, with a throwaway uid. NULL when they can. */
+const char *cell_probe(void) {
+    static int done;
+    static char why[200];
+    if (!done) {
+        done = 1;
+        if (job_ruleset() < 0) {
+            snprintf(why, sizeof why, "landlock: %s", strerror(errno));
+            return why;
+        }
+        job_t probe;
+        memset(&probe, 0, sizeof probe);
+        probe.uid = 65533;
+        probe.mem_kb = 1024;
+        cell_t cell;
+        if (cell_open(&probe, &cell, why, sizeof why) == 0) {
+            struct rusage ignored;
+            cell_close(&cell, &ignored);
+            why[0] = 0;
+        }
+    }
+    return why[0] ? why : NULL;
+}
+
+/* ------------------------------------------------------------------ the job's seccomp filter */
+
+#if defined(__x86_64__)
+#define FILTER_ARCH AUDIT_ARCH_X86_64
+#define X32_BIT 0x40000000
+#elif defined(__aarch64__)
+#define FILTER_ARCH AUDIT_ARCH_AARCH64
+#else
+#error "the job filter knows x86_64 and aarch64"
+#endif
+
+#define NS_CLONE_FLAGS                                                                      \
+    (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |          \
+     CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME)
+
+/* What a job may not call, though the container's profile allows it (the supervisor makes
+ * cells with the first group) or Docker's default does (the rest: attack surface no judged
+ * program needs). clone is allowed without namespace flags; clone3, whose flags a filter
+ * cannot read, answers ENOSYS so that libc falls back to clone. */
+static const int DENIED[] = {
+    SYS_unshare, SYS_setns, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot,
+    SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
+    SYS_mount_setattr, SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register,
+    SYS_ptrace, SYS_process_vm_readv, SYS_process_vm_writev, SYS_keyctl, SYS_add_key,
+    SYS_request_key, SYS_bpf, SYS_perf_event_open, SYS_userfaultfd, SYS_name_to_handle_at,
+    SYS_open_by_handle_at,
+};
+
+static struct sock_filter filter[8 + 2 * (sizeof DENIED / sizeof *DENIED) + 8];
+static unsigned short filter_len;
+
+#define STMT(code, k) ((struct sock_filter)BPF_STMT(code, k))
+#define JUMP(code, k, jt, jf) ((struct sock_filter)BPF_JUMP(code, k, jt, jf))
+#define RET_ERRNO(e) STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (e))
+
+static void build_filter(void) {
+    if (filter_len) return;
+    unsigned n = 0, lowest = ~0u;
+    for (size_t i = 0; i < sizeof DENIED / sizeof *DENIED; i++)
+        if ((unsigned)DENIED[i] < lowest) lowest = (unsigned)DENIED[i];
+    filter[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, FILTER_ARCH, 1, 0);
+    filter[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS); /* another ABI: no jobs */
+    filter[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+#ifdef X32_BIT
+    filter[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_BIT, 0, 1);
+    filter[n++] = RET_ERRNO(ENOSYS);
+#endif
+    filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3);
+    filter[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+    filter[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_CLONE_FLAGS, 0, 2); /* else: allow */
+    filter[n++] = RET_ERRNO(EPERM);
+    /* the hot path: every syscall numbered below the lowest denied one goes straight through */
+    filter[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, lowest, 1, 0);
+    filter[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
+    filter[n++] = RET_ERRNO(ENOSYS);
+    for (size_t i = 0; i < sizeof DENIED / sizeof *DENIED; i++) {
+        filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)DENIED[i], 0, 1);
+        filter[n++] = RET_ERRNO(EPERM);
+    }
+    filter[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    filter_len = (unsigned short)n;
+}
+
+int job_filter_install(void) {
+    build_filter();
+    struct sock_fprog prog = {filter_len, filter};
+    /* no_new_privs is set on the whole container, which lets an unprivileged process do this */
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/* The filter as hex, for a fork server to install in the jobs it forks. */
+const char *job_filter_hex(void) {
+    static char hex[2 * sizeof filter + 1];
+    if (!hex[0]) {
+        build_filter();
+        const unsigned char *bytes = (const unsigned char *)filter;
+        for (size_t i = 0; i < filter_len * sizeof *filter; i++)
+            snprintf(hex + 2 * i, 3, "%02x", bytes[i]);
+    }
+    return hex;
+}
+
+/* ------------------------------------------------------------------ the job's Landlock ruleset */
+
+/* Writing files is allowed beneath every top-level directory but /proc (nothing else a job
+ * could write to changes); made once, handed to every job. -1 (errno set) when the kernel
+ * has no Landlock. */
+int job_ruleset(void) {
+    static int ruleset = -1, tried;
+    if (tried) return ruleset;
+    tried = 1;
+    struct landlock_ruleset_attr attr = {.handled_access_fs = LANDLOCK_ACCESS_FS_WRITE_FILE};
+    int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    DIR *root = fd >= 0 ? opendir("/") : NULL;
+    if (!root) {
+        int saved = errno;
+        if (fd >= 0) close(fd);
+        errno = saved;
+        return -1;
+    }
+    struct dirent *e;
+    while ((e = readdir(root))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            strcmp(e->d_name, "proc") == 0)
+            continue;
+        char path[300];
+        snprintf(path, sizeof path, "/%s", e->d_name);
+        struct landlock_path_beneath_attr beneath = {
+            .allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE,
+            .parent_fd = open(path, O_PATH | O_CLOEXEC),
+        };
+        if (beneath.parent_fd < 0) continue;
+        syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+        close(beneath.parent_fd);
+    }
+    closedir(root);
+    ruleset = fd;
+    return ruleset;
+}
+
+/* In the process that forks the job (our child on the exec path): the job's OOM score, into
+ * the cell, the ruleset that keeps the score as it is, the filter. A later fork inherits all. */
+const char *cell_enter(int pidfd, int ruleset) {
+    if (write_file("/proc/self/oom_score_adj", OOM_SCORE_JOB) < 0) return "oom_score_adj";
+    if (pidfd >= 0 && setns(pidfd, CELL_FLAGS) < 0) return "enter the cell";
+    if (ruleset >= 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) return "landlock";
+    if (job_filter_install() < 0) return "seccomp filter";
+    return NULL;
+}
