@@ -200,12 +200,29 @@ def exit_status(exc):
 # ---------------------------------------------------------------------------------- shutdown
 
 
+def unraisable_args_type():
+    """The type sys.unraisablehook is called with, which sys does not name: caught once."""
+    seen = []
+    hook, sys.unraisablehook = sys.unraisablehook, seen.append
+
+    class Raises:
+        def __del__(self):
+            raise RuntimeError
+
+    Raises()
+    sys.unraisablehook = hook
+    return type(seen[0])
+
+
+UnraisableHookArgs = unraisable_args_type()
+
+
 def unraisable(exc, obj):
     """What CPython prints for an exception it cannot raise (``Exception ignored in: ...``),
     with the traceback from the frame that raised it, as C code would have no frame of its own
     in it."""
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-    sys.unraisablehook(sys.UnraisableHookArgs((type(exc), exc, tb, None, obj)))
+    sys.unraisablehook(UnraisableHookArgs((type(exc), exc, tb, None, obj)))
 
 
 def is_closed(stream):

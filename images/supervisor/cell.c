@@ -184,10 +184,12 @@ const char *cell_probe(void) {
     static char why[200];
     if (!done) {
         done = 1;
-        if (job_ruleset() < 0) {
+        int ruleset = job_ruleset(NULL);
+        if (ruleset < 0) {
             snprintf(why, sizeof why, "landlock: %s", strerror(errno));
             return why;
         }
+        close(ruleset);
         job_t probe;
         memset(&probe, 0, sizeof probe);
         probe.uid = 65533;
@@ -288,39 +290,51 @@ const char *job_filter_hex(void) {
 
 /* ------------------------------------------------------------------ the job's Landlock ruleset */
 
-/* Writing files is allowed beneath every top-level directory but /proc (nothing else a job
- * could write to changes); made once, handed to every job. -1 (errno set) when the kernel
- * has no Landlock. */
-int job_ruleset(void) {
-    static int ruleset = -1, tried;
-    if (tried) return ruleset;
-    tried = 1;
-    struct landlock_ruleset_attr attr = {.handled_access_fs = LANDLOCK_ACCESS_FS_WRITE_FILE};
-    int fd = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
-    DIR *root = fd >= 0 ? opendir("/") : NULL;
-    if (!root) {
-        int saved = errno;
-        if (fd >= 0) close(fd);
-        errno = saved;
-        return -1;
+/* A job may write files beneath every top-level directory but /proc (nothing else it could
+ * write to changes). Landlock ignores a rule on a directory another mount covers, as a cell's
+ * /tmp covers the image's, so each job gets a ruleset of its own: the top-level directories,
+ * opened once, and the cell's /tmp, reached through its init's root. The ruleset's fd, or -1
+ * (errno set) when the kernel has no Landlock. */
+int job_ruleset(const cell_t *cell) {
+    static int dirs[64], ndirs = -1;
+    if (ndirs < 0) {
+        DIR *root = opendir("/");
+        if (!root) return -1;
+        ndirs = 0;
+        struct dirent *e;
+        while ((e = readdir(root)) && ndirs < (int)(sizeof dirs / sizeof *dirs)) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+                strcmp(e->d_name, "proc") == 0)
+                continue;
+            char path[300];
+            snprintf(path, sizeof path, "/%s", e->d_name);
+            int fd = open(path, O_PATH | O_CLOEXEC);
+            if (fd >= 0) dirs[ndirs++] = fd;
+        }
+        closedir(root);
     }
-    struct dirent *e;
-    while ((e = readdir(root))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            strcmp(e->d_name, "proc") == 0)
-            continue;
-        char path[300];
-        snprintf(path, sizeof path, "/%s", e->d_name);
-        struct landlock_path_beneath_attr beneath = {
-            .allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE,
-            .parent_fd = open(path, O_PATH | O_CLOEXEC),
-        };
-        if (beneath.parent_fd < 0) continue;
-        syscall(SYS_landlock_add_rule, fd, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+    struct landlock_ruleset_attr attr = {.handled_access_fs = LANDLOCK_ACCESS_FS_WRITE_FILE};
+    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (ruleset < 0) return -1;
+    struct landlock_path_beneath_attr beneath = {.allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE};
+    for (int i = 0; i < ndirs; i++) {
+        beneath.parent_fd = dirs[i];
+        syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+    }
+    if (cell && cell->pid > 0) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/root/tmp", (int)cell->pid);
+        beneath.parent_fd = open(path, O_PATH | O_CLOEXEC);
+        if (beneath.parent_fd < 0 ||
+            syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0) {
+            int saved = errno;
+            if (beneath.parent_fd >= 0) close(beneath.parent_fd);
+            close(ruleset);
+            errno = saved;
+            return -1;
+        }
         close(beneath.parent_fd);
     }
-    closedir(root);
-    ruleset = fd;
     return ruleset;
 }
 

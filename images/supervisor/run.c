@@ -79,12 +79,12 @@ fail:;
 /* The exec path: a child of ours enters the cell (cell_enter), forks the job and exits, so the
  * job becomes our child (we are a subreaper) like a fork server's job. The job's pid, or -1
  * with the reason on the error pipe. */
-static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell) {
+static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int ruleset) {
     int pidpipe[2];
     if (pipe2(pidpipe, O_CLOEXEC) < 0) return -1;
     pid_t middle = fork();
     if (middle == 0) {
-        const char *step = cell_enter(cell->pidfd, job_ruleset());
+        const char *step = cell_enter(cell->pidfd, ruleset);
         /* the job waits until we are gone: a program never sees the process that forked it */
         int gate[2];
         if (!step && pipe2(gate, O_CLOEXEC) < 0) step = "pipe";
@@ -145,23 +145,34 @@ void run_job(job_t *job, result_t *res) {
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
     cell_t cell = {0, -1};
-    if (job->isolate && cell_open(job, &cell, res->cell_error, sizeof res->cell_error) < 0) {
+    int ruleset = -1;
+    if (job->isolate && cell_open(job, &cell, res->cell_error, sizeof res->cell_error) == 0 &&
+        (ruleset = job_ruleset(&cell)) < 0) {
+        snprintf(res->cell_error, sizeof res->cell_error, "landlock: %s", strerror(errno));
+        struct rusage ignored;
+        cell_close(&cell, &ignored);
+    }
+    if (res->cell_error[0]) {
         snprintf(res->exec_error, sizeof res->exec_error, "isolation: %.140s", res->cell_error);
         close(outp[0]); close(outp[1]); close(errp[0]); close(errp[1]);
         close(errpipe[0]); close(errpipe[1]); close(sfd);
         return;
     }
+    /* without a cell, Landlock is a plus where the kernel has it (a sandbox that makes cells
+     * has it, or it would not have passed its readiness check) */
+    if (!job->isolate) ruleset = job_ruleset(NULL);
     memcg_t base;
     int have_memcg = memcg_read(&base) == 0;
     int64_t start = now_us();
     int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
     const int job_fds[4] = {fd0, outp[1], errp[1], errpipe[1]};
     res->via = "server";
-    main_pid = server_spawn(job, job_fds, cell.pidfd, job_ruleset(), res);
+    main_pid = server_spawn(job, job_fds, cell.pidfd, ruleset, res);
     if (main_pid == 0) {
         res->via = "exec";
-        main_pid = spawn_exec(job, job_fds, &cell);
+        main_pid = spawn_exec(job, job_fds, &cell, ruleset);
     }
+    if (ruleset >= 0) close(ruleset);
     if (fd0 != job->stdin_fd) close(fd0);
     close(outp[1]);
     close(errp[1]);

@@ -132,7 +132,7 @@ void cell_close(cell_t *cell, struct rusage *ru);
 long long cell_reaped_ticks(const cell_t *cell);
 const char *cell_probe(void);
 const char *cell_enter(int pidfd, int ruleset);
-int job_ruleset(void);
+int job_ruleset(const cell_t *cell);
 int job_filter_install(void);
 const char *job_filter_hex(void);
 int write_file(const char *path, const char *text);

@@ -11,6 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.sandbox.helpers import FAST, python_job
+from tests.sandbox.idioms import IDIOMS
 from worker.compare import Comparison
 from worker.contract import TestCase, Verdict
 from worker.judge import Judge, Program
@@ -124,6 +125,15 @@ def test_a_forked_job_ends_exactly_like_an_execed_interpreter(
     source = ENDINGS[name]
     expected = seen(run(pools, source, server=False))
     assert seen(run(pools, source, server=True)) == expected
+
+
+@pytest.mark.parametrize("name", sorted(IDIOMS))
+def test_contestants_idioms_run_exactly_as_under_an_execed_interpreter(
+    pools: SandboxPools, name: str
+) -> None:
+    source, stdin = IDIOMS[name]
+    expected = seen(run(pools, source, server=False, stdin=stdin))
+    assert seen(run(pools, source, server=True, stdin=stdin)) == expected
 
 
 def test_forked_jobs_get_fresh_randomness(pools: SandboxPools) -> None:

@@ -1,0 +1,472 @@
+"""A job reaches nothing of the next one, whatever permissions it sets, and nothing it leaves
+can distort the next one's verdict; its memory is every page it causes; it holds no
+capability and cannot make namespaces of its own; a sandbox that cannot isolate jobs as asked
+is unfit, unless the operator asked for less. Real sandboxes, every language."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import docker
+import pytest
+
+from tests.conftest import RUN_ID, TEST_LABEL
+from tests.sandbox.helpers import FAST, judge_source, verdict
+from worker.contract import Limits, Verdict
+from worker.errors import IsolationUnavailable
+from worker.judge import Judge
+from worker.sandbox import open_pools
+from worker.sandbox.container import Sandbox
+from worker.sandbox.pool import SandboxPools
+from worker.sandbox.reaper import owned_containers
+from worker.sandbox.seccomp import profile
+from worker.settings import Settings
+
+pytestmark = pytest.mark.docker
+
+KEY = 0x5EC7E7  # the SysV key a spy plants under and a later job looks up
+SECRET = "S3CRET-of-the-last-job"
+ROOMY = Limits(cpu_time_ms=4000, wall_time_ms=8000, memory_mb=512, output_kb=64, processes=8)
+
+# What a hostile job leaves for the next one, per language: SysV objects under a known key,
+# given away to another owner where the kernel lets it (IPC_SET), a locked directory in
+# /dev/shm and a file in /tmp holding a secret, and a process that sleeps on.
+PLANT_C = r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    int shm = shmget(KEY, 4096, IPC_CREAT | 0666);
+    char *p = (char *)shmat(shm, 0, 0);
+    strcpy(p, SECRET);
+    shmdt(p);
+    struct shmid_ds ds;
+    shmctl(shm, IPC_STAT, &ds);
+    ds.shm_perm.uid = 0; /* not the creator's any more: refused in a cell, allowed without */
+    shmctl(shm, IPC_SET, &ds);
+    msgget(KEY, IPC_CREAT | 0666);
+    semget(KEY, 1, IPC_CREAT | 0666);
+    mkdir("/dev/shm/spy", 0700);
+    int fd = open("/dev/shm/spy/note", O_CREAT | O_WRONLY, 0644);
+    write(fd, SECRET, strlen(SECRET));
+    close(fd);
+    chmod("/dev/shm/spy", 0311);
+    fd = open("/tmp/note", O_CREAT | O_WRONLY, 0644);
+    write(fd, SECRET, strlen(SECRET));
+    if (fork() == 0) { setsid(); sleep(60); }
+    puts("planted");
+    return 0;
+}
+""".replace("KEY", str(KEY)).replace("SECRET", f'"{SECRET}"')
+
+PEEK_C = r"""
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <unistd.h>
+static void file(const char *path) {
+    char buf[64] = {0};
+    int fd = open(path, O_RDONLY);
+    if (fd >= 0 && read(fd, buf, sizeof buf - 1) > 0) printf("read %s\n", path);
+}
+int main(void) {
+    int shm = shmget(KEY, 0, 0);
+    char *p = shm >= 0 ? (char *)shmat(shm, 0, SHM_RDONLY) : (char *)-1;
+    if (p != (char *)-1) printf("shm %s\n", p);
+    if (msgget(KEY, 0) >= 0) puts("msg found");
+    if (semget(KEY, 0, 0) >= 0) puts("sem found");
+    file("/dev/shm/spy/note");
+    file("/tmp/note");
+    char self[32] = {0};
+    readlink("/proc/self", self, sizeof self - 1);
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue; /* not self, thread-self */
+        char path[300], cmd[64] = {0};
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        int fd = open(path, O_RDONLY);
+        if (fd >= 0 && read(fd, cmd, sizeof cmd - 1) > 0 && strcmp(cmd, "./main") == 0 &&
+            strcmp(e->d_name, self) != 0)
+            printf("process %s\n", e->d_name);
+    }
+    puts("looked");
+    return 0;
+}
+""".replace("KEY", str(KEY))
+
+PLANT_PY = f"""
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+shm = libc.shmget({KEY}, 4096, 0o1666)
+addr = libc.shmat(shm, None, 0)
+ctypes.memmove(addr, b"{SECRET}", {len(SECRET)})
+libc.shmdt(ctypes.c_void_p(addr))
+ds = ctypes.create_string_buffer(256)
+libc.shmctl(shm, 2, ds)  # IPC_STAT
+ds[4:8] = (0).to_bytes(4, "little")  # shm_perm.uid: another owner
+libc.shmctl(shm, 1, ds)  # IPC_SET
+libc.msgget({KEY}, 0o1666)
+libc.semget({KEY}, 1, 0o1666)
+os.mkdir("/dev/shm/spy")
+open("/dev/shm/spy/note", "w").write("{SECRET}")
+os.chmod("/dev/shm/spy", 0o311)
+try:
+    open("/tmp/note", "w").write("{SECRET}")
+except OSError:
+    pass  # without a cell /tmp is the image's, read-only
+
+if os.fork() == 0:
+    os.setsid()
+    time.sleep(60)
+print("planted")
+"""
+
+PEEK_PY = f"""
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+shm = libc.shmget({KEY}, 0, 0)
+if shm >= 0:
+    print("shm", ctypes.string_at(libc.shmat(shm, None, 0o10000)))
+if libc.msgget({KEY}, 0) >= 0:
+    print("msg found")
+if libc.semget({KEY}, 0, 0) >= 0:
+    print("sem found")
+for path in ("/dev/shm/spy/note", "/tmp/note"):
+    try:
+        open(path).read()
+        print("read", path)
+    except OSError:
+        pass
+me = os.readlink("/proc/self")
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        sleeping = open(f"/proc/{{pid}}/cmdline", "rb").read().endswith(b"main.py\\0")
+    except OSError:
+        continue
+    if sleeping and pid != me:
+        print("process", pid)
+print("looked")
+"""
+
+PLANT_JS = f"""
+const fs = require("fs"), cp = require("child_process");
+fs.mkdirSync("/dev/shm/spy");
+fs.writeFileSync("/dev/shm/spy/note", "{SECRET}");
+fs.chmodSync("/dev/shm/spy", 0o311);
+fs.writeFileSync("/tmp/note", "{SECRET}");
+cp.spawn(process.execPath, ["-e", "setTimeout(() => {{}}, 60000)", "spy"],
+         {{detached: true, stdio: "ignore"}}).unref();
+console.log("planted");
+"""
+
+PEEK_JS = """
+const fs = require("fs");
+for (const path of ["/dev/shm/spy/note", "/tmp/note"]) {
+  try { fs.readFileSync(path); console.log("read", path); } catch (e) {}
+}
+for (const pid of fs.readdirSync("/proc").filter((p) => /^\\d+$/.test(p))) {
+  try {
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`).toString();
+    if (cmd.includes("spy")) console.log("process", pid);
+  } catch (e) {}
+}
+console.log("looked");
+"""
+
+LEAKS = {  # the C sources are C++ as well
+    "c": (PLANT_C, PEEK_C),
+    "cpp": (PLANT_C, PEEK_C),
+    "python": (PLANT_PY, PEEK_PY),
+    "javascript": (PLANT_JS, PEEK_JS),
+}
+
+
+def one(judge: Judge, language: str, source: str, limits: Limits = ROOMY, stdin: bytes = b""):
+    (result,) = judge_source(judge, language, textwrap.dedent(source), [(stdin, None)], limits)
+    return result
+
+
+@pytest.fixture(scope="module")
+def uid_judge(
+    docker_client: docker.DockerClient, images: dict[str, str], settings: Settings
+) -> Iterator[Judge]:
+    """Pools that give jobs no cells (RUNNER_ISOLATION=uid): the cleanup is the only line."""
+    owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    pools = open_pools(
+        replace(settings, isolation="uid"),
+        size=1,
+        owner=owner,
+        extra_labels=((TEST_LABEL, RUN_ID),),
+    )
+    pools.start()
+    yield Judge(pools)
+    pools.close()
+    assert owned_containers(docker_client, owner) == []
+
+
+@pytest.mark.parametrize("language", sorted(LEAKS))
+def test_nothing_a_job_plants_reaches_the_next_job(judge: Judge, language: str) -> None:
+    plant, peek = LEAKS[language]
+    assert one(judge, language, plant).stdout == "planted\n"
+    assert one(judge, language, peek).stdout == "looked\n"
+
+
+@pytest.mark.parametrize("language", ["c", "python"])
+def test_without_cells_the_cleanup_still_removes_what_a_job_gave_away(
+    uid_judge: Judge, language: str
+) -> None:
+    """The second line, alone: SysV objects matched by creator (the owner was changed),
+    locked directories opened up and removed, processes killed."""
+    plant, peek = LEAKS[language]
+    assert one(uid_judge, language, plant).stdout == "planted\n"
+    assert one(uid_judge, language, peek).stdout == "looked\n"
+
+
+def test_memory_a_job_left_never_crowds_out_the_next_one(judge: Judge) -> None:
+    """A 400 MB segment given to another owner, then an honest 440 MB program: the sandbox's
+    memory cgroup would not hold both."""
+    leave = (
+        "#include <string.h>\n#include <sys/shm.h>\n"
+        "int main(){int id=shmget(0x1eaf,400u<<20,IPC_CREAT|0600);char*p=(char*)shmat(id,0,0);"
+        "memset(p,1,400u<<20);shmdt(p);struct shmid_ds ds;shmctl(id,IPC_STAT,&ds);"
+        "ds.shm_perm.uid=0;shmctl(id,IPC_SET,&ds);return 0;}\n"
+    )
+    assert one(judge, "c", leave).verdict == Verdict.AC
+    honest = one(judge, "c", HONEST_440MB)
+    assert honest.verdict == Verdict.AC, honest
+    assert 440 * 1024 <= honest.memory_kb <= 460 * 1024
+
+
+HONEST_440MB = (  # volatile: the compiler may not drop memory nobody reads
+    "#include <stdio.h>\n#include <stdlib.h>\n"
+    "int main(){size_t n=440u<<20;volatile char*p=malloc(n);long s=0;"
+    "for(size_t i=0;i<n;i+=4096)p[i]=1;for(size_t i=0;i<n;i+=4096)s+=p[i];"
+    'printf("%ld\\n",s);}\n'
+)
+
+
+FILL_DEV_SHM = """
+import itertools, os
+os.mkdir("/dev/shm/locked")
+try:
+    for i in itertools.count():
+        open(f"/dev/shm/locked/{i}", "wb").write(b"z" * (1 << 20))
+except OSError as exc:
+    print("full", exc.errno)
+os.chmod("/dev/shm/locked", 0o311)
+"""
+
+
+def test_a_full_dev_shm_is_not_the_next_jobs_problem(judge: Judge) -> None:
+    filled = one(judge, "python", FILL_DEV_SHM, Limits(memory_mb=256))
+    assert filled.verdict in (Verdict.AC, Verdict.MLE), filled  # its own /dev/shm, its memory
+    lock = one(judge, "python", "import multiprocessing\nmultiprocessing.Lock()\nprint('ok')\n")
+    assert (lock.verdict, lock.stdout) == (Verdict.AC, "ok\n"), lock
+
+
+# 150 MB held a megabyte at a time, so that the program itself never holds much (and, in
+# files, a file a megabyte: a job's files are as big as its output may be)
+IN_FILES = "for i in range(150):\n    open(f'{}held{{i}}', 'wb').write(b'x' * (1 << 20))\n"
+HOLD = {
+    where: IN_FILES.format(directory)
+    for where, directory in (("work_dir", ""), ("tmp", "/tmp/"), ("dev_shm", "/dev/shm/"))
+}
+HOLD |= {
+    "sysv_detached": (  # attached a megabyte at a time: never resident in the process
+        "import ctypes\nlibc = ctypes.CDLL(None)\nlibc.shmat.restype = ctypes.c_void_p\n"
+        "seg = libc.shmget(0, 150 << 20, 0o1600)\nfor i in range(150):\n"
+        "    addr = libc.shmat(seg, None, 0)\n    ctypes.memset(addr + (i << 20), 1, 1 << 20)\n"
+        "    libc.shmdt(ctypes.c_void_p(addr))\n"
+    ),
+    "shared_mapping": (
+        "import mmap\nm = mmap.mmap(-1, 150 << 20, flags=mmap.MAP_SHARED)\n"
+        "for i in range(150):\n    m[i << 20 : (i + 1) << 20] = b'x' * (1 << 20)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("where", sorted(HOLD))
+def test_memory_held_outside_the_heap_counts(judge: Judge, where: str) -> None:
+    """150 MB held in files on tmpfs, in a detached SysV segment or a shared mapping, under a
+    48 MB limit: memory all the same."""
+    source = HOLD[where] + "import time\ntime.sleep(0.3)\nprint('kept it')\n"
+    limits = Limits(cpu_time_ms=4000, wall_time_ms=8000, memory_mb=48, output_kb=2048)
+    result = one(judge, "python", source, limits)
+    assert result.verdict == Verdict.MLE, result
+
+
+def test_pages_forked_processes_share_count_once(judge: Judge) -> None:
+    """Five children of a 9 MB interpreter, asleep: well under 32 MB, not 6 x 9 MB."""
+    source = (
+        "import os, time\nfor _ in range(5):\n    if os.fork() == 0:\n        time.sleep(0.5)\n"
+        "        os._exit(0)\ntime.sleep(0.3)\nfor _ in range(5):\n    os.wait()\nprint('ok')\n"
+    )
+    limits = Limits(cpu_time_ms=2000, wall_time_ms=5000, memory_mb=32, processes=8)
+    result = one(judge, "python", source, limits)
+    assert (result.verdict, result.stdout) == (Verdict.AC, "ok\n"), result
+    assert result.memory_kb < 24 * 1024
+
+
+def test_pages_shared_only_among_smaller_processes_still_count(judge: Judge) -> None:
+    """Two pairs of processes, each pair sharing 40 MB none of the largest process maps: the
+    memory the kernel charges catches what per-process figures would miss."""
+    source = (
+        "import os, time\nfor _ in range(2):\n    if os.fork() == 0:\n"
+        "        data = bytearray(40 << 20)\n        for i in range(0, len(data), 4096):\n"
+        "            data[i] = 1\n        os.fork()\n        time.sleep(1)\n        os._exit(0)\n"
+        "time.sleep(1.5)\n"
+    )
+    limits = Limits(cpu_time_ms=2000, wall_time_ms=5000, memory_mb=64, processes=8)
+    assert one(judge, "python", source, limits).verdict == Verdict.MLE
+
+
+def test_a_job_cannot_lower_its_oom_score(judge: Judge) -> None:
+    source = (
+        "import os\nfor who in ('main', 'child'):\n"
+        "    if who == 'child' and os.fork() != 0:\n        os.wait()\n        break\n"
+        "    try:\n        open('/proc/self/oom_score_adj', 'w').write('0')\n"
+        "        print(who, 'lowered')\n    except OSError:\n        print(who, 'refused')\n"
+        "    print(who, open('/proc/self/oom_score_adj').read().strip(), flush=True)\n"
+        "    if who == 'child':\n        os._exit(0)\n"
+    )
+    result = one(judge, "python", source)
+    assert result.stdout == "main refused\nmain 1000\nchild refused\nchild 1000\n", result
+
+
+# Everything a job could use to get a namespace, a mount or the kernel's attention, and what it
+# holds: every attempt must fail, every capability set be empty.
+NO_WAY_OUT_C = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void attempt(const char *what, long rc) {
+    printf("%s %s\n", what, rc < 0 ? strerrorname_np(errno) : "ALLOWED");
+}
+int main(void) {
+    attempt("unshare_user", unshare(CLONE_NEWUSER));
+    attempt("unshare_mount", unshare(CLONE_NEWNS));
+    attempt("unshare_ipc", unshare(CLONE_NEWIPC));
+    attempt("clone_user", syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0));
+    attempt("clone3", syscall(SYS_clone3, 0, 0));
+    attempt("setns", setns(open("/proc/self/ns/ipc", O_RDONLY), 0));
+    attempt("mount", mount("tmpfs", "/tmp", "tmpfs", 0, 0));
+    attempt("io_uring", syscall(SYS_io_uring_setup, 1, 0));
+    attempt("ptrace", ptrace(PTRACE_TRACEME, 0, 0, 0));
+    attempt("bpf", syscall(SYS_bpf, 0, 0, 0));
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "Cap", 3) || !strncmp(line, "NoNew", 5) || !strncmp(line, "Seccomp", 7))
+            fputs(line, stdout);
+    return 0;
+}
+"""
+NO_WAY_OUT = (
+    "unshare_user EPERM\nunshare_mount EPERM\nunshare_ipc EPERM\nclone_user EPERM\n"
+    "clone3 ENOSYS\nsetns EPERM\nmount EPERM\nio_uring EPERM\nptrace EPERM\nbpf EPERM\n"
+    "CapInh:\t0000000000000000\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+    "CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2\n"
+    "Seccomp_filters:\t2\n"
+)
+
+
+@pytest.mark.parametrize("language", ["c", "cpp"])
+def test_a_job_holds_no_capability_and_cannot_make_namespaces(judge: Judge, language: str) -> None:
+    result = one(judge, language, NO_WAY_OUT_C)  # C and C++ alike
+    assert result.stdout == NO_WAY_OUT, result
+
+
+def test_a_forked_python_job_holds_no_capability_and_cannot_make_namespaces(
+    judge: Judge,
+) -> None:
+    source = (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "for name, flag in (('user', 0x10000000), ('mount', 0x20000), ('ipc', 0x8000000)):\n"
+        "    rc = libc.unshare(flag)\n"
+        "    print(name, 'ALLOWED' if rc == 0 else os.strerror(ctypes.get_errno()))\n"
+        "print([l for l in open('/proc/self/status') if l.startswith(('Cap', 'NoNew', 'Secc'))])\n"
+    )
+    result = one(judge, "python", source)
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [f"{n} Operation not permitted" for n in ("user", "mount", "ipc")]
+    for field in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert f"{field}:\\t0000000000000000" in lines[3], lines[3]
+
+
+def test_the_job_runs_as_its_own_uid_seen_from_inside_and_out(judge: Judge) -> None:
+    """Its work dir is named by its uid; the sandbox's root is not mapped in its cell."""
+    source = (
+        "import os\nprint(os.path.basename(os.getcwd()) == str(os.getuid()), os.stat('/').st_uid)\n"
+    )
+    assert one(judge, "python", source).stdout == "True 65534\n"
+
+
+def test_a_sandbox_that_cannot_make_cells_is_unfit_unless_asked_for_less(
+    monkeypatch: pytest.MonkeyPatch,
+    docker_client: docker.DockerClient,
+    images: dict[str, str],
+    settings: Settings,
+) -> None:
+    """A profile that refuses mount (as a host refusing namespaces would refuse them): a
+    sandbox asked to give jobs cells fails its readiness check with the reason, and the same
+    sandbox asked for uid isolation only serves jobs."""
+    refusing = profile()
+    refusing["syscalls"][0]["names"].remove("mount")  # type: ignore[index,union-attr]
+    monkeypatch.setattr("worker.sandbox.container.profile_json", lambda: json.dumps(refusing))
+    pools = open_pools(settings, size=1, owner=f"test-{RUN_ID}-x", images=["native"])
+    spec = replace(pools.specs["native"], extra_labels=((TEST_LABEL, RUN_ID),))
+    for isolation, fit in (("namespaces", False), ("uid", True)):
+        sandbox = Sandbox(docker_client, replace(spec, isolation=isolation))
+        try:
+            if fit:
+                sandbox.ping()
+            else:
+                with pytest.raises(IsolationUnavailable, match="mount"):
+                    sandbox.ping()
+        finally:
+            sandbox.remove()
+
+
+def test_pool_state_shows_the_isolation_jobs_get(judge: Judge) -> None:
+    pools = judge.runner
+    assert isinstance(pools, SandboxPools)
+    assert {state["isolation"] for state in pools.state()} == {"namespaces"}
+
+
+def test_every_language_runs_with_private_scratch_space(judge: Judge) -> None:
+    """/tmp and /dev/shm are the job's own: writable, and empty at its start."""
+    py = (
+        "import os\nopen('/tmp/a', 'w').write('1')\nopen('/dev/shm/b', 'w').write('2')\n"
+        "print(sorted(os.listdir('/tmp')), sorted(os.listdir('/dev/shm')))\n"
+    )
+    assert verdict(judge, "python", py).stdout == "['a'] ['b']\n"
+    assert verdict(judge, "python", py).stdout == "['a'] ['b']\n"  # the first job's are gone
+    js = "const fs = require('fs');\nfs.writeFileSync('/tmp/a', '1');\n"
+    js += "console.log(fs.readdirSync('/tmp'));\n"
+    assert verdict(judge, "javascript", js, FAST).stdout == "[ 'a' ]\n"
