@@ -53,8 +53,7 @@ import os  # noqa: E402
 import resource  # noqa: E402
 
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
-PR_SET_DUMPABLE, PR_CAPBSET_READ, PR_CAPBSET_DROP = 4, 23, 24
-CAPABILITY_VERSION_3 = 0x20080522
+PR_SET_DUMPABLE, PR_CAPBSET_DROP = 4, 24
 SYS_LANDLOCK_RESTRICT_SELF = 446  # the same number on x86_64 and aarch64
 CELL_FLAGS = 0x10000000 | 0x08000000 | 0x00020000 | 0x20000000  # user, IPC, mount, PID
 OOM_SCORE = b"1000"  # the job, not the sandbox, is the OOM killer's first choice
@@ -62,13 +61,20 @@ MAX_REQUEST = 1 << 16
 FDS = 4  # stdin, stdout, stderr, exec-error pipe; then the ruleset and the cell, when sent
 INTERRUPTED = "interrupted"  # run_script's status for an uncaught KeyboardInterrupt
 LIBC = ctypes.CDLL(None, use_errno=True)
+with open("/proc/sys/kernel/cap_last_cap") as last:
+    CAP_LAST = int(last.read())
+# made once: a job's set-up calls these in every forked copy
+CAP_HEAD = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+CAP_NONE = (ctypes.c_uint32 * 6)()
+FILTERS = {}  # a job's seccomp filter as sent, made into the argument prctl takes
 ModuleType = type(sys)
 # What shutdown restores (CPython keeps a copy of the builtins made at start), and the
 # modules the server holds, which a job's shutdown leaves alone: their objects are the
 # server's, shared with every job, and a forked copy that tore them down would write to
 # nearly every page it shares.
 BUILTINS = dict(vars(builtins))
-SERVER_MODULES = tuple(sys.modules.values())
+SERVER_MODULES = tuple(sys.modules.values())  # held, so that their ids stay theirs
+SERVER_MODULE_IDS = frozenset(map(id, SERVER_MODULES))
 # names CPython's shutdown sets to None in sys before it removes the modules
 SYS_CLEARED = (
     *("path", "argv", "ps1", "ps2", "last_type", "last_value", "last_traceback"),
@@ -270,10 +276,11 @@ def finish(status):
     120), garbage collected; then sys.stdin/stdout/stderr put back to the originals and other
     sys entries cleared, every module taken out of sys.modules, the builtins restored, garbage
     collected again (the script's objects are finalized here, with their globals intact), the
-    script's modules that are still alive cleared, and the original streams flushed as their
-    finalization would. An uncaught KeyboardInterrupt ends as death by SIGINT. Objects kept
-    alive only by the server's own modules are not finalized, which CPython does not promise
-    either.
+    script's modules that are still alive cleared (the server's are left alone: they hold
+    nothing of the script, and touching them would copy the pages they share with the job),
+    and the original streams flushed as their finalization would. An uncaught
+    KeyboardInterrupt ends as death by SIGINT. Objects kept alive only by the server's own
+    modules are not finalized, which CPython does not promise either.
     """
     interrupted = status == INTERRUPTED
     if interrupted:
@@ -290,24 +297,27 @@ def finish(status):
     if gc.isenabled():
         gc.collect()
     originals = [sys.__dict__.get(f"__{name}__") for name in ("stdin", "stdout", "stderr")]
-    builtins.__dict__["_"] = None
+    if "_" in builtins.__dict__:
+        builtins.__dict__["_"] = None
     for name in SYS_CLEARED:
         sys.__dict__[name] = None
     sys.stdin, sys.stdout, sys.stderr = originals
-    modules = sys.modules
+    # every module leaves sys.modules (a finalizer that imports, or a traceback printed from
+    # one, finds none); only the script's are looked after, the server's hold nothing of it
     alive = []
-    for name, module in list(modules.items()):
-        if isinstance(module, ModuleType):
+    for name, module in list(sys.modules.items()):
+        if isinstance(module, ModuleType) and id(module) not in SERVER_MODULE_IDS:
             alive.append(_weakref.ref(module))
-            modules[name] = None
-    del modules, module
+        sys.modules[name] = None
+    del module
     sys.modules.clear()
-    builtins.__dict__.clear()
-    builtins.__dict__.update(BUILTINS)
+    if builtins.__dict__ != BUILTINS:  # compared by identity first: nothing is written
+        builtins.__dict__.clear()
+        builtins.__dict__.update(BUILTINS)
     gc.collect()
     for ref in reversed(alive):
         module = ref()
-        if module is not None and not any(module is own for own in SERVER_MODULES):
+        if module is not None:
             clear_module(module.__dict__)
         del module
     for stream in originals:
@@ -325,26 +335,23 @@ def finish(status):
 # ---------------------------------------------------------------------------------- the job
 
 
-def enter_cell(job, fds):
+def enter_cell(job, fds, prog):
     """In the intermediate child: the job's OOM score, its cell, the Landlock ruleset that
     keeps the score as it is, the seccomp filter (images/supervisor/cell.c does the same)."""
-    with open("/proc/self/oom_score_adj", "wb", buffering=0) as adj:
-        adj.write(OOM_SCORE)
+    adj = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
+    os.write(adj, OOM_SCORE)
+    os.close(adj)
     if job["cell"] is not None:
         check(LIBC.setns(fds[job["cell"]], CELL_FLAGS), "enter the cell")
     if job["ruleset"] is not None:
         check(LIBC.syscall(SYS_LANDLOCK_RESTRICT_SELF, fds[job["ruleset"]], 0), "landlock")
-    prog = SockFprog(len(job["filter"]) // 8, job["filter"])
     check(LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "filter")
 
 
 def drop_capabilities():
-    cap = 0
-    while LIBC.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0:
+    for cap in range(CAP_LAST + 1):
         LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-        cap += 1
-    head = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
-    check(LIBC.capset(head, (ctypes.c_uint32 * 6)()), "capset")
+    check(LIBC.capset(CAP_HEAD, CAP_NONE), "capset")
 
 
 def become_job(job, fds, server):
@@ -461,31 +468,37 @@ def serve(server):
 
 
 def spawn(job, fds):
-    """Double fork: ``ok PID`` in the server once the job is the supervisor's; None in the job."""
+    """Double fork: ``ok PID`` in the server once the job is the supervisor's; None in the job.
+    The job waits until the intermediate child is reaped: a program never sees what forked it.
+    """
+    prog = FILTERS.get(job["filter"])
+    if prog is None:
+        prog = FILTERS[job["filter"]] = SockFprog(len(job["filter"]) // 8, job["filter"])
     r, w = os.pipe()
+    gate_r, gate_w = os.pipe()
     middle = os.fork()
     if middle == 0:
         os.close(r)
+        os.close(gate_w)
         try:
-            enter_cell(job, fds)
-            gate_r, gate_w = os.pipe()
+            enter_cell(job, fds, prog)
             pid = os.fork()
         except BaseException as exc:
             os.write(w, b"E" + str(exc).encode(errors="replace")[:200])
             os._exit(1)
         if pid == 0:
-            # the job waits until this process is gone: a program never sees what forked it
             os.close(w)
-            os.close(gate_w)
             os.read(gate_r, 1)
             os.close(gate_r)
             return None
         os.write(w, b"P" + pid.to_bytes(4, "little"))
         os._exit(0)
     os.close(w)
+    os.close(gate_r)
     raw = os.read(r, 256)
     os.close(r)
     os.waitpid(middle, 0)
+    os.close(gate_w)
     if raw[:1] != b"P" or len(raw) != 5:
         raise OSError(raw[1:].decode(errors="replace") or "the job could not be forked")
     return f"ok {int.from_bytes(raw[1:], 'little')}"

@@ -54,9 +54,25 @@ int write_file(const char *path, const char *text) {
     return rc;
 }
 
-/* In the cell's init: its mounts, then "r" on ready (or why not), then reap. */
-static void cell_init(const job_t *job, int ready) __attribute__((noreturn));
-static void cell_init(const job_t *job, int ready) {
+/* ------------------------------------------------------------------ the cell's init */
+
+/* Messages on the cell's socket, from the supervisor: "S<kb> <work dir>" (a job starts: mount
+ * its /tmp and /dev/shm, answer "r" or why not), "K" (the job's main process ended: kill what
+ * is left, reap it, answer with the rusage of all that was reaped), "W" (its output is
+ * collected: empty the work dir, exit 0 when it is empty). */
+static int cell_mounts(long kb) {
+    char opts[96];
+    snprintf(opts, sizeof opts, "size=%ldk,nr_inodes=%d,mode=1777", kb, TMPFS_INODES);
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) return -1;
+    return mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts);
+}
+
+static void reap_all(int block) {
+    while (waitpid(-1, NULL, block ? 0 : WNOHANG) > 0 || (block && errno == EINTR)) {}
+}
+
+static void cell_init(int sock) __attribute__((noreturn));
+static void cell_init(int sock) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     /* whoever enters the cell must pass ptrace_may_access on us: same uid (root), and a
      * dumpable target (the supervisor makes itself undumpable, which we inherited) */
@@ -66,30 +82,50 @@ static void cell_init(const job_t *job, int ready) {
         dup2(null, 0);
         dup2(null, 1); /* never the wire */
     }
-    for (int fd = 3; fd < 1024; fd++)
-        if (fd != ready) close(fd);
-    char opts[96];
-    long kb = job->mem_kb ? job->mem_kb : 64 * 1024;
-    snprintf(opts, sizeof opts, "size=%ldk,nr_inodes=%d,mode=1777", kb, TMPFS_INODES);
-    const char *step = "make mounts private";
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) goto fail;
-    step = "mount /tmp";
-    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) goto fail;
-    step = "mount /dev/shm";
-    if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0) goto fail;
-    if (write(ready, "r", 1) < 0) _exit(1);
-    close(ready);
+    close_from(3, sock);
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD); /* blocked since the supervisor's start */
-    for (;;) {
-        if (waitpid(-1, NULL, 0) < 0 && errno == ECHILD) sigwaitinfo(&chld, NULL);
+    int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+    char workdir[96] = "";
+    /* our mounts stay ours */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        dprintf(sock, "make mounts private: %s", strerror(errno));
+        _exit(1);
     }
-fail:;
-    char msg[160];
-    int n = snprintf(msg, sizeof msg, "%s: %s", step, strerror(errno));
-    if (write(ready, msg, (size_t)n) < 0) {}
-    _exit(1);
+    if (write(sock, "c", 1) < 0) _exit(1); /* created */
+    for (;;) {
+        struct pollfd fds[2] = {{sock, POLLIN, 0}, {sfd, POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0) continue;
+        if (fds[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) > 0) {}
+            reap_all(0); /* orphans of the job, reparented to us */
+        }
+        if (!(fds[0].revents & (POLLIN | POLLHUP))) continue;
+        char msg[128];
+        ssize_t n = recv(sock, msg, sizeof msg - 1, 0);
+        if (n <= 0) _exit(0); /* the supervisor is gone */
+        msg[n] = 0;
+        if (msg[0] == 'S') {
+            char *dir = strchr(msg, ' ');
+            snprintf(workdir, sizeof workdir, "%s", dir ? dir + 1 : "");
+            if (cell_mounts(strtol(msg + 1, NULL, 10)) < 0)
+                dprintf(sock, "mount: %s", strerror(errno));
+            else if (write(sock, "r", 1) < 0)
+                _exit(1);
+        } else if (msg[0] == 'K') {
+            kill(-1, SIGKILL); /* every process of this namespace but us */
+            reap_all(1);
+            struct rusage ru;
+            getrusage(RUSAGE_CHILDREN, &ru);
+            if (send(sock, &ru, sizeof ru, 0) < 0) _exit(1);
+        } else if (msg[0] == 'W') {
+            /* caps in the job's namespace reach whatever its uid made, locked or not */
+            int dir = workdir[0] ? open(workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+            _exit(dir >= 0 && rm_tree_at(dir) < 0 ? 4 : 0);
+        }
+    }
 }
 
 static int write_map(pid_t pid, const char *name, unsigned id) {
@@ -99,62 +135,121 @@ static int write_map(pid_t pid, const char *name, unsigned id) {
     return write_file(path, map);
 }
 
-int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size) {
-    cell->pid = 0;
-    cell->pidfd = -1;
-    int ready[2];
-    if (pipe2(ready, O_CLOEXEC) < 0) {
-        snprintf(why, why_size, "pipe: %s", strerror(errno));
+/* One message from the cell's init, within READY_MS: 0 when it is `want`, else -1 with why. */
+static int cell_answer(cell_t *cell, char want, char *why, size_t why_size) {
+    char answer[160];
+    ssize_t n = -1;
+    struct pollfd p = {cell->sock, POLLIN, 0};
+    if (poll(&p, 1, READY_MS) > 0) n = recv(cell->sock, answer, sizeof answer - 1, 0);
+    if (n == 1 && answer[0] == want) return 0;
+    answer[n > 0 ? n : 0] = 0;
+    snprintf(why, why_size, "%s", n > 0 ? answer : "the cell's init did not answer");
+    return -1;
+}
+
+/* Kill the cell's init (and so everything in the cell) and reap it: `ru` (when given) is all
+ * the init reaped; 0 when it had exited by itself with status 0. */
+static int cell_reap(cell_t *cell, int kill_it, struct rusage *ru) {
+    int status = -1;
+    if (cell->pid > 0) {
+        struct pollfd gone = {cell->pidfd, POLLIN, 0};
+        if (kill_it || poll(&gone, 1, READY_MS) <= 0) kill(cell->pid, SIGKILL);
+        while (wait4(cell->pid, &status, 0, ru) < 0 && errno == EINTR) {}
+    }
+    if (cell->pidfd >= 0) close(cell->pidfd);
+    if (cell->sock >= 0) close(cell->sock);
+    *cell = (cell_t){0, -1, -1};
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+void cell_discard(cell_t *cell) { cell_reap(cell, 1, NULL); }
+
+/* A cell made ahead of its job (while the sandbox waits for one), or none. */
+static cell_t spare = {0, -1, -1};
+
+/* Make a cell: its init cloned with new user, IPC, mount and PID namespaces. */
+static int cell_create(cell_t *cell, char *why, size_t why_size) {
+    *cell = (cell_t){0, -1, -1};
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        snprintf(why, why_size, "socketpair: %s", strerror(errno));
         return -1;
     }
     int pidfd = -1;
     /* a raw clone, fork-like (no new stack): the child goes on here with a copy of us */
     pid_t pid = (pid_t)syscall(SYS_clone, CELL_FLAGS | CLONE_PIDFD | SIGCHLD, 0, &pidfd, 0, 0);
     if (pid == 0) {
-        close(ready[0]);
-        cell_init(job, ready[1]);
+        close(sv[0]);
+        cell_init(sv[1]);
     }
-    close(ready[1]);
+    close(sv[1]);
     if (pid < 0) {
         snprintf(why, why_size, "clone: %s", strerror(errno));
-        close(ready[0]);
+        close(sv[0]);
         return -1;
     }
-    cell->pid = pid;
-    cell->pidfd = pidfd;
-    /* the job's uid is itself inside; root stays unmapped, so nobody in the cell is root */
-    const char *step = write_map(pid, "uid_map", (unsigned)job->uid) < 0 ? "uid_map"
-                       : write_map(pid, "gid_map", (unsigned)job->uid) < 0 ? "gid_map"
-                                                                           : NULL;
-    char answer[160];
-    ssize_t n = -1;
-    if (!step) {
-        struct pollfd p = {ready[0], POLLIN, 0};
-        if (poll(&p, 1, READY_MS) > 0) n = read(ready[0], answer, sizeof answer - 1);
-    } else {
-        snprintf(answer, sizeof answer, "%s: %s", step, strerror(errno));
-        n = (ssize_t)strlen(answer);
-    }
-    close(ready[0]);
-    if (n == 1 && answer[0] == 'r') return 0;
-    answer[n > 0 ? n : 0] = 0;
-    snprintf(why, why_size, "%s", n > 0 ? answer : "the cell did not start");
-    struct rusage ignored;
-    cell_close(cell, &ignored);
+    *cell = (cell_t){pid, pidfd, sv[0]};
+    if (cell_answer(cell, 'c', why, why_size) == 0) return 0;
+    cell_discard(cell);
     return -1;
 }
 
-/* Kill the cell (its init, and so every process in it) and reap the init: its rusage covers
- * every orphan it reaped, which the job's CPU time must include. */
-void cell_close(cell_t *cell, struct rusage *ru) {
-    memset(ru, 0, sizeof *ru);
-    if (cell->pid > 0) {
-        kill(cell->pid, SIGKILL);
-        while (wait4(cell->pid, NULL, 0, ru) < 0 && errno == EINTR) {}
+/* Whether pid was the spare cell's init, which then died before its job: a new one is made
+ * when the job comes. */
+int spare_cell_reaped(pid_t pid) {
+    if (pid <= 0 || pid != spare.pid) return 0;
+    if (spare.pidfd >= 0) close(spare.pidfd);
+    if (spare.sock >= 0) close(spare.sock);
+    spare = (cell_t){0, -1, -1};
+    return 1;
+}
+
+void cell_prepare(void) {
+    char why[160];
+    if (spare.pid <= 0 && cell_create(&spare, why, sizeof why) < 0) spare.pid = 0;
+}
+
+int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size) {
+    if (spare.pid > 0) {
+        *cell = spare;
+        spare = (cell_t){0, -1, -1};
+    } else if (cell_create(cell, why, why_size) < 0) {
+        return -1;
     }
-    if (cell->pidfd >= 0) close(cell->pidfd);
-    cell->pid = 0;
-    cell->pidfd = -1;
+    /* the job's uid is itself inside; root stays unmapped, so nobody in the cell is root */
+    const char *step = write_map(cell->pid, "uid_map", (unsigned)job->uid) < 0 ? "uid_map"
+                       : write_map(cell->pid, "gid_map", (unsigned)job->uid) < 0 ? "gid_map"
+                                                                                 : NULL;
+    if (step) {
+        snprintf(why, why_size, "%s: %s", step, strerror(errno));
+    } else {
+        char start[128];
+        long kb = job->mem_kb ? job->mem_kb : 64 * 1024;
+        int n = snprintf(start, sizeof start, "S%ld %s", kb, job->workdir);
+        if (send(cell->sock, start, (size_t)n, MSG_NOSIGNAL) == n &&
+            cell_answer(cell, 'r', why, why_size) == 0)
+            return 0;
+    }
+    cell_discard(cell);
+    return -1;
+}
+
+/* The job's main process ended: everything else in the cell is killed and reaped; `ru` is
+ * the rusage of what the cell's init reaped, which the job's CPU time must include. */
+void cell_stop(cell_t *cell, struct rusage *ru) {
+    memset(ru, 0, sizeof *ru);
+    struct pollfd p = {cell->sock, POLLIN, 0};
+    if (cell->pid <= 0 || send(cell->sock, "K", 1, MSG_NOSIGNAL) != 1 ||
+        poll(&p, 1, READY_MS) <= 0 || recv(cell->sock, ru, sizeof *ru, 0) != sizeof *ru)
+        cell_reap(cell, 1, ru); /* no answer: killing the init kills them all the same */
+}
+
+/* The job's output is collected: the cell's init empties its work dir and exits, and the
+ * namespaces go with it. 0 when the work dir is empty. */
+int cell_end(cell_t *cell) {
+    if (cell->pid <= 0) return -1;
+    int sent = send(cell->sock, "W", 1, MSG_NOSIGNAL) == 1;
+    return cell_reap(cell, !sent, NULL) == 0 && sent ? 0 : -1;
 }
 
 /* CPU ticks of the orphans the cell's init has reaped so far (cutime + cstime). */
@@ -178,7 +273,8 @@ long long cell_reaped_ticks(const cell_t *cell) {
     return cut + cst;
 }
 
-/* Whether cells can be made here: tried once, with a throwaway uid. NULL when they can. */
+/* Whether cells can be made here: tried once, with a throwaway uid and a job's mounts; the
+ * cell then waits for the first job. NULL when cells can be made. */
 const char *cell_probe(void) {
     static int done;
     static char why[200];
@@ -196,9 +292,9 @@ const char *cell_probe(void) {
         probe.mem_kb = 1024;
         cell_t cell;
         if (cell_open(&probe, &cell, why, sizeof why) == 0) {
-            struct rusage ignored;
-            cell_close(&cell, &ignored);
+            cell_discard(&cell);
             why[0] = 0;
+            cell_prepare();
         }
     }
     return why[0] ? why : NULL;

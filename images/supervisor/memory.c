@@ -24,21 +24,37 @@ static const char *const STAT_FILES[] = {
     "/sys/fs/cgroup/memory.stat",        /* cgroup v2 with a private cgroup namespace */
 };
 
+/* The value of "key N" at the start of a line of text, or -1. */
+static long long stat_value(const char *text, const char *key) {
+    size_t n = strlen(key);
+    for (const char *line = text; *line;) {
+        if (strncmp(line, key, n) == 0 && line[n] == ' ') return atoll(line + n + 1);
+        const char *next = strchr(line, '\n');
+        if (!next) break;
+        line = next + 1;
+    }
+    return -1;
+}
+
 int memcg_read(memcg_t *m) {
-    m->anon_kb = m->shmem_kb = 0;
+    static int which = -1; /* the stat file found the first time */
+    char text[8192];
     for (size_t i = 0; i < sizeof STAT_FILES / sizeof *STAT_FILES; i++) {
-        FILE *f = fopen(STAT_FILES[i], "re");
-        if (!f) continue;
-        char key[64];
-        long long v;
-        int found = 0;
-        while (found < 2 && fscanf(f, "%63s %lld", key, &v) == 2) {
-            /* v1 names anonymous memory "rss", v2 "anon" */
-            if (strcmp(key, "rss") == 0 || strcmp(key, "anon") == 0) m->anon_kb = v / 1024, found++;
-            else if (strcmp(key, "shmem") == 0) m->shmem_kb = v / 1024, found++;
-        }
-        fclose(f);
-        if (found == 2) return 0;
+        if (which >= 0 && (size_t)which != i) continue;
+        int fd = open(STAT_FILES[i], O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        ssize_t len = read(fd, text, sizeof text - 1);
+        close(fd);
+        text[len > 0 ? len : 0] = 0;
+        /* v1 names anonymous memory "rss", v2 "anon" */
+        long long anon = stat_value(text, "rss");
+        if (anon < 0) anon = stat_value(text, "anon");
+        long long shmem = stat_value(text, "shmem");
+        if (anon < 0 || shmem < 0) continue;
+        which = (int)i;
+        m->anon_kb = (long)(anon / 1024);
+        m->shmem_kb = (long)(shmem / 1024);
+        return 0;
     }
     return -1;
 }

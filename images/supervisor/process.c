@@ -97,6 +97,7 @@ void reap(int block) {
             server_gone();
             continue;
         }
+        if (spare_cell_reaped(pid)) continue; /* not the job's */
         account(&ru);
         if (pid == main_pid) main_status = status;
     }
@@ -132,7 +133,7 @@ long oom_kills(void) {
 
 /* ------------------------------------------------------------------ cleanup (as the job uid) */
 
-static int rm_tree_at(int dirfd) {
+int rm_tree_at(int dirfd) {
     DIR *d = fdopendir(dirfd);
     if (!d) return -1;
     int rc = 0;
@@ -149,9 +150,10 @@ static int rm_tree_at(int dirfd) {
     return rc;
 }
 
-/* SysV objects the uid made or owns, removed: how many, or -1 when one could not be. A job
- * can give an object to another owner (IPC_SET), never to another creator: both columns count. */
-static int remove_ipc(uid_t uid) {
+/* SysV objects the uid made or owns: how many (removed too, with `remove`), or -1 when one
+ * could not be removed. A job can give an object to another owner (IPC_SET), never to
+ * another creator: both columns count. */
+static int owned_ipc(uid_t uid, int remove) {
     const char *tables[] = {"/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg"};
     int found = 0, failed = 0;
     for (int t = 0; t < 3; t++) {
@@ -174,10 +176,11 @@ static int remove_ipc(uid_t uid) {
                 if (col == cuid_col) creator = atol(tok);
             }
             if ((owner != (long)uid && creator != (long)uid) || id < 0) continue;
+            found++;
+            if (!remove) continue;
             int gone = t == 0   ? shmctl((int)id, IPC_RMID, NULL)
                        : t == 1 ? semctl((int)id, 0, IPC_RMID)
                                 : msgctl((int)id, IPC_RMID, NULL);
-            found++;
             if (gone < 0) failed = 1;
         }
         fclose(f);
@@ -185,9 +188,9 @@ static int remove_ipc(uid_t uid) {
     return failed ? -1 : found;
 }
 
-/* Everything the uid owns directly in dir, removed (locked directories opened up first, as
- * their owner): how many entries, or -1 when something of it is left. */
-static int remove_owned_in(const char *dir, uid_t uid) {
+/* What the uid owns directly in dir: how many entries (removed too, with `remove`: locked
+ * directories opened up first, as their owner), or -1 when something could not be removed. */
+static int owned_in(const char *dir, uid_t uid, int remove) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT ? 0 : -1;
     DIR *d = fdopendir(fd);
@@ -201,7 +204,7 @@ static int remove_owned_in(const char *dir, uid_t uid) {
         struct stat st;
         if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_uid != uid) continue;
         found++;
-        if (unlinkat(fd, e->d_name, 0) == 0) continue;
+        if (!remove || unlinkat(fd, e->d_name, 0) == 0) continue;
         fchmodat(fd, e->d_name, 0700, 0);
         int sub = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sub < 0 || rm_tree_at(sub) < 0 || unlinkat(fd, e->d_name, AT_REMOVEDIR) < 0)
@@ -211,10 +214,30 @@ static int remove_owned_in(const char *dir, uid_t uid) {
     return failed ? -1 : found;
 }
 
-/* Wipe what the job owned: its work dir's contents, and (the second line behind a cell, the
- * only line without one) what it left in the sandbox's /dev/shm, /tmp and SysV IPC. Done by a
- * child that becomes the job's uid, since root here lacks CAP_DAC_OVERRIDE. NULL when clean. */
+/* What the job left in the sandbox's /dev/shm, /tmp and SysV IPC: a count, or -1. */
+static int owned_outside(uid_t uid, int remove) {
+    int shm = owned_in("/dev/shm", uid, remove), tmp = owned_in("/tmp", uid, remove);
+    int ipc = owned_ipc(uid, remove);
+    return shm < 0 || tmp < 0 || ipc < 0 ? -1 : shm + tmp + ipc;
+}
+
+/* After the job: its work dir gone, nothing of it left anywhere. In a cell, the cell's init
+ * empties the work dir, and the job could reach nothing else: anything of its outside means
+ * the cell leaked, and is only looked for (the second line). Without a cell (or before one
+ * was made), a child that becomes the job's uid removes it all (root here lacks
+ * CAP_DAC_OVERRIDE). NULL when clean. */
 const char *wipe(job_t *job) {
+    if (job->isolate && job->cell.pid > 0) {
+        if (cell_end(&job->cell) < 0 || rmdir(job->workdir) < 0)
+            return "work dir not empty after the job's cell ended";
+        if (owned_outside(job->uid, 0) != 0)
+            return "the job left files or SysV IPC objects outside its cell";
+        if (scan_uid(job->uid, 0, NULL) != 0) {
+            kill_uid(job->uid);
+            return "processes of the job outlived its cell";
+        }
+        return NULL;
+    }
     pid_t pid = fork();
     if (pid < 0) return "fork for wipe failed";
     if (pid == 0) {
@@ -223,17 +246,12 @@ const char *wipe(job_t *job) {
             _exit(3);
         int fd = open(job->workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0 || rm_tree_at(fd) < 0) _exit(4);
-        int shm = remove_owned_in("/dev/shm", job->uid), tmp = remove_owned_in("/tmp", job->uid);
-        int ipc = remove_ipc(job->uid);
-        if (shm < 0 || tmp < 0 || ipc < 0) _exit(5);
-        /* a job in a cell cannot reach these: anything of its there means the cell leaked */
-        _exit(job->isolate && shm + tmp + ipc > 0 ? 6 : 0);
+        _exit(owned_outside(job->uid, 1) < 0 ? 5 : 0);
     }
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (code == 5) return "files or SysV IPC objects left that could not be removed";
-    if (code == 6) return "the job left files or SysV IPC objects outside its cell";
     if (code != 0) return "work dir wipe failed";
     if (rmdir(job->workdir) < 0) return "work dir not empty after wipe";
     if (kill_uid(job->uid) < 0) return "processes survived the wipe";

@@ -46,8 +46,7 @@ static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w)
     sigprocmask(SIG_SETMASK, &mask, NULL);
     if (dup2(fd0, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) goto fail;
     /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours */
-    for (int fd = 3; fd < 1024; fd++)
-        if (fd != errpipe_w) close(fd);
+    close_from(3, errpipe_w);
     setsid();
     limit_t limits[MAX_LIMITS];
     int nlimits = job_limits(job, limits);
@@ -77,21 +76,24 @@ fail:;
 }
 
 /* The exec path: a child of ours enters the cell (cell_enter), forks the job and exits, so the
- * job becomes our child (we are a subreaper) like a fork server's job. The job's pid, or -1
- * with the reason on the error pipe. */
+ * job becomes our child (we are a subreaper) like a fork server's job. The job waits until
+ * that child is reaped: a program never sees the process that forked it. The job's pid, or
+ * -1 with the reason on the error pipe. */
 static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int ruleset) {
-    int pidpipe[2];
+    int pidpipe[2], gate[2];
     if (pipe2(pidpipe, O_CLOEXEC) < 0) return -1;
+    if (pipe2(gate, O_CLOEXEC) < 0) {
+        close(pidpipe[0]);
+        close(pidpipe[1]);
+        return -1;
+    }
     pid_t middle = fork();
     if (middle == 0) {
+        close(gate[1]);
         const char *step = cell_enter(cell->pidfd, ruleset);
-        /* the job waits until we are gone: a program never sees the process that forked it */
-        int gate[2];
-        if (!step && pipe2(gate, O_CLOEXEC) < 0) step = "pipe";
         pid_t pid = step ? -1 : fork();
         if (pid == 0) {
             char c;
-            close(gate[1]);
             while (read(gate[0], &c, 1) < 0 && errno == EINTR) {}
             close(gate[0]);
             child_exec(job, fds[0], fds[1], fds[2], fds[3]);
@@ -106,11 +108,13 @@ static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int ru
         _exit(0);
     }
     close(pidpipe[1]);
+    close(gate[0]);
     pid_t pid = -1;
     if (middle < 0 || read(pidpipe[0], &pid, sizeof pid) != sizeof pid) pid = -1;
     close(pidpipe[0]);
     /* not one of the job's processes: reaped here, before reap() could count it */
     while (middle > 0 && waitpid(middle, NULL, 0) < 0 && errno == EINTR) {}
+    close(gate[1]); /* the job goes */
     return pid;
 }
 
@@ -122,6 +126,12 @@ void drain(int fd, buf_t *b) {
         if (n < 0 && errno == EINTR) continue;
         return;
     }
+}
+
+/* The job's memory now (memory.c), without what we hold of its output, which is ours. */
+static long memory_now(const scan_t *scan, const memcg_t *base, const result_t *res) {
+    long own_kb = (long)((res->stdout_buf.cap + res->stderr_buf.cap) / 1024);
+    return base ? job_memory_kb(scan->resident_kb, base, own_kb) : scan->resident_kb;
 }
 
 void run_job(job_t *job, result_t *res) {
@@ -144,13 +154,12 @@ void run_job(job_t *job, result_t *res) {
     sigaddset(&mask, SIGCHLD);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-    cell_t cell = {0, -1};
+    cell_t *cell = &job->cell;
     int ruleset = -1;
-    if (job->isolate && cell_open(job, &cell, res->cell_error, sizeof res->cell_error) == 0 &&
-        (ruleset = job_ruleset(&cell)) < 0) {
+    if (job->isolate && cell_open(job, cell, res->cell_error, sizeof res->cell_error) == 0 &&
+        (ruleset = job_ruleset(cell)) < 0) {
         snprintf(res->cell_error, sizeof res->cell_error, "landlock: %s", strerror(errno));
-        struct rusage ignored;
-        cell_close(&cell, &ignored);
+        cell_discard(cell);
     }
     if (res->cell_error[0]) {
         snprintf(res->exec_error, sizeof res->exec_error, "isolation: %.140s", res->cell_error);
@@ -163,14 +172,15 @@ void run_job(job_t *job, result_t *res) {
     if (!job->isolate) ruleset = job_ruleset(NULL);
     memcg_t base;
     int have_memcg = memcg_read(&base) == 0;
+    res->shmem_base_kb = have_memcg ? base.shmem_kb : -1;
     int64_t start = now_us();
     int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
     const int job_fds[4] = {fd0, outp[1], errp[1], errpipe[1]};
     res->via = "server";
-    main_pid = server_spawn(job, job_fds, cell.pidfd, ruleset, res);
+    main_pid = server_spawn(job, job_fds, cell->pidfd, ruleset, res);
     if (main_pid == 0) {
         res->via = "exec";
-        main_pid = spawn_exec(job, job_fds, &cell, ruleset);
+        main_pid = spawn_exec(job, job_fds, cell, ruleset);
     }
     if (ruleset >= 0) close(ruleset);
     if (fd0 != job->stdin_fd) close(fd0);
@@ -178,8 +188,7 @@ void run_job(job_t *job, result_t *res) {
     close(errp[1]);
     close(errpipe[1]);
     if (main_pid < 0) {
-        struct rusage ignored;
-        cell_close(&cell, &ignored);
+        cell_discard(cell);
         if (!res->exec_error[0]) { /* why the job did not start */
             ssize_t n = read(errpipe[0], res->exec_error, sizeof res->exec_error - 1);
             res->exec_error[n > 0 ? n : 0] = 0;
@@ -223,15 +232,12 @@ void run_job(job_t *job, result_t *res) {
             scan_t scan = {0, 0, 0};
             scan_uid(job->uid, 0, &scan);
             /* orphans are reaped by the cell's init, which keeps their CPU time for us */
-            long long ticks = scan.ticks + cell_reaped_ticks(&cell);
+            long long ticks = scan.ticks + cell_reaped_ticks(cell);
             if (job->cpu_ms && reaped_cpu_us + ticks * 1000000 / hz > job->cpu_ms * 1000) {
                 res->killed = "cpu";
                 break;
             }
-            /* what we hold of the job's output is ours, not the job's */
-            long own_kb = (long)((res->stdout_buf.cap + res->stderr_buf.cap) / 1024);
-            long kb = have_memcg ? job_memory_kb(scan.resident_kb, &base, own_kb)
-                                 : scan.resident_kb;
+            long kb = memory_now(&scan, have_memcg ? &base : NULL, res);
             if (kb > peak_kb) peak_kb = kb;
             if (job->mem_kb && kb > job->mem_kb) {
                 res->killed = "memory";
@@ -240,6 +246,12 @@ void run_job(job_t *job, result_t *res) {
         }
     }
     int64_t end = now_us();
+    /* one more look before anything is killed: what the job holds in files and shared memory
+     * at its end is still there (a full /tmp ends a program before the next tick would) */
+    scan_t last = {0, 0, 0};
+    scan_uid(job->uid, 0, &last);
+    long last_kb = memory_now(&last, have_memcg ? &base : NULL, res);
+    if (last_kb > peak_kb) peak_kb = last_kb;
     /* the main process may not have switched uid yet, so it and its group are killed by pid */
     if (main_status < 0) {
         kill(-main_pid, SIGKILL);
@@ -249,9 +261,9 @@ void run_job(job_t *job, result_t *res) {
      * every process of its namespace is reaped */
     reap(1);
     struct rusage orphans;
-    cell_close(&cell, &orphans); /* everything still in the cell dies with its init */
+    cell_stop(cell, &orphans); /* everything still in the cell dies */
     account(&orphans);
-    if (geteuid() == 0) kill_uid(job->uid);
+    if (!job->isolate && geteuid() == 0) kill_uid(job->uid); /* a cell's died with it */
     /* all writers are dead now: read what is left in the pipes */
     drain(outp[0], &res->stdout_buf);
     drain(errp[0], &res->stderr_buf);

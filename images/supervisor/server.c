@@ -90,7 +90,7 @@ static int server_start(const job_t *job, const char *key, char *why, size_t why
         if (null < 0 || dup2(null, 0) < 0 || dup2(2, 1) < 0) _exit(127);
         if (sv[1] == 3) fcntl(3, F_SETFD, 0);
         else if (dup2(sv[1], 3) < 0) _exit(127);
-        for (int fd = 4; fd < 1024; fd++) close(fd);
+        close_from(4, -1);
         execve(job->server[0], job->server, envp);
         _exit(127);
     }

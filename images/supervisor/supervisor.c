@@ -134,24 +134,24 @@ static void put_collected(job_t *job) {
     }
 }
 
-/* After a job: its shared memory gone from the sandbox's cgroup. A cell's SysV segments are
- * freed a few milliseconds after the cell dies (the kernel defers it), so this waits a little;
- * memory that stays would count against the next job and crowd it out of the sandbox. */
-static const char *memory_released(const memcg_t *before) {
+/* After a job: its shared memory gone from the sandbox's cgroup, down to what the sandbox held
+ * as it started (the job's files and stdin included, and gone too by now). A cell's SysV
+ * segments are freed a few milliseconds after the cell dies (the kernel defers it), so this
+ * waits a little; memory that stays would count against the next job and crowd it out. */
+static const char *memory_released(long base_kb) {
     memcg_t now;
-    for (int i = 0; i < 2000; i++) {
-        if (memcg_read(&now) < 0 || now.shmem_kb <= before->shmem_kb + 64) return NULL;
+    for (int i = 0; base_kb >= 0 && i < 2000; i++) {
+        if (memcg_read(&now) < 0 || now.shmem_kb <= base_kb + 64) return NULL;
         usleep(1000);
     }
-    return "shared memory still held after the job";
+    return base_kb >= 0 ? "shared memory still held after the job" : NULL;
 }
 
 static void handle_run(void) {
-    memcg_t before;
-    int have_memcg = memcg_read(&before) == 0;
     job_t job;
     memset(&job, 0, sizeof job);
     job.stdin_fd = -1;
+    job.cell = (cell_t){0, -1, -1};
     job.out_bytes = 64 * 1024;
     job.err_bytes = 64 * 1024;
     job.collect_max = 64 * 1024 * 1024;
@@ -218,7 +218,8 @@ static void handle_run(void) {
     if (!job.error[0] && (chmod(job.workdir, 0711) < 0 || chown(job.workdir, job.uid, job.uid) < 0))
         snprintf(job.error, sizeof job.error, "chown work dir: %s", strerror(errno));
     put_str("op", "result");
-    int cell_failed = 0;
+    int cell_failed = 0, ran = 0;
+    long shmem_base_kb = -1;
     if (job.error[0]) {
         put_str("status", "error");
         put_str("error", job.error);
@@ -226,6 +227,8 @@ static void handle_run(void) {
         result_t res;
         run_job(&job, &res);
         cell_failed = res.cell_error[0] != 0;
+        ran = 1;
+        shmem_base_kb = res.shmem_base_kb;
         put_str("status", res.exec_error[0] ? "error" : "ok");
         if (res.exec_error[0]) put_str("error", res.exec_error);
         put_str("via", res.via);
@@ -249,11 +252,13 @@ static void handle_run(void) {
     const char *bad = wipe(&job);
     if (!bad && server_lost_job) bad = "the fork server failed during a job";
     if (!bad && cell_failed) bad = "the job's cell could not be made";
-    if (!bad && have_memcg) bad = memory_released(&before);
+    if (!bad && ran) bad = memory_released(shmem_base_kb);
     server_lost_job = 0;
     put_str("cleanup", bad ? bad : "ok");
     free_job(&job);
     flush_message();
+    /* the next job's cell, while the worker reads this answer and sends that job */
+    if (job.isolate && !bad) cell_prepare();
 }
 
 static int selftest(int argc, char **argv) {
@@ -262,6 +267,7 @@ static int selftest(int argc, char **argv) {
     job_t job;
     memset(&job, 0, sizeof job);
     job.stdin_fd = -1;
+    job.cell = (cell_t){0, -1, -1};
     job.uid = geteuid() == 0 ? 65534 : geteuid();
     job.wall_ms = 5000;
     job.isolate = cell_probe() == NULL;
@@ -272,6 +278,7 @@ static int selftest(int argc, char **argv) {
     job.envp[0] = path_env;
     result_t res;
     run_job(&job, &res);
+    cell_discard(&job.cell);
     const char *want = argv[2];
     size_t wl = strlen(want);
     int ok = !res.exec_error[0] && res.exit_code == 0 && strcmp(res.killed, "none") == 0 &&

@@ -45,6 +45,12 @@
 #define KILL_ROUNDS 200
 #define OOM_SCORE_JOB "1000" /* the job is the OOM killer's first choice, and stays it */
 
+typedef struct {
+    pid_t pid; /* the cell's init: pid 1 of the job's pid namespace, our child */
+    int pidfd; /* entered (setns) by whatever forks the job */
+    int sock;  /* talks to the init: a job starts, a job ended */
+} cell_t;
+
 /* Growable byte buffer with an optional cap: bytes past the cap are counted, not kept. */
 typedef struct {
     char *data;
@@ -61,6 +67,7 @@ typedef struct {
     char *server[MAX_SERVER_ARGS + 1]; /* a fork server's argv: run argv through it */
     int nargs, nenv, ncollect, nserver;
     int isolate; /* 1: the job runs in a cell of its own (cell.c) */
+    cell_t cell;
     char workdir[64];
     int stdin_fd;
     char error[256];
@@ -77,17 +84,13 @@ typedef struct {
     const char *via;         /* "exec" or "server" */
     char server_error[160];  /* why the fork server was not used, when it was asked for */
     char cell_error[160];    /* why the job's cell could not be made: the sandbox is unfit */
+    long shmem_base_kb;      /* the sandbox's shared memory as the job started, or -1 */
 } result_t;
 
 typedef struct {
     int resource;
     rlim_t soft, hard;
 } limit_t;
-
-typedef struct {
-    pid_t pid; /* the cell's init: pid 1 of the job's pid namespace, our child */
-    int pidfd; /* entered (setns) by whatever forks the job */
-} cell_t;
 
 typedef struct {
     long anon_kb, shmem_kb;
@@ -103,6 +106,7 @@ typedef struct {
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 int64_t now_us(void);
 int write_all(int fd, const void *buf, size_t len);
+void close_from(int lowest, int keep);
 void buf_add(buf_t *b, const char *src, size_t n);
 void buf_free(buf_t *b);
 int in_byte(void);
@@ -125,10 +129,15 @@ void reap(int block);
 int kill_uid(uid_t uid);
 long oom_kills(void);
 const char *wipe(job_t *job);
+int rm_tree_at(int dirfd);
 
 /* cell.c */
 int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size);
-void cell_close(cell_t *cell, struct rusage *ru);
+void cell_stop(cell_t *cell, struct rusage *ru);
+int cell_end(cell_t *cell);
+void cell_discard(cell_t *cell);
+void cell_prepare(void);
+int spare_cell_reaped(pid_t pid);
 long long cell_reaped_ticks(const cell_t *cell);
 const char *cell_probe(void);
 const char *cell_enter(int pidfd, int ruleset);

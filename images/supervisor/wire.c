@@ -18,6 +18,16 @@ int64_t now_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Close every descriptor from `lowest` on but `keep` (-1: none), in at most two calls: a
+ * loop over the possible descriptors is a thousand system calls. */
+void close_from(int lowest, int keep) {
+    if (keep >= lowest) {
+        if (keep > lowest) close_range((unsigned)lowest, (unsigned)keep - 1, 0);
+        lowest = keep + 1;
+    }
+    close_range((unsigned)lowest, ~0U, 0);
+}
+
 int write_all(int fd, const void *buf, size_t len) {
     const char *p = buf;
     while (len > 0) {

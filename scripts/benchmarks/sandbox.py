@@ -155,6 +155,36 @@ def single_use_throughput(
         single.close()
 
 
+def isolation_overhead(
+    settings: Settings, owner: str, programs: dict[str, Program], counts: Counts
+) -> dict[str, object]:
+    """What a job's cell (its own user, IPC, mount and PID namespaces) costs: the same test
+    through pools that give jobs cells and pools that do not (``RUNNER_ISOLATION=uid``), one
+    after the other, alternating, in one run."""
+    figures: dict[str, object] = {}
+    both = {
+        mode: open_pools(replace(settings, isolation=mode), size=1, owner=owner)
+        for mode in ("namespaces", "uid")
+    }
+    try:
+        for pools in both.values():
+            pools.start()
+        judges = {mode: Judge(pools) for mode, pools in both.items()}
+        for name in ("c", "python"):
+            samples: dict[str, list[float]] = {mode: [] for mode in judges}
+            for _ in range(counts.pooled):
+                for mode, judge in judges.items():
+                    samples[mode] += timed(lambda j=judge, n=name: check(j, programs[n]), 1)
+            cell, plain = (statistics.median(samples[m]) for m in ("namespaces", "uid"))
+            figures[f"{name}_pooled_uid_only_p50_ms"] = round(plain, 2)
+            figures[f"{name}_isolation_overhead_ms"] = round(cell - plain, 2)
+    finally:
+        for pools in both.values():
+            pools.close()
+    figures["isolation_overhead_ms"] = figures["c_isolation_overhead_ms"]
+    return figures
+
+
 def ratios(figures: dict[str, object]) -> dict[str, object]:
     def figure(key: str) -> float:
         return float(figures[key])  # type: ignore[arg-type]
@@ -191,5 +221,6 @@ def run(quick: bool = False) -> dict[str, object]:
     finally:
         pools.close()
     figures.update(single_use_throughput(settings, owner, programs["python"], counts))
+    figures.update(isolation_overhead(settings, owner, programs, counts))
     figures.update(ratios(figures))
     return figures

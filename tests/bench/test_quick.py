@@ -145,6 +145,10 @@ def test_sandbox() -> None:
         for mode in ("pooled", "cold"):
             p50, p95 = (figures[f"{language}_{mode}_{q}_ms"] for q in ("p50", "p95"))
             assert p95 >= p50, (language, mode, p50, p95)
+    # a difference of two timings: its sign is the machine's business, its presence is ours
+    for key in ("isolation_overhead_ms", "c_isolation_overhead_ms", "python_isolation_overhead_ms"):
+        assert isinstance(figures[key], float | int), key
+    assert_positive(figures, ["c_pooled_uid_only_p50_ms", "python_pooled_uid_only_p50_ms"])
 
 
 def test_e2e(bench_redis: dict[str, str]) -> None:
