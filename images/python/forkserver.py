@@ -6,28 +6,30 @@ this server once per sandbox (as ``python3 forkserver.py``, with the language's 
 stdin on /dev/null and stdout/stderr on pipes, exactly like a job) and hands it each job
 over a SOCK_SEQPACKET socket on fd 3: one datagram of NUL-terminated fields, each tagged by
 its first byte (``u`` uid, ``d`` work dir, ``r`` "resource soft hard", ``a`` argv entry,
-``e`` environment entry, ``f`` the job's seccomp filter in hex, ``l`` and ``c`` the index
-among the descriptors of the job's Landlock ruleset and of its cell's pidfd), with the job's
-stdin, stdout, stderr and exec-error pipe, then the ruleset and the cell when there are, as
-SCM_RIGHTS descriptors. It answers ``ok PID`` or ``err TEXT``.
+``e`` environment entry, ``f`` the job's seccomp filter in hex, ``c`` the index among the
+descriptors of its cell's pidfd), with the job's stdin, stdout, stderr and exec-error pipe,
+then the cell when there is one, as SCM_RIGHTS descriptors. It answers ``ok PID`` or
+``err TEXT``.
 
-Each job is a double fork: the intermediate child does what the supervisor's own child does
-on the exec path (images/supervisor/cell.c, ``cell_enter``): it sets the job's OOM score,
-enters the job's cell (its user, IPC, mount and PID namespaces) and takes on the job's
-Landlock ruleset and seccomp filter; then it forks the job and exits at once, so the job is
-reparented to the supervisor (a child subreaper), which waits for it, measures it and kills it
-exactly as it does a job it exec'ed itself. The server answers only after the intermediate is
-gone, so the job already belongs to the supervisor.
+Each job is forked by ``_jobstart.spawn`` (images/python/jobstart.c): an intermediate
+process that shares the server's memory does what the supervisor's own child does on the
+exec path (images/supervisor/cell.c, ``cell_enter``): it sets the job's OOM score, enters the
+job's cell (its user, IPC, mount and PID namespaces) and takes on the job's seccomp filter;
+then it forks the job, a copy of the server, and exits, so the job is
+reparented to the supervisor (a child subreaper), which waits for it, measures it and kills
+it exactly as it does a job it exec'ed itself. The server answers only after the
+intermediate is gone, so the job already belongs to the supervisor.
 
 The job then does what the exec path's job does (images/supervisor/run.c, ``child_exec``):
 descriptors, new session, rlimits, work dir, uid, no capabilities, umask, and instead of exec
 it runs the script the way ``python3 main.py`` would: a fresh ``__main__``, ``sys.argv``,
-``sys.path[0]``, the environment, the same recursion depth left at the script's top level,
-uncaught exceptions printed by ``sys.excepthook`` without this file's frames, exit statuses
-as CPython computes them, and what a program can observe of the interpreter's shutdown (see
-:func:`finish`). Modules only the server needed are taken out of ``sys.modules``, so the
-program sees the modules a fresh interpreter has. tests/sandbox/test_forkserver.py runs probe
-programs and a corpus of contestants' idioms both ways and compares them byte for byte.
+``sys.path[0]``, the environment, the whole recursion limit ahead of the script's first frame
+(``_jobstart.run``), uncaught exceptions printed by ``sys.excepthook`` without this file's
+frames, exit statuses as CPython computes them, and what a program can observe of the
+interpreter's shutdown (see :func:`finish`). Modules only the server needed are taken out of
+``sys.modules``, so the program sees the modules a fresh interpreter has.
+tests/sandbox/test_forkserver.py runs probe programs and a corpus of contestants' idioms both
+ways and compares them byte for byte.
 
 One difference stays visible: a forked job's /proc/self/cmdline is the server's (changing it
 needs CAP_SYS_RESOURCE); ``sys.argv`` and ``sys.orig_argv`` are the job's.
@@ -47,26 +49,15 @@ import _socket  # noqa: E402
 import _weakref  # noqa: E402
 import atexit  # noqa: E402
 import builtins  # noqa: E402
-import ctypes  # noqa: E402
 import gc  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 
-PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
-PR_SET_DUMPABLE, PR_CAPBSET_DROP = 4, 24
-SYS_LANDLOCK_RESTRICT_SELF = 446  # the same number on x86_64 and aarch64
-CELL_FLAGS = 0x10000000 | 0x08000000 | 0x00020000 | 0x20000000  # user, IPC, mount, PID
-OOM_SCORE = b"1000"  # the job, not the sandbox, is the OOM killer's first choice
+import _jobstart  # noqa: E402 - jobstart.c, next to this file
+
 MAX_REQUEST = 1 << 16
-FDS = 4  # stdin, stdout, stderr, exec-error pipe; then the ruleset and the cell, when sent
+FDS = 4  # stdin, stdout, stderr, exec-error pipe; then the cell, when the job has one
 INTERRUPTED = "interrupted"  # run_script's status for an uncaught KeyboardInterrupt
-LIBC = ctypes.CDLL(None, use_errno=True)
-with open("/proc/sys/kernel/cap_last_cap") as last:
-    CAP_LAST = int(last.read())
-# made once: a job's set-up calls these in every forked copy
-CAP_HEAD = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
-CAP_NONE = (ctypes.c_uint32 * 6)()
-FILTERS = {}  # a job's seccomp filter as sent, made into the argument prctl takes
 ModuleType = type(sys)
 # What shutdown restores (CPython keeps a copy of the builtins made at start), and the
 # modules the server holds, which a job's shutdown leaves alone: their objects are the
@@ -82,19 +73,9 @@ SYS_CLEARED = (
 )
 
 
-class SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
-
-
-def check(rc, what):
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
-
-
 def parse(data):
     job = {"uid": -1, "dir": "/", "limits": [], "argv": [], "env": [], "filter": b""}
-    job["ruleset"] = job["cell"] = None
+    job["cell"] = None
     for field in data.split(b"\0")[:-1]:
         tag, value = field[:1], os.fsdecode(field[1:])
         if tag == b"u":
@@ -109,8 +90,6 @@ def parse(data):
             job["env"].append(value)
         elif tag == b"f":
             job["filter"] = bytes.fromhex(value)
-        elif tag == b"l":
-            job["ruleset"] = int(value)
         elif tag == b"c":
             job["cell"] = int(value)
         else:
@@ -120,38 +99,7 @@ def parse(data):
     return job
 
 
-# ---------------------------------------------------------------------------------- recursion
-
-
-def find_recursion_counter():
-    """This thread's count of Python calls left before RecursionError (CPython 3.11 keeps it
-    in the thread state, next to the limit), found by how it moves; None if not found."""
-    get_state = ctypes.pythonapi.PyThreadState_Get
-    get_state.restype = ctypes.c_void_p
-    base = get_state()
-    limit = sys.getrecursionlimit()
-
-    def ints():
-        return [ctypes.c_int.from_address(base + 4 * i).value for i in range(32)]
-
-    def nested(n):
-        return ints() if n == 0 else nested(n - 1)
-
-    shallow, deep = ints(), nested(4)  # five more frames
-    for i in range(31):
-        if shallow[i] - deep[i] == 5 and shallow[i + 1] == deep[i + 1] == limit:
-            return ctypes.c_int.from_address(base + 4 * i)
-    return None
-
-
-# The job runs its script from inside this server's frames, which a script started the plain
-# way does not have below it: without a correction it would reach RecursionError a few calls
-# early. Here, at this file's top level, the counter reads what it reads at the top level of
-# any script (one frame deep); run_script sets it so that the script's top level reads the
-# same.
-COUNTER = find_recursion_counter()
-AT_TOP = COUNTER.value if COUNTER is not None else None
-RECURSION = None  # what run_script sets the counter to, once calibrated below
+# ---------------------------------------------------------------------------------- the script
 
 
 def run_script(code, namespace):
@@ -159,9 +107,8 @@ def run_script(code, namespace):
     interpreter prints for an uncaught exception (without this frame) or a non-integer
     ``SystemExit``."""
     try:
-        if RECURSION is not None:
-            COUNTER.value = RECURSION
-        exec(code, namespace)
+        # from C, with the whole recursion limit ahead, as a script started the plain way has
+        _jobstart.run(code, namespace)
     except SystemExit as exc:
         return exit_status(exc)
     except BaseException as exc:
@@ -170,22 +117,6 @@ def run_script(code, namespace):
         sys.excepthook(type(exc), exc, exc.__traceback__)
         return INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
     return 0
-
-
-def calibrate_recursion():
-    """How run_script must set the counter: measured through run_script itself, then checked.
-    Without a counter that behaves, the server refuses to start (jobs are then exec'ed)."""
-    global RECURSION
-    probe = compile("seen = counter.value\n", "<probe>", "exec")
-    if COUNTER is None:
-        raise SystemExit("forkserver: no recursion counter found")
-    RECURSION = 500
-    namespace = {"counter": COUNTER}
-    run_script(probe, namespace)
-    RECURSION = AT_TOP + (500 - namespace["seen"])
-    run_script(probe, namespace)
-    if namespace["seen"] != AT_TOP:
-        raise SystemExit("forkserver: the recursion counter does not behave")
 
 
 def exit_status(exc):
@@ -226,7 +157,7 @@ UnraisableHookArgs = unraisable_args_type()
 def unraisable(exc, obj):
     """What CPython prints for an exception it cannot raise (``Exception ignored in: ...``),
     with the traceback from the frame that raised it, as C code would have no frame of its own
-    in it."""
+    in it (CPython's own reporting, called from here, would add this frame)."""
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
     sys.unraisablehook(UnraisableHookArgs((type(exc), exc, tb, None, obj)))
 
@@ -335,25 +266,6 @@ def finish(status):
 # ---------------------------------------------------------------------------------- the job
 
 
-def enter_cell(job, fds, prog):
-    """In the intermediate child: the job's OOM score, its cell, the Landlock ruleset that
-    keeps the score as it is, the seccomp filter (images/supervisor/cell.c does the same)."""
-    adj = os.open("/proc/self/oom_score_adj", os.O_WRONLY)
-    os.write(adj, OOM_SCORE)
-    os.close(adj)
-    if job["cell"] is not None:
-        check(LIBC.setns(fds[job["cell"]], CELL_FLAGS), "enter the cell")
-    if job["ruleset"] is not None:
-        check(LIBC.syscall(SYS_LANDLOCK_RESTRICT_SELF, fds[job["ruleset"]], 0), "landlock")
-    check(LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "filter")
-
-
-def drop_capabilities():
-    for cap in range(CAP_LAST + 1):
-        LIBC.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
-    check(LIBC.capset(CAP_HEAD, CAP_NONE), "capset")
-
-
 def become_job(job, fds, server):
     """In the forked job: set up like the supervisor's exec path, run the script, exit."""
     stdin, stdout, stderr, errpipe = fds[:FDS]
@@ -378,11 +290,7 @@ def become_job(job, fds, server):
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
         step = "drop capabilities"
-        drop_capabilities()
-        # a uid change makes a process undumpable, which gives its /proc entry to root: the
-        # supervisor finds, measures and kills a job's processes by their /proc owner
-        step = "prctl"
-        check(LIBC.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl")
+        _jobstart.drop_capabilities()
         os.umask(0o022)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
@@ -453,9 +361,9 @@ def serve(server):
                 ]
         try:
             job = parse(data)
-            extra = [i for i in (job["ruleset"], job["cell"]) if i is not None]
-            if len(fds) != FDS + len(extra) or sorted(extra) != list(range(FDS, len(fds))):
-                raise ValueError(f"descriptors {len(fds)} do not match the request's fields")
+            sent = FDS if job["cell"] is None else FDS + 1
+            if len(fds) != sent or job["cell"] not in (None, FDS):
+                raise ValueError(f"{len(fds)} descriptors, {sent} expected")
             answer = spawn(job, fds)
         except Exception as exc:
             answer = f"err {type(exc).__name__}: {exc}"
@@ -468,42 +376,23 @@ def serve(server):
 
 
 def spawn(job, fds):
-    """Double fork: ``ok PID`` in the server once the job is the supervisor's; None in the job.
-    The job waits until the intermediate child is reaped: a program never sees what forked it.
-    """
-    prog = FILTERS.get(job["filter"])
-    if prog is None:
-        prog = FILTERS[job["filter"]] = SockFprog(len(job["filter"]) // 8, job["filter"])
-    r, w = os.pipe()
+    """``ok PID`` in the server once the job is the supervisor's; None in the job, which waits
+    until the intermediate process is reaped: a program never sees what forked it."""
     gate_r, gate_w = os.pipe()
-    middle = os.fork()
-    if middle == 0:
-        os.close(r)
+    try:
+        pid = _jobstart.spawn(job["filter"], -1 if job["cell"] is None else fds[job["cell"]])
+    except BaseException:
+        os.close(gate_r)
         os.close(gate_w)
-        try:
-            enter_cell(job, fds, prog)
-            pid = os.fork()
-        except BaseException as exc:
-            os.write(w, b"E" + str(exc).encode(errors="replace")[:200])
-            os._exit(1)
-        if pid == 0:
-            os.close(w)
-            os.read(gate_r, 1)
-            os.close(gate_r)
-            return None
-        os.write(w, b"P" + pid.to_bytes(4, "little"))
-        os._exit(0)
-    os.close(w)
+        raise
+    if pid is None:
+        os.close(gate_w)
+        os.read(gate_r, 1)
+        os.close(gate_r)
+        return None
     os.close(gate_r)
-    raw = os.read(r, 256)
-    os.close(r)
-    os.waitpid(middle, 0)
     os.close(gate_w)
-    if raw[:1] != b"P" or len(raw) != 5:
-        raise OSError(raw[1:].decode(errors="replace") or "the job could not be forked")
-    return f"ok {int.from_bytes(raw[1:], 'little')}"
+    return f"ok {pid}"
 
 
-calibrate_recursion()
-COUNTER.value = AT_TOP  # the server's own count, as it was before the calibration
 serve(_socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, 3))

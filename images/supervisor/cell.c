@@ -26,15 +26,14 @@
  * namespace flags, setns and mount (worker/sandbox/seccomp.py), and the job's own filter
  * (below) takes them away again.
  *
- * Also here, installed by whatever forks the job: the job's seccomp filter, and a Landlock
- * ruleset that keeps it from writing anything under /proc, so the OOM score it is given (the
- * OOM killer's first choice) is the one it keeps; the capability that would make the kernel
- * hold the score (CAP_SYS_RESOURCE) is not one every host can grant a container. */
+ * Inside a cell /proc is read-only, so the OOM score a job is given (the OOM killer's first
+ * choice) is the one it keeps.
+ *
+ * Also here: the job's seccomp filter, installed by whatever forks the job. */
 #include "supervisor.h"
 
 #include <linux/audit.h>
 #include <linux/filter.h>
-#include <linux/landlock.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <stddef.h>
@@ -88,9 +87,18 @@ static void cell_init(int sock) {
     sigaddset(&chld, SIGCHLD); /* blocked since the supervisor's start */
     int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
     char workdir[96] = "";
-    /* our mounts stay ours */
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-        dprintf(sock, "make mounts private: %s", strerror(errno));
+    /* our mounts stay ours; and /proc is read-only in here, so that the job keeps the OOM
+     * score it is given (the capability that would make the kernel hold the score,
+     * CAP_SYS_RESOURCE, is not one every host can grant a container) */
+    const char *step = "make mounts private";
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0) {
+        step = "make /proc read-only";
+        if (mount(NULL, "/proc", NULL,
+                  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
+            step = NULL;
+    }
+    if (step) {
+        dprintf(sock, "%s: %s", step, strerror(errno));
         _exit(1);
     }
     if (write(sock, "c", 1) < 0) _exit(1); /* created */
@@ -280,12 +288,6 @@ const char *cell_probe(void) {
     static char why[200];
     if (!done) {
         done = 1;
-        int ruleset = job_ruleset(NULL);
-        if (ruleset < 0) {
-            snprintf(why, sizeof why, "landlock: %s", strerror(errno));
-            return why;
-        }
-        close(ruleset);
         job_t probe;
         memset(&probe, 0, sizeof probe);
         probe.uid = 65533;
@@ -384,62 +386,11 @@ const char *job_filter_hex(void) {
     return hex;
 }
 
-/* ------------------------------------------------------------------ the job's Landlock ruleset */
-
-/* A job may write files beneath every top-level directory but /proc (nothing else it could
- * write to changes). Landlock ignores a rule on a directory another mount covers, as a cell's
- * /tmp covers the image's, so each job gets a ruleset of its own: the top-level directories,
- * opened once, and the cell's /tmp, reached through its init's root. The ruleset's fd, or -1
- * (errno set) when the kernel has no Landlock. */
-int job_ruleset(const cell_t *cell) {
-    static int dirs[64], ndirs = -1;
-    if (ndirs < 0) {
-        DIR *root = opendir("/");
-        if (!root) return -1;
-        ndirs = 0;
-        struct dirent *e;
-        while ((e = readdir(root)) && ndirs < (int)(sizeof dirs / sizeof *dirs)) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-                strcmp(e->d_name, "proc") == 0)
-                continue;
-            char path[300];
-            snprintf(path, sizeof path, "/%s", e->d_name);
-            int fd = open(path, O_PATH | O_CLOEXEC);
-            if (fd >= 0) dirs[ndirs++] = fd;
-        }
-        closedir(root);
-    }
-    struct landlock_ruleset_attr attr = {.handled_access_fs = LANDLOCK_ACCESS_FS_WRITE_FILE};
-    int ruleset = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
-    if (ruleset < 0) return -1;
-    struct landlock_path_beneath_attr beneath = {.allowed_access = LANDLOCK_ACCESS_FS_WRITE_FILE};
-    for (int i = 0; i < ndirs; i++) {
-        beneath.parent_fd = dirs[i];
-        syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
-    }
-    if (cell && cell->pid > 0) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/root/tmp", (int)cell->pid);
-        beneath.parent_fd = open(path, O_PATH | O_CLOEXEC);
-        if (beneath.parent_fd < 0 ||
-            syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0) {
-            int saved = errno;
-            if (beneath.parent_fd >= 0) close(beneath.parent_fd);
-            close(ruleset);
-            errno = saved;
-            return -1;
-        }
-        close(beneath.parent_fd);
-    }
-    return ruleset;
-}
-
 /* In the process that forks the job (our child on the exec path): the job's OOM score, into
- * the cell, the ruleset that keeps the score as it is, the filter. A later fork inherits all. */
-const char *cell_enter(int pidfd, int ruleset) {
+ * the cell, the filter. A later fork inherits all. */
+const char *cell_enter(int pidfd) {
     if (write_file("/proc/self/oom_score_adj", OOM_SCORE_JOB) < 0) return "oom_score_adj";
     if (pidfd >= 0 && setns(pidfd, CELL_FLAGS) < 0) return "enter the cell";
-    if (ruleset >= 0 && syscall(SYS_landlock_restrict_self, ruleset, 0) < 0) return "landlock";
     if (job_filter_install() < 0) return "seccomp filter";
     return NULL;
 }

@@ -79,7 +79,7 @@ fail:;
  * job becomes our child (we are a subreaper) like a fork server's job. The job waits until
  * that child is reaped: a program never sees the process that forked it. The job's pid, or
  * -1 with the reason on the error pipe. */
-static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int ruleset) {
+static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell) {
     int pidpipe[2], gate[2];
     if (pipe2(pidpipe, O_CLOEXEC) < 0) return -1;
     if (pipe2(gate, O_CLOEXEC) < 0) {
@@ -90,7 +90,7 @@ static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int ru
     pid_t middle = fork();
     if (middle == 0) {
         close(gate[1]);
-        const char *step = cell_enter(cell->pidfd, ruleset);
+        const char *step = cell_enter(cell->pidfd);
         pid_t pid = step ? -1 : fork();
         if (pid == 0) {
             char c;
@@ -145,7 +145,11 @@ void run_job(job_t *job, result_t *res) {
     long oom_before = oom_kills();
 
     int outp[2], errp[2], errpipe[2];
-    if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(errpipe, O_CLOEXEC) < 0) {
+    /* the job's own pipes, as a program's output pipes are: /dev/stdout can be reopened */
+    setfsuid(job->uid);
+    int piped = pipe2(outp, O_CLOEXEC) == 0 && pipe2(errp, O_CLOEXEC) == 0;
+    setfsuid(geteuid());
+    if (!piped || pipe2(errpipe, O_CLOEXEC) < 0) {
         snprintf(res->exec_error, sizeof res->exec_error, "pipe: %s", strerror(errno));
         return;
     }
@@ -155,21 +159,12 @@ void run_job(job_t *job, result_t *res) {
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
     cell_t *cell = &job->cell;
-    int ruleset = -1;
-    if (job->isolate && cell_open(job, cell, res->cell_error, sizeof res->cell_error) == 0 &&
-        (ruleset = job_ruleset(cell)) < 0) {
-        snprintf(res->cell_error, sizeof res->cell_error, "landlock: %s", strerror(errno));
-        cell_discard(cell);
-    }
-    if (res->cell_error[0]) {
+    if (job->isolate && cell_open(job, cell, res->cell_error, sizeof res->cell_error) < 0) {
         snprintf(res->exec_error, sizeof res->exec_error, "isolation: %.140s", res->cell_error);
         close(outp[0]); close(outp[1]); close(errp[0]); close(errp[1]);
         close(errpipe[0]); close(errpipe[1]); close(sfd);
         return;
     }
-    /* without a cell, Landlock is a plus where the kernel has it (a sandbox that makes cells
-     * has it, or it would not have passed its readiness check) */
-    if (!job->isolate) ruleset = job_ruleset(NULL);
     memcg_t base;
     int have_memcg = memcg_read(&base) == 0;
     res->shmem_base_kb = have_memcg ? base.shmem_kb : -1;
@@ -177,12 +172,11 @@ void run_job(job_t *job, result_t *res) {
     int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
     const int job_fds[4] = {fd0, outp[1], errp[1], errpipe[1]};
     res->via = "server";
-    main_pid = server_spawn(job, job_fds, cell->pidfd, ruleset, res);
+    main_pid = server_spawn(job, job_fds, cell->pidfd, res);
     if (main_pid == 0) {
         res->via = "exec";
-        main_pid = spawn_exec(job, job_fds, cell, ruleset);
+        main_pid = spawn_exec(job, job_fds, cell);
     }
-    if (ruleset >= 0) close(ruleset);
     if (fd0 != job->stdin_fd) close(fd0);
     close(outp[1]);
     close(errp[1]);

@@ -3,8 +3,8 @@
  *
  * A job whose request names a server (`server` records: its argv) is handed to it instead of
  * being exec'ed: one SOCK_SEQPACKET datagram of tagged, NUL-terminated fields (with the job's
- * seccomp filter) plus the job's stdin, stdout, stderr and exec-error pipe, the job's Landlock
- * ruleset and, when the job has a cell, the cell's pidfd, as SCM_RIGHTS. The server's child
+ * seccomp filter) plus the job's stdin, stdout, stderr and exec-error pipe and, when the job
+ * has a cell, the cell's pidfd, as SCM_RIGHTS. The server's child
  * enters the cell as ours does on the exec path (cell.c). The server answers with the job's pid once the job has been
  * reparented to us, so from there on the job is watched, measured, killed and reaped exactly
  * like an exec'ed one. Whenever the server cannot take a job (it
@@ -120,7 +120,7 @@ static void field(buf_t *b, char tag, const char *value) {
 
 /* The job's pid when the server took it; 0 when the caller must exec it instead (the reason
  * in res->server_error); -1 when the server failed after the job may have started. */
-pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, int ruleset, result_t *res) {
+pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res) {
     if (job->nserver == 0) return 0;
     char key[sizeof server_key];
     char *why = res->server_error;
@@ -148,19 +148,10 @@ pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, int ruleset, resul
     for (int i = 0; i < job->nargs; i++) field(&msg, 'a', job->argv[i]);
     for (int i = 0; i < job->nenv; i++) field(&msg, 'e', job->envp[i]);
     field(&msg, 'f', job_filter_hex());
-    /* extra descriptors after the four, each named by its index */
-    int all[6] = {fds[0], fds[1], fds[2], fds[3], -1, -1};
-    int nfds = 4;
-    if (ruleset >= 0) {
-        snprintf(num, sizeof num, "%d", nfds);
-        field(&msg, 'l', num);
-        all[nfds++] = ruleset;
-    }
-    if (cell_fd >= 0) {
-        snprintf(num, sizeof num, "%d", nfds);
-        field(&msg, 'c', num);
-        all[nfds++] = cell_fd;
-    }
+    /* the cell, when the job has one, after the four */
+    int all[5] = {fds[0], fds[1], fds[2], fds[3], cell_fd};
+    int nfds = cell_fd >= 0 ? 5 : 4;
+    if (cell_fd >= 0) field(&msg, 'c', "4");
     if (msg.total > msg.limit) {
         buf_free(&msg);
         snprintf(why, why_size, "request too long for the server");
@@ -168,7 +159,7 @@ pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, int ruleset, resul
     }
 
     union {
-        char buf[CMSG_SPACE(6 * sizeof(int))];
+        char buf[CMSG_SPACE(5 * sizeof(int))];
         struct cmsghdr align;
     } control;
     memset(&control, 0, sizeof control);

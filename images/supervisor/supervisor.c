@@ -10,8 +10,8 @@
  * Trust model: the supervisor runs as the container's root with only SETUID, SETGID, KILL
  * and CHOWN; each job runs under its own fresh unprivileged uid (chosen by the worker), in
  * its own work dir and, unless the worker asks otherwise, in a cell of its own (fresh user,
- * IPC, mount and PID namespaces, cell.c), with no capability, a seccomp filter and a Landlock
- * ruleset of its own and no-new-privileges. A job cannot signal or ptrace the supervisor (different
+ * IPC, mount and PID namespaces, cell.c), with no capability, a seccomp filter of its own
+ * and no-new-privileges. A job cannot signal or ptrace the supervisor (different
  * uid), cannot reach its stdout (all other descriptors are closed before exec); what it made
  * dies with its cell, and what it owns outside is killed and wiped before the next job.
  *
@@ -94,6 +94,9 @@ static void read_stdin_record(job_t *job, size_t len) {
         if (err && !job->error[0])
             snprintf(job->error, sizeof job->error, "stdin write: %s", strerror(err));
         lseek(fd, 0, SEEK_SET);
+        /* the job's own file, as a program's input file is: /dev/stdin can be reopened */
+        if (fchown(fd, job->uid, job->uid) < 0 && !job->error[0])
+            snprintf(job->error, sizeof job->error, "stdin chown: %s", strerror(errno));
         if (job->stdin_fd >= 0) close(job->stdin_fd);
         job->stdin_fd = fd;
     }

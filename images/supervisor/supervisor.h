@@ -29,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/fsuid.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -140,8 +141,7 @@ void cell_prepare(void);
 int spare_cell_reaped(pid_t pid);
 long long cell_reaped_ticks(const cell_t *cell);
 const char *cell_probe(void);
-const char *cell_enter(int pidfd, int ruleset);
-int job_ruleset(const cell_t *cell);
+const char *cell_enter(int pidfd);
 int job_filter_install(void);
 const char *job_filter_hex(void);
 int write_file(const char *path, const char *text);
@@ -162,6 +162,6 @@ void drop_capabilities(void);
 extern int server_lost_job; /* the server failed with a job maybe half started: recycle */
 int is_server(pid_t pid);
 void server_gone(void);
-pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, int ruleset, result_t *res);
+pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res);
 
 #endif

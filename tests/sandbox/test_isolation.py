@@ -470,3 +470,14 @@ def test_every_language_runs_with_private_scratch_space(judge: Judge) -> None:
     js = "const fs = require('fs');\nfs.writeFileSync('/tmp/a', '1');\n"
     js += "console.log(fs.readdirSync('/tmp'));\n"
     assert verdict(judge, "javascript", js, FAST).stdout == "[ 'a' ]\n"
+
+
+def test_a_job_can_reopen_its_own_stdin_and_stdout(judge: Judge) -> None:
+    """They are the job's own, as they are a program's run by hand: /dev/stdin and /dev/stdout
+    open again."""
+    source = (
+        "print(open('/dev/stdin').read().strip(), flush=True)\n"
+        "open('/dev/stdout', 'w').write('again\\n')\n"
+    )
+    result = one(judge, "python", source, stdin=b"in\n")
+    assert (result.verdict, result.stdout) == (Verdict.AC, "in\nagain\n"), result

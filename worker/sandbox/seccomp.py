@@ -5,15 +5,15 @@ without CAP_SYS_ADMIN, everything that makes namespaces: ``clone`` with namespac
 ``unshare``, ``setns``, ``mount``. The supervisor needs three of those to give each job a cell
 (images/supervisor/cell.c): ``clone`` with namespace flags (the cell's init), ``setns`` (the
 process that forks the job enters the cell) and ``mount`` (the cell's private /tmp and
-/dev/shm), and the Landlock calls that build and apply each job's ruleset (which keeps a job
-from writing under /proc). This profile is an allowlist of its own, by purpose, with those
-added and some of what Docker's default allows left out because no judged program needs it
-(io_uring, ptrace and process_vm_*, fanotify, handles to files by number, secret memory).
+/dev/shm, and /proc read-only). This profile is an allowlist of its own, by purpose, with
+those added and some of what Docker's default allows left out because no judged program needs
+it (io_uring, ptrace and process_vm_*, fanotify, handles to files by number, landlock, secret
+memory).
 
 The container's profile applies to every process in it, jobs included; each job therefore
 also installs a filter of its own before it runs anything submitted (cell.c, ``DENIED``),
 which takes namespaces, mounts and the rest away again. Sandboxes without cells
-(``RUNNER_ISOLATION=uid``) get the same profile: they still give jobs the filter and ruleset.
+(``RUNNER_ISOLATION=uid``) get the same profile: they still give jobs the filter.
 """
 
 from __future__ import annotations
@@ -86,11 +86,8 @@ SOCKETS = (
     "setsockopt", "shutdown", "socketpair",
 )  # fmt: skip
 # what the supervisor needs beyond an ordinary program: clone with namespace flags (clone is
-# allowed whole), entering a cell, mounting its tmpfs; building and applying a job's ruleset
-SUPERVISOR = (
-    "clone", "setns", "mount",
-    "landlock_create_ruleset", "landlock_add_rule", "landlock_restrict_self",
-)  # fmt: skip
+# allowed whole), entering a cell, mounting its tmpfs and making its /proc read-only
+SUPERVISOR = ("clone", "setns", "mount")
 # personality(2): Linux, its 32-bit and 2.6-uname flavours, and reading the current one
 PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 
