@@ -175,7 +175,8 @@ void cell_discard(cell_t *cell) { cell_reap(cell, 1, NULL); }
 /* A cell made ahead of its job (while the sandbox waits for one), or none. */
 static cell_t spare = {0, -1, -1};
 
-/* Make a cell: its init cloned with new user, IPC, mount and PID namespaces. */
+/* Make a cell: its init cloned with new user, IPC, mount and PID namespaces; it says "c"
+ * once ready. */
 static int cell_create(cell_t *cell, char *why, size_t why_size) {
     *cell = (cell_t){0, -1, -1};
     int sv[2];
@@ -196,10 +197,9 @@ static int cell_create(cell_t *cell, char *why, size_t why_size) {
         close(sv[0]);
         return -1;
     }
+    /* its init makes itself ready while we go on: cell_open waits for its word */
     *cell = (cell_t){pid, pidfd, sv[0]};
-    if (cell_answer(cell, 'c', why, why_size) == 0) return 0;
-    cell_discard(cell);
-    return -1;
+    return 0;
 }
 
 /* Whether pid was the spare cell's init, which then died before its job: a new one is made
@@ -222,6 +222,10 @@ int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size) {
         *cell = spare;
         spare = (cell_t){0, -1, -1};
     } else if (cell_create(cell, why, why_size) < 0) {
+        return -1;
+    }
+    if (cell_answer(cell, 'c', why, why_size) < 0) {
+        cell_discard(cell);
         return -1;
     }
     /* the job's uid is itself inside; root stays unmapped, so nobody in the cell is root */
