@@ -58,7 +58,8 @@ int write_file(const char *path, const char *text) {
 /* Messages on the cell's socket, from the supervisor: "S<kb> <work dir>" (a job starts: mount
  * its /tmp and /dev/shm, answer "r" or why not), "K" (the job's main process ended: kill what
  * is left, reap it, answer with the rusage of all that was reaped), "W" (its output is
- * collected: empty the work dir, exit 0 when it is empty). */
+ * collected: empty the work dir, unmount /tmp and /dev/shm, answer "w" when the work dir is
+ * empty, exit). */
 static int cell_mounts(long kb) {
     char opts[96];
     snprintf(opts, sizeof opts, "size=%ldk,nr_inodes=%d,mode=1777", kb, TMPFS_INODES);
@@ -129,9 +130,14 @@ static void cell_init(int sock) {
             getrusage(RUSAGE_CHILDREN, &ru);
             if (send(sock, &ru, sizeof ru, 0) < 0) _exit(1);
         } else if (msg[0] == 'W') {
-            /* caps in the job's namespace reach whatever its uid made, locked or not */
+            /* caps in the job's namespace reach whatever its uid made, locked or not; the
+             * job's /tmp and /dev/shm go now, the rest of the cell as we exit */
             int dir = workdir[0] ? open(workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-            _exit(dir >= 0 && rm_tree_at(dir) < 0 ? 4 : 0);
+            int wiped = dir < 0 || rm_tree_at(dir) == 0;
+            umount2("/tmp", MNT_DETACH);
+            umount2("/dev/shm", MNT_DETACH);
+            if (send(sock, wiped ? "w" : "!", 1, 0) < 0) {}
+            _exit(0);
         }
     }
 }
@@ -172,8 +178,9 @@ static int cell_reap(cell_t *cell, int kill_it, struct rusage *ru) {
 
 void cell_discard(cell_t *cell) { cell_reap(cell, 1, NULL); }
 
-/* A cell made ahead of its job (while the sandbox waits for one), or none. */
-static cell_t spare = {0, -1, -1};
+/* A cell made ahead of its job (while the sandbox waits for one), or none; and the last job's,
+ * whose init is exiting (tearing its namespaces down) while the answer goes out. */
+static cell_t spare = {0, -1, -1}, retired = {0, -1, -1};
 
 /* Make a cell: its init cloned with new user, IPC, mount and PID namespaces; it says "c"
  * once ready. */
@@ -202,13 +209,16 @@ static int cell_create(cell_t *cell, char *why, size_t why_size) {
     return 0;
 }
 
-/* Whether pid was the spare cell's init, which then died before its job: a new one is made
- * when the job comes. */
-int spare_cell_reaped(pid_t pid) {
-    if (pid <= 0 || pid != spare.pid) return 0;
-    if (spare.pidfd >= 0) close(spare.pidfd);
-    if (spare.sock >= 0) close(spare.sock);
-    spare = (cell_t){0, -1, -1};
+/* Whether pid was the init of a cell no job is in: the retired one, or the spare (which then
+ * died before its job: a new one is made when the job comes). */
+int idle_cell_reaped(pid_t pid) {
+    cell_t *idle = pid > 0 && pid == spare.pid     ? &spare
+                   : pid > 0 && pid == retired.pid ? &retired
+                                                   : NULL;
+    if (!idle) return 0;
+    if (idle->pidfd >= 0) close(idle->pidfd);
+    if (idle->sock >= 0) close(idle->sock);
+    *idle = (cell_t){0, -1, -1};
     return 1;
 }
 
@@ -218,6 +228,7 @@ void cell_prepare(void) {
 }
 
 int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size) {
+    cell_reap(&retired, 0, NULL); /* the job must not see the last job's cell on its way out */
     if (spare.pid > 0) {
         *cell = spare;
         spare = (cell_t){0, -1, -1};
@@ -256,12 +267,22 @@ void cell_stop(cell_t *cell, struct rusage *ru) {
         cell_reap(cell, 1, ru); /* no answer: killing the init kills them all the same */
 }
 
-/* The job's output is collected: the cell's init empties its work dir and exits, and the
- * namespaces go with it. 0 when the work dir is empty. */
+/* The job's output is collected: the cell's init empties its work dir, unmounts its /tmp and
+ * /dev/shm and exits; the rest of the namespaces go as it does, while we answer (it is reaped
+ * when its exit is in, or before the next cell ends). 0 when the work dir is empty. */
 int cell_end(cell_t *cell) {
     if (cell->pid <= 0) return -1;
-    int sent = send(cell->sock, "W", 1, MSG_NOSIGNAL) == 1;
-    return cell_reap(cell, !sent, NULL) == 0 && sent ? 0 : -1;
+    char why[160];
+    if (send(cell->sock, "W", 1, MSG_NOSIGNAL) != 1 ||
+        cell_answer(cell, 'w', why, sizeof why) < 0) {
+        cell_discard(cell);
+        return -1;
+    }
+    retired = *cell;
+    close(retired.sock);
+    retired.sock = -1;
+    *cell = (cell_t){0, -1, -1};
+    return 0;
 }
 
 /* CPU ticks of the orphans the cell's init has reaped so far (cutime + cstime). */

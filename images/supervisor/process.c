@@ -97,7 +97,7 @@ void reap(int block) {
             server_gone();
             continue;
         }
-        if (spare_cell_reaped(pid)) continue; /* not the job's */
+        if (idle_cell_reaped(pid)) continue; /* not the job's */
         account(&ru);
         if (pid == main_pid) main_status = status;
     }

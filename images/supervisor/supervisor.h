@@ -138,7 +138,7 @@ void cell_stop(cell_t *cell, struct rusage *ru);
 int cell_end(cell_t *cell);
 void cell_discard(cell_t *cell);
 void cell_prepare(void);
-int spare_cell_reaped(pid_t pid);
+int idle_cell_reaped(pid_t pid);
 long long cell_reaped_ticks(const cell_t *cell);
 const char *cell_probe(void);
 const char *cell_enter(int pidfd);
