@@ -11,7 +11,8 @@ descriptors of its cell's pidfd), with the job's stdin, stdout, stderr and exec-
 then the cell when there is one, as SCM_RIGHTS descriptors. It answers ``ok PID`` or
 ``err TEXT``.
 
-Each job is forked by ``_jobstart.spawn`` (images/python/jobstart.c): an intermediate
+The server's loop is ``_jobstart.serve`` (images/python/jobstart.c), in C, so that serving
+jobs never changes the memory the next job is copied from. Each job is made by an intermediate
 process that shares the server's memory does what the supervisor's own child does on the
 exec path (images/supervisor/cell.c, ``cell_enter``): it sets the job's OOM score, enters the
 job's cell (its user, IPC, mount and PID namespaces) and takes on the job's seccomp filter;
@@ -37,7 +38,8 @@ needs CAP_SYS_RESOURCE); ``sys.argv`` and ``sys.orig_argv`` are the job's.
 Trust: the server runs as the sandbox's root with the supervisor's few capabilities, like the
 supervisor, and never runs submitted code itself; a job drops to its own uid and every
 capability before it runs anything submitted and keeps no descriptor to the server. A job's
-memory is a copy of the server's, which holds nothing but the current job's request.
+memory is a copy of the server's as it stood when it said ``ready``, plus its own request:
+the same for every job, so a job's memory figure does not depend on how many jobs came first.
 """
 
 import sys
@@ -45,7 +47,6 @@ import sys
 FRESH = frozenset(sys.modules)  # what `python3 main.py` has loaded when main.py starts
 
 import _signal  # noqa: E402 - after FRESH on purpose
-import _socket  # noqa: E402
 import _weakref  # noqa: E402
 import atexit  # noqa: E402
 import builtins  # noqa: E402
@@ -55,7 +56,6 @@ import resource  # noqa: E402
 
 import _jobstart  # noqa: E402 - jobstart.c, next to this file
 
-MAX_REQUEST = 1 << 16
 FDS = 4  # stdin, stdout, stderr, exec-error pipe; then the cell, when the job has one
 INTERRUPTED = "interrupted"  # run_script's status for an uncaught KeyboardInterrupt
 ModuleType = type(sys)
@@ -74,8 +74,8 @@ SYS_CLEARED = (
 
 
 def parse(data):
-    job = {"uid": -1, "dir": "/", "limits": [], "argv": [], "env": [], "filter": b""}
-    job["cell"] = None
+    """The job's fields of its request; the server read the two it needs (filter, cell)."""
+    job = {"uid": -1, "dir": "/", "limits": [], "argv": [], "env": []}
     for field in data.split(b"\0")[:-1]:
         tag, value = field[:1], os.fsdecode(field[1:])
         if tag == b"u":
@@ -88,14 +88,10 @@ def parse(data):
             job["argv"].append(value)
         elif tag == b"e":
             job["env"].append(value)
-        elif tag == b"f":
-            job["filter"] = bytes.fromhex(value)
-        elif tag == b"c":
-            job["cell"] = int(value)
-        else:
+        elif tag not in (b"f", b"c"):
             raise ValueError(f"unknown field tag {tag!r}")
-    if job["uid"] < 1000 or len(job["argv"]) < 2 or not job["filter"]:
-        raise ValueError("a job needs a uid, a filter and argv [python, script, ...]")
+    if job["uid"] < 1000 or len(job["argv"]) < 2:
+        raise ValueError("a job needs a uid and argv [python, script, ...]")
     return job
 
 
@@ -266,12 +262,13 @@ def finish(status):
 # ---------------------------------------------------------------------------------- the job
 
 
-def become_job(job, fds, server):
+def become_job(request, fds):
     """In the forked job: set up like the supervisor's exec path, run the script, exit."""
     stdin, stdout, stderr, errpipe = fds[:FDS]
-    server.close()
-    step = "dup2"
+    step, job = "request", {"argv": ["python3"]}
     try:
+        job = parse(request)
+        step = "dup2"
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
         os.dup2(stderr, 2)
@@ -319,7 +316,7 @@ def become_job(job, fds, server):
     )
     sys.modules["__main__"] = main
     namespace = main.__dict__
-    del main, job, fds  # the module lives in sys.modules only, as in a plain start
+    del main, job, fds, request  # the module lives in sys.modules only, as in a plain start
     try:
         with open(path, "rb") as script:
             source = script.read()
@@ -342,57 +339,8 @@ def become_job(job, fds, server):
     finish(status)
 
 
-def serve(server):
-    # Everything the server holds moves to the collector's permanent generation: a job's
-    # collections then never walk it, so they neither take time on it nor copy its pages.
-    compile(b"import sys\n", "warm", "exec")  # the compiler's first use is slow: not per job
-    gc.freeze()
-    server.sendall(b"ready")
-    while True:
-        data, ancillary, _, _ = server.recvmsg(MAX_REQUEST, _socket.CMSG_SPACE((FDS + 1) * 4))
-        if not data:
-            os._exit(0)  # the supervisor is gone
-        fds = []
-        for level, kind, payload in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds += [
-                    int.from_bytes(payload[i : i + 4], sys.byteorder)
-                    for i in range(0, len(payload) - 3, 4)
-                ]
-        try:
-            job = parse(data)
-            sent = FDS if job["cell"] is None else FDS + 1
-            if len(fds) != sent or job["cell"] not in (None, FDS):
-                raise ValueError(f"{len(fds)} descriptors, {sent} expected")
-            answer = spawn(job, fds)
-        except Exception as exc:
-            answer = f"err {type(exc).__name__}: {exc}"
-        if answer is None:
-            # the job: outside every try above, so nothing of the server's catches its exit
-            become_job(job, fds, server)
-        for fd in fds:
-            os.close(fd)
-        server.sendall(answer.encode()[:1024])
-
-
-def spawn(job, fds):
-    """``ok PID`` in the server once the job is the supervisor's; None in the job, which waits
-    until the intermediate process is reaped: a program never sees what forked it."""
-    gate_r, gate_w = os.pipe()
-    try:
-        pid = _jobstart.spawn(job["filter"], -1 if job["cell"] is None else fds[job["cell"]])
-    except BaseException:
-        os.close(gate_r)
-        os.close(gate_w)
-        raise
-    if pid is None:
-        os.close(gate_w)
-        os.read(gate_r, 1)
-        os.close(gate_r)
-        return None
-    os.close(gate_r)
-    os.close(gate_w)
-    return f"ok {pid}"
-
-
-serve(_socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET, 0, 3))
+# Everything the server holds moves to the collector's permanent generation: a job's
+# collections then never walk it, so they neither take time on it nor copy its pages.
+compile(b"import sys\n", "warm", "exec")  # the compiler's first use is slow: not per job
+gc.freeze()
+become_job(*_jobstart.serve(3))  # returns in each job, never in the server

@@ -133,7 +133,7 @@ pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res) {
     if (server_pid <= 0 && server_start(job, key, why, why_size) < 0) return 0;
 
     buf_t msg = {0};
-    msg.limit = 60 * 1024; /* the server reads at most 64 KiB */
+    msg.limit = 15 * 1024; /* the server reads at most 16 KiB */
     char num[64];
     snprintf(num, sizeof num, "%u", (unsigned)job->uid);
     field(&msg, 'u', num);
