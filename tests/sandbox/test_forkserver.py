@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
+import docker
 import pytest
 from structlog.testing import capture_logs
 
@@ -16,6 +17,7 @@ from worker.compare import Comparison
 from worker.contract import TestCase, Verdict
 from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
+from worker.sandbox.container import LABEL_IMAGE, LABEL_OWNER
 from worker.sandbox.pool import SandboxPools
 from worker.sandbox.protocol import File, RunReport
 
@@ -134,6 +136,34 @@ def test_contestants_idioms_run_exactly_as_under_an_execed_interpreter(
     source, stdin = IDIOMS[name]
     expected = seen(run(pools, source, server=False, stdin=stdin))
     assert seen(run(pools, source, server=True, stdin=stdin)) == expected
+
+
+def test_serving_jobs_changes_nothing_a_later_job_inherits(
+    pools: SandboxPools, docker_client: docker.DockerClient
+) -> None:
+    """Every job is a copy of the server as it stood when it started: serving jobs writes
+    nothing into the server, so a job's memory figure does not depend on how many jobs its
+    sandbox ran before (seen from the host, where the server's /proc entry is readable)."""
+    run(pools, "print('started')\n", server=True)
+    spec = pools.specs[PYTHON.image]
+    (container,) = docker_client.containers.list(
+        filters={"label": [f"{LABEL_OWNER}={spec.owner}", f"{LABEL_IMAGE}={spec.image}"]}
+    )
+    (server,) = [
+        pid
+        for pid, args in docker_client.api.top(container.id, "-eo pid,args")["Processes"]
+        if "forkserver" in args
+    ]
+
+    def memory() -> list[str]:
+        with open(f"/proc/{server}/smaps_rollup") as f:
+            return [line for line in f if line.startswith(("Rss", "Anonymous", "Private"))]
+
+    before = memory()
+    for name in sorted(IDIOMS) * 2:
+        source, stdin = IDIOMS[name]
+        run(pools, source, server=True, stdin=stdin)
+    assert memory() == before
 
 
 def test_forked_jobs_get_fresh_randomness(pools: SandboxPools) -> None:
