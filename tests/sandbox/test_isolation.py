@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import docker
 import pytest
+from structlog.testing import capture_logs
 
 from tests.conftest import RUN_ID, TEST_LABEL
 from tests.sandbox.helpers import FAST, judge_source, verdict
@@ -451,6 +452,21 @@ def test_a_sandbox_that_cannot_make_cells_is_unfit_unless_asked_for_less(
                     sandbox.ping()
         finally:
             sandbox.remove()
+
+
+def test_pools_that_give_jobs_no_cells_say_so_in_the_log(settings: Settings) -> None:
+    """RUNNER_ISOLATION=uid is an operator's choice for hosts that refuse namespaces; it is
+    never silent, and the default says nothing."""
+    events = {}
+    for isolation in ("namespaces", "uid"):
+        with capture_logs() as logs:
+            pools = open_pools(
+                replace(settings, isolation=isolation), size=1, owner=f"test-{RUN_ID}-x"
+            )
+        pools.close()  # never started: no containers
+        events[isolation] = [e for e in logs if e["event"] == "sandbox.isolation_weakened"]
+    assert events["namespaces"] == []
+    assert [e["isolation"] for e in events["uid"]] == ["uid"]
 
 
 def test_pool_state_shows_the_isolation_jobs_get(judge: Judge) -> None:

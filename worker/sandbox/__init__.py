@@ -8,6 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import docker
 import docker.errors
+import structlog
 
 from worker.errors import SandboxError
 from worker.images.catalog import image_ref
@@ -15,6 +16,8 @@ from worker.languages import LANGUAGES
 from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec
 from worker.sandbox.pool import SandboxPools
 from worker.settings import Settings
+
+log = structlog.get_logger()
 
 
 def sandbox_images() -> list[str]:
@@ -74,6 +77,13 @@ def open_pools(
 ) -> SandboxPools:
     """Pools of ``size`` sandboxes for each image (not started: call ``start()``), labelled
     with ``owner`` and the fleet of ``settings`` (:func:`fleet_of`)."""
+    if settings.isolation != "namespaces":
+        # an operator's choice for hosts that refuse namespaces; it must stay visible
+        log.warning(
+            "sandbox.isolation_weakened",
+            isolation=settings.isolation,
+            detail="jobs share IPC, mount and PID namespaces; only the cleanup keeps them apart",
+        )
     fleet = fleet_of(settings)
     specs = {
         key: SandboxSpec(
