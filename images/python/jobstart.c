@@ -86,7 +86,8 @@ static int middle(void *arg) {
     close(fd);
     r->step = "enter the cell";
     if (r->cell >= 0 && setns(r->cell, CELL_FLAGS) < 0) goto fail;
-    r->step = "seccomp filter";
+    r->step = "seccomp filter"; /* no_new_privs: as in job_filter_install (cell.c) */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) goto fail;
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &r->filter, 0, 0) < 0) goto fail;
     r->step = "fork";
     pid_t pid = (pid_t)syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0); /* the job: a private copy */

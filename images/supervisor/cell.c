@@ -395,7 +395,10 @@ static void build_filter(void) {
 int job_filter_install(void) {
     build_filter();
     struct sock_fprog prog = {filter_len, filter};
-    /* no_new_privs is set on the whole container, which lets an unprivileged process do this */
+    /* a sandbox sets no_new_privs on the whole container; set here too, since the kernel lets
+     * an unprivileged process install a filter only with it, so that the filter never depends
+     * on how the container was started (a plain `docker run` of the image's healthcheck) */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
 }
 
