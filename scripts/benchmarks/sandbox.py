@@ -162,8 +162,10 @@ def isolation_overhead(
     through pools that give jobs cells and pools that do not (``RUNNER_ISOLATION=uid``), one
     after the other, alternating, in one run."""
     figures: dict[str, object] = {}
+    # an owner each: a set of pools removes, as leftovers, any sandbox of its owner it does
+    # not hold itself
     both = {
-        mode: open_pools(replace(settings, isolation=mode), size=1, owner=owner)
+        mode: open_pools(replace(settings, isolation=mode), size=1, owner=f"{owner}-{mode}")
         for mode in ("namespaces", "uid")
     }
     try:
