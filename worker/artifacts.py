@@ -1,10 +1,17 @@
-"""Compiled programs, content-addressed, shared between hosts through Redis.
+"""Compiled programs, content-addressed, shared between hosts through Redis: a cache.
 
 A submission compiles once; every test task, on whatever host, gets the program by its key:
-first from this process's memory, else from Redis. The key hashes the language, the exact
-compiler image (its content tag) and the source, so a repeat submission of the same source
-reuses both the program and a compile error. Entries expire with results; programs over the
+first from this process's memory, else from the cache Redis (``RUNNER_CACHE_URL``). The key
+hashes the language, the exact compiler image (its content tag) and the source, so a repeat
+submission of the same source reuses both the program and a compile error. Programs over the
 size cap are refused (the submission gets ``CE``).
+
+Nothing load-bearing is here: a test whose program is gone compiles it again from the run's
+source (kept with its test data, :mod:`worker.storage`), so losing an entry costs a compile,
+never a verdict. That lets the store bound itself: files are zlib-compressed, and every entry
+is indexed by last use (``runner:artifacts:lru``, sizes in ``runner:artifacts:size``); storing
+one evicts the least recently used until the whole fits ``RUNNER_CACHE_BUDGET_MB``, in one Lua
+script. An instance of its own with ``allkeys-lru`` is the second line; entries expire too.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +29,45 @@ import structlog
 
 from worker.errors import BrokerError
 from worker.sandbox.protocol import File
+from worker.storage import pack, unpack
 
 log = structlog.get_logger()
 PREFIX = "runner:artifact:"
 IDENTITY = "runner:identity:"  # image key -> content tag, published by workers at start
+LRU = "runner:artifacts:lru"  # entry key -> time of last use (microseconds)
+SIZES = "runner:artifacts:size"  # entry key -> stored bytes
+TOTAL = "runner:artifacts:bytes"
+
+# KEYS: the entry, LRU, SIZES, TOTAL. ARGV: its stored size, now, TTL, budget. Renews the
+# entry and records its use (and size, once), then evicts the least recently used (any whose
+# TTL has run out first) until the whole fits the budget; the entry itself never goes.
+KEEP = """
+local now, ttl, budget = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+redis.call('EXPIRE', KEYS[1], ttl)
+if redis.call('HSETNX', KEYS[3], KEYS[1], ARGV[1]) == 1 then
+    redis.call('INCRBY', KEYS[4], ARGV[1])
+end
+-- scores are microseconds, strictly increasing: uses in one microsecond keep their order
+local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local score = now
+if #newest > 0 and tonumber(newest[2]) >= score then score = tonumber(newest[2]) + 1 end
+redis.call('ZADD', KEYS[2], score, KEYS[1])
+local total = tonumber(redis.call('GET', KEYS[4]) or '0')
+local evicted = 0
+while true do
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    if #oldest == 0 or oldest[1] == KEYS[1] then break end
+    if total <= budget and tonumber(oldest[2]) > now - ttl * 1000000 then break end
+    redis.call('ZREM', KEYS[2], oldest[1])
+    total = total - tonumber(redis.call('HGET', KEYS[3], oldest[1]) or '0')
+    redis.call('HDEL', KEYS[3], oldest[1])
+    redis.call('DEL', oldest[1])
+    evicted = evicted + 1
+end
+redis.call('SET', KEYS[4], total)
+for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+return evicted
+"""
 
 
 def artifact_key(language: str, compiler: str, source: bytes) -> str:
@@ -43,10 +86,19 @@ class Stored:
 
 
 class ArtifactStore:
-    def __init__(self, client: redis.Redis, ttl_s: int, max_bytes: int, cache_bytes: int) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl_s: int,
+        max_bytes: int,
+        cache_bytes: int,
+        budget_bytes: int = 512 * 2**20,
+    ) -> None:
         self._redis = client
         self._ttl = ttl_s
         self.max_bytes = max_bytes
+        self._budget = budget_bytes
+        self._keep: Any = None
         self._cache: OrderedDict[str, Stored] = OrderedDict()
         self._cache_bytes = cache_bytes
         self._cached = 0
@@ -59,13 +111,15 @@ class ArtifactStore:
                 return self._cache[key]
         try:
             fields = self._redis.hgetall(PREFIX + key)
+            if fields:
+                self._used(PREFIX + key, 0)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot read compiled program {key[:12]}: {exc}") from exc
         if not fields:
             return None
         outcome = json.loads(fields.pop(b"outcome"))
         files = tuple(
-            File(name.decode()[5:], data, int(outcome["modes"][name.decode()[5:]]))
+            File(name.decode()[5:], unpack(data), int(outcome["modes"][name.decode()[5:]]))
             for name, data in fields.items()
             if name.startswith(b"file:")
         )
@@ -74,7 +128,7 @@ class ArtifactStore:
         return stored
 
     def publish_identity(self, image: str, tag: str) -> None:
-        """Let producers compute artifact keys (see :func:`cached_compile`)."""
+        """Let producers compute artifact keys (see :meth:`compiled_before`)."""
         try:
             self._redis.set(IDENTITY + image, tag)
         except redis.RedisError as exc:
@@ -83,15 +137,50 @@ class ArtifactStore:
     def put(self, key: str, stored: Stored) -> None:
         outcome = {**stored.outcome, "modes": {f.name: f.mode for f in stored.files}}
         mapping: dict[str, bytes] = {"outcome": json.dumps(outcome).encode()}
-        mapping.update({f"file:{f.name}": f.data for f in stored.files})
+        mapping.update({f"file:{f.name}": pack(f.data) for f in stored.files})
         try:
             with self._redis.pipeline() as pipe:
                 pipe.hset(PREFIX + key, mapping=mapping)
                 pipe.expire(PREFIX + key, self._ttl)
                 pipe.execute()
+            evicted = self._used(PREFIX + key, sum(len(v) for v in mapping.values()))
         except redis.RedisError as exc:
             raise BrokerError(f"cannot store compiled program {key[:12]}: {exc}") from exc
+        if evicted:
+            log.info("artifacts.evicted", count=evicted)
         self._remember(key, Stored(stored.files, outcome))
+
+    def _used(self, entry: str, size: int) -> int:
+        """Mark an entry used now (and renew it); returns how many others were evicted."""
+        if self._keep is None:
+            self._keep = self._redis.register_script(KEEP)
+        evicted = self._keep(
+            keys=[entry, LRU, SIZES, TOTAL],
+            args=[size, int(time.time() * 1e6), self._ttl, self._budget],
+        )
+        return int(evicted)
+
+    def compiled_before(self, language: str, image: str, source: bytes) -> dict[str, Any] | None:
+        """The compile step's message for a source compiled successfully before, or None.
+
+        Lets a producer skip the compile task (one task and one hop less per submission). The
+        image identity comes from the workers; a mismatch or a miss just means no shortcut."""
+        try:
+            tag = self._redis.get(IDENTITY + image)
+            if tag is None:
+                return None
+            key = artifact_key(language, tag.decode(), source)
+            raw = self._redis.hget(PREFIX + key, "outcome")
+            if raw is not None:
+                self._used(PREFIX + key, 0)  # keep it for the tests about to run
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot look up compiled programs: {exc}") from exc
+        if raw is None:
+            return None
+        outcome = json.loads(raw)
+        if outcome.get("verdict") is not None:
+            return None
+        return compiled_message(key, outcome, cached=True)
 
     def _remember(self, key: str, stored: Stored) -> None:
         size = sum(len(f.data) for f in stored.files)
@@ -113,27 +202,3 @@ def compiled_message(key: str | None, outcome: dict[str, Any], cached: bool) -> 
     if message.get("compile"):
         message["compile"] = {**message["compile"], "cached": cached}
     return message
-
-
-def cached_compile(
-    client: redis.Redis, language: str, image: str, source: bytes, ttl_s: int
-) -> dict[str, Any] | None:
-    """The compile step's message for a source compiled successfully before, or None.
-
-    Lets a producer skip the compile task (one task and one hop less per submission). The
-    image identity comes from the workers; a mismatch or a miss just means no shortcut."""
-    try:
-        tag = client.get(IDENTITY + image)
-        if tag is None:
-            return None
-        key = artifact_key(language, tag.decode(), source)
-        with client.pipeline() as pipe:
-            pipe.hget(PREFIX + key, "outcome")
-            pipe.expire(PREFIX + key, ttl_s)  # keep it alive for the tests about to run
-            raw, _ = pipe.execute()
-    except redis.RedisError as exc:
-        raise BrokerError(f"cannot look up compiled programs: {exc}") from exc
-    if raw is None:
-        return None
-    outcome = json.loads(raw)
-    return compiled_message(key, outcome, cached=True) if outcome.get("verdict") is None else None

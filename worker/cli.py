@@ -200,7 +200,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.app import app
-    from worker.runtime import redis_client
+    from worker.intake import redis_client
 
     broker = redis_client(settings.broker_url)
     print(f"queue {settings.queue}: {broker.llen(settings.queue)} waiting")

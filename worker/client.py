@@ -26,14 +26,14 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
+from worker.admission import Ticket, tenant_of
 from worker.app import app as default_app
 from worker.contract import SubmissionIn, SubmissionResult, TestResult, parse_submission, rejected
 from worker.errors import BrokerError, SubmissionRejected
+from worker.intake import Intake
 from worker.languages import LANGUAGES
-from worker.runtime import redis_client
 from worker.settings import Settings
-from worker.tasks import run_key, shortcut
-from worker.workflow import SUBMIT_TASK, canvas
+from worker.workflow import SUBMIT_TASK, run_key
 
 
 class Handle:
@@ -107,10 +107,12 @@ class Client:
     def __init__(self, settings: Settings | None = None, app: Celery = default_app) -> None:
         self.settings = settings or Settings.from_env()
         self.app = app
-        self._redis = redis_client(self.settings.result_backend)
+        self.intake = Intake.open(self.settings)
+        self._redis = self.intake.backend
 
     def submit(self, submission: dict[str, Any] | SubmissionIn) -> Handle:
-        """Validate here, then send the compile step and the per-test chord."""
+        """Validate and admit here (an ``RJ`` handle when refused), then send the compile step
+        and the per-test chord."""
         raw = (
             submission.model_dump(exclude_none=True)
             if isinstance(submission, SubmissionIn)
@@ -119,13 +121,14 @@ class Client:
         run_id = uuid.uuid4().hex
         try:
             parsed = parse_submission(raw, self.settings.maxima(), frozenset(LANGUAGES))
+            work = self.intake.accept(parsed, run_id)
         except SubmissionRejected as exc:
             sid = raw.get("id") if isinstance(raw, dict) else None
             return Handle(self.app, self._redis, None, run_id, 0, rejected(sid, exc))
-        compiled = shortcut(self._redis, parsed, run_id, self.settings.result_expires_s)
         try:
-            sent = canvas(parsed, run_id, compiled).apply_async(queue=self.settings.queue)
+            sent = work.apply_async(queue=self.settings.queue)
         except (redis.RedisError, OSError) as exc:
+            self.intake.give_back(Ticket(tenant_of(parsed.tenant), run_id))
             raise BrokerError(f"cannot send submission: {exc}") from exc
         return Handle(self.app, self._redis, sent, run_id, len(parsed.tests))
 

@@ -96,6 +96,13 @@ class SubmissionIn(_Wire):
     """A submission as sent on the wire (the one argument of the task ``runner.submit``)."""
 
     id: str | None = Field(None, max_length=256)
+    tenant: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+        description="Who submits (a contest, a course, a customer): each tenant's tests in "
+        "flight and stored test data are capped, so one tenant's flood does not stall others. "
+        "Default: the tenant `default`",
+    )
     language: str = Field(description="python, c, cpp or javascript")
     source: str
     tests: list[TestIn]
@@ -193,6 +200,7 @@ class Submission:
     limits: Limits
     comparison: Comparison
     stop_on_first_failure: bool
+    tenant: str | None = None
 
 
 _PYDANTIC_CODES = {
@@ -202,6 +210,7 @@ _PYDANTIC_CODES = {
     "greater_than_equal": "invalid_value",
     "too_long": "too_long",
     "string_too_long": "too_long",
+    "string_pattern_mismatch": "invalid_value",
     # a lone surrogate ("\\udc80" in JSON) in a string field is not UTF-8, as in `source`
     "string_unicode": "invalid_utf8",
 }
@@ -277,6 +286,7 @@ def parse_submission(raw: Any, maxima: Maxima, languages: frozenset[str]) -> Sub
         limits=_limits(wire.limits, maxima),
         comparison=Comparison(CompareMode(wire.compare.mode), **tolerances),
         stop_on_first_failure=wire.stop_on_first_failure,
+        tenant=wire.tenant,
     )
 
 

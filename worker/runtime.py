@@ -34,12 +34,11 @@ from celery.concurrency.solo import TaskPool as SoloPool
 from celery.concurrency.thread import TaskPool as ThreadPool
 from celery.signals import worker_init, worker_shutdown
 from celery.worker.control import inspect_command
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from worker.app import concurrency_of
 from worker.artifacts import ArtifactStore
 from worker.errors import RunnerError, SandboxError
+from worker.intake import Intake
 from worker.judge import Judge
 from worker.logs import configure_logging
 from worker.sandbox import open_pools
@@ -59,33 +58,26 @@ class Runtime:
     store: ArtifactStore
     redis: redis.Redis
     host: str
+    intake: Intake
 
 
 _current: Runtime | None = None
 _reclaimer_stop = threading.Event()
 
 
-def redis_client(url: str) -> redis.Redis:
-    """A client that rides out a Redis restart: retries with backoff for about 15 seconds."""
-    return redis.Redis.from_url(
-        url,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=10),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=10,
+def build(
+    settings: Settings, runner: Runner, host: str | None = None, intake: Intake | None = None
+) -> Runtime:
+    intake = intake or Intake.open(settings)
+    return Runtime(
+        settings,
+        runner,
+        Judge(runner),
+        intake.artifacts,
+        intake.backend,
+        host or socket.gethostname(),
+        intake,
     )
-
-
-def build(settings: Settings, runner: Runner, host: str | None = None) -> Runtime:
-    client = redis_client(settings.result_backend)
-    store = ArtifactStore(
-        client,
-        ttl_s=settings.result_expires_s,
-        max_bytes=settings.max_artifact_kb * 1024,
-        cache_bytes=settings.artifact_cache_mb * 1024 * 1024,
-    )
-    return Runtime(settings, runner, Judge(runner), store, client, host or socket.gethostname())
 
 
 def install(runtime: Runtime | None) -> None:

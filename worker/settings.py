@@ -21,9 +21,16 @@ PREFIX = "RUNNER_"
 
 
 def _setting(
-    default: Any, doc: str, *, low: int | None = None, choices: tuple[str, ...] = ()
+    default: Any,
+    doc: str,
+    *,
+    low: int | None = None,
+    high: int | None = None,
+    choices: tuple[str, ...] = (),
 ) -> Any:
-    return field(default=default, metadata={"doc": doc, "low": low, "choices": choices})
+    return field(
+        default=default, metadata={"doc": doc, "low": low, "high": high, "choices": choices}
+    )
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,59 @@ class Settings:
         low=10,
     )
     result_expires_s: int = _setting(
-        86_400, "Seconds results, chord state and artifacts are kept in Redis.", low=60
+        3_600,
+        "Seconds a submission's result, chord state and test data are kept in Redis (and "
+        "compiled programs at most); also how long a run whose join never came counts "
+        "against its tenant.",
+        low=60,
     )
     max_artifact_kb: int = _setting(32_768, "Largest compiled program; bigger ones get CE.", low=64)
     artifact_cache_mb: int = _setting(256, "Compiled programs kept in each worker's memory.", low=0)
+    # --- shared state and admission (docs/capacity.md) ---------------------------------------
+    cache_url: str = _setting(
+        "",
+        "Redis for compiled programs, a cache: losing one costs a recompile. Point it at an "
+        "instance of its own with maxmemory and allkeys-lru. Empty: the result backend's, "
+        "where RUNNER_CACHE_BUDGET_MB alone bounds it.",
+    )
+    cache_budget_mb: int = _setting(
+        512,
+        "Compiled programs (compressed) the fleet keeps in the cache Redis; the least recently "
+        "used go first.",
+        low=1,
+    )
+    inline_data_kb: int = _setting(
+        64,
+        "A test's stdin or expected output above this rides the queue as a reference to "
+        "compressed, content-addressed data in Redis, not inside the task message.",
+        low=0,
+    )
+    data_cache_mb: int = _setting(256, "Test data kept in each worker's memory.", low=0)
+    max_queued_tests: int = _setting(
+        20_000,
+        "Tests that may wait in the queue; a submission that would pass it is refused with "
+        "RJ fleet_busy (0: no bound).",
+        low=0,
+    )
+    redis_high_water_pct: int = _setting(
+        80,
+        "New submissions are refused (RJ fleet_busy) while the broker's or result backend's "
+        "Redis uses this share of its maxmemory or more; the rest is for work accepted.",
+        low=1,
+        high=100,
+    )
+    tenant_max_tests: int = _setting(
+        5_000,
+        "Tests one tenant (the submission's `tenant`) may have in flight; past it its "
+        "submissions get RJ tenant_busy (0: no cap).",
+        low=0,
+    )
+    tenant_max_data_mb: int = _setting(
+        1_024,
+        "Stored test data (compressed) one tenant may have in flight; past it RJ tenant_busy "
+        "(0: no cap).",
+        low=0,
+    )
     node_name: str = _setting(
         "",
         "Celery node name of `runner worker`, and the node `runner ping` asks. Empty: "
@@ -171,6 +227,9 @@ def _parse(key: str, raw: str, f: dataclasses.Field[Any]) -> Any:
     low = f.metadata["low"]
     if low is not None and value < low:
         raise SettingsError(f"{key}={raw!r} must be at least {low}")
+    high = f.metadata["high"]
+    if high is not None and value > high:
+        raise SettingsError(f"{key}={raw!r} must be at most {high}")
     choices = f.metadata["choices"]
     if choices and value not in choices:
         raise SettingsError(f"{key}={raw!r} must be one of {', '.join(choices)}")

@@ -12,18 +12,17 @@ import json
 import time
 from typing import Any
 
-import redis
 import structlog
 from celery import Task
 from structlog.contextvars import bound_contextvars
 
 from worker import runtime
+from worker.admission import Ticket, tenant_of
 from worker.app import app
-from worker.artifacts import Stored, artifact_key, cached_compile, compiled_message
+from worker.artifacts import Stored, artifact_key, compiled_message
 from worker.compare import CompareMode, Comparison
 from worker.contract import (
     Limits,
-    Submission,
     TestCase,
     TestResult,
     Verdict,
@@ -32,10 +31,19 @@ from worker.contract import (
     parse_submission,
     rejected,
 )
-from worker.errors import RunnerError, SubmissionRejected
+from worker.errors import BrokerError, RunnerError, SubmissionRejected
+from worker.intake import remember_compile
 from worker.judge import Program
 from worker.languages import LANGUAGES
-from worker.workflow import COMPILE_TASK, JOIN_TASK, SUBMIT_TASK, TEST_TASK, assemble, canvas
+from worker.storage import inline
+from worker.workflow import (
+    COMPILE_TASK,
+    JOIN_TASK,
+    SUBMIT_TASK,
+    TEST_TASK,
+    assemble,
+    run_key,
+)
 
 log = structlog.get_logger()
 
@@ -47,15 +55,6 @@ if not current or tonumber(ARGV[1]) < tonumber(current) then
 end
 return 1
 """
-
-
-def run_key(run: str, what: str) -> str:
-    return f"runner:run:{run}:{what}"
-
-
-def remember_compile(client: Any, run: str, compiled: dict[str, Any], ttl_s: int) -> None:
-    """The compile outcome of one submission, for its join."""
-    client.set(run_key(run, "compile"), json.dumps(compiled), ex=ttl_s)
 
 
 @app.task(name=SUBMIT_TASK, bind=True)
@@ -76,9 +75,18 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
             submission = parse_submission(
                 args[0], runtime.current().settings.maxima(), frozenset(LANGUAGES)
             )
+            rt = runtime.current()
+            # the canvas's join inherits this task's id, so its result is runner.submit's
+            work = rt.intake.accept(submission, self.request.id)
         except SubmissionRejected as exc:
             log.info("submission.rejected", code=exc.code, reason=exc.message)
             return rejected(sid, exc).model_dump(mode="json")
+        except BrokerError as exc:
+            # Redis refused or is away: nothing of the run was kept, and the caller hears so
+            log.error("submission.not_accepted", error=str(exc))
+            return internal_error(sid, f"the fleet could not accept it: {exc}").model_dump(
+                mode="json"
+            )
         except Exception:
             # A bug of ours, not the submission's fault, so IE; but still a result: a task
             # failure would leave a backend in another language with no answer it can use.
@@ -86,26 +94,7 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
             message = "internal error while checking the submission (see the worker's log)"
             return internal_error(sid, message).model_dump(mode="json")
         log.info("submission.accepted", tests=len(submission.tests), language=submission.language)
-        rt = runtime.current()
-        compiled = shortcut(rt.redis, submission, self.request.id, rt.settings.result_expires_s)
-        # the canvas's join inherits this task's id, so its result is runner.submit's result
-        return self.replace(canvas(submission, run_id=self.request.id, compiled=compiled))
-
-
-def shortcut(client: Any, submission: Submission, run: str, ttl_s: int) -> dict[str, Any] | None:
-    """A successful earlier compile of the same source, remembered for this run; else None.
-    Any trouble just means no shortcut: the compile task then does the work."""
-    language = LANGUAGES[submission.language]
-    try:
-        compiled = cached_compile(
-            client, language.name, language.compile_image, submission.source, ttl_s
-        )
-        if compiled is not None:
-            remember_compile(client, run, compiled, ttl_s)
-    except (RunnerError, redis.RedisError) as exc:
-        log.warning("compile.lookup_failed", error=str(exc))
-        return None
-    return compiled
+        return self.replace(work)
 
 
 @app.task(name=COMPILE_TASK, bind=True)
@@ -232,21 +221,36 @@ def _judge_test(
             return TestResult(
                 id=test["id"], verdict=Verdict.SK, message="skipped after an earlier failure"
             )
-    stored = rt.store.get(compiled["key"])
-    if stored is None:
+    stored = rt.store.get(compiled["key"]) or _compile_again(rt, compiled["key"], meta)
+    if stored.outcome.get("verdict") is not None:
         return TestResult(
-            id=test["id"], verdict=Verdict.IE, message="compiled program expired or lost"
+            id=test["id"],
+            verdict=Verdict.IE,
+            message=f"compiled again (evicted from the cache), it failed: {stored.outcome}",
         )
     program = Program(LANGUAGES[meta["language"]], stored.files)
-    expected = test.get("expected")
     case = TestCase(
         test["id"],
-        base64.b64decode(test.get("stdin") or ""),
-        None if expected is None else base64.b64decode(expected),
+        inline(test.get("stdin"), rt.intake.data) or b"",
+        inline(test.get("expected"), rt.intake.data),
     )
     how = meta["compare"]
     comparison = Comparison(CompareMode(how["mode"]), how["abs_tol"], how["rel_tol"])
     return rt.judge.run_test(program, case, Limits(**meta["limits"]), comparison)
+
+
+def _compile_again(rt: runtime.Runtime, key: str, meta: dict[str, Any]) -> Stored:
+    """The program of a run whose cache entry was evicted: compiled again from the run's
+    stored source, and stored again, so the cache costs time, never a verdict."""
+    if meta.get("source") is None:
+        raise BrokerError("compiled program expired or lost, and the run kept no source")
+    source = inline(meta["source"], rt.intake.data)
+    assert source is not None
+    log.info("compile.again", key=key[:12])
+    stored = _compile(rt, meta["language"], source)
+    if stored.outcome["verdict"] is None:
+        rt.store.put(key, stored)
+    return stored
 
 
 @app.task(name=JOIN_TASK, bind=True)
@@ -262,6 +266,7 @@ def join_results(
         compiled = json.loads(raw) if raw else None
         result = assemble(meta, test_ids, compiled, parts)
         rt.redis.delete(*(run_key(meta["run"], w) for w in ("compile", "tests", "failed")))
+        rt.intake.give_back(Ticket(tenant_of(meta.get("tenant")), meta["run"]))
         log.info(
             "submission.done", verdict=result.verdict, passed=result.passed, total=result.total
         )

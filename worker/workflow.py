@@ -40,14 +40,23 @@ TEST_TASK = "runner.test"
 JOIN_TASK = "runner.join"
 
 
-def meta_of(submission: Submission, run_id: str | None = None) -> dict[str, Any]:
+def run_key(run: str, what: str) -> str:
+    return f"runner:run:{run}:{what}"
+
+
+def meta_of(
+    submission: Submission, run_id: str | None = None, source: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """What every task of a submission needs besides its own test. Every test task's message
     carries it, so it stays small: no per-test data (that would make messages grow with the
-    square of the number of tests)."""
+    square of the number of tests), and the source only as a reference to the stored bytes
+    (``source``, from :func:`worker.storage.outline`), for a test that must compile again."""
     limits = submission.limits
     return {
         "run": run_id or uuid.uuid4().hex,
         "submission_id": submission.id,
+        "tenant": submission.tenant,
+        "source": source,
         "language": submission.language,
         "limits": {
             "cpu_time_ms": limits.cpu_time_ms,
@@ -70,16 +79,22 @@ def b64(data: bytes | None) -> str | None:
 
 
 def canvas(
-    submission: Submission, run_id: str | None = None, compiled: dict[str, Any] | None = None
+    submission: Submission,
+    run_id: str | None = None,
+    compiled: dict[str, Any] | None = None,
+    tests: list[dict[str, Any]] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> Signature:
     """compile, then a chord of one task per test joined by ``runner.join``; with
-    ``compiled`` (the same source compiled before) the chord alone."""
-    meta = meta_of(submission, run_id)
+    ``compiled`` (the same source compiled before) the chord alone. ``tests`` and ``source``
+    are as :func:`worker.intake.accept` stored them (default: every byte inline)."""
+    meta = meta_of(submission, run_id, source)
     run = meta["run"]
-    tests = [
-        {"id": t.id, "stdin": b64(t.stdin), "expected": b64(t.expected_stdout)}
-        for t in submission.tests
-    ]
+    if tests is None:
+        tests = [
+            {"id": t.id, "stdin": b64(t.stdin), "expected": b64(t.expected_stdout)}
+            for t in submission.tests
+        ]
     # argsrepr is what Flower shows for a task; given here, Celery does not build it with its
     # saferepr walk over every argument (a third of a producer's CPU per submission)
     join = app.signature(

@@ -15,11 +15,12 @@ from structlog.testing import capture_logs
 from worker import runtime
 from worker.contract import Maxima, TestResult, Verdict, parse_submission
 from worker.errors import SandboxError
+from worker.intake import Intake
 from worker.languages import LANGUAGES
 from worker.sandbox.fake import FakePool, report
 from worker.sandbox.protocol import Job, RunReport
 from worker.settings import Settings
-from worker.tasks import compile_submission, join_results, run_test, shortcut, submit
+from worker.tasks import compile_submission, join_results, run_test, submit
 from worker.workflow import COMPILE_TASK, JOIN_TASK, TEST_TASK, assemble, canvas, meta_of
 
 
@@ -115,9 +116,12 @@ def test_compile_error_gives_ce_with_output_and_every_test_skipped() -> None:
 
 @pytest.fixture
 def fake_runtime() -> Iterator[runtime.Runtime]:
-    rt = runtime.build(Settings.from_env({}), FakePool(lambda image, job: report(stdout=job.stdin)))
-    rt.redis = fakeredis.FakeRedis()
-    rt.store._redis = rt.redis
+    settings = Settings.from_env({})
+    server = fakeredis.FakeServer()
+    intake = Intake.open(settings, lambda url: fakeredis.FakeRedis(server=server))
+    rt = runtime.build(
+        settings, FakePool(lambda image, job: report(stdout=job.stdin)), intake=intake
+    )
     runtime.install(rt)
     yield rt
     runtime.install(None)
@@ -265,7 +269,7 @@ def test_known_source_skips_the_compile_task(fake_runtime: runtime.Runtime) -> N
     compiled = compiled_for(fake_runtime)  # compiles and stores the program
     fake_runtime.store.publish_identity("python", fake_runtime.runner.identity("python"))
     submission = parsed(sub(3))
-    found = shortcut(fake_runtime.redis, submission, "run2", 60)
+    found = fake_runtime.intake.shortcut(submission, "run2")
     assert found is not None and found["key"] == compiled["key"]
     assert found["compile"]["cached"] is True
     sig = canvas(submission, run_id="run2", compiled=found)
@@ -275,6 +279,7 @@ def test_known_source_skips_the_compile_task(fake_runtime: runtime.Runtime) -> N
 
 
 def test_unknown_source_or_identity_gets_no_shortcut(fake_runtime: runtime.Runtime) -> None:
-    assert shortcut(fake_runtime.redis, parsed(sub(1)), "run3", 60) is None  # no identity yet
+    shortcut = fake_runtime.intake.shortcut
+    assert shortcut(parsed(sub(1)), "run3") is None  # no identity yet
     fake_runtime.store.publish_identity("python", fake_runtime.runner.identity("python"))
-    assert shortcut(fake_runtime.redis, parsed(sub(1)), "run3", 60) is None  # never compiled
+    assert shortcut(parsed(sub(1)), "run3") is None  # never compiled

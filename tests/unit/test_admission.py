@@ -1,0 +1,228 @@
+"""Admission, test data outside the queue and the bounded program cache, against fakeredis
+and a fake pool: what is refused, with which code, and what is kept."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+
+from worker import runtime
+from worker.admission import TENANT, Ticket
+from worker.artifacts import LRU, PREFIX, TOTAL, Stored
+from worker.contract import Maxima, parse_submission
+from worker.errors import SubmissionRejected
+from worker.intake import Intake
+from worker.languages import LANGUAGES
+from worker.sandbox.fake import FakePool, report
+from worker.sandbox.protocol import File
+from worker.settings import Settings
+from worker.storage import DATA
+from worker.tasks import join_results, run_test, submit
+from worker.workflow import TEST_TASK
+
+
+def sub(n: int = 2, stdin: str = "1", **extra: Any) -> dict[str, Any]:
+    tests = [{"id": f"t{i}", "stdin": stdin, "expected_stdout": stdin} for i in range(n)]
+    return {"language": "python", "source": "print(input())", "tests": tests, **extra}
+
+
+def parsed(raw: dict[str, Any]):  # type: ignore[no-untyped-def]
+    return parse_submission(raw, Maxima(), frozenset(LANGUAGES))
+
+
+def open_intake(server: fakeredis.FakeServer, **env: str) -> Intake:
+    settings = Settings.from_env({f"RUNNER_{k.upper()}": v for k, v in env.items()})
+    return Intake.open(settings, lambda url: fakeredis.FakeRedis(server=server))
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+def refused(intake: Intake, raw: dict[str, Any], run: str) -> SubmissionRejected:
+    with pytest.raises(SubmissionRejected) as caught:
+        intake.accept(parsed(raw), run)
+    return caught.value
+
+
+def test_a_tenant_past_its_tests_in_flight_is_refused_and_others_are_not(
+    server: fakeredis.FakeServer,
+) -> None:
+    intake = open_intake(server, tenant_max_tests="5")
+    intake.accept(parsed(sub(4, tenant="flood")), "r1")
+    exc = refused(intake, sub(2, tenant="flood"), "r2")
+    assert exc.code == "tenant_busy"
+    assert "4 tests in flight" in exc.message and "limit of 5" in exc.message
+    intake.accept(parsed(sub(5, tenant="honest")), "r3")  # another tenant: its own cap
+    intake.accept(parsed(sub(5)), "r4")  # no tenant: the tenant "default"
+
+
+def test_a_run_that_ends_gives_its_place_back(server: fakeredis.FakeServer) -> None:
+    intake = open_intake(server, tenant_max_tests="3")
+    intake.accept(parsed(sub(3, tenant="a")), "r1")
+    assert refused(intake, sub(1, tenant="a"), "r2").code == "tenant_busy"
+    intake.give_back(Ticket("a", "r1"))
+    intake.accept(parsed(sub(3, tenant="a")), "r2")
+
+
+def test_a_run_whose_join_never_came_stops_counting_at_its_deadline(
+    server: fakeredis.FakeServer,
+) -> None:
+    intake = open_intake(server, tenant_max_tests="3")
+    client = fakeredis.FakeRedis(server=server)
+    client.hset(TENANT + "a", "lost-run", "3 0 1")  # deadline long past
+    intake.accept(parsed(sub(3, tenant="a")), "r1")
+    assert set(client.hkeys(TENANT + "a")) == {b"r1"}
+
+
+def test_a_tenant_past_its_stored_data_is_refused(server: fakeredis.FakeServer) -> None:
+    """Counted compressed: hex of random bytes shrinks to about half."""
+    intake = open_intake(server, tenant_max_data_mb="1", inline_data_kb="1")
+    noise = random.Random(7).randbytes(450_000).hex()  # 900 KB; 526 KB compressed
+    intake.accept(parsed(sub(1, stdin=noise, tenant="a")), "r1")
+    exc = refused(intake, sub(1, stdin=noise[::-1], tenant="a"), "r2")
+    assert exc.code == "tenant_busy" and "test data" in exc.message
+
+
+def test_a_full_queue_refuses_with_fleet_busy(server: fakeredis.FakeServer) -> None:
+    intake = open_intake(server, max_queued_tests="10")
+    broker = fakeredis.FakeRedis(server=server)
+    broker.rpush("runner", *[b"{}"] * 9)
+    exc = refused(intake, sub(2), "r1")
+    assert exc.code == "fleet_busy" and "9 tests are waiting" in exc.message
+    intake.accept(parsed(sub(1)), "r2")  # exactly at the bound
+
+
+def test_a_redis_near_its_maxmemory_refuses_with_fleet_busy(
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    intake = open_intake(server, redis_high_water_pct="80")
+    monkeypatch.setattr(
+        fakeredis.FakeRedis,
+        "info",
+        lambda self, section=None: {"maxmemory": 1000, "used_memory": 850},
+    )
+    exc = refused(intake, sub(1), "r1")
+    assert exc.code == "fleet_busy" and "uses 0 MB of its 0 MB" in exc.message
+
+
+def test_a_refused_submission_leaves_nothing_behind(server: fakeredis.FakeServer) -> None:
+    intake = open_intake(server, max_queued_tests="1", inline_data_kb="0")
+    client = fakeredis.FakeRedis(server=server)
+    refused(intake, sub(2, stdin="x" * 100), "r1")
+    assert client.keys("*") == []
+
+
+def test_big_test_data_rides_the_queue_as_a_reference_stored_once(
+    server: fakeredis.FakeServer,
+) -> None:
+    intake = open_intake(server, inline_data_kb="4")
+    big = "7 " * 50_000  # 100 KB
+    for run in ("r1", "r2"):
+        work = intake.accept(parsed(sub(3, stdin=big)), run)
+        for task in work.tasks[1].tasks:
+            assert len(json.dumps(task.args)) < 2_000  # the message, not the data
+    client = fakeredis.FakeRedis(server=server)
+    refs = client.keys(DATA + "*")
+    assert len(refs) == 2  # the input (also the expected output) and the source, once each
+    assert all(0 < client.ttl(ref) <= intake.settings.result_expires_s for ref in refs)
+    assert sum(client.strlen(ref) for ref in refs) < 2_000  # compressed
+
+
+# --- tasks, eagerly ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_runtime(server: fakeredis.FakeServer) -> Iterator[runtime.Runtime]:
+    intake = open_intake(server, inline_data_kb="1", tenant_max_tests="4")
+    rt = runtime.build(
+        intake.settings, FakePool(lambda image, job: report(stdout=job.stdin)), intake=intake
+    )
+    runtime.install(rt)
+    yield rt
+    runtime.install(None)
+
+
+def run_all(work: Any) -> dict[str, Any]:
+    """A canvas run eagerly, as the fleet would: compile, every test, the join."""
+    steps = work.tasks
+    compiled = steps[0].apply().get() if steps[0].task != TEST_TASK else None
+    chord = steps[1] if compiled is not None else work
+    parts = []
+    for task in chord.tasks:
+        args = (compiled, *task.args) if compiled is not None else task.args
+        parts.append(run_test.apply(args=args).get())
+    return join_results.apply(args=(parts, *chord.body.args)).get()  # type: ignore[no-any-return]
+
+
+def test_runner_submit_refuses_a_busy_tenant_with_rj(fake_runtime: runtime.Runtime) -> None:
+    fake_runtime.intake.accept(parsed(sub(4, tenant="a")), "held")
+    out = submit.apply(args=(sub(1, tenant="a", id="s1"),)).get()
+    assert (out["verdict"], out["error"]["code"], out["submission_id"]) == (
+        "RJ",
+        "tenant_busy",
+        "s1",
+    )
+
+
+def test_tests_with_stored_data_are_judged_and_the_join_frees_the_tenant(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    big = "5 " * 2_000
+    work = fake_runtime.intake.accept(parsed(sub(4, stdin=big, tenant="a")), "run1")
+    assert run_all(work)["verdict"] == "AC"
+    assert fake_runtime.redis.hkeys(TENANT + "a") == []
+    fake_runtime.intake.accept(parsed(sub(4, tenant="a")), "run2")  # its place is back
+
+
+def test_test_data_gone_is_an_ie_result_not_a_wrong_verdict(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    work = fake_runtime.intake.accept(parsed(sub(1, stdin="9 " * 2_000)), "run1")
+    for key in fake_runtime.redis.keys(DATA + "*"):
+        fake_runtime.redis.delete(key)
+    fake_runtime.intake.data._cache.clear()
+    assert run_all(work)["tests"][0]["verdict"] == "IE"
+
+
+def test_an_evicted_program_is_compiled_again_not_a_verdict(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    work = fake_runtime.intake.accept(parsed(sub(2)), "run1")
+    compiled = work.tasks[0].apply().get()
+    fake_runtime.redis.delete(PREFIX + compiled["key"])  # evicted from the cache
+    fake_runtime.store._cache.clear()  # and from this worker's memory
+    calls = len(fake_runtime.runner.calls)  # type: ignore[attr-defined]
+    result = run_test.apply(args=(compiled, *work.tasks[1].tasks[0].args)).get()
+    assert result["result"]["verdict"] == "AC"
+    assert len(fake_runtime.runner.calls) == calls + 2  # type: ignore[attr-defined]
+    assert fake_runtime.redis.exists(PREFIX + compiled["key"])  # stored again
+
+
+def test_the_program_cache_keeps_to_its_budget_least_recently_used_first(
+    server: fakeredis.FakeServer,
+) -> None:
+    intake = open_intake(server, cache_budget_mb="1", artifact_cache_mb="0")
+    store = intake.artifacts
+    client = fakeredis.FakeRedis(server=server)
+    noise = random.Random(7).randbytes(300_000)  # does not shrink
+
+    def kept() -> set[str]:
+        return {key.decode().removeprefix(PREFIX) for key in client.keys(PREFIX + "*")}
+
+    for n in range(6):
+        store.put(f"k{n}", Stored((File("a.out", noise[n:] + noise[:n], 0o755),), {}))
+        assert int(client.get(TOTAL)) <= 2**20
+        if n == 2:
+            assert kept() == {"k0", "k1", "k2"}
+            assert store.get("k0") is not None  # used again: k1 is now the oldest
+        if n == 3:
+            assert kept() == {"k0", "k2", "k3"}
+    assert kept() == {"k3", "k4", "k5"}
+    assert {m.decode().removeprefix(PREFIX) for m in client.zrange(LRU, 0, -1)} == kept()
