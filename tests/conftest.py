@@ -20,23 +20,66 @@ from worker.sandbox.reaper import owned_containers
 from worker.settings import Settings
 
 TEST_LABEL = "io.runner.test"
-RUN_ID = uuid.uuid4().hex[:10]
+# pytest imports this file as `conftest` and the fleet tests import it again as
+# `tests.conftest`: the run's identity and databases live in the environment, so that both
+# copies (and only this process, not its children) agree on them.
+_OURS = f"{os.getpid()}:"
+if not os.environ.get("TESTS_RUN_ID", "").startswith(_OURS):
+    os.environ["TESTS_RUN_ID"] = _OURS + uuid.uuid4().hex[:10]
+RUN_ID = os.environ["TESTS_RUN_ID"].removeprefix(_OURS)
 
-DB_PAIRS = ((14, 15), (12, 13), (6, 7), (4, 5))  # 10/11 are the e2e benchmark's
+# 0/1: a fleet's defaults, 2: spare, 10/11: the e2e benchmark's
+DB_PAIRS = ((14, 15), (12, 13), (6, 7), (4, 5), (8, 9))
+LOCK_VALUE = f"{os.getpid()}:{RUN_ID}"
+
+
+def _alive(lock: bytes | None) -> bool:
+    """Whether the run holding a lock still runs (runs share this machine and its Redis); a
+    lock that names no process is left to its expiry."""
+    if lock is None:
+        return False
+    pid, sep, _ = lock.partition(b":")
+    if not sep or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 def _claim_databases() -> tuple[int, int]:
+    claimed = os.environ.get("TESTS_DATABASES", "")
+    if claimed.startswith(_OURS):
+        broker, backend = claimed.removeprefix(_OURS).split(",")
+        return int(broker), int(backend)
+    pair = _claim_free_pair()
+    os.environ["TESTS_DATABASES"] = f"{_OURS}{pair[0]},{pair[1]}"
+    return pair
+
+
+def _claim_free_pair() -> tuple[int, int]:
     """Two Redis databases of this run's own: fleet tests flush them around each test, so two
-    runs side by side on one machine must not share them. Falls back to the first pair when
-    Redis is down (the fixtures then fail with a clear message)."""
+    runs side by side on one machine must never share them. A lock whose run has died (killed
+    before it could release it) is taken over. Falls back to the first pair when Redis is down
+    (the fixtures then fail with a clear message); with every pair held by a live run, the
+    session stops rather than flush another run's databases."""
     try:
         client = redis.Redis(port=6379, socket_connect_timeout=2)
         for broker, backend in DB_PAIRS:
-            if client.set(f"runner-test-lock:{broker}", RUN_ID, nx=True, ex=7200):
+            key = f"runner-test-lock:{broker}"
+            if client.set(key, LOCK_VALUE, nx=True, ex=7200):
+                return broker, backend
+            held = client.get(key)
+            if not _alive(held) and client.set(key, LOCK_VALUE, ex=7200, get=True) == held:
                 return broker, backend
     except redis.RedisError:
-        pass
-    return DB_PAIRS[0]
+        return DB_PAIRS[0]
+    raise pytest.UsageError(
+        f"every test database pair {DB_PAIRS} of the local Redis is held by another test run"
+    )
 
 
 BROKER_DB, BACKEND_DB = _claim_databases()
@@ -57,7 +100,7 @@ os.environ.update(TEST_ENV)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     client = redis.Redis(port=6379, socket_connect_timeout=2)
     try:
-        if client.get(f"runner-test-lock:{BROKER_DB}") == RUN_ID.encode():
+        if client.get(f"runner-test-lock:{BROKER_DB}") == LOCK_VALUE.encode():
             client.delete(f"runner-test-lock:{BROKER_DB}")
     except redis.RedisError:
         pass
