@@ -7,16 +7,18 @@ refused, as an ``RJ`` result with a precise code, never accepted and then lost, 
 
 - ``fleet_busy``: the broker's or result backend's Redis uses ``RUNNER_REDIS_HIGH_WATER_PCT``
   of its ``maxmemory`` or more (Redis then still has room for the work already accepted to
-  finish: results, chord state, acks), or the tests waiting in the queue plus this
-  submission's would exceed ``RUNNER_MAX_QUEUED_TESTS``;
+  finish: results, chord state, acks), or the tests in flight (admitted, not yet joined:
+  waiting in the queue, or behind their compile step, or running) plus this submission's
+  would exceed ``RUNNER_MAX_QUEUED_TESTS``;
 - ``tenant_busy``: the submission's tenant (its ``tenant`` field, else ``default``) would have
   more than ``RUNNER_TENANT_MAX_TESTS`` tests in flight, or more than
   ``RUNNER_TENANT_MAX_DATA_MB`` of stored test data (compressed).
 
-A tenant's runs in flight are a hash ``runner:tenant:<name>`` (run id -> "tests bytes
-deadline"); the join of each run removes its entry, and an entry past its deadline (a run whose
-join never came) stops counting. Checking and recording are one Lua script, so two producers
-cannot both take a tenant's last place.
+Runs in flight are recorded in ``runner:admitted`` (run -> tenant, tests, bytes), with
+counters for the whole fleet and per tenant (``runner:tenant:<name>``); the join of each run
+takes its figures off (:func:`release`), and a run past its deadline (one whose join never
+came: ``RUNNER_RESULT_EXPIRES_S`` after admission) stops counting. Checking and recording are
+one Lua script, so two producers cannot both take the last place.
 """
 
 from __future__ import annotations
@@ -31,36 +33,63 @@ import redis
 from worker.errors import BrokerError, SubmissionRejected
 from worker.settings import Settings
 
-TENANT = "runner:tenant:"
+TENANT = "runner:tenant:"  # + name: a hash of counters, tests and bytes in flight
+RUNS = "runner:admitted"  # run -> "tenant tests bytes"
+DEADLINES = "runner:admitted:deadline"  # run -> when it stops counting (its join never came)
+TOTAL = "runner:admitted:tests"  # tests in flight, all tenants
 DEFAULT_TENANT = "default"
 MEMORY_CHECK_EVERY_S = 1.0
 
-# KEYS[1]: the tenant's hash. ARGV: run, tests, bytes, now, deadline, max tests, max bytes,
-# the hash's TTL. Returns {"ok"} or {what is over, what the tenant holds already}.
-ADMIT = """
-local tests, bytes = 0, 0
-local now = tonumber(ARGV[4])
-local entries = redis.call('HGETALL', KEYS[1])
-for i = 1, #entries, 2 do
-    local t, b, d = string.match(entries[i + 1], '(%d+) (%d+) (%d+)')
-    if tonumber(d) < now then
-        redis.call('HDEL', KEYS[1], entries[i])
-    else
-        tests = tests + tonumber(t)
-        bytes = bytes + tonumber(b)
+# Shared by both scripts: forget one run (lapsed or ended), taking its figures off the counters.
+_FORGET = """
+local function forget(run)
+    local record = redis.call('HGET', KEYS[1], run)
+    if record then
+        local tenant, tests, bytes = string.match(record, '^(%S+) (%d+) (%d+)$')
+        redis.call('HINCRBY', 'runner:tenant:' .. tenant, 'tests', -tonumber(tests))
+        redis.call('HINCRBY', 'runner:tenant:' .. tenant, 'bytes', -tonumber(bytes))
+        redis.call('DECRBY', KEYS[3], tests)
+        redis.call('HDEL', KEYS[1], run)
     end
+    redis.call('ZREM', KEYS[2], run)
 end
-local max_tests, max_bytes = tonumber(ARGV[6]), tonumber(ARGV[7])
-if max_tests > 0 and tests + tonumber(ARGV[2]) > max_tests then
-    return {'tests', tostring(tests)}
+"""
+
+# KEYS: RUNS, DEADLINES, TOTAL, the tenant's hash. ARGV: run, tenant, tests, bytes, now,
+# deadline, max tests in flight, the tenant's max tests, its max bytes, the keys' TTL.
+# Returns {"ok"} or {what is over, what is held already}.
+ADMIT = (
+    _FORGET
+    + """
+local now = tonumber(ARGV[5])
+for _, run in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do
+    forget(run)
 end
-if max_bytes > 0 and bytes + tonumber(ARGV[3]) > max_bytes then
-    return {'bytes', tostring(bytes)}
+local tests, bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
+local total = tonumber(redis.call('GET', KEYS[3]) or '0')
+if tonumber(ARGV[7]) > 0 and total + tests > tonumber(ARGV[7]) then
+    return {'fleet', tostring(total)}
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[5])
-redis.call('EXPIRE', KEYS[1], ARGV[8])
+local held = redis.call('HMGET', KEYS[4], 'tests', 'bytes')
+local held_tests, held_bytes = tonumber(held[1] or '0'), tonumber(held[2] or '0')
+if tonumber(ARGV[8]) > 0 and held_tests + tests > tonumber(ARGV[8]) then
+    return {'tests', tostring(held_tests)}
+end
+if tonumber(ARGV[9]) > 0 and held_bytes + bytes > tonumber(ARGV[9]) then
+    return {'bytes', tostring(held_bytes)}
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+redis.call('INCRBY', KEYS[3], tests)
+redis.call('HINCRBY', KEYS[4], 'tests', tests)
+redis.call('HINCRBY', KEYS[4], 'bytes', bytes)
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[10]) end
 return {'ok'}
 """
+)
+
+# KEYS: RUNS, DEADLINES, TOTAL. ARGV: run.
+RELEASE = _FORGET + "forget(ARGV[1])\nreturn 1\n"
 
 
 def tenant_of(name: str | None) -> str:
@@ -89,59 +118,53 @@ class Admission:
 
     def admit(self, tenant: str, run: str, tests: int, data_bytes: int) -> Ticket:
         """Record the run for its tenant, or raise :class:`SubmissionRejected`."""
+        s = self.settings
         try:
             full = self._memory_full_now()
             if full:
                 raise SubmissionRejected("fleet_busy", f"{full}; retry later")
-            self._check_queue(tests)
             if self._script is None:
                 self._script = self._backend.register_script(ADMIT)
-            s = self.settings
             now = int(time.time())
             answer = self._script(
-                keys=[TENANT + tenant],
+                keys=[RUNS, DEADLINES, TOTAL, TENANT + tenant],
                 args=[
                     run,
+                    tenant,
                     tests,
                     data_bytes,
                     now,
                     now + s.result_expires_s,
+                    s.max_queued_tests,
                     s.tenant_max_tests,
-                    s.tenant_max_data_mb * 1024 * 1024,
+                    s.tenant_max_data_mb * 2**20,
                     s.result_expires_s,
                 ],
             )
         except redis.RedisError as exc:
             raise BrokerError(f"cannot admit the submission: {exc}") from exc
         what = answer[0].decode()
+        held = int(answer[1]) if len(answer) > 1 else 0
+        if what == "fleet":
+            raise SubmissionRejected(
+                "fleet_busy",
+                f"{held} tests are in flight; {tests} more would pass the fleet's bound of "
+                f"{s.max_queued_tests}; retry later",
+            )
         if what == "tests":
-            held = int(answer[1])
             raise SubmissionRejected(
                 "tenant_busy",
                 f"tenant {tenant!r} has {held} tests in flight; {tests} more would pass its "
-                f"limit of {self.settings.tenant_max_tests}; retry when some have finished",
+                f"limit of {s.tenant_max_tests}; retry when some have finished",
             )
         if what == "bytes":
-            held = int(answer[1])
             raise SubmissionRejected(
                 "tenant_busy",
                 f"tenant {tenant!r} holds {held // 1024} KB of test data in flight; "
                 f"{data_bytes // 1024} KB more would pass its limit of "
-                f"{self.settings.tenant_max_data_mb} MB; retry when some have finished",
+                f"{s.tenant_max_data_mb} MB; retry when some have finished",
             )
         return Ticket(tenant, run)
-
-    def _check_queue(self, tests: int) -> None:
-        bound = self.settings.max_queued_tests
-        if not bound:
-            return
-        queued = int(self._broker.llen(self.settings.queue))
-        if queued + tests > bound:
-            raise SubmissionRejected(
-                "fleet_busy",
-                f"{queued} tests are waiting in the queue; {tests} more would pass its bound "
-                f"of {bound}; retry later",
-            )
 
     def _memory_full_now(self) -> str | None:
         """Why new work must wait (a Redis over its high-water mark), or None; looked up at
@@ -167,8 +190,8 @@ class Admission:
 
 
 def release(client: redis.Redis, ticket: Ticket) -> None:
-    """The run is over: its tests and data no longer count against its tenant."""
+    """The run is over: its tests and data no longer count (a second call does nothing)."""
     try:
-        client.hdel(TENANT + ticket.tenant, ticket.run)
+        client.eval(RELEASE, 3, RUNS, DEADLINES, TOTAL, ticket.run)
     except redis.RedisError as exc:
         raise BrokerError(f"cannot release run {ticket.run}: {exc}") from exc

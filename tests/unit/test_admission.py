@@ -12,7 +12,7 @@ import fakeredis
 import pytest
 
 from worker import runtime
-from worker.admission import TENANT, Ticket
+from worker.admission import DEADLINES, RUNS, TENANT, Ticket
 from worker.artifacts import LRU, PREFIX, TOTAL, Stored
 from worker.contract import Maxima, parse_submission
 from worker.errors import SubmissionRejected
@@ -74,11 +74,14 @@ def test_a_run_that_ends_gives_its_place_back(server: fakeredis.FakeServer) -> N
 def test_a_run_whose_join_never_came_stops_counting_at_its_deadline(
     server: fakeredis.FakeServer,
 ) -> None:
-    intake = open_intake(server, tenant_max_tests="3")
+    intake = open_intake(server, tenant_max_tests="3", max_queued_tests="3")
     client = fakeredis.FakeRedis(server=server)
-    client.hset(TENANT + "a", "lost-run", "3 0 1")  # deadline long past
-    intake.accept(parsed(sub(3, tenant="a")), "r1")
-    assert set(client.hkeys(TENANT + "a")) == {b"r1"}
+    intake.accept(parsed(sub(3, tenant="a")), "lost")
+    assert refused(intake, sub(1, tenant="b"), "r1").code == "fleet_busy"
+    client.zadd(DEADLINES, {"lost": 1})  # its deadline long past
+    intake.accept(parsed(sub(3, tenant="a")), "r2")
+    assert client.hkeys(RUNS) == [b"r2"]
+    assert client.hget(TENANT + "a", "tests") == b"3"
 
 
 def test_a_tenant_past_its_stored_data_is_refused(server: fakeredis.FakeServer) -> None:
@@ -90,13 +93,16 @@ def test_a_tenant_past_its_stored_data_is_refused(server: fakeredis.FakeServer) 
     assert exc.code == "tenant_busy" and "test data" in exc.message
 
 
-def test_a_full_queue_refuses_with_fleet_busy(server: fakeredis.FakeServer) -> None:
+def test_a_fleet_past_its_bound_of_tests_in_flight_refuses_with_fleet_busy(
+    server: fakeredis.FakeServer,
+) -> None:
     intake = open_intake(server, max_queued_tests="10")
-    broker = fakeredis.FakeRedis(server=server)
-    broker.rpush("runner", *[b"{}"] * 9)
-    exc = refused(intake, sub(2), "r1")
-    assert exc.code == "fleet_busy" and "9 tests are waiting" in exc.message
-    intake.accept(parsed(sub(1)), "r2")  # exactly at the bound
+    intake.accept(parsed(sub(9, tenant="a")), "r1")
+    exc = refused(intake, sub(2, tenant="b"), "r2")
+    assert exc.code == "fleet_busy" and "9 tests are in flight" in exc.message
+    intake.accept(parsed(sub(1, tenant="b")), "r3")  # exactly at the bound
+    intake.give_back(Ticket("a", "r1"))
+    intake.accept(parsed(sub(9, tenant="b")), "r4")
 
 
 def test_a_redis_near_its_maxmemory_refuses_with_fleet_busy(
@@ -177,7 +183,8 @@ def test_tests_with_stored_data_are_judged_and_the_join_frees_the_tenant(
     big = "5 " * 2_000
     work = fake_runtime.intake.accept(parsed(sub(4, stdin=big, tenant="a")), "run1")
     assert run_all(work)["verdict"] == "AC"
-    assert fake_runtime.redis.hkeys(TENANT + "a") == []
+    assert fake_runtime.redis.hget(TENANT + "a", "tests") == b"0"
+    assert fake_runtime.redis.hkeys(RUNS) == []
     fake_runtime.intake.accept(parsed(sub(4, tenant="a")), "run2")  # its place is back
 
 
