@@ -3,6 +3,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 STATE="$ROOT/.runner"
+REDIS_MAXMEMORY="${REDIS_MAXMEMORY:-4gb}"  # the local Redis (tests, benchmarks, a one-host fleet)
 mkdir -p "$STATE"
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -48,9 +49,15 @@ ensure_redis() {
     say "starting Redis on 127.0.0.1:6379"
     # noeviction: an evicted chord key would lose results.
     redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no \
-      --maxmemory-policy noeviction --logfile /var/log/runner-redis.log
+      --maxmemory-policy noeviction --maxmemory "$REDIS_MAXMEMORY" \
+      --logfile /var/log/runner-redis.log
     for _ in $(seq 40); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.25; done
     redis-cli -p 6379 ping >/dev/null 2>&1 || die "Redis did not start: see /var/log/runner-redis.log"
+  fi
+  # a Redis started before (or by someone else) without a ceiling gets ours: admission refuses
+  # new work near maxmemory, which it cannot do without one
+  if [ "$(redis-cli -p 6379 config get maxmemory | sed -n 2p)" = "0" ]; then
+    redis-cli -p 6379 config set maxmemory "$REDIS_MAXMEMORY" >/dev/null
   fi
 }
 
