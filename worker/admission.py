@@ -14,6 +14,11 @@ refused, as an ``RJ`` result with a precise code, never accepted and then lost, 
   more than ``RUNNER_TENANT_MAX_TESTS`` tests in flight, or more than
   ``RUNNER_TENANT_MAX_DATA_MB`` of stored test data (compressed).
 
+Admitted is not yet fair: the queue is first in, first out. A submission that takes its tenant
+past ``RUNNER_TENANT_FAIR_TESTS`` tests in flight is sent at the lowest priority
+(:data:`DEMOTED`), and workers claim every waiting message of the default priority first; so
+another tenant's submission waits behind at most each tenant's fair share, not behind a flood.
+
 Runs in flight are recorded in ``runner:admitted`` (run -> tenant, tests, bytes), with
 counters for the whole fleet and per tenant (``runner:tenant:<name>``); the join of each run
 takes its figures off (:func:`release`), and a run past its deadline (one whose join never
@@ -39,6 +44,7 @@ DEADLINES = "runner:admitted:deadline"  # run -> when it stops counting (its joi
 TOTAL = "runner:admitted:tests"  # tests in flight, all tenants
 DEFAULT_TENANT = "default"
 MEMORY_CHECK_EVERY_S = 1.0
+DEMOTED = 9  # kombu's Redis transport: the last of its priority levels (0, 3, 6, 9)
 
 # Shared by both scripts: forget one run (lapsed or ended), taking its figures off the counters.
 _FORGET = """
@@ -57,7 +63,7 @@ end
 
 # KEYS: RUNS, DEADLINES, TOTAL, the tenant's hash. ARGV: run, tenant, tests, bytes, now,
 # deadline, max tests in flight, the tenant's max tests, its max bytes, the keys' TTL.
-# Returns {"ok"} or {what is over, what is held already}.
+# Returns {"ok" or what is over, what the tenant (or, when over, the fleet) held already}.
 ADMIT = (
     _FORGET
     + """
@@ -84,7 +90,7 @@ redis.call('INCRBY', KEYS[3], tests)
 redis.call('HINCRBY', KEYS[4], 'tests', tests)
 redis.call('HINCRBY', KEYS[4], 'bytes', bytes)
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[10]) end
-return {'ok'}
+return {'ok', tostring(held_tests)}
 """
 )
 
@@ -96,12 +102,21 @@ def tenant_of(name: str | None) -> str:
     return name or DEFAULT_TENANT
 
 
+def priority_for(ticket: Ticket, tests: int, fair_tests: int) -> int | None:
+    """The priority a run's tasks are sent with: ``None`` (the default) within its tenant's
+    fair share, :data:`DEMOTED` past it (0: no fair share)."""
+    if fair_tests and ticket.held_before + tests > fair_tests:
+        return DEMOTED
+    return None
+
+
 @dataclass(frozen=True)
 class Ticket:
     """What admission recorded for one run; the run's join gives it back (:func:`release`)."""
 
     tenant: str
     run: str
+    held_before: int = 0  # the tenant's tests in flight when this run was admitted
 
 
 class Admission:
@@ -164,7 +179,7 @@ class Admission:
                 f"{data_bytes // 1024} KB more would pass its limit of "
                 f"{s.tenant_max_data_mb} MB; retry when some have finished",
             )
-        return Ticket(tenant, run)
+        return Ticket(tenant, run, held)
 
     def _memory_full_now(self) -> str | None:
         """Why new work must wait (a Redis over its high-water mark), or None; looked up at

@@ -23,7 +23,7 @@ from celery.canvas import Signature
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from worker.admission import Admission, Ticket, release, tenant_of
+from worker.admission import Admission, Ticket, priority_for, release, tenant_of
 from worker.artifacts import ArtifactStore
 from worker.contract import Submission
 from worker.errors import RunnerError
@@ -84,7 +84,8 @@ class Intake:
             self.give_back(ticket)
             raise
         compiled = self.shortcut(submission, run_id)
-        return canvas(submission, run_id, compiled, tests, source)
+        priority = priority_for(ticket, len(tests), self.settings.tenant_fair_tests)
+        return canvas(submission, run_id, compiled, tests, source, priority)
 
     def give_back(self, ticket: Ticket) -> None:
         """Undo an admission whose run will not be sent (or that has ended)."""

@@ -150,6 +150,12 @@ class Settings:
         "submissions get RJ tenant_busy (0: no cap).",
         low=0,
     )
+    tenant_fair_tests: int = _setting(
+        200,
+        "A tenant's tests in flight past this many are sent at the lowest priority: workers "
+        "take every other tenant's waiting tests first (0: first in, first out for all).",
+        low=0,
+    )
     tenant_max_data_mb: int = _setting(
         1_024,
         "Stored test data (compressed) one tenant may have in flight; past it RJ tenant_busy "

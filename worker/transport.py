@@ -27,10 +27,13 @@ and, in :class:`Reclaimer`, gives back at the front of their queue the messages 
 whose heartbeat has expired (30 s): those they had claimed and those left in their hand-off
 lists. A consumer wrongly taken for dead costs a test run twice,
 never a wrong result: the join keeps each test's first result. The costs: the wait watches one list
-(the first queue's default-priority list), so a message on another priority level or another
-queue is claimed when the wait times out (``brpop_timeout``, 1 s); the fleet's workers consume
-one queue at the default priority. Consumers without acks (control replies) and a global key
-prefix (kombu prefixes only the first key of an EVALSHA) keep kombu's BRPOP.
+(the first queue's default-priority list), so when a consumer is idle, a message on another
+priority level or another queue is claimed when the wait times out (``brpop_timeout``, 1 s);
+while claims find messages, the wait does not block (``LMOVE``), so a backlog on any list
+drains at full speed. The fleet's workers consume one queue; a tenant's tests past its fair
+share go to the lowest priority level (see :mod:`worker.admission`). Consumers without acks
+(control replies) and a global key prefix (kombu prefixes only the first key of an EVALSHA)
+keep kombu's BRPOP.
 
 **One client per channel.** kombu builds a new redis-py client, with its table of some 200
 response callbacks, for every publish, ack, event and claim (``conn_or_acquire``); that was a
@@ -133,6 +136,8 @@ class Channel(kombu_redis.Channel):
     _claim_keys: list[str] | None = None  # set while a wait of ours is in flight
     _claimed_tag: str | None = None  # the message being delivered, already recorded
     _wait_refused = False  # the last BLMOVE was refused: sleep with BLPOP instead, once
+    _busy = False  # the last claim found a message: look again without blocking
+    _wait_command = "BLMOVE"
     _refusing = False  # BLMOVE refused since it last worked (logged once, not every round)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -167,12 +172,17 @@ class Channel(kombu_redis.Channel):
         keys = [self._q_for_pri(queue, pri) for pri in self.priority_steps for queue in queues]
         # never 0 (forever): the other lists are only looked at when the wait returns
         timeout = timeout or self.brpop_timeout or 1
+        # While there is work, the wait does not block (LMOVE): a message on another priority
+        # level or queue is then claimed at once, not after the wait's timeout.
+        target = self._inflight_key(keys[0]) if self._consumer_id else keys[0]
+        side = "LEFT" if self._consumer_id else "RIGHT"
         if self._wait_refused:
             command = ["BLPOP", SLEEP_KEY, timeout]
-        elif self._consumer_id:
-            command = ["BLMOVE", keys[0], self._inflight_key(keys[0]), "RIGHT", "LEFT", timeout]
+        elif self._busy:
+            command = ["LMOVE", keys[0], target, "RIGHT", side]
         else:
-            command = ["BLMOVE", keys[0], keys[0], "RIGHT", "RIGHT", timeout]
+            command = ["BLMOVE", keys[0], target, "RIGHT", side, timeout]
+        self._wait_command = str(command[0])
         self._claim_keys = keys
         self._in_poll = self.client.connection
         self._brpop_sent_at = monotonic()
@@ -202,6 +212,7 @@ class Channel(kombu_redis.Channel):
                     args=[repr(time()), self._consumer_id],
                     client=client,
                 )
+            self._busy = bool(claimed)
             if not claimed:
                 raise Empty()
             self._wait_refused = False  # claiming goes on at full speed while there is work
@@ -230,9 +241,7 @@ class Channel(kombu_redis.Channel):
         """Reads the wait's reply; what it says does not matter, the claim looks for itself."""
         sleeping, self._wait_refused = self._wait_refused, False
         try:
-            self.client.parse_response(
-                self.client.connection, "BLPOP" if sleeping else "BLMOVE", **options
-            )
+            self.client.parse_response(self.client.connection, self._wait_command, **options)
         except self.connection_errors:
             # as kombu does: disconnect, and the next round reconnects
             self.client.connection.disconnect()

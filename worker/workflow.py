@@ -84,10 +84,13 @@ def canvas(
     compiled: dict[str, Any] | None = None,
     tests: list[dict[str, Any]] | None = None,
     source: dict[str, Any] | None = None,
+    priority: int | None = None,
 ) -> Signature:
     """compile, then a chord of one task per test joined by ``runner.join``; with
     ``compiled`` (the same source compiled before) the chord alone. ``tests`` and ``source``
-    are as :func:`worker.intake.accept` stored them (default: every byte inline)."""
+    are as :func:`worker.intake.Intake.accept` stored them (default: every byte inline);
+    ``priority`` is the broker priority of the compile and test tasks (default: none)."""
+    ranked = {} if priority is None else {"priority": priority}
     meta = meta_of(submission, run_id, source)
     run = meta["run"]
     if tests is None:
@@ -108,6 +111,7 @@ def canvas(
             TEST_TASK,
             args=(*first, meta, index, test),
             argsrepr=f"[run {run}, test {index} {test['id']!r}]",
+            **ranked,
         )
 
     if compiled is not None:
@@ -116,6 +120,7 @@ def canvas(
         COMPILE_TASK,
         args=(meta, b64(submission.source)),
         argsrepr=f"[run {run}, {submission.language}, {len(submission.source)} bytes]",
+        **ranked,
     )
     return chain(compile_step, chord([test_task(i, t) for i, t in enumerate(tests)], join))
 

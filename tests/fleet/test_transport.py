@@ -160,6 +160,31 @@ def test_claims_lists_in_brpop_order_each_recorded_before_its_callback(
     assert not list(broker.scan_iter("*inflight*"))
 
 
+def test_a_backlog_on_the_lowest_priority_drains_without_blocking_waits(
+    broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait watches the default-priority list only; were it to block before every claim,
+    each demoted message would cost a whole wait timeout. While claims find messages, the
+    wait is LMOVE, which never blocks: one blocking wait for the whole backlog."""
+    (queue,) = names(1)
+    waits: list[str] = []
+    original = worker.transport.Channel._brpop_start
+
+    def counted(self: Any, timeout: Any = None) -> None:
+        original(self, timeout)
+        waits.append(self._wait_command)
+
+    monkeypatch.setattr(worker.transport.Channel, "_brpop_start", counted)
+    options = {worker.transport.CONSUMER_OPTION: "drainer"}
+    with Connection(URL, transport_options=options) as conn:
+        producer = Producer(conn)
+        for n in range(20):
+            producer.publish({"n": n}, routing_key=queue, declare=[Queue(queue)], priority=9)
+        got = drain(conn, [Queue(queue)], 20)
+    assert sorted(m.payload["n"] for m in got) == list(range(20))
+    assert waits.count("BLMOVE") == 1 and waits.count("LMOVE") >= 19
+
+
 def test_consumers_without_acks_leave_no_record(broker: redis.Redis) -> None:
     (queue,) = names(1)
     recorded: list[int] = []

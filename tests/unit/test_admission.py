@@ -12,7 +12,7 @@ import fakeredis
 import pytest
 
 from worker import runtime
-from worker.admission import DEADLINES, RUNS, TENANT, Ticket
+from worker.admission import DEADLINES, DEMOTED, RUNS, TENANT, Ticket
 from worker.artifacts import LRU, PREFIX, TOTAL, Stored
 from worker.contract import Maxima, parse_submission
 from worker.errors import SubmissionRejected
@@ -233,3 +233,22 @@ def test_the_program_cache_keeps_to_its_budget_least_recently_used_first(
             assert kept() == {"k0", "k2", "k3"}
     assert kept() == {"k3", "k4", "k5"}
     assert {m.decode().removeprefix(PREFIX) for m in client.zrange(LRU, 0, -1)} == kept()
+
+
+def test_a_tenant_past_its_fair_share_is_sent_at_the_lowest_priority(
+    server: fakeredis.FakeServer,
+) -> None:
+    """Within its share a tenant's tasks carry no priority (the default level); the
+    submission that takes it past its share goes at the last level, and another tenant's
+    does not."""
+    intake = open_intake(server, tenant_fair_tests="3")
+
+    def priorities(work: Any) -> set[object]:
+        compile_step, chord = work.tasks
+        return {compile_step.options.get("priority")} | {
+            t.options.get("priority") for t in chord.tasks
+        }
+
+    assert priorities(intake.accept(parsed(sub(3, tenant="flood")), "r1")) == {None}
+    assert priorities(intake.accept(parsed(sub(1, tenant="flood")), "r2")) == {DEMOTED}
+    assert priorities(intake.accept(parsed(sub(3, tenant="honest")), "r3")) == {None}
