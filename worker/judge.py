@@ -8,6 +8,7 @@ comparison runs here.
 
 from __future__ import annotations
 
+import json
 import signal as signals
 from dataclasses import dataclass
 
@@ -151,6 +152,8 @@ def verdict_of(
     """Decide a test's verdict from the supervisor's measurements."""
     verdict, message = _decide(test, report, limits, comparison)
     sig = signal_name(report.signal) if report.signal else None
+    stdout, stdout_cut = shown(report.stdout)
+    stderr, stderr_cut = shown(report.stderr)
     return TestResult(
         id=test.id,
         verdict=verdict,
@@ -159,12 +162,23 @@ def verdict_of(
         memory_kb=report.maxrss_kb,
         exit_code=None if report.signal else report.exit_code,
         signal=sig,
-        stdout=report.stdout[:SHOWN_BYTES].decode(errors="replace"),
-        stderr=report.stderr[:SHOWN_BYTES].decode(errors="replace"),
-        stdout_truncated=report.stdout_total > SHOWN_BYTES,
-        stderr_truncated=report.stderr_total > SHOWN_BYTES,
+        stdout=stdout,
+        stderr=stderr,
+        stdout_truncated=stdout_cut or report.stdout_total > SHOWN_BYTES,
+        stderr_truncated=stderr_cut or report.stderr_total > SHOWN_BYTES,
         message=message,
     )
+
+
+def shown(output: bytes) -> tuple[str, bool]:
+    """The start of an output echoed in a result, and whether it was cut short of the first
+    SHOWN_BYTES: at most SHOWN_BYTES once escaped as JSON, so a result's size is bounded
+    whatever the program printed (a control byte takes six characters, ``\\u0000``)."""
+    text = output[:SHOWN_BYTES].decode(errors="replace")
+    cut = False
+    while len(json.dumps(text)) - 2 > SHOWN_BYTES:
+        text, cut = text[: len(text) * 2 // 3], True
+    return text, cut
 
 
 def _decide(

@@ -1,6 +1,7 @@
 """Verdict rules, pinned with scripted supervisor reports and with real local programs run by
 the fake pool (no Docker)."""
 
+import json
 import signal
 
 import pytest
@@ -66,8 +67,24 @@ def test_shown_output_is_capped_with_flag_and_non_utf8_is_replaced() -> None:
     out = b"\xff" + b"a" * (SHOWN_BYTES + 10)
     result = verdict_of(TestCase("x", b"", None), report(stdout=out), LIMITS, Comparison())
     assert result.stdout_truncated
-    assert len(result.stdout) == SHOWN_BYTES
+    assert SHOWN_BYTES * 2 // 3 <= len(result.stdout) <= SHOWN_BYTES
     assert result.stdout.startswith("\ufffd")
+
+
+@pytest.mark.parametrize("byte", [b"\x00", b"\xff", b"\n", b"a"])
+def test_a_result_stays_small_whatever_the_program_prints(byte: bytes) -> None:
+    """Bytes JSON must escape (a control byte is six characters) cannot make a stored
+    result grow past SHOWN_BYTES per stream; what is cut is flagged."""
+    out = byte * SHOWN_BYTES
+    result = verdict_of(
+        TestCase("x", b"", None), report(stdout=out, stderr=out), LIMITS, Comparison()
+    )
+    for text, cut in (
+        (result.stdout, result.stdout_truncated),
+        (result.stderr, result.stderr_truncated),
+    ):
+        assert len(json.dumps(text)) - 2 <= SHOWN_BYTES
+        assert cut == (len(json.dumps(byte.decode(errors="replace"))) > 3)
 
 
 def test_times_are_reported_in_milliseconds() -> None:
