@@ -199,11 +199,20 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.admission import TOTAL as ADMITTED_TESTS
     from worker.app import app
     from worker.intake import redis_client
 
     broker = redis_client(settings.broker_url)
-    print(f"queue {settings.queue}: {broker.llen(settings.queue)} waiting")
+    # kombu keeps each priority level in a list of its own; tests past a tenant's fair share
+    # wait on the last (worker.admission.DEMOTED)
+    levels = [settings.queue] + [f"{settings.queue}\x06\x16{p}" for p in (3, 6, 9)]
+    waiting = [int(broker.llen(name)) for name in levels]
+    in_flight = int(redis_client(settings.result_backend).get(ADMITTED_TESTS) or 0)
+    print(
+        f"queue {settings.queue}: {sum(waiting)} waiting ({waiting[-1]} past a tenant's fair "
+        f"share); {in_flight} tests in flight (bound {settings.max_queued_tests})"
+    )
     replies = app.control.broadcast("pool_state", reply=True, timeout=2.0)
     if not replies:
         print("no workers answered")

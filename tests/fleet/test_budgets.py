@@ -4,7 +4,9 @@ both enqueue paths, and a run leaves no key in Redis that would live forever."""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
 import time
 from dataclasses import replace
 
@@ -12,6 +14,7 @@ import pytest
 import redis
 
 from tests.conftest import TEST_ENV
+from tests.fleet.conftest import RUNNER
 from worker.artifacts import PREFIX, TOTAL
 from worker.client import Client
 from worker.settings import Settings
@@ -96,6 +99,15 @@ def test_a_full_queue_refuses_on_both_paths_and_loses_nothing(
     refused = client.submit({**program, "tests": [{"stdin": "a"}, {"stdin": "b"}]}).result()
     assert (refused.verdict, refused.error and refused.error.code) == ("RJ", "fleet_busy")
     assert "3 tests are in flight" in refused.error.message  # type: ignore[union-attr]
+    # operators see the same figure (and no worker yet)
+    status = subprocess.run(
+        [str(RUNNER), "status"],
+        env={**os.environ, "RUNNER_MAX_QUEUED_TESTS": "4"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "3 tests in flight (bound 4)" in status.stdout, status.stdout + status.stderr
     workers("bound", RUNNER_MAX_QUEUED_TESTS="4")
     assert accepted.result(timeout=60).verdict == "AC"
     by_name = client.send({**program, "tests": [{"stdin": str(i)} for i in range(5)]})
