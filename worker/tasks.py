@@ -226,7 +226,8 @@ def _judge_test(
         return TestResult(
             id=test["id"],
             verdict=Verdict.IE,
-            message=f"compiled again (evicted from the cache), it failed: {stored.outcome}",
+            message="evicted from the cache, the program failed to compile again: "
+            + str(stored.outcome.get("message")),
         )
     program = Program(LANGUAGES[meta["language"]], stored.files)
     case = TestCase(
