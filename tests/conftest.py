@@ -28,8 +28,8 @@ if not os.environ.get("TESTS_RUN_ID", "").startswith(_OURS):
     os.environ["TESTS_RUN_ID"] = _OURS + uuid.uuid4().hex[:10]
 RUN_ID = os.environ["TESTS_RUN_ID"].removeprefix(_OURS)
 
-# 0/1: a fleet's defaults, 2: spare, 10/11: the e2e benchmark's
-DB_PAIRS = ((14, 15), (12, 13), (6, 7), (4, 5), (8, 9))
+# 0/1: a fleet's defaults, 10/11: the e2e benchmark's
+DB_PAIRS = ((14, 15), (12, 13), (6, 7), (4, 5), (8, 9), (2, 3))
 LOCK_VALUE = f"{os.getpid()}:{RUN_ID}"
 
 

@@ -5,11 +5,13 @@
     runner submit solution.py --lang python --tests tests.json --wait
     runner worker                      # a Celery worker with warm sandbox pools
     runner status                      # workers, queue lengths, pool state
+    runner gateway --port 8000         # submissions over HTTP
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import sys
@@ -48,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("-n", "--hostname", default="", help="default: RUNNER_NODE_NAME or runner@HOST")
     w.add_argument("-l", "--loglevel", default="INFO")
 
+    gw = sub.add_parser("gateway", help="serve submissions over HTTP (POST /v1/submissions)")
+    gw.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    gw.add_argument("--port", type=int, default=8000)
+
     sub.add_parser("status", help="workers, queue lengths and sandbox pools")
     g = sub.add_parser("ping", help="exit 0 if the named worker answers (a health check)")
     g.add_argument("-n", "--hostname", default="", help="default: RUNNER_NODE_NAME or runner@HOST")
@@ -64,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             "submit": _submit,
             "worker": _worker,
             "status": _status,
+            "gateway": _gateway,
             "ping": _ping,
             "settings": _settings,
             "schema": _schema,
@@ -222,6 +229,17 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
             print(f"worker {node}")
             for pool in pools:
                 print("  " + "  ".join(f"{k}={v}" for k, v in pool.items()))
+    return 0
+
+
+def _gateway(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.client import Client
+    from worker.gateway import serve
+
+    server = serve(Client(settings), args.bind, args.port)
+    print(f"runner gateway on http://{args.bind}:{server.server_address[1]}", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
     return 0
 
 

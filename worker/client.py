@@ -56,6 +56,11 @@ class Handle:
         self._ready = ready
 
     @property
+    def refusal(self) -> SubmissionResult | None:
+        """The ``RJ`` result of a submission refused before anything was sent, else None."""
+        return self._ready if self._async is None else None
+
+    @property
     def id(self) -> str:
         """The Celery task id whose result is the submission result."""
         return self._async.id if self._async is not None else self.run_id

@@ -150,6 +150,9 @@ class Settings:
         "submissions get RJ tenant_busy (0: no cap).",
         low=0,
     )
+    gateway_max_body_mb: int = _setting(
+        64, "Largest request body `runner gateway` reads (a submission's JSON).", low=1
+    )
     tenant_fair_tests: int = _setting(
         200,
         "A tenant's tests in flight past this many are sent at the lowest priority: workers "
