@@ -34,10 +34,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import structlog
 
 from worker.errors import BrokerError, SubmissionRejected
 from worker.settings import Settings
 
+log = structlog.get_logger()
 TENANT = "runner:tenant:"  # + name: a hash of counters, tests and bytes in flight
 RUNS = "runner:admitted"  # run -> "tenant tests bytes"
 DEADLINES = "runner:admitted:deadline"  # run -> when it stops counting (its join never came)
@@ -122,7 +124,9 @@ class Ticket:
 class Admission:
     """The checks above, for one process (its memory check is cached for a second)."""
 
-    def __init__(self, settings: Settings, broker: redis.Redis, backend: redis.Redis) -> None:
+    def __init__(
+        self, settings: Settings, broker: redis.Redis | None, backend: redis.Redis
+    ) -> None:
         self.settings = settings
         self._broker = broker
         self._backend = backend
@@ -188,8 +192,18 @@ class Admission:
             if time.monotonic() - self._memory_checked < MEMORY_CHECK_EVERY_S:
                 return self._memory_full
         full = None
-        for role, client in (("broker", self._broker), ("result backend", self._backend)):
-            info = client.info("memory")
+        clients = (("broker", self._broker), ("result backend", self._backend))
+        for role, client in clients:
+            if client is None:
+                continue
+            try:
+                info = client.info("memory")
+            except redis.RedisError:
+                if client is self._backend:
+                    raise  # admission cannot record the run either
+                # kombu reaches the broker its own way (failover, sockets): no figure, no refusal
+                log.warning("admission.broker_unchecked", reason="INFO failed")
+                continue
             limit = int(info.get("maxmemory") or 0)
             used = int(info.get("used_memory") or 0)
             if limit and used * 100 >= limit * self.settings.redis_high_water_pct:

@@ -105,7 +105,7 @@ class Intake:
         cache = connect(settings.cache_url) if settings.cache_url else backend
         return cls(
             settings=settings,
-            admission=Admission(settings, connect(settings.broker_url), backend),
+            admission=Admission(settings, _broker_or_none(connect, settings.broker_url), backend),
             data=DataStore(backend, settings.result_expires_s, settings.data_cache_mb * 2**20),
             artifacts=ArtifactStore(
                 cache,
@@ -131,6 +131,16 @@ class Intake:
             log.warning("compile.lookup_failed", error=str(exc))
             return None
         return compiled
+
+
+def _broker_or_none(connect: Callable[[str], redis.Redis], url: str) -> redis.Redis | None:
+    """A client for the broker's memory check (the first of kombu's failover list); None for a
+    URL only kombu reads: that broker's memory then goes unchecked."""
+    try:
+        return connect(url.split(";")[0].strip())
+    except ValueError:
+        log.warning("admission.broker_unchecked", reason="redis-py cannot read the broker URL")
+        return None
 
 
 def remember_compile(client: Any, run: str, compiled: dict[str, Any], ttl_s: int) -> None:
