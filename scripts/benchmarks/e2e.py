@@ -9,29 +9,31 @@ other's sandboxes alone."""
 from __future__ import annotations
 
 import os
+import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import redis
 
-from worker.sandbox import docker_client
-from worker.sandbox.reaper import owned_containers, remove_container
+from scripts.benchmarks.fleet import (  # the names scale.py imports from here too
+    BACKEND,
+    BROKER,
+    MB,
+    RUN_ID,
+    MemorySampler,
+    percentile,
+    used_memory,
+    worker,
+    workers,
+)
 from worker.settings import Settings
 
+__all__ = ["BACKEND", "BROKER", "RUN_ID", "run", "workers"]
+
 ECHO = "import sys\nsys.stdout.write(sys.stdin.read())\n"
-BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/10")
-BACKEND = os.environ.get("BENCH_RESULT_BACKEND", "redis://127.0.0.1:6379/11")
-RUN_ID = uuid.uuid4().hex[:6]
-RUNNER = str(Path(sys.executable).with_name("runner"))
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Counts:
     stream: int  # 10-test submissions for the throughput figure
     in_flight: int  # submissions the stream keeps in flight
     timeout_s: float  # for one submission's result: a lost one fails the run
+    big_tests: int  # tests of the big submission
+    big_kb: int  # stdin of each of its tests (each different)
+    big_rounds: int  # big submissions, one after the other, small ones timed meanwhile
 
 
 FULL = Counts(
@@ -53,10 +58,25 @@ FULL = Counts(
     stream=200,
     in_flight=20,
     timeout_s=600,
+    big_tests=20,
+    big_kb=8 * 1024,
+    big_rounds=3,
 )
 QUICK = Counts(
-    runs={1: 2, 10: 2, 100: 1}, warm=1, cold_warm=0, cold=1, stream=4, in_flight=2, timeout_s=60
+    runs={1: 2, 10: 2, 100: 1},
+    warm=1,
+    cold_warm=0,
+    cold=1,
+    stream=4,
+    in_flight=2,
+    timeout_s=60,
+    big_tests=2,
+    big_kb=256,
+    big_rounds=1,
 )
+# The big submission's program only consumes its input: the sandboxes are not what is measured
+BIG_CONSUMER = "import sys\nprint(len(sys.stdin.buffer.read()))\n"
+DIGITS = bytes(b"0123456789 \n"[i % 12] for i in range(256))  # random bytes -> text test data
 
 
 def submission(n: int, tag: str) -> dict[str, Any]:
@@ -64,59 +84,10 @@ def submission(n: int, tag: str) -> dict[str, Any]:
     return {"language": "python", "source": ECHO, "tests": tests}
 
 
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-@contextmanager
-def workers(names: Sequence[str], **env: str) -> Iterator[None]:
-    """``runner worker`` processes on the benchmark's own queue, started side by side, all
-    ready before we go on; stopped, and whatever sandboxes they left removed, afterwards."""
-    from worker.app import app
-
-    started: list[tuple[str, str, subprocess.Popen[bytes], Path]] = []
-    try:
-        for name in names:
-            log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
-            node, owner = f"{name}@bench-{RUN_ID}", f"bench-{name}-{RUN_ID}"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [RUNNER, "worker", "-n", node, "-l", "WARNING"],
-                    env={**os.environ, "RUNNER_OWNER": owner, **env},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append((node, owner, proc, log))
-        deadline = time.monotonic() + 120
-        for node, _, proc, log in started:
-            while not app.control.ping(destination=[node], timeout=0.5):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"worker {node} did not start: {log.read_text()[-2000:]}")
-        yield
-    finally:
-        for _, _, proc, _ in started:
-            proc.terminate()
-        for _, owner, proc, log in started:
-            try:
-                proc.wait(120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            for container in owned_containers(docker_client(), owner):  # a dead worker's
-                remove_container(container)
-            log.unlink()
-
-
-def worker(name: str, **env: str) -> AbstractContextManager[None]:
-    """One ``runner worker`` process, as :func:`workers`."""
-    return workers([name], **env)
-
-
-def latencies(client: Any, n: int, runs: int, timeout: float) -> list[float]:
+def latencies(client: Any, n: int, runs: int, timeout: float, tag: str = "") -> list[float]:
     samples = []
     for r in range(runs):
-        sub = submission(n, f"{n}-{r}")
+        sub = submission(n, f"{tag}{n}-{r}")
         start = time.perf_counter()
         result = client.submit(sub).result(timeout=timeout)
         samples.append(1000 * (time.perf_counter() - start))
@@ -134,6 +105,62 @@ def throughput(client: Any, counts: Counts) -> float:
     for handle in pending:
         assert handle.result(timeout=counts.timeout_s).verdict == "AC"
     return counts.stream * 10 / (time.perf_counter() - start)
+
+
+def big_submission(counts: Counts, rng: random.Random) -> dict[str, Any]:
+    """``big_tests`` tests, each with its own ``big_kb`` of random digits as stdin (test data
+    as judges have it: text, which compresses about 2x), the expected output its length."""
+    size = counts.big_kb * 1024
+    tests = [
+        {"stdin": rng.randbytes(size).translate(DIGITS).decode(), "expected_stdout": f"{size}\n"}
+        for _ in range(counts.big_tests)
+    ]
+    return {"language": "python", "source": BIG_CONSUMER, "tests": tests}
+
+
+def small_during_big(client: Any, counts: Counts, figures: dict[str, object]) -> None:
+    """One-test submissions timed one after the other for as long as a big submission is in
+    the fleet (sent, not yet answered), ``big_rounds`` times; the big one's time from
+    ``submit()`` to its result, and the Redis instance's peak ``used_memory`` meanwhile."""
+    rng = random.Random(7)
+    small: list[float] = []
+    big_s: list[float] = []
+    submit_s: list[float] = []
+    backend = redis.Redis.from_url(BACKEND)
+    warm = {"language": "python", "source": BIG_CONSUMER, "tests": [{"stdin": "warm"}]}
+    assert client.submit(warm).result(timeout=counts.timeout_s).verdict == "AC"  # its compile
+    before = used_memory(backend)
+    with MemorySampler(backend, every_s=0.05) as sampler:
+        for r in range(counts.big_rounds):
+            big = big_submission(counts, rng)
+            start = time.perf_counter()
+            handle = client.submit(big)
+            submit_s.append(time.perf_counter() - start)
+            sent = client.app.AsyncResult(handle.id)
+            while True:  # at least one, sent before the big one is answered
+                small.extend(latencies(client, 1, 1, counts.timeout_s, tag=f"b{r}-{len(small)}"))
+                if sent.ready():
+                    break
+            result = handle.result(timeout=counts.timeout_s)
+            big_s.append(time.perf_counter() - start)
+            assert result.verdict == "AC", result.model_dump_json()[:2000]
+            del big
+    after = used_memory(backend)
+    figures["small_p50_ms_during_big"] = round(statistics.median(small), 1)
+    figures["small_p95_ms_during_big"] = round(percentile(small, 0.95), 1)
+    figures["small_max_ms_during_big"] = round(max(small), 1)
+    figures["small_samples_during_big"] = len(small)
+    figures["ratio_small_during_big_over_alone"] = round(
+        statistics.median(small) / float(figures["submit_1_p50_ms"]),  # type: ignore[arg-type]
+        2,
+    )
+    figures["big_submission_s"] = round(statistics.median(big_s), 2)
+    figures["big_submit_call_s"] = round(statistics.median(submit_s), 2)
+    figures["big_submission_mb"] = round(counts.big_tests * counts.big_kb / 1024, 1)
+    figures["redis_mb_before_big"] = round(before / MB, 1)
+    figures["redis_peak_mb_during_big"] = round(sampler.peak / MB, 1)
+    # test data is kept (compressed) as long as results are: what one big submission leaves
+    figures["redis_mb_kept_per_big"] = round((after - before) / counts.big_rounds / MB, 1)
 
 
 def run(quick: bool = False) -> dict[str, object]:
@@ -159,6 +186,7 @@ def run(quick: bool = False) -> dict[str, object]:
             figures[f"submit_{n}_p50_ms"] = round(statistics.median(samples), 1)
             figures[f"submit_{n}_p95_ms"] = round(percentile(samples, 0.95), 1)
         figures["throughput_tests_per_s"] = round(throughput(client, counts), 1)
+        small_during_big(client, counts, figures)
     with worker("cold", RUNNER_MAX_JOBS="1"):
         latencies(client, 10, counts.cold_warm, counts.timeout_s)
         cold = latencies(client, 10, counts.cold, counts.timeout_s)

@@ -100,6 +100,15 @@ def assert_positive(figures: dict[str, Any], keys: list[str]) -> None:
         assert math.isfinite(value) and value > 0, (key, value)
 
 
+def assert_number(figures: dict[str, Any], keys: list[str]) -> None:
+    missing = sorted(set(keys) - set(figures))
+    assert not missing, f"figures missing: {missing} (got {sorted(figures)})"
+    for key in keys:
+        value = figures[key]
+        assert isinstance(value, int | float) and not isinstance(value, bool), (key, value)
+        assert math.isfinite(value), (key, value)
+
+
 def test_images() -> None:
     # minutes only when the baseline's inputs changed (its apt layer) or the cache was pruned
     figures = bench("images", timeout=1800)
@@ -161,9 +170,22 @@ def test_e2e(bench_redis: dict[str, str]) -> None:
             "cold_submit_10_p50_ms",
             "ratio_cold_over_pooled_10",
             "worker_concurrency",
+            "small_p50_ms_during_big",
+            "small_p95_ms_during_big",
+            "small_max_ms_during_big",
+            "small_samples_during_big",
+            "ratio_small_during_big_over_alone",
+            "big_submission_s",
+            "big_submit_call_s",
+            "big_submission_mb",
+            "redis_mb_before_big",
+            "redis_peak_mb_during_big",
         ],
     )
     assert isinstance(figures["worker_concurrency"], int)
+    assert figures["small_p95_ms_during_big"] >= figures["small_p50_ms_during_big"]
+    assert figures["redis_peak_mb_during_big"] >= figures["redis_mb_before_big"]
+    assert_number(figures, ["redis_mb_kept_per_big"])  # a difference: the shared Redis moves it
 
 
 def test_scale(bench_redis: dict[str, str]) -> None:
