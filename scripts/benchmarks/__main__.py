@@ -15,7 +15,7 @@ import sys
 
 from worker.logs import configure_logging
 
-NAMES = ("images", "sandbox", "e2e", "scale")
+NAMES = ("images", "sandbox", "e2e", "scale", "soak")
 
 
 def main() -> int:

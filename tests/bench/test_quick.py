@@ -205,3 +205,39 @@ def test_scale(bench_redis: dict[str, str]) -> None:
     assert_positive(figures, [*per_concurrency, "cores", "per_worker_concurrency"])
     assert figures["cores"] == len(os.sched_getaffinity(0))
     assert figures["per_worker_concurrency"] == 1
+
+
+def test_soak(bench_redis: dict[str, str]) -> None:
+    figures = bench("soak", timeout=300, **bench_redis)
+    assert_positive(
+        figures,
+        [
+            "redis_peak_mb",
+            "redis_end_mb",
+            "redis_mb_after_warmup",
+            "redis_mb_at_drain",
+            "ratio_redis_end_over_after_warmup",
+            "tests_per_s",
+            "submissions",
+            "tests",
+            *(f"honest_{q}_ms_{phase}" for q in ("p50", "p95") for phase in ("alone", "flood")),
+            "flood_p50_ms",
+            "flood_p95_ms",
+            "ratio_honest_p95_flood_over_alone",
+            "redis_bytes_per_queued_test",
+            "redis_bytes_per_queued_message",
+            "redis_bytes_per_result_key",
+            "redis_cpu_ms_per_test",
+            "tests_per_s_per_redis_core",
+            "tenant_max_tests",
+            "result_expires_s",
+        ],
+    )
+    # counts: zero is an answer (and what the goals ask of lost and wrong)
+    counts = ["lost", "wrong", "refused", "flood_unexpected_verdicts", "redis_keys_end"]
+    assert_number(figures, counts)
+    for key in counts:
+        assert isinstance(figures[key], int) and figures[key] >= 0, (key, figures[key])
+    assert sum(figures["refused_by"].values()) == figures["refused"]
+    # differences of two memory figures, on a Redis the rest of the suite shares
+    assert_number(figures, ["redis_bytes_per_result"])
