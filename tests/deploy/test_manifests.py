@@ -16,6 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from worker.admission import DEMOTED
+
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 # The oldest Kubernetes release the manifests promise to work on (hostPath type Socket,
 # seccompProfile fields, autoscaling/v2 behaviour for KEDA) and the newest bundled one.
@@ -263,11 +265,14 @@ def test_scaled_object_targets_the_worker_deployment_and_its_queue() -> None:
     worker = deployment["spec"]["template"]["spec"]["containers"][0]
     env = env_of(worker)
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-    (trigger,) = spec["triggers"]
-    assert trigger["type"] == "redis"
-    meta = trigger["metadata"]
-    assert meta["listName"] == env["RUNNER_QUEUE"]
-    assert int(meta["listLength"]) >= 1
+    # the queue's default list, and the lowest priority level's (a tenant past its fair share)
+    lists = {t["metadata"]["listName"]: t for t in spec["triggers"] if t["type"] == "redis"}
+    queue = env["RUNNER_QUEUE"]
+    assert set(lists) == {queue, f"{queue}\x06\x16{DEMOTED}"}
+    for trigger in lists.values():
+        assert int(trigger["metadata"]["listLength"]) >= 1
+        assert trigger["metadata"]["address"] == lists[queue]["metadata"]["address"]
+    meta = lists[queue]["metadata"]
     # The queue lives in the broker's database, on the Redis Service of this namespace.
     broker = urlsplit(env["RUNNER_BROKER_URL"])
     assert meta.get("databaseIndex", "0") == (broker.path.lstrip("/") or "0")
