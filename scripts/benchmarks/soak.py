@@ -23,6 +23,9 @@ Each tenant is a process of its own (its own client, as separate backends would 
 its results as the result backend publishes them (a pattern subscription), so a latency is
 from just before ``submit()`` to the moment the result is stored, for every submission alike.
 
+``BENCH_SOAK_RECORDS=FILE`` keeps one JSON line per submission (tenant, kind, when sent and
+answered, verdict, the tests' wall time) in FILE.
+
 Redis is a ``redis-server`` started for the run (:func:`scripts.benchmarks.fleet.private_redis`):
 ``INFO`` is per instance, and the machine's shared Redis carries other runs' state. With
 ``BENCH_BROKER_URL`` / ``BENCH_RESULT_BACKEND`` set (as the tests do) those are used instead."""
@@ -68,6 +71,7 @@ class Counts:
     probe: int  # 10-test submissions per capacity probe
     big_kb: int  # stdin of each of the flood's large-input tests
     tenant_max_tests: int  # RUNNER_TENANT_MAX_TESTS for the run
+    tenant_fair_tests: int  # RUNNER_TENANT_FAIR_TESTS: past it, a tenant's tests wait behind
     tenant_max_data_mb: int  # RUNNER_TENANT_MAX_DATA_MB for the run
     timeout_s: float  # an accepted submission not answered by then is lost
     settle: bool  # wait for what expires to expire before redis_end_mb
@@ -80,6 +84,7 @@ FULL = Counts(
     probe=100,
     big_kb=2048,
     tenant_max_tests=40,
+    tenant_fair_tests=20,
     tenant_max_data_mb=32,
     timeout_s=120,
     settle=True,
@@ -91,6 +96,7 @@ QUICK = Counts(
     probe=4,
     big_kb=128,
     tenant_max_tests=40,
+    tenant_fair_tests=20,
     tenant_max_data_mb=32,
     timeout_s=60,
     settle=False,
@@ -273,6 +279,7 @@ def judge(record: dict[str, Any], meta: dict[str, Any], answered: float | None) 
         return
     result = SubmissionResult.model_validate(meta["result"])
     record["verdict"] = result.verdict
+    record["wall_ms"] = sum(t.wall_time_ms for t in result.tests)  # running, not waiting
     record["right"] = right(record["kind"], result)
     if not record["right"]:
         record["got"] = [t.verdict for t in result.tests]
@@ -352,13 +359,28 @@ def settle(r: redis.Redis, wait_s: float) -> None:
         time.sleep(1)
 
 
-def keys_in(r: redis.Redis) -> int:
-    return sum(int(space.get("keys", 0)) for space in r.info("keyspace").values())
+def keys_in(r: redis.Redis) -> tuple[int, int]:
+    """Keys in the Redis instance, and of those the keys that never expire (what piles up if
+    anything does; SCAN and TTL over every database, so only for a Redis of modest size)."""
+    total = forever = 0
+    for name in r.info("keyspace"):
+        options = {**r.connection_pool.connection_kwargs, "db": int(name[2:])}  # "db3"
+        with redis.Redis(connection_pool=redis.ConnectionPool(**options)) as db:
+            for key in db.scan_iter(count=1000):
+                total += 1
+                forever += db.ttl(key) == -1
+    return total, forever
 
 
 def latency(records: list[dict[str, Any]], q: float) -> float:
     samples = [rec["latency_ms"] for rec in records if "latency_ms" in rec]
     return round(percentile(samples, q), 1) if samples else 0.0
+
+
+def wall_per_test(records: list[dict[str, Any]]) -> float:
+    """Mean wall time of one test, as the sandbox measured it (its run, not its wait)."""
+    timed = [rec for rec in records if "wall_ms" in rec]
+    return round(sum(rec["wall_ms"] for rec in timed) / max(1, sum(r["tests"] for r in timed)), 1)
 
 
 @dataclass
@@ -397,6 +419,7 @@ def soak(counts: Counts, broker: str, backend: str) -> dict[str, object]:
             "RUNNER_LOG_FORMAT": "json",
             "RUNNER_RESULT_EXPIRES_S": str(EXPIRES_S),
             "RUNNER_TENANT_MAX_TESTS": str(counts.tenant_max_tests),
+            "RUNNER_TENANT_FAIR_TESTS": str(counts.tenant_fair_tests),
             "RUNNER_TENANT_MAX_DATA_MB": str(counts.tenant_max_data_mb),
         }
     )
@@ -408,18 +431,22 @@ def soak(counts: Counts, broker: str, backend: str) -> dict[str, object]:
     client = Client()
     figures: dict[str, object] = {
         "tenant_max_tests": counts.tenant_max_tests,
+        "tenant_fair_tests": counts.tenant_fair_tests,
         "tenant_max_data_mb": counts.tenant_max_data_mb,
         "result_expires_s": EXPIRES_S,
     }
     rng = random.Random(0)
     with worker("soak"):
         for kind in KINDS:  # every program compiled once, as in a fleet that has been up
-            result = client.submit(submission(kind, "warm", "warm", counts, rng)).result(
+            # a tiny large_input: its program compiled, no data stored (it would be counted)
+            small = dataclasses.replace(counts, big_kb=1)
+            result = client.submit(submission(kind, "warm", "warm", small, rng)).result(
                 timeout=counts.timeout_s
             )
             assert right(kind, result), (kind, result.model_dump_json()[:2000])
         figures["redis_mb_after_warmup"] = round(used_memory(r) / MB, 2)
-        figures["redis_keys_after_warmup"] = keys_in(r)
+        keys = keys_in(r)
+        figures["redis_keys_after_warmup"], figures["redis_keys_no_ttl_after_warmup"] = keys
     # the probes' own tenant is not capped: they measure Redis, not admission
     uncapped = Client(dataclasses.replace(client.settings, tenant_max_tests=0))
     queued, queued_figures = probe_queued(uncapped, counts.probe, redis.Redis.from_url(broker), r)
@@ -434,7 +461,7 @@ def soak(counts: Counts, broker: str, backend: str) -> dict[str, object]:
         if counts.settle:
             settle(r, EXPIRES_S + 5)
         figures["redis_end_mb"] = round(used_memory(r) / MB, 2)
-        figures["redis_keys_end"] = keys_in(r)
+        figures["redis_keys_end"], figures["redis_keys_no_ttl_end"] = keys_in(r)
     figures["ratio_redis_end_over_after_warmup"] = round(
         float(figures["redis_end_mb"]) / float(figures["redis_mb_after_warmup"]),  # type: ignore[arg-type]
         2,
@@ -467,9 +494,13 @@ def stream(counts: Counts, r: redis.Redis) -> dict[str, object]:
         for proc in procs:
             proc.start()
         cpu: dict[str, float] = {}
+        held = InFlight(r, counts.tenant_fair_tests)
         with MemorySampler(r, every_s=0.2) as sampler:
             for mark, at in (("start", phases.start), ("flood", phases.flood), ("end", phases.end)):
-                time.sleep(max(0.0, at - time.time()))
+                while time.time() < at:
+                    if mark == "end":
+                        held.sample()
+                    time.sleep(min(0.2, max(0.0, at - time.time())))
                 cpu[mark] = cpu_s(r)
             for proc in procs:
                 proc.join()
@@ -479,7 +510,38 @@ def stream(counts: Counts, r: redis.Redis) -> dict[str, object]:
             for path in outs.values()
             for line in Path(path).read_text().splitlines()
         ]
-    return figures_of(records, phases, cpu, sampler.peak)
+    if os.environ.get("BENCH_SOAK_RECORDS"):  # every submission's record, to look into
+        Path(os.environ["BENCH_SOAK_RECORDS"]).write_text(
+            "".join(json.dumps(rec) + "\n" for rec in records)
+        )
+    return figures_of(records, phases, cpu, sampler.peak) | held.figures()
+
+
+class InFlight:
+    """Each tenant's tests in flight as admission counts them (the ``tests`` field of its
+    ``runner:tenant:<name>`` hash), sampled during the flood: the most, and how often the
+    honest tenant was past its fair share (its new submissions then sent at low priority)."""
+
+    def __init__(self, r: redis.Redis, fair: int) -> None:
+        self._r = r
+        self._fair = fair
+        self.most = {"honest": 0, "flood": 0}
+        self.samples = self.honest_over_fair = 0
+
+    def sample(self) -> None:
+        for name in self.most:
+            tests = int(self._r.hget(f"runner:tenant:{name}", "tests") or 0)
+            self.most[name] = max(self.most[name], tests)
+            if name == "honest" and self._fair and tests > self._fair:
+                self.honest_over_fair += 1
+        self.samples += 1
+
+    def figures(self) -> dict[str, object]:
+        return {
+            "honest_max_tests_in_flight": self.most["honest"],
+            "flood_max_tests_in_flight": self.most["flood"],
+            "honest_over_fair_share_pct": round(100 * self.honest_over_fair / max(1, self.samples)),
+        }
 
 
 def figures_of(
@@ -514,6 +576,8 @@ def figures_of(
         "honest_p95_ms_alone": latency(alone, 0.95),
         "honest_p50_ms_flood": latency(flooded, 0.5),
         "honest_p95_ms_flood": latency(flooded, 0.95),
+        "honest_test_wall_ms_alone": wall_per_test(alone),
+        "honest_test_wall_ms_flood": wall_per_test(flooded),
         "flood_p50_ms": latency(flood, 0.5),
         "flood_p95_ms": latency(flood, 0.95),
         "honest_submissions_alone": len(alone),

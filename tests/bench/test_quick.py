@@ -230,14 +230,27 @@ def test_soak(bench_redis: dict[str, str]) -> None:
             "redis_cpu_ms_per_test",
             "tests_per_s_per_redis_core",
             "tenant_max_tests",
+            "tenant_fair_tests",
             "result_expires_s",
         ],
     )
     # counts: zero is an answer (and what the goals ask of lost and wrong)
-    counts = ["lost", "wrong", "refused", "flood_unexpected_verdicts", "redis_keys_end"]
+    counts = [
+        "lost",
+        "wrong",
+        "refused",
+        "flood_unexpected_verdicts",
+        "redis_keys_end",
+        "redis_keys_no_ttl_end",
+        "redis_keys_no_ttl_after_warmup",
+        "honest_max_tests_in_flight",
+        "flood_max_tests_in_flight",
+        "honest_over_fair_share_pct",
+    ]
     assert_number(figures, counts)
     for key in counts:
         assert isinstance(figures[key], int) and figures[key] >= 0, (key, figures[key])
     assert sum(figures["refused_by"].values()) == figures["refused"]
     # differences of two memory figures, on a Redis the rest of the suite shares
     assert_number(figures, ["redis_bytes_per_result"])
+    assert_number(figures, ["honest_test_wall_ms_alone", "honest_test_wall_ms_flood"])
