@@ -1,5 +1,6 @@
 """End to end, one worker host: send to joined result, through Redis, Celery and the warm
-pools; and the same with a container per test (``RUNNER_MAX_JOBS=1``), in one run.
+pools; one-test submissions while another process sends a big one (20 tests of 8 MB stdin
+each); and the same with a container per test (``RUNNER_MAX_JOBS=1``), in one run.
 
 Redis databases 10 and 11 are the benchmarks' own (flushed at the start);
 ``BENCH_BROKER_URL`` and ``BENCH_RESULT_BACKEND`` name others, as the tests do. Each run's
@@ -8,6 +9,7 @@ other's sandboxes alone."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import random
 import statistics
@@ -118,38 +120,80 @@ def big_submission(counts: Counts, rng: random.Random) -> dict[str, Any]:
     return {"language": "python", "source": BIG_CONSUMER, "tests": tests}
 
 
+def send_big(counts: Counts, seed: int, conn: Any) -> None:
+    """In a process of its own, as another backend would be: make a big submission, say
+    ``ready``, send it, wait for its result, and report the times."""
+    from worker.client import Client
+    from worker.logs import configure_logging
+
+    configure_logging("console", "warning")
+    client = Client()
+    big = big_submission(counts, random.Random(seed))
+    conn.send("ready")
+    start = time.perf_counter()
+    handle = client.submit(big)
+    call = time.perf_counter() - start
+    conn.send("sent")
+    del big
+    result = handle.result(timeout=counts.timeout_s)
+    conn.send(
+        {
+            "verdict": result.verdict,
+            "result": result.model_dump_json()[:2000],
+            "submit_call_s": call,
+            "total_s": time.perf_counter() - start,
+        }
+    )
+
+
 def small_during_big(client: Any, counts: Counts, figures: dict[str, object]) -> None:
-    """One-test submissions timed one after the other for as long as a big submission is in
-    the fleet (sent, not yet answered), ``big_rounds`` times; the big one's time from
-    ``submit()`` to its result, and the Redis instance's peak ``used_memory`` meanwhile."""
-    rng = random.Random(7)
+    """One-test submissions timed one after the other from the moment another process starts
+    sending a big submission until it has the result, ``big_rounds`` times (and apart, those
+    started once ``submit()`` had returned, while its tests were in the queue or running);
+    the big one's time from ``submit()`` to its result (and in ``submit()`` itself:
+    validating, hashing, compressing and storing its data), and the Redis instance's peak
+    ``used_memory``."""
     small: list[float] = []
+    running: list[float] = []  # started once the big one was sent (its tests in the fleet)
     big_s: list[float] = []
     submit_s: list[float] = []
     backend = redis.Redis.from_url(BACKEND)
     warm = {"language": "python", "source": BIG_CONSUMER, "tests": [{"stdin": "warm"}]}
     assert client.submit(warm).result(timeout=counts.timeout_s).verdict == "AC"  # its compile
     before = used_memory(backend)
+    spawn = multiprocessing.get_context("spawn")
     with MemorySampler(backend, every_s=0.05) as sampler:
         for r in range(counts.big_rounds):
-            big = big_submission(counts, rng)
-            start = time.perf_counter()
-            handle = client.submit(big)
-            submit_s.append(time.perf_counter() - start)
-            sent = client.app.AsyncResult(handle.id)
+            ours, theirs = spawn.Pipe()
+            sender = spawn.Process(target=send_big, args=(counts, r, theirs))
+            sender.start()
+            if not ours.poll(120) or ours.recv() != "ready":
+                raise RuntimeError("the big submission's sender did not start")
+            sent = False
             while True:  # at least one, sent before the big one is answered
-                small.extend(latencies(client, 1, 1, counts.timeout_s, tag=f"b{r}-{len(small)}"))
-                if sent.ready():
-                    break
-            result = handle.result(timeout=counts.timeout_s)
-            big_s.append(time.perf_counter() - start)
-            assert result.verdict == "AC", result.model_dump_json()[:2000]
-            del big
+                sample = latencies(client, 1, 1, counts.timeout_s, tag=f"b{r}-{len(small)}")
+                small.extend(sample)
+                if sent:
+                    running.extend(sample)
+                if ours.poll():
+                    message = ours.recv()
+                    if message != "sent":
+                        break
+                    sent = True
+            report = message
+            sender.join()
+            assert report["verdict"] == "AC", report["result"]
+            big_s.append(report["total_s"])
+            submit_s.append(report["submit_call_s"])
     after = used_memory(backend)
     figures["small_p50_ms_during_big"] = round(statistics.median(small), 1)
     figures["small_p95_ms_during_big"] = round(percentile(small, 0.95), 1)
     figures["small_max_ms_during_big"] = round(max(small), 1)
     figures["small_samples_during_big"] = len(small)
+    if running:  # none when the big one is answered before a small one ends (quick mode)
+        figures["small_p50_ms_while_big_in_fleet"] = round(statistics.median(running), 1)
+        figures["small_p95_ms_while_big_in_fleet"] = round(percentile(running, 0.95), 1)
+    figures["small_samples_while_big_in_fleet"] = len(running)
     figures["ratio_small_during_big_over_alone"] = round(
         statistics.median(small) / float(figures["submit_1_p50_ms"]),  # type: ignore[arg-type]
         2,
