@@ -33,7 +33,6 @@ Redis is a ``redis-server`` started for the run (:func:`scripts.benchmarks.fleet
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import multiprocessing
 import os
@@ -394,7 +393,13 @@ def run(quick: bool = False) -> dict[str, object]:
     counts = QUICK if quick else FULL
     with redis_urls() as (broker, backend):
         figures = soak(counts, broker, backend)
-        gc.collect()  # Celery's results unsubscribe as they go: while their Redis is there
+        # Celery's results still subscribed to would unsubscribe when collected at exit, from
+        # a Redis gone by then (a traceback on stderr): let go of them while it is here
+        from worker.app import app
+
+        consumer = app.backend.result_consumer
+        consumer.stop()
+        consumer.subscribed_to.clear()
     return figures
 
 
