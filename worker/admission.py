@@ -14,6 +14,11 @@ refused, as an ``RJ`` result with a precise code, never accepted and then lost, 
   more than ``RUNNER_TENANT_MAX_TESTS`` tests in flight, or more than
   ``RUNNER_TENANT_MAX_DATA_MB`` of stored test data (compressed).
 
+A tenant may also have at most ``RUNNER_TENANT_MAX_RUNNING`` tests *running* across the fleet
+(:func:`take_slot`): a test past it goes back to the queue's lowest priority for a moment,
+so a tenant whose tests hold their slots long (infinite loops until their wall limit) cannot
+take every slot; keep it below the fleet's slots and another tenant always finds one free.
+
 Admitted is not yet fair: the queue is first in, first out. A submission that takes its tenant
 past ``RUNNER_TENANT_FAIR_TESTS`` tests in flight is sent at the lowest priority
 (:data:`DEMOTED`), and workers claim every waiting message of the default priority first; so
@@ -98,6 +103,45 @@ return {'ok', tostring(held_tests)}
 
 # KEYS: RUNS, DEADLINES, TOTAL. ARGV: run.
 RELEASE = _FORGET + "forget(ARGV[1])\nreturn 1\n"
+
+
+# KEYS[1]: the tenant's running set (test -> when its claim lapses). ARGV: test, now, lapse,
+# cap. Returns 1 when the test may run (and records it), 0 when the tenant is at its cap.
+TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
+        and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
+    return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3]) - tonumber(ARGV[2])))
+return 1
+"""
+
+
+def running_key(tenant: str) -> str:
+    return f"{TENANT}{tenant}:running"
+
+
+def take_slot(client: redis.Redis, tenant: str, test: str, cap: int, lapse_s: int) -> bool:
+    """Whether a test of ``tenant`` may run now: fewer than ``cap`` of its tests run across the
+    fleet (0: no cap). A test taken is recorded until :func:`give_slot`, or ``lapse_s`` (a
+    worker killed mid-test gives nothing back)."""
+    if not cap:
+        return True
+    now = time.time()
+    try:
+        taken = client.eval(TAKE_SLOT, 1, running_key(tenant), test, now, now + lapse_s, cap)
+    except redis.RedisError as exc:
+        raise BrokerError(f"cannot count {tenant!r}'s running tests: {exc}") from exc
+    return bool(taken)
+
+
+def give_slot(client: redis.Redis, tenant: str, test: str) -> None:
+    try:
+        client.zrem(running_key(tenant), test)
+    except redis.RedisError as exc:  # it lapses by itself
+        log.warning("admission.slot_not_given_back", error=str(exc))
 
 
 def tenant_of(name: str | None) -> str:

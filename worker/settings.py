@@ -153,6 +153,13 @@ class Settings:
     gateway_max_body_mb: int = _setting(
         64, "Largest request body `runner gateway` reads (a submission's JSON).", low=1
     )
+    tenant_max_running: int = _setting(
+        0,
+        "Tests of one tenant that may run at once across the fleet; one past it waits at the "
+        "lowest priority (about a second) and is tried again. Keep it below the fleet's slots "
+        "(workers x RUNNER_CONCURRENCY) so that other tenants always find one free (0: no cap).",
+        low=0,
+    )
     tenant_fair_tests: int = _setting(
         200,
         "A tenant's tests in flight past this many are sent at the lowest priority: workers "

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import fakeredis
 import pytest
+from structlog.testing import capture_logs
 
 from worker import runtime
-from worker.admission import DEADLINES, DEMOTED, RUNS, TENANT, Ticket
+from worker.admission import DEADLINES, DEMOTED, RUNS, TENANT, Ticket, take_slot
 from worker.artifacts import LRU, PREFIX, TOTAL, Stored
 from worker.contract import Maxima, parse_submission
 from worker.errors import SubmissionRejected
@@ -252,3 +255,42 @@ def test_a_tenant_past_its_fair_share_is_sent_at_the_lowest_priority(
     assert priorities(intake.accept(parsed(sub(3, tenant="flood")), "r1")) == {None}
     assert priorities(intake.accept(parsed(sub(1, tenant="flood")), "r2")) == {DEMOTED}
     assert priorities(intake.accept(parsed(sub(3, tenant="honest")), "r3")) == {None}
+
+
+def test_a_test_past_its_tenants_running_cap_is_deferred_then_run(
+    fake_runtime: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At its cap, a test goes back to the queue (tried again later) instead of taking a slot;
+    once a slot is free it runs, and gives the slot back."""
+    fake_runtime.settings = replace(fake_runtime.settings, tenant_max_running=1)
+    work = fake_runtime.intake.accept(parsed(sub(1, tenant="a")), "run1")
+    compiled = work.tasks[0].apply().get()
+    held = f"{TENANT}a:running"
+    fake_runtime.redis.zadd(held, {"another-test": time.time() + 60})  # the one slot, taken
+    answers = iter([False])
+    real = take_slot
+
+    def first_busy(*args: Any) -> bool:
+        if next(answers, True):
+            return real(*args)
+        fake_runtime.redis.zrem(held, "another-test")  # the other test ends meanwhile
+        return False
+
+    monkeypatch.setattr("worker.tasks.take_slot", first_busy)
+    with capture_logs() as logs:
+        out = run_test.apply(args=(compiled, *work.tasks[1].tasks[0].args)).get()
+    assert out["result"]["verdict"] == "AC"
+    assert [e["tenant"] for e in logs if e["event"] == "test.deferred"] == ["a"]
+    assert fake_runtime.redis.zcard(held) == 0  # given back
+
+
+def test_the_running_cap_counts_each_test_once_and_forgets_lapsed_ones(
+    server: fakeredis.FakeServer,
+) -> None:
+    client = fakeredis.FakeRedis(server=server)
+    assert take_slot(client, "a", "t1", 2, 60) and take_slot(client, "a", "t2", 2, 60)
+    assert take_slot(client, "a", "t1", 2, 60)  # the same test again: already counted
+    assert not take_slot(client, "a", "t3", 2, 60)
+    assert take_slot(client, "b", "t3", 2, 60)  # another tenant
+    client.zadd(f"{TENANT}a:running", {"t2": 1})  # its worker died: the claim lapsed
+    assert take_slot(client, "a", "t3", 2, 60)
