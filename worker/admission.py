@@ -20,9 +20,10 @@ so a tenant whose tests hold their slots long (infinite loops until their wall l
 take every slot; keep it below the fleet's slots and another tenant always finds one free.
 
 Admitted is not yet fair: the queue is first in, first out. A submission that takes its tenant
-past ``RUNNER_TENANT_FAIR_TESTS`` tests in flight is sent at the lowest priority
-(:data:`DEMOTED`), and workers claim every waiting message of the default priority first; so
-another tenant's submission waits behind at most each tenant's fair share, not behind a flood.
+past ``RUNNER_TENANT_FAIR_TESTS`` tests in flight, while it holds more than any other tenant
+with work in flight, is sent at the lowest priority (:data:`DEMOTED`), and workers claim every
+waiting message of the default priority first; so a tenant with less in flight is not queued
+behind a flood (:func:`priority_for`).
 
 Runs in flight are recorded in ``runner:admitted`` (run -> tenant, tests, bytes), with
 counters for the whole fleet and per tenant (``runner:tenant:<name>``); the join of each run
@@ -60,6 +61,7 @@ local function forget(run)
     if record then
         local tenant, tests, bytes = string.match(record, '^(%S+) (%d+) (%d+)$')
         redis.call('HINCRBY', 'runner:tenant:' .. tenant, 'tests', -tonumber(tests))
+        redis.call('ZINCRBY', 'runner:admitted:tenants', -tonumber(tests), tenant)
         redis.call('HINCRBY', 'runner:tenant:' .. tenant, 'bytes', -tonumber(bytes))
         redis.call('DECRBY', KEYS[3], tests)
         redis.call('HDEL', KEYS[1], run)
@@ -70,7 +72,9 @@ end
 
 # KEYS: RUNS, DEADLINES, TOTAL, the tenant's hash. ARGV: run, tenant, tests, bytes, now,
 # deadline, max tests in flight, the tenant's max tests, its max bytes, the keys' TTL.
-# Returns {"ok" or what is over, what the tenant (or, when over, the fleet) held already}.
+# Returns {"ok", what the tenant held already, the most any other tenant holds} or {what is
+# over, what the tenant (or the fleet) held already}. runner:admitted:tenants holds each
+# tenant's tests in flight, for fairness.
 ADMIT = (
     _FORGET
     + """
@@ -96,8 +100,16 @@ redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 redis.call('INCRBY', KEYS[3], tests)
 redis.call('HINCRBY', KEYS[4], 'tests', tests)
 redis.call('HINCRBY', KEYS[4], 'bytes', bytes)
+-- the most any other tenant holds: fairness demotes only the one holding the most
+local others = 0
+local top = redis.call('ZREVRANGE', 'runner:admitted:tenants', 0, 1, 'WITHSCORES')
+for i = 1, #top, 2 do
+    if top[i] ~= ARGV[2] and tonumber(top[i + 1]) > others then others = tonumber(top[i + 1]) end
+end
+redis.call('ZINCRBY', 'runner:admitted:tenants', tests, ARGV[2])
+redis.call('EXPIRE', 'runner:admitted:tenants', ARGV[10])
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[10]) end
-return {'ok', tostring(held_tests)}
+return {'ok', tostring(held_tests), tostring(others)}
 """
 )
 
@@ -149,9 +161,13 @@ def tenant_of(name: str | None) -> str:
 
 
 def priority_for(ticket: Ticket, tests: int, fair_tests: int) -> int | None:
-    """The priority a run's tasks are sent with: ``None`` (the default) within its tenant's
-    fair share, :data:`DEMOTED` past it (0: no fair share)."""
-    if fair_tests and ticket.held_before + tests > fair_tests:
+    """The priority a run's tasks are sent with: :data:`DEMOTED` when it takes its tenant past
+    its fair share (``fair_tests``, 0: none) while another tenant has work in flight and holds
+    less; else ``None`` (the default). Only the tenant holding the most is ever demoted: one
+    that has more in flight because another's tests hold the slots is not; and a tenant alone
+    is not, since demoting it would only slow it."""
+    held = ticket.held_before + tests
+    if fair_tests and held > fair_tests and 0 < ticket.others < held:
         return DEMOTED
     return None
 
@@ -163,6 +179,7 @@ class Ticket:
     tenant: str
     run: str
     held_before: int = 0  # the tenant's tests in flight when this run was admitted
+    others: int = 0  # the most tests in flight of any other tenant then
 
 
 class Admission:
@@ -227,7 +244,7 @@ class Admission:
                 f"{data_bytes // 1024} KB more would pass its limit of "
                 f"{s.tenant_max_data_mb} MB; retry when some have finished",
             )
-        return Ticket(tenant, run, held)
+        return Ticket(tenant, run, held, int(answer[2]))
 
     def _memory_full_now(self) -> str | None:
         """Why new work must wait (a Redis over its high-water mark), or None; looked up at

@@ -238,12 +238,13 @@ def test_the_program_cache_keeps_to_its_budget_least_recently_used_first(
     assert {m.decode().removeprefix(PREFIX) for m in client.zrange(LRU, 0, -1)} == kept()
 
 
-def test_a_tenant_past_its_fair_share_is_sent_at_the_lowest_priority(
+def test_only_the_tenant_holding_the_most_past_its_fair_share_is_demoted(
     server: fakeredis.FakeServer,
 ) -> None:
-    """Within its share a tenant's tasks carry no priority (the default level); the
-    submission that takes it past its share goes at the last level, and another tenant's
-    does not."""
+    """Within its share a tenant's tasks carry no priority (the default level); past it, the
+    tenant holding the most in flight goes at the last level. A tenant alone is never demoted
+    (it would only be slowed), nor one past its share that still holds less than another
+    (its tests may be waiting on the other's)."""
     intake = open_intake(server, tenant_fair_tests="3")
 
     def priorities(work: Any) -> set[object]:
@@ -252,9 +253,12 @@ def test_a_tenant_past_its_fair_share_is_sent_at_the_lowest_priority(
             t.options.get("priority") for t in chord.tasks
         }
 
-    assert priorities(intake.accept(parsed(sub(3, tenant="flood")), "r1")) == {None}
-    assert priorities(intake.accept(parsed(sub(1, tenant="flood")), "r2")) == {DEMOTED}
-    assert priorities(intake.accept(parsed(sub(3, tenant="honest")), "r3")) == {None}
+    assert priorities(intake.accept(parsed(sub(5, tenant="alone")), "r0")) == {None}
+    intake.give_back(Ticket("alone", "r0"))
+    assert priorities(intake.accept(parsed(sub(1, tenant="honest")), "r1")) == {None}
+    assert priorities(intake.accept(parsed(sub(3, tenant="flood")), "r2")) == {None}
+    assert priorities(intake.accept(parsed(sub(2, tenant="flood")), "r3")) == {DEMOTED}
+    assert priorities(intake.accept(parsed(sub(3, tenant="honest")), "r4")) == {None}
 
 
 def test_a_test_past_its_tenants_running_cap_is_deferred_then_run(
