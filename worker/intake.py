@@ -79,6 +79,7 @@ class Intake:
             sum(len(body) for body in packed.values()),
         )
         try:
+            self.data.hold(run_id, list(packed))
             self.data.put_many(packed)
         except RunnerError:
             self.give_back(ticket)
@@ -91,7 +92,8 @@ class Intake:
         """Undo an admission whose run will not be sent (or that has ended)."""
         try:
             release(self.backend, ticket)
-        except RunnerError as exc:  # it lapses by itself at its deadline
+            self.data.let_go(ticket.run)
+        except RunnerError as exc:  # both lapse by themselves
             log.warning("admission.release_failed", error=str(exc))
 
     @classmethod

@@ -8,9 +8,12 @@ zlib-compressed, under ``runner:data:<sha256>``, and each worker keeps the ones 
 its memory, like compiled programs.
 
 This is load-bearing state, not a cache: a test whose data were gone could not be judged. It
-lives in the result backend's Redis (``noeviction``), expires with results, and every
-submission that uses a key renews it. What a tenant may have stored at once is capped by
-admission (:mod:`worker.admission`), which counts the compressed bytes reported here.
+lives in the result backend's Redis (``noeviction``). Each run holds what it uses (a count per
+digest, taken before the data is stored or renewed); once no run in flight holds a digest, its
+data expires after :data:`LINGER_S`, so a flood's inputs leave Redis with its runs, not an
+hour later. Data of a run whose join never came expires with results. What a tenant may have
+stored at once is capped by admission (:mod:`worker.admission`), which counts the compressed
+bytes of its runs in flight.
 """
 
 from __future__ import annotations
@@ -27,7 +30,32 @@ import redis
 from worker.errors import BrokerError
 
 DATA = "runner:data:"
+HOLDS = "runner:holds"  # test data digest -> runs in flight that use it
 LEVEL = 1  # fast: 8 MB in about 40 ms; text test data still shrinks 3-10x
+LINGER_S = 60  # how long data no run in flight uses stays (a repeat finds it in place)
+
+# KEYS[1]: HOLDS, KEYS[2]: the run's set of digests. ARGV: TTL, then the digests.
+HOLD = """
+for i = 2, #ARGV do
+    redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+    redis.call('SADD', KEYS[2], ARGV[i])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS[1]: HOLDS, KEYS[2]: the run's set. ARGV: the linger. Data no other run holds expires soon.
+LET_GO = """
+for _, ref in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+    if redis.call('HINCRBY', KEYS[1], ref, -1) <= 0 then
+        redis.call('HDEL', KEYS[1], ref)
+        redis.call('EXPIRE', 'runner:data:' .. ref, ARGV[1])
+    end
+end
+redis.call('DEL', KEYS[2])
+return 1
+"""
 
 
 def pack(data: bytes) -> bytes:
@@ -52,6 +80,23 @@ class DataStore:
         self._cache_bytes = cache_bytes
         self._cached = 0
         self._lock = threading.Lock()
+
+    def hold(self, run: str, refs: list[str]) -> None:
+        """Count ``run`` among the users of each digest, before storing: data a run holds
+        never gets the short expiry of :meth:`let_go`."""
+        if not refs:
+            return
+        try:
+            self._redis.eval(HOLD, 2, HOLDS, _held_by(run), self._ttl, *refs)
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot record test data of run {run}: {exc}") from exc
+
+    def let_go(self, run: str) -> None:
+        """The run is over: data no other run in flight holds expires in :data:`LINGER_S`."""
+        try:
+            self._redis.eval(LET_GO, 2, HOLDS, _held_by(run), LINGER_S)
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot let go of run {run}'s test data: {exc}") from exc
 
     def put_many(self, packed: dict[str, bytes]) -> None:
         """Store each packed blob (by its digest) unless already there, and renew every one."""
@@ -92,6 +137,10 @@ class DataStore:
             while self._cached > self._cache_bytes:
                 _, dropped = self._cache.popitem(last=False)
                 self._cached -= len(dropped)
+
+
+def _held_by(run: str) -> str:
+    return f"runner:run:{run}:data"
 
 
 def outline(data: bytes | None, inline_bytes: int, packed: dict[str, bytes]) -> Any:

@@ -24,7 +24,7 @@ from worker.languages import LANGUAGES
 from worker.sandbox.fake import FakePool, report
 from worker.sandbox.protocol import File
 from worker.settings import Settings
-from worker.storage import DATA
+from worker.storage import DATA, LINGER_S
 from worker.tasks import join_results, run_test, submit
 from worker.workflow import TEST_TASK
 
@@ -298,3 +298,20 @@ def test_the_running_cap_counts_each_test_once_and_forgets_lapsed_ones(
     assert take_slot(client, "b", "t3", 2, 60)  # another tenant
     client.zadd(f"{TENANT}a:running", {"t2": 1})  # its worker died: the claim lapsed
     assert take_slot(client, "a", "t3", 2, 60)
+
+
+def test_test_data_leaves_soon_after_the_last_run_that_holds_it(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    """Two runs share an input (stored once); the first run's end leaves it alone, the
+    second's gives it the short expiry: a flood's inputs leave Redis with its runs."""
+    big = random.Random(3).randbytes(3_000).hex()  # does not shrink below 100 bytes
+    first = fake_runtime.intake.accept(parsed(sub(1, stdin=big, tenant="a")), "run1")
+    second = fake_runtime.intake.accept(parsed(sub(1, stdin=big, tenant="b")), "run2")
+    client = fake_runtime.redis
+    [data] = [k for k in client.keys(DATA + "*") if client.strlen(k) > 100]
+    assert run_all(first)["verdict"] == "AC"
+    assert client.ttl(data) > LINGER_S  # run2 still holds it
+    assert run_all(second)["verdict"] == "AC"
+    assert 0 < client.ttl(data) <= LINGER_S
+    assert client.keys("runner:run:*") == []
