@@ -14,10 +14,11 @@ refused, as an ``RJ`` result with a precise code, never accepted and then lost, 
   more than ``RUNNER_TENANT_MAX_TESTS`` tests in flight, or more than
   ``RUNNER_TENANT_MAX_DATA_MB`` of stored test data (compressed).
 
-A tenant may also have at most ``RUNNER_TENANT_MAX_RUNNING`` tests *running* across the fleet
-(:func:`take_slot`): a test past it goes back to the queue's lowest priority for a moment,
-so a tenant whose tests hold their slots long (infinite loops until their wall limit) cannot
-take every slot; keep it below the fleet's slots and another tenant always finds one free.
+The tenant holding the most tests in flight, while another tenant has some, may also have at
+most ``RUNNER_TENANT_MAX_RUNNING`` tests *running* across the fleet (:func:`take_slot`): a test
+past it goes back to the queue's lowest priority for a moment, so a tenant whose tests hold
+their slots long (infinite loops until their wall limit) cannot take every slot; keep it below
+the fleet's slots and another tenant always finds one free.
 
 Admitted is not yet fair: the queue is first in, first out. A submission that takes its tenant
 past ``RUNNER_TENANT_FAIR_TESTS`` tests in flight, while it holds more than any other tenant
@@ -50,6 +51,7 @@ TENANT = "runner:tenant:"  # + name: a hash of counters, tests and bytes in flig
 RUNS = "runner:admitted"  # run -> "tenant tests bytes"
 DEADLINES = "runner:admitted:deadline"  # run -> when it stops counting (its join never came)
 TOTAL = "runner:admitted:tests"  # tests in flight, all tenants
+TENANTS = "runner:admitted:tenants"  # tenant -> its tests in flight
 DEFAULT_TENANT = "default"
 MEMORY_CHECK_EVERY_S = 1.0
 DEMOTED = 9  # kombu's Redis transport: the last of its priority levels (0, 3, 6, 9)
@@ -117,13 +119,23 @@ return {'ok', tostring(held_tests), tostring(others)}
 RELEASE = _FORGET + "forget(ARGV[1])\nreturn 1\n"
 
 
-# KEYS[1]: the tenant's running set (test -> when its claim lapses). ARGV: test, now, lapse,
-# cap. Returns 1 when the test may run (and records it), 0 when the tenant is at its cap.
+# KEYS[1]: the tenant's running set (test -> when its claim lapses), KEYS[2]: each tenant's
+# tests in flight. ARGV: test, now, lapse, cap, tenant. Returns 1 when the test may run (and
+# records it), 0 when the tenant is at its cap while another tenant has work in flight and
+# holds less: only the tenant holding the most is held back, never one alone.
 TAKE_SLOT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
         and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
-    return 0
+    local mine = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[5]) or '0')
+    local other = 0
+    local top = redis.call('ZREVRANGE', KEYS[2], 0, 1, 'WITHSCORES')
+    for i = 1, #top, 2 do
+        if top[i] ~= ARGV[5] and tonumber(top[i + 1]) > other then other = tonumber(top[i + 1]) end
+    end
+    if other > 0 and mine >= other then
+        return 0
+    end
 end
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3]) - tonumber(ARGV[2])))
@@ -137,13 +149,16 @@ def running_key(tenant: str) -> str:
 
 def take_slot(client: redis.Redis, tenant: str, test: str, cap: int, lapse_s: int) -> bool:
     """Whether a test of ``tenant`` may run now: fewer than ``cap`` of its tests run across the
-    fleet (0: no cap). A test taken is recorded until :func:`give_slot`, or ``lapse_s`` (a
-    worker killed mid-test gives nothing back)."""
+    fleet (0: no cap), or it is not the tenant holding the most tests in flight while another
+    has some. A test taken is recorded until :func:`give_slot`, or ``lapse_s`` (a worker
+    killed mid-test gives nothing back)."""
     if not cap:
         return True
     now = time.time()
     try:
-        taken = client.eval(TAKE_SLOT, 1, running_key(tenant), test, now, now + lapse_s, cap)
+        taken = client.eval(
+            TAKE_SLOT, 2, running_key(tenant), TENANTS, test, now, now + lapse_s, cap, tenant
+        )
     except redis.RedisError as exc:
         raise BrokerError(f"cannot count {tenant!r}'s running tests: {exc}") from exc
     return bool(taken)

@@ -155,9 +155,10 @@ class Settings:
     )
     tenant_max_running: int = _setting(
         0,
-        "Tests of one tenant that may run at once across the fleet; one past it waits at the "
-        "lowest priority (about a second) and is tried again. Keep it below the fleet's slots "
-        "(workers x RUNNER_CONCURRENCY) so that other tenants always find one free (0: no cap).",
+        "Tests the tenant holding the most in flight may run at once across the fleet while "
+        "another tenant has work; one past it waits half a second at the lowest priority and "
+        "is tried again. Keep it below the fleet's slots (workers x RUNNER_CONCURRENCY) so that "
+        "other tenants always find one free (0: no cap).",
         low=0,
     )
     tenant_fair_tests: int = _setting(

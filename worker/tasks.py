@@ -46,7 +46,7 @@ from worker.workflow import (
 )
 
 log = structlog.get_logger()
-DEFER_S = 1.0  # how long a test past its tenant's running cap waits before it is tried again
+DEFER_S = 0.5  # how long a test past its tenant's running cap waits before it is tried again
 
 # Keeps the lowest failing test index: tests after it are skipped (stop_on_first_failure).
 LOWER_FAILED = """

@@ -72,6 +72,7 @@ class Counts:
     tenant_max_tests: int  # RUNNER_TENANT_MAX_TESTS for the run
     tenant_fair_tests: int  # RUNNER_TENANT_FAIR_TESTS: past it, a tenant's tests wait behind
     tenant_max_data_mb: int  # RUNNER_TENANT_MAX_DATA_MB for the run
+    tenant_max_running: int  # RUNNER_TENANT_MAX_RUNNING: half the worker's four slots
     timeout_s: float  # an accepted submission not answered by then is lost
     settle: bool  # wait for what expires to expire before redis_end_mb
 
@@ -85,6 +86,7 @@ FULL = Counts(
     tenant_max_tests=40,
     tenant_fair_tests=20,
     tenant_max_data_mb=32,
+    tenant_max_running=2,
     timeout_s=120,
     settle=True,
 )
@@ -97,6 +99,7 @@ QUICK = Counts(
     tenant_max_tests=40,
     tenant_fair_tests=20,
     tenant_max_data_mb=32,
+    tenant_max_running=2,
     timeout_s=60,
     settle=False,
 )
@@ -426,6 +429,7 @@ def soak(counts: Counts, broker: str, backend: str) -> dict[str, object]:
             "RUNNER_TENANT_MAX_TESTS": str(counts.tenant_max_tests),
             "RUNNER_TENANT_FAIR_TESTS": str(counts.tenant_fair_tests),
             "RUNNER_TENANT_MAX_DATA_MB": str(counts.tenant_max_data_mb),
+            "RUNNER_TENANT_MAX_RUNNING": str(counts.tenant_max_running),
         }
     )
     for url in (broker, backend):
@@ -438,6 +442,7 @@ def soak(counts: Counts, broker: str, backend: str) -> dict[str, object]:
         "tenant_max_tests": counts.tenant_max_tests,
         "tenant_fair_tests": counts.tenant_fair_tests,
         "tenant_max_data_mb": counts.tenant_max_data_mb,
+        "tenant_max_running": counts.tenant_max_running,
         "result_expires_s": EXPIRES_S,
     }
     rng = random.Random(0)

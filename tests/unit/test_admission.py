@@ -15,7 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from worker import runtime
-from worker.admission import DEADLINES, DEMOTED, RUNS, TENANT, Ticket, take_slot
+from worker.admission import DEADLINES, DEMOTED, RUNS, TENANT, TENANTS, Ticket, take_slot
 from worker.artifacts import LRU, PREFIX, TOTAL, Stored
 from worker.contract import Maxima, parse_submission
 from worker.errors import SubmissionRejected
@@ -288,15 +288,18 @@ def test_a_test_past_its_tenants_running_cap_is_deferred_then_run(
     assert fake_runtime.redis.zcard(held) == 0  # given back
 
 
-def test_the_running_cap_counts_each_test_once_and_forgets_lapsed_ones(
+def test_the_running_cap_holds_back_only_the_tenant_holding_the_most(
     server: fakeredis.FakeServer,
 ) -> None:
     client = fakeredis.FakeRedis(server=server)
-    assert take_slot(client, "a", "t1", 2, 60) and take_slot(client, "a", "t2", 2, 60)
+    client.zadd(TENANTS, {"a": 10})  # a alone: never held back
+    assert all(take_slot(client, "a", f"t{i}", 2, 60) for i in range(3))
+    client.zrem(f"{TENANT}a:running", "t2")
+    client.zadd(TENANTS, {"b": 5})  # b has work too, and holds less
     assert take_slot(client, "a", "t1", 2, 60)  # the same test again: already counted
     assert not take_slot(client, "a", "t3", 2, 60)
-    assert take_slot(client, "b", "t3", 2, 60)  # another tenant
-    client.zadd(f"{TENANT}a:running", {"t2": 1})  # its worker died: the claim lapsed
+    assert all(take_slot(client, "b", f"u{i}", 2, 60) for i in range(3))  # b is not capped
+    client.zadd(f"{TENANT}a:running", {"t1": 1})  # its worker died: the claim lapsed
     assert take_slot(client, "a", "t3", 2, 60)
 
 
