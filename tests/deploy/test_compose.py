@@ -160,6 +160,12 @@ def test_compose_file_keeps_workers_scalable_and_ports_local() -> None:
             assert str(port).startswith("127.0.0.1:"), (name, port)
     command = services["redis"]["command"]
     assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert "--maxmemory" in command  # admission refuses work before Redis is full
+    # compiled programs in a Redis of their own that may evict, and nothing else there
+    cache = services["cache"]["command"]
+    assert cache[cache.index("--maxmemory-policy") + 1] == "allkeys-lru"
+    assert worker["environment"]["RUNNER_CACHE_URL"].startswith("redis://cache:")
+    assert "ports" not in services["cache"]
 
 
 @pytest.fixture
@@ -222,7 +228,8 @@ def test_stack_comes_up_offline_judges_and_leaves_nothing_behind(
     workers = [
         c for c in project_containers(docker_client, project) if c.labels[SERVICE_LABEL] == "worker"
     ]
-    assert len(workers) == 2 and len(states) == 4, states
+    # redis, cache, flower and the two workers
+    assert len(workers) == 2 and len(states) == 5, states
     hosts = [c.attrs["Config"]["Hostname"] for c in workers]
     # the workers prewarmed their pools on this host's engine, as runner@<hostname>
     owners = {c.labels[LABEL_OWNER] for c in sandboxes_of_hosts(docker_client, hosts)}

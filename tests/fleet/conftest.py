@@ -73,6 +73,9 @@ class Worker:
 
     def start(self, wait: float = 90.0) -> Worker:
         with self.log.open("ab") as out:
+            if out.tell() and not self.log.read_bytes().endswith(b"\n"):
+                out.write(b"\n")  # a killed run's last line was cut short: start a new one
+                out.flush()
             self.proc = subprocess.Popen(
                 self.argv,
                 env=self.env,
@@ -94,7 +97,10 @@ class Worker:
         found = []
         for line in self.log.read_text().splitlines():
             if line.startswith("{"):
-                event = json.loads(line)
+                try:
+                    event = json.loads(line)
+                except ValueError:  # the last line of a worker killed while writing it
+                    continue
                 if event.get("event") == name:
                     found.append(event)
         return found
