@@ -55,10 +55,18 @@ class Runtime:
     settings: Settings
     runner: Runner
     judge: Judge
-    store: ArtifactStore
-    redis: redis.Redis
     host: str
     intake: Intake
+
+    @property
+    def store(self) -> ArtifactStore:
+        """Compiled programs (the intake's cache)."""
+        return self.intake.artifacts
+
+    @property
+    def redis(self) -> redis.Redis:
+        """The result backend's Redis: run state, admission, test data."""
+        return self.intake.backend
 
 
 _current: Runtime | None = None
@@ -69,15 +77,7 @@ def build(
     settings: Settings, runner: Runner, host: str | None = None, intake: Intake | None = None
 ) -> Runtime:
     intake = intake or Intake.open(settings)
-    return Runtime(
-        settings,
-        runner,
-        Judge(runner),
-        intake.artifacts,
-        intake.backend,
-        host or socket.gethostname(),
-        intake,
-    )
+    return Runtime(settings, runner, Judge(runner), host or socket.gethostname(), intake)
 
 
 def install(runtime: Runtime | None) -> None:
