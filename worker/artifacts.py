@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +27,7 @@ import structlog
 
 from worker.errors import BrokerError
 from worker.sandbox.protocol import File
-from worker.storage import pack, unpack
+from worker.storage import LocalCache, pack, unpack
 
 log = structlog.get_logger()
 PREFIX = "runner:artifact:"
@@ -84,6 +82,9 @@ class Stored:
     files: tuple[File, ...]
     outcome: dict[str, Any]  # verdict (None, CE or IE), message, compile result
 
+    def size(self) -> int:
+        return sum(len(f.data) for f in self.files)
+
 
 class ArtifactStore:
     def __init__(
@@ -99,16 +100,12 @@ class ArtifactStore:
         self.max_bytes = max_bytes
         self._budget = budget_bytes
         self._keep: Any = None
-        self._cache: OrderedDict[str, Stored] = OrderedDict()
-        self._cache_bytes = cache_bytes
-        self._cached = 0
-        self._lock = threading.Lock()
+        self._cache: LocalCache[Stored] = LocalCache(cache_bytes, Stored.size)
 
     def get(self, key: str) -> Stored | None:
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         try:
             fields = self._redis.hgetall(PREFIX + key)
             if fields:
@@ -124,7 +121,7 @@ class ArtifactStore:
             if name.startswith(b"file:")
         )
         stored = Stored(files, outcome)
-        self._remember(key, stored)
+        self._cache.put(key, stored)
         return stored
 
     def publish_identity(self, image: str, tag: str) -> None:
@@ -148,7 +145,7 @@ class ArtifactStore:
             raise BrokerError(f"cannot store compiled program {key[:12]}: {exc}") from exc
         if evicted:
             log.info("artifacts.evicted", count=evicted)
-        self._remember(key, Stored(stored.files, outcome))
+        self._cache.put(key, Stored(stored.files, outcome))
 
     def _used(self, entry: str, size: int) -> int:
         """Mark an entry used now (and renew it); returns how many others were evicted."""
@@ -181,19 +178,6 @@ class ArtifactStore:
         if outcome.get("verdict") is not None:
             return None
         return compiled_message(key, outcome, cached=True)
-
-    def _remember(self, key: str, stored: Stored) -> None:
-        size = sum(len(f.data) for f in stored.files)
-        if size > self._cache_bytes:
-            return
-        with self._lock:
-            if key in self._cache:
-                return
-            self._cache[key] = stored
-            self._cached += size
-            while self._cached > self._cache_bytes:
-                _, dropped = self._cache.popitem(last=False)
-                self._cached -= sum(len(f.data) for f in dropped.files)
 
 
 def compiled_message(key: str | None, outcome: dict[str, Any], cached: bool) -> dict[str, Any]:

@@ -23,7 +23,8 @@ import hashlib
 import threading
 import zlib
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 import redis
 
@@ -70,16 +71,53 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+V = TypeVar("V")
+
+
+class LocalCache(Generic[V]):
+    """What this process read last from Redis, least recently used dropped first, within
+    ``max_bytes`` (``size`` of a value: the bytes it holds). Thread-safe."""
+
+    def __init__(self, max_bytes: int, size: Callable[[V], int]) -> None:
+        self._items: OrderedDict[str, V] = OrderedDict()
+        self._max = max_bytes
+        self._size = size
+        self._held = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> V | None:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: str, value: V) -> None:
+        size = self._size(value)
+        if size > self._max:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._held += size
+            while self._held > self._max:
+                _, dropped = self._items.popitem(last=False)
+                self._held -= self._size(dropped)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._held = 0
+
+
 class DataStore:
     """Put and get test data by content; a bounded in-process cache of what was read."""
 
     def __init__(self, client: redis.Redis, ttl_s: int, cache_bytes: int = 0) -> None:
         self._redis = client
         self._ttl = ttl_s
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
-        self._cache_bytes = cache_bytes
-        self._cached = 0
-        self._lock = threading.Lock()
+        self._cache: LocalCache[bytes] = LocalCache(cache_bytes, len)
 
     def hold(self, run: str, refs: list[str]) -> None:
         """Count ``run`` among the users of each digest, before storing: data a run holds
@@ -112,10 +150,9 @@ class DataStore:
             raise BrokerError(f"cannot store test data: {exc}") from exc
 
     def get(self, ref: str) -> bytes | None:
-        with self._lock:
-            if ref in self._cache:
-                self._cache.move_to_end(ref)
-                return self._cache[ref]
+        cached = self._cache.get(ref)
+        if cached is not None:
+            return cached
         try:
             body = self._redis.get(DATA + ref)
         except redis.RedisError as exc:
@@ -123,20 +160,8 @@ class DataStore:
         if body is None:
             return None
         data = unpack(body)
-        self._remember(ref, data)
+        self._cache.put(ref, data)
         return data
-
-    def _remember(self, ref: str, data: bytes) -> None:
-        if len(data) > self._cache_bytes:
-            return
-        with self._lock:
-            if ref in self._cache:
-                return
-            self._cache[ref] = data
-            self._cached += len(data)
-            while self._cached > self._cache_bytes:
-                _, dropped = self._cache.popitem(last=False)
-                self._cached -= len(dropped)
 
 
 def _held_by(run: str) -> str:
