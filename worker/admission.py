@@ -56,6 +56,19 @@ DEFAULT_TENANT = "default"
 MEMORY_CHECK_EVERY_S = 1.0
 DEMOTED = 9  # kombu's Redis transport: the last of its priority levels (0, 3, 6, 9)
 
+# The most tests in flight any tenant but ``tenant`` holds (runner:admitted:tenants, see
+# TENANTS): both fairness rules hold back only the tenant holding the most.
+_OTHERS = """
+local function most_of_others(tenant)
+    local most = 0
+    local top = redis.call('ZREVRANGE', 'runner:admitted:tenants', 0, 1, 'WITHSCORES')
+    for i = 1, #top, 2 do
+        if top[i] ~= tenant and tonumber(top[i + 1]) > most then most = tonumber(top[i + 1]) end
+    end
+    return most
+end
+"""
+
 # Shared by both scripts: forget one run (lapsed or ended), taking its figures off the counters.
 _FORGET = """
 local function forget(run)
@@ -79,6 +92,7 @@ end
 # tenant's tests in flight, for fairness.
 ADMIT = (
     _FORGET
+    + _OTHERS
     + """
 local now = tonumber(ARGV[5])
 for _, run in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do
@@ -102,12 +116,8 @@ redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 redis.call('INCRBY', KEYS[3], tests)
 redis.call('HINCRBY', KEYS[4], 'tests', tests)
 redis.call('HINCRBY', KEYS[4], 'bytes', bytes)
--- the most any other tenant holds: fairness demotes only the one holding the most
-local others = 0
-local top = redis.call('ZREVRANGE', 'runner:admitted:tenants', 0, 1, 'WITHSCORES')
-for i = 1, #top, 2 do
-    if top[i] ~= ARGV[2] and tonumber(top[i + 1]) > others then others = tonumber(top[i + 1]) end
-end
+-- fairness demotes only the tenant holding the most
+local others = most_of_others(ARGV[2])
 redis.call('ZINCRBY', 'runner:admitted:tenants', tests, ARGV[2])
 redis.call('EXPIRE', 'runner:admitted:tenants', ARGV[10])
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[10]) end
@@ -123,16 +133,14 @@ RELEASE = _FORGET + "forget(ARGV[1])\nreturn 1\n"
 # tests in flight. ARGV: test, now, lapse, cap, tenant. Returns 1 when the test may run (and
 # records it), 0 when the tenant is at its cap while another tenant has work in flight and
 # holds less: only the tenant holding the most is held back, never one alone.
-TAKE_SLOT = """
+TAKE_SLOT = (
+    _OTHERS
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
         and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
     local mine = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[5]) or '0')
-    local other = 0
-    local top = redis.call('ZREVRANGE', KEYS[2], 0, 1, 'WITHSCORES')
-    for i = 1, #top, 2 do
-        if top[i] ~= ARGV[5] and tonumber(top[i + 1]) > other then other = tonumber(top[i + 1]) end
-    end
+    local other = most_of_others(ARGV[5])
     if other > 0 and mine >= other then
         return 0
     end
@@ -141,6 +149,7 @@ redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3]) - tonumber(ARGV[2])))
 return 1
 """
+)
 
 
 def running_key(tenant: str) -> str:
