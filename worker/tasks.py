@@ -73,10 +73,8 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
                     f"{SUBMIT_TASK} takes exactly one positional argument, the submission, "
                     "and no keyword arguments",
                 )
-            submission = parse_submission(
-                args[0], runtime.current().settings.maxima(), frozenset(LANGUAGES)
-            )
             rt = runtime.current()
+            submission = parse_submission(args[0], rt.settings.maxima(), frozenset(LANGUAGES))
             # the canvas's join inherits this task's id, so its result is runner.submit's
             work = rt.intake.accept(submission, self.request.id)
         except SubmissionRejected as exc:
