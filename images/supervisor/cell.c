@@ -247,7 +247,11 @@ int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size) {
         snprintf(why, why_size, "%s: %s", step, strerror(errno));
     } else {
         char start[128];
-        long kb = job->mem_kb ? job->mem_kb : 64 * 1024;
+        /* an eighth more than the job's memory: a job that fills its /tmp or /dev/shm is over
+         * its limit in shared memory alone, which the last look after its end still sees; at
+         * exactly the limit, whether it is MLE would depend on a tick catching its own pages
+         * beside the files before it exits */
+        long kb = job->mem_kb ? job->mem_kb + job->mem_kb / 8 : 64 * 1024;
         int n = snprintf(start, sizeof start, "S%ld %s", kb, job->workdir);
         if (send(cell->sock, start, (size_t)n, MSG_NOSIGNAL) == n &&
             cell_answer(cell, 'r', why, why_size) == 0)
