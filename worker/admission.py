@@ -14,17 +14,9 @@ refused, as an ``RJ`` result with a precise code, never accepted and then lost, 
   more than ``RUNNER_TENANT_MAX_TESTS`` tests in flight, or more than
   ``RUNNER_TENANT_MAX_DATA_MB`` of stored test data (compressed).
 
-The tenant holding the most tests in flight, while another tenant has some, may also have at
-most ``RUNNER_TENANT_MAX_RUNNING`` tests *running* across the fleet (:func:`take_slot`): a test
-past it goes back to the queue's lowest priority for a moment, so a tenant whose tests hold
-their slots long (infinite loops until their wall limit) cannot take every slot; keep it below
-the fleet's slots and another tenant always finds one free.
-
-Admitted is not yet fair: the queue is first in, first out. A submission that takes its tenant
-past ``RUNNER_TENANT_FAIR_TESTS`` tests in flight, while it holds more than any other tenant
-with work in flight, is sent at the lowest priority (:data:`DEMOTED`), and workers claim every
-waiting message of the default priority first; so a tenant with less in flight is not queued
-behind a flood (:func:`priority_for`).
+Between admitted submissions, fairness is the broker's part: each compile and test task names
+its tenant, and workers take the waiting task of the tenant running the fewest first, within a
+share of the fleet per tenant (:mod:`worker.fairqueue`).
 
 Runs in flight are recorded in ``runner:admitted`` (run -> tenant, tests, bytes), with
 counters for the whole fleet and per tenant (``runner:tenant:<name>``); the join of each run
@@ -51,23 +43,8 @@ TENANT = "runner:tenant:"  # + name: a hash of counters, tests and bytes in flig
 RUNS = "runner:admitted"  # run -> "tenant tests bytes"
 DEADLINES = "runner:admitted:deadline"  # run -> when it stops counting (its join never came)
 TOTAL = "runner:admitted:tests"  # tests in flight, all tenants
-TENANTS = "runner:admitted:tenants"  # tenant -> its tests in flight
 DEFAULT_TENANT = "default"
 MEMORY_CHECK_EVERY_S = 1.0
-DEMOTED = 9  # kombu's Redis transport: the last of its priority levels (0, 3, 6, 9)
-
-# The most tests in flight any tenant but ``tenant`` holds (runner:admitted:tenants, see
-# TENANTS): both fairness rules hold back only the tenant holding the most.
-_OTHERS = """
-local function most_of_others(tenant)
-    local most = 0
-    local top = redis.call('ZREVRANGE', 'runner:admitted:tenants', 0, 1, 'WITHSCORES')
-    for i = 1, #top, 2 do
-        if top[i] ~= tenant and tonumber(top[i + 1]) > most then most = tonumber(top[i + 1]) end
-    end
-    return most
-end
-"""
 
 # Shared by both scripts: forget one run (lapsed or ended), taking its figures off the counters.
 _FORGET = """
@@ -76,7 +53,6 @@ local function forget(run)
     if record then
         local tenant, tests, bytes = string.match(record, '^(%S+) (%d+) (%d+)$')
         redis.call('HINCRBY', 'runner:tenant:' .. tenant, 'tests', -tonumber(tests))
-        redis.call('ZINCRBY', 'runner:admitted:tenants', -tonumber(tests), tenant)
         redis.call('HINCRBY', 'runner:tenant:' .. tenant, 'bytes', -tonumber(bytes))
         redis.call('DECRBY', KEYS[3], tests)
         redis.call('HDEL', KEYS[1], run)
@@ -86,13 +62,11 @@ end
 """
 
 # KEYS: RUNS, DEADLINES, TOTAL, the tenant's hash. ARGV: run, tenant, tests, bytes, now,
-# deadline, max tests in flight, the tenant's max tests, its max bytes, the keys' TTL.
-# Returns {"ok", what the tenant held already, the most any other tenant holds} or {what is
-# over, what the tenant (or the fleet) held already}. runner:admitted:tenants holds each
-# tenant's tests in flight, for fairness.
+# deadline, max tests in flight, the tenant's max tests, its max bytes, the keys' TTL, and
+# "peek" to check without recording. Returns {"ok"} or {what is over, what the tenant (or the
+# fleet) held already}.
 ADMIT = (
     _FORGET
-    + _OTHERS
     + """
 local now = tonumber(ARGV[5])
 for _, run in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do
@@ -111,17 +85,14 @@ end
 if tonumber(ARGV[9]) > 0 and held_bytes + bytes > tonumber(ARGV[9]) then
     return {'bytes', tostring(held_bytes)}
 end
+if ARGV[11] == 'peek' then return {'ok'} end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
 redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
 redis.call('INCRBY', KEYS[3], tests)
 redis.call('HINCRBY', KEYS[4], 'tests', tests)
 redis.call('HINCRBY', KEYS[4], 'bytes', bytes)
--- fairness demotes only the tenant holding the most
-local others = most_of_others(ARGV[2])
-redis.call('ZINCRBY', 'runner:admitted:tenants', tests, ARGV[2])
-redis.call('EXPIRE', 'runner:admitted:tenants', ARGV[10])
 for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[10]) end
-return {'ok', tostring(held_tests), tostring(others)}
+return {'ok'}
 """
 )
 
@@ -129,71 +100,8 @@ return {'ok', tostring(held_tests), tostring(others)}
 RELEASE = _FORGET + "forget(ARGV[1])\nreturn 1\n"
 
 
-# KEYS[1]: the tenant's running set (test -> when its claim lapses), KEYS[2]: each tenant's
-# tests in flight. ARGV: test, now, lapse, cap, tenant. Returns 1 when the test may run (and
-# records it), 0 when the tenant is at its cap while another tenant has work in flight and
-# holds less: only the tenant holding the most is held back, never one alone.
-TAKE_SLOT = (
-    _OTHERS
-    + """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) == false
-        and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
-    local mine = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[5]) or '0')
-    local other = most_of_others(ARGV[5])
-    if other > 0 and mine >= other then
-        return 0
-    end
-end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
-redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[3]) - tonumber(ARGV[2])))
-return 1
-"""
-)
-
-
-def running_key(tenant: str) -> str:
-    return f"{TENANT}{tenant}:running"
-
-
-def take_slot(client: redis.Redis, tenant: str, test: str, cap: int, lapse_s: int) -> bool:
-    """Whether a test of ``tenant`` may run now: fewer than ``cap`` of its tests run across the
-    fleet (0: no cap), or it is not the tenant holding the most tests in flight while another
-    has some. A test taken is recorded until :func:`give_slot`, or ``lapse_s`` (a worker
-    killed mid-test gives nothing back)."""
-    if not cap:
-        return True
-    now = time.time()
-    try:
-        taken = client.eval(
-            TAKE_SLOT, 2, running_key(tenant), TENANTS, test, now, now + lapse_s, cap, tenant
-        )
-    except redis.RedisError as exc:
-        raise BrokerError(f"cannot count {tenant!r}'s running tests: {exc}") from exc
-    return bool(taken)
-
-
-def give_slot(client: redis.Redis, tenant: str, test: str) -> None:
-    try:
-        client.zrem(running_key(tenant), test)
-    except redis.RedisError as exc:  # it lapses by itself
-        log.warning("admission.slot_not_given_back", error=str(exc))
-
-
 def tenant_of(name: str | None) -> str:
     return name or DEFAULT_TENANT
-
-
-def priority_for(ticket: Ticket, tests: int, fair_tests: int) -> int | None:
-    """The priority a run's tasks are sent with: :data:`DEMOTED` when it takes its tenant past
-    its fair share (``fair_tests``, 0: none) while another tenant has work in flight and holds
-    less; else ``None`` (the default). Only the tenant holding the most is ever demoted: one
-    that has more in flight because another's tests hold the slots is not; and a tenant alone
-    is not, since demoting it would only slow it."""
-    held = ticket.held_before + tests
-    if fair_tests and held > fair_tests and 0 < ticket.others < held:
-        return DEMOTED
-    return None
 
 
 @dataclass(frozen=True)
@@ -202,8 +110,6 @@ class Ticket:
 
     tenant: str
     run: str
-    held_before: int = 0  # the tenant's tests in flight when this run was admitted
-    others: int = 0  # the most tests in flight of any other tenant then
 
 
 class Admission:
@@ -220,8 +126,17 @@ class Admission:
         self._memory_checked = 0.0
         self._memory_full: str | None = None
 
+    def peek(self, tenant: str, tests: int) -> None:
+        """Raise what :meth:`admit` would raise for ``tests`` more tests and any stored data at
+        all (every run stores its source), recording nothing."""
+        self._check(tenant, "", tests, 1, peek=True)
+
     def admit(self, tenant: str, run: str, tests: int, data_bytes: int) -> Ticket:
         """Record the run for its tenant, or raise :class:`SubmissionRejected`."""
+        self._check(tenant, run, tests, data_bytes, peek=False)
+        return Ticket(tenant, run)
+
+    def _check(self, tenant: str, run: str, tests: int, data_bytes: int, peek: bool) -> None:
         s = self.settings
         try:
             full = self._memory_full_now()
@@ -243,6 +158,7 @@ class Admission:
                     s.tenant_max_tests,
                     s.tenant_max_data_mb * 2**20,
                     s.result_expires_s,
+                    "peek" if peek else "record",
                 ],
             )
         except redis.RedisError as exc:
@@ -262,13 +178,13 @@ class Admission:
                 f"limit of {s.tenant_max_tests}; retry when some have finished",
             )
         if what == "bytes":
+            more = "more" if peek else f"{data_bytes // 1024} KB more"
             raise SubmissionRejected(
                 "tenant_busy",
                 f"tenant {tenant!r} holds {held // 1024} KB of test data in flight; "
-                f"{data_bytes // 1024} KB more would pass its limit of "
-                f"{s.tenant_max_data_mb} MB; retry when some have finished",
+                f"{more} would pass its limit of {s.tenant_max_data_mb} MB; retry when some "
+                "have finished",
             )
-        return Ticket(tenant, run, held, int(answer[2]))
 
     def _memory_full_now(self) -> str | None:
         """Why new work must wait (a Redis over its high-water mark), or None; looked up at

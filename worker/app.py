@@ -24,10 +24,10 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Queue
 
-import worker.transport  # noqa: F401 - registers the robust redis:// transport
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES
 from worker.settings import Settings
+from worker.transport import SHARE_OPTION  # importing it registers the redis:// transport
 
 GRACE_S = 30  # on top of a wall limit: transfer, waiting for a sandbox, cleanup
 
@@ -75,6 +75,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         )
     options = {
         "visibility_timeout": settings.visibility_timeout_s,
+        SHARE_OPTION: settings.tenant_max_share_pct,
         "socket_keepalive": True,
         "retry_on_timeout": True,
         "health_check_interval": 10,

@@ -208,16 +208,18 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
 def _status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.admission import TOTAL as ADMITTED_TESTS
     from worker.app import app
+    from worker.fairqueue import fair_key
     from worker.intake import redis_client
 
     broker = redis_client(settings.broker_url)
-    # kombu keeps each priority level in a list of its own; tests past a tenant's fair share
-    # wait on the last (worker.admission.DEMOTED)
+    # kombu keeps each priority level in a list of its own, where each waiting task of a
+    # tenant has a doorbell; those of tenants held to their share wait in a list of their own
     levels = [settings.queue] + [f"{settings.queue}\x06\x16{p}" for p in (3, 6, 9)]
-    waiting = [int(broker.llen(name)) for name in levels]
+    waiting = sum(int(broker.llen(name)) for name in levels)
+    held = int(broker.llen(fair_key(settings.queue, "\x06\x16", "parked")))
     in_flight = int(redis_client(settings.result_backend).get(ADMITTED_TESTS) or 0)
     print(
-        f"queue {settings.queue}: {sum(waiting)} waiting ({waiting[-1]} past a tenant's fair "
+        f"queue {settings.queue}: {waiting + held} waiting ({held} held to their tenant's "
         f"share); {in_flight} tests in flight (bound {settings.max_queued_tests})"
     )
     replies = app.control.broadcast("pool_state", reply=True, timeout=2.0)

@@ -23,7 +23,7 @@ from celery.canvas import Signature
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from worker.admission import Admission, Ticket, priority_for, release, tenant_of
+from worker.admission import Admission, Ticket, release, tenant_of
 from worker.artifacts import ArtifactStore
 from worker.contract import Submission
 from worker.errors import RunnerError
@@ -62,6 +62,14 @@ class Intake:
         :class:`~worker.errors.SubmissionRejected` (``fleet_busy``, ``tenant_busy``) or
         :class:`~worker.errors.BrokerError`, having kept nothing of it."""
         inline_bytes = self.settings.inline_data_kb * 1024
+        tenant = tenant_of(submission.tenant)
+        if any(
+            len(data) > inline_bytes
+            for t in submission.tests
+            for data in (t.stdin, t.expected_stdout)
+            if data is not None
+        ):  # hashing and packing megabytes is the costly part: what is refused anyway, first
+            self.admission.peek(tenant, len(submission.tests))
         packed: dict[str, bytes] = {}
         tests = [
             {
@@ -73,7 +81,7 @@ class Intake:
         ]
         source = outline(submission.source, -1, packed)  # always stored: see meta_of
         ticket = self.admission.admit(
-            tenant_of(submission.tenant),
+            tenant,
             run_id,
             len(tests),
             sum(len(body) for body in packed.values()),
@@ -85,8 +93,7 @@ class Intake:
             self.give_back(ticket)
             raise
         compiled = self.shortcut(submission, run_id)
-        priority = priority_for(ticket, len(tests), self.settings.tenant_fair_tests)
-        return canvas(submission, run_id, compiled, tests, source, priority)
+        return canvas(submission, run_id, compiled, tests, source)
 
     def give_back(self, ticket: Ticket) -> None:
         """Undo an admission whose run will not be sent (or that has ended)."""

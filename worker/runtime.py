@@ -219,7 +219,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     except RunnerError as exc:  # producers then just always send the compile step
         log.warning("worker.identity_not_published", error=str(exc))
     install(runtime)
-    _start_reclaimer(node)
+    _start_reclaimer(node, 1 if pool == "solo" else concurrency, settings.queue)
     log.info("worker.ready", owner=owner, isolation=settings.isolation, pools=pools.state())
 
 
@@ -247,15 +247,16 @@ def check_prewarmed(pools: SandboxPools) -> None:
             )
 
 
-def _start_reclaimer(node: str) -> None:
+def _start_reclaimer(node: str, slots: int, queue: str) -> None:
     """Name this process's broker consumer before it connects, beat for it once (so its first
-    claims are never taken for a dead consumer's), then keep beating and reclaiming."""
+    claims are never taken for a dead consumer's, and the fleet counts its ``slots``), then
+    keep beating and reclaiming."""
     from worker.app import app
 
     consumer = f"{node}/{uuid.uuid4().hex[:8]}"
     options = dict(app.conf.broker_transport_options or {})
     app.conf.broker_transport_options = {**options, CONSUMER_OPTION: consumer}
-    reclaimer = Reclaimer(app.connection_for_write, consumer)
+    reclaimer = Reclaimer(app.connection_for_write, consumer, slots, (queue,))
     try:
         reclaimer.sweep()
     except Exception as exc:

@@ -153,19 +153,14 @@ class Settings:
     gateway_max_body_mb: int = _setting(
         64, "Largest request body `runner gateway` reads (a submission's JSON).", low=1
     )
-    tenant_max_running: int = _setting(
-        0,
-        "Tests the tenant holding the most in flight may run at once across the fleet while "
-        "another tenant has work; one past it waits half a second at the lowest priority and "
-        "is tried again. Keep it below the fleet's slots (workers x RUNNER_CONCURRENCY) so that "
-        "other tenants always find one free (0: no cap).",
-        low=0,
-    )
-    tenant_fair_tests: int = _setting(
-        200,
-        "A tenant's tests in flight past this many are sent at the lowest priority: workers "
-        "take every other tenant's waiting tests first (0: first in, first out for all).",
-        low=0,
+    tenant_max_share_pct: int = _setting(
+        50,
+        "While another tenant is active, no tenant runs more than this share of the fleet's "
+        "slots (workers x RUNNER_CONCURRENCY) at once, so a tenant whose tests hold their "
+        "slots for seconds leaves the rest to others; a tenant alone gets every slot. Workers "
+        "always take the waiting test of the tenant running the fewest first (100: no share).",
+        low=1,
+        high=100,
     )
     tenant_max_data_mb: int = _setting(
         1_024,

@@ -17,8 +17,8 @@ from celery import Task
 from structlog.contextvars import bound_contextvars
 
 from worker import runtime
-from worker.admission import DEMOTED, Ticket, give_slot, take_slot, tenant_of
-from worker.app import app, task_time_limit
+from worker.admission import Ticket, tenant_of
+from worker.app import app
 from worker.artifacts import Stored, artifact_key, compiled_message
 from worker.compare import CompareMode, Comparison
 from worker.contract import (
@@ -46,7 +46,6 @@ from worker.workflow import (
 )
 
 log = structlog.get_logger()
-DEFER_S = 0.5  # how long a test past its tenant's running cap waits before it is tried again
 
 # Keeps the lowest failing test index: tests after it are skipped (stop_on_first_failure).
 LOWER_FAILED = """
@@ -152,8 +151,7 @@ def _compile(rt: runtime.Runtime, language: str, source: bytes) -> Stored:
 # No result of its own in the backend: the chord's join gets each test's return value from
 # the chord's own set, and progress reads the run's hash. Storing it as well would cost a SET
 # and a PUBLISH of the whole result per test for nobody.
-# max_retries=None: a test deferred at its tenant's running cap is tried again until it runs
-@app.task(name=TEST_TASK, bind=True, ignore_result=True, max_retries=None)
+@app.task(name=TEST_TASK, bind=True, ignore_result=True)
 def run_test(
     self: Task, compiled: dict[str, Any], meta: dict[str, Any], index: int, test: dict[str, Any]
 ) -> dict[str, Any]:
@@ -167,15 +165,6 @@ def run_test(
         host=rt.host,
     ):
         results = run_key(meta["run"], "tests")
-        tenant = tenant_of(meta.get("tenant"))
-        cap = rt.settings.tenant_max_running
-        try:
-            if not take_slot(rt.redis, tenant, self.request.id, cap, task_time_limit(rt.settings)):
-                # every slot this tenant may use is busy: later, behind everyone else's tests
-                log.info("test.deferred", index=index, tenant=tenant)
-                raise self.retry(countdown=DEFER_S, priority=DEMOTED)
-        except BrokerError as exc:
-            log.warning("test.slot_unchecked", error=str(exc))  # run it: never lose a test
         try:
             result = _judge_test(rt, compiled, meta, index, test)
             # First result wins, in one round trip: a redelivered or duplicated run of this
@@ -201,9 +190,6 @@ def run_test(
             payload = TestResult(
                 id=test["id"], verdict=Verdict.IE, message=f"internal error: {exc}"
             ).model_dump(mode="json")
-        finally:
-            if cap:
-                give_slot(rt.redis, tenant, self.request.id)
         log.info(
             "test.done",
             index=index,

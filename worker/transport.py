@@ -30,10 +30,14 @@ never a wrong result: the join keeps each test's first result. The costs: the wa
 (the first queue's default-priority list), so when a consumer is idle, a message on another
 priority level or another queue is claimed when the wait times out (``brpop_timeout``, 1 s);
 while claims find messages, the wait does not block (``LMOVE``), so a backlog on any list
-drains at full speed. The fleet's workers consume one queue; a tenant's tests past its fair
-share go to the lowest priority level (see :mod:`worker.admission`). Consumers without acks
+drains at full speed. The fleet's workers consume one queue. Consumers without acks
 (control replies) and a global key prefix (kombu prefixes only the first key of an EVALSHA)
 keep kombu's BRPOP.
+
+**Fair between tenants.** A message that names its tenant waits in that tenant's list, with a
+doorbell in the queue's own list for consumers to wait on, and a claim takes the message of the
+tenant running the fewest (:mod:`worker.fairqueue`, whose scripts the claim, publish, ack and
+purge here run).
 
 **One client per channel.** kombu builds a new redis-py client, with its table of some 200
 response callbacks, for every publish, ack, event and claim (``conn_or_acquire``); that was a
@@ -61,45 +65,27 @@ import structlog
 from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
-from kombu.utils.json import loads
+from kombu.utils.json import dumps, loads
+
+from worker.fairqueue import (
+    CLAIM,
+    DOORBELL,
+    PUBLISH,
+    PURGE,
+    RELEASE,
+    SLOTS_KEY,
+    UNPARK,
+    fair_key,
+    tenant_list,
+    tenant_of_headers,
+)
 
 log = structlog.get_logger()
-
-# KEYS: the queue lists in BRPOP's order, then the unacked hash, its index and the owner hash;
-# ARGV[1]: the time to index the message at (kombu indexes by the client's clock), ARGV[2]: the
-# claiming consumer's id ("" records no owner). Returns {list, item, tag} when
-# recorded; {list, item} for an item that is not a kombu envelope, which is handed over
-# unrecorded as kombu would (and fails the same way). RPOP comes first on purpose: on a full
-# Redis (noeviction) a script that has already written may go on, so the record can never be
-# refused after the pop.
-CLAIM = """
-local n = #KEYS - 3
-for i = 1, n do
-    local item = redis.call('RPOP', KEYS[i])
-    if item then
-        local ok, msg = pcall(cjson.decode, item)
-        local props = ok and type(msg) == 'table' and msg.properties
-        local info = type(props) == 'table' and props.delivery_info
-        local tag = type(info) == 'table' and props.delivery_tag
-        if type(tag) == 'string' and type(info.exchange) == 'string'
-                and type(info.routing_key) == 'string' then
-            redis.call('HSET', KEYS[n + 1], tag, '[' .. item .. ',' .. cjson.encode(info.exchange)
-                .. ',' .. cjson.encode(info.routing_key) .. ']')
-            redis.call('ZADD', KEYS[n + 2], ARGV[1], tag)
-            if ARGV[2] ~= '' then
-                redis.call('HSET', KEYS[n + 3], tag, ARGV[2])
-            end
-            return {KEYS[i], item, tag}
-        end
-        return {KEYS[i], item}
-    end
-end
-return false
-"""
 
 # A key nobody writes to: a BLPOP on it is a pure sleep, which Redis serves even when full.
 SLEEP_KEY = "_runner.transport.sleep"
 CONSUMER_OPTION = "runner_consumer"  # transport option: this process's consumer id
+SHARE_OPTION = "runner_share_pct"  # transport option: RUNNER_TENANT_MAX_SHARE_PCT
 CONSUMERS_KEY = "_runner.consumers"  # every consumer id that has beaten and not been reaped
 INFLIGHT = "inflight"  # hand-off list of consumer C for list L: L + sep + INFLIGHT + sep + C
 HEARTBEAT_TTL_S = 30
@@ -115,9 +101,18 @@ class QoS(kombu_redis.QoS):
     def owner_key(self) -> str:
         return f"{self.unacked_key}_owner"
 
+    @property
+    def tenant_key(self) -> str:
+        return f"{self.unacked_key}_tenant"
+
     def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
-        # acked, rejected or restored: the message has no owner any more (same round trip)
-        return super()._remove_from_indices(delivery_tag, pipe).hdel(self.owner_key, delivery_tag)
+        # acked, rejected or restored: the message has no owner any more, and its tenant runs
+        # one test fewer (same round trip)
+        pipe = super()._remove_from_indices(delivery_tag, pipe).hdel(self.owner_key, delivery_tag)
+        self.channel.script(RELEASE)(
+            keys=[self.tenant_key], args=[delivery_tag, time(), self.channel.sep], client=pipe
+        )
+        return pipe
 
     def append(self, message: Any, delivery_tag: Any) -> None:
         if delivery_tag is not None and delivery_tag == self.channel._claimed_tag:
@@ -142,10 +137,45 @@ class Channel(kombu_redis.Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._no_ack_queues: set[str] = set()
-        self._claim_script: Any = None
+        self._scripts: dict[str, Any] = {}
         self._sync_client: Any = None
         super().__init__(*args, **kwargs)
-        self._consumer_id = str(self.connection.client.transport_options.get(CONSUMER_OPTION, ""))
+        options = self.connection.client.transport_options
+        self._consumer_id = str(options.get(CONSUMER_OPTION, ""))
+        self._share_pct = int(options.get(SHARE_OPTION, 0))
+
+    def script(self, source: str) -> Any:
+        """One of :mod:`worker.fairqueue`'s scripts, registered once per channel (redis-py
+        sends its digest, and loads it again into a Redis that forgot it)."""
+        script = self._scripts.get(source)
+        if script is None:
+            script = self._scripts[source] = self.client.register_script(source)
+        return script
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        tenant = tenant_of_headers(message.get("headers"))
+        if tenant is None or kwargs.get("_publish_batch") is not None or self.global_keyprefix:
+            super()._put(queue, message, **kwargs)  # in line, first in first out
+            return
+        with self.conn_or_acquire() as client:
+            self.script(PUBLISH)(
+                keys=[tenant_list(queue, self.sep, tenant), queue],
+                args=[dumps(message), tenant, self.sep, DOORBELL, time(), queue],
+                client=client,
+            )
+
+    def _size(self, queue: str) -> int:
+        # a doorbell in the queue's lists stands for each tenant's waiting message, but those
+        # held back at their tenant's share are parked in a list of their own
+        with self.conn_or_acquire() as client:
+            parked = int(client.llen(fair_key(queue, self.sep, "parked")))
+        return int(super()._size(queue)) + parked
+
+    def _purge(self, queue: str) -> int:
+        with self.conn_or_acquire() as client:
+            lists = [self._q_for_pri(queue, pri) for pri in self.priority_steps]
+            purged = self.script(PURGE)(keys=lists, args=[DOORBELL, queue, self.sep], client=client)
+        return int(purged)
 
     def _inflight_key(self, source: str) -> str:
         return f"{source}{self.sep}{INFLIGHT}{self.sep}{self._consumer_id}"
@@ -204,12 +234,25 @@ class Channel(kombu_redis.Channel):
                     if inflight:
                         client.lmove(inflight, keys[0], "RIGHT", "RIGHT")
                     raise Empty()
-                if self._claim_script is None:
-                    self._claim_script = client.register_script(CLAIM)
                 lists = [inflight, *keys] if inflight else keys
-                claimed = self._claim_script(
-                    keys=[*lists, self.unacked_key, self.unacked_index_key, self.qos.owner_key],
-                    args=[repr(time()), self._consumer_id],
+                queues = [key.rsplit(self.sep, 1)[0] for key in keys]  # q, q␆␖3, ... -> q
+                claimed = self.script(CLAIM)(
+                    keys=[
+                        *lists,
+                        self.unacked_key,
+                        self.unacked_index_key,
+                        self.qos.owner_key,
+                        self.qos.tenant_key,
+                    ],
+                    args=[
+                        repr(time()),
+                        self._consumer_id,
+                        self.sep,
+                        DOORBELL,
+                        self._share_pct,
+                        *([queues[0]] if inflight else []),
+                        *queues,
+                    ],
                     client=client,
                 )
             self._busy = bool(claimed)
@@ -266,11 +309,24 @@ class Reclaimer:
     """Keeps this process's consumer alive in Redis and gives back the messages of consumers
     that died holding them (see the module docstring). Every worker runs one; any of them may
     do the giving back, and doing it twice is harmless (kombu's restore is a transaction that
-    finds the message gone)."""
+    finds the message gone).
 
-    def __init__(self, connect: Callable[[], Any], consumer: str) -> None:
+    Its heartbeat says how many tests this worker runs at once (``slots``); every sweep sums the
+    live consumers' into ``_runner.slots``, the fleet's size that a tenant's share is taken
+    of, and moves the parked doorbells of ``queues`` back onto them (:mod:`worker.fairqueue`).
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        consumer: str,
+        slots: int = 1,
+        queues: tuple[str, ...] = (),
+    ) -> None:
         self._connect = connect
         self.consumer = consumer
+        self.slots = slots
+        self.queues = queues
 
     def sweep(self) -> int:
         """Beat for this consumer, then give back dead consumers' messages; how many."""
@@ -278,7 +334,7 @@ class Reclaimer:
             channel = conn.default_channel
             client = channel._create_client()
             with client.pipeline(transaction=False) as pipe:
-                pipe.set(heartbeat_key(self.consumer), "1", ex=HEARTBEAT_TTL_S)
+                pipe.set(heartbeat_key(self.consumer), str(self.slots), ex=HEARTBEAT_TTL_S)
                 pipe.sadd(CONSUMERS_KEY, self.consumer)
                 pipe.smembers(CONSUMERS_KEY)
                 pipe.hgetall(channel.qos.owner_key)
@@ -288,6 +344,12 @@ class Reclaimer:
             consumers = sorted(known | set(owners.values()))
             beats = client.mget([heartbeat_key(c) for c in consumers])
             dead = {c for c, beat in zip(consumers, beats, strict=True) if beat is None}
+            slots = sum(int(beat) for beat in beats if beat is not None and beat.isdigit())
+            client.set(SLOTS_KEY, slots, ex=HEARTBEAT_TTL_S)
+            for queue in self.queues:
+                channel.script(UNPARK)(
+                    keys=[fair_key(queue, channel.sep, "parked"), queue], client=client
+                )
             given = 0
             for consumer in sorted(dead & known):
                 given += self._return_handoffs(client, channel.sep, consumer)

@@ -23,6 +23,7 @@ from typing import Any
 from celery import chain, chord
 from celery.canvas import Signature
 
+from worker.admission import tenant_of
 from worker.app import app
 from worker.contract import (
     CompileResult,
@@ -32,6 +33,7 @@ from worker.contract import (
     TestResult,
     Verdict,
 )
+from worker.fairqueue import TENANT_HEADER
 
 PASSING = (Verdict.AC,)
 SUBMIT_TASK = "runner.submit"
@@ -84,13 +86,13 @@ def canvas(
     compiled: dict[str, Any] | None = None,
     tests: list[dict[str, Any]] | None = None,
     source: dict[str, Any] | None = None,
-    priority: int | None = None,
 ) -> Signature:
     """compile, then a chord of one task per test joined by ``runner.join``; with
     ``compiled`` (the same source compiled before) the chord alone. ``tests`` and ``source``
-    are as :func:`worker.intake.Intake.accept` stored them (default: every byte inline);
-    ``priority`` is the broker priority of the compile and test tasks (default: none)."""
-    ranked = {} if priority is None else {"priority": priority}
+    are as :func:`worker.intake.Intake.accept` stored them (default: every byte inline).
+    The compile and test tasks name the submission's tenant, which the broker queues them
+    by (:mod:`worker.fairqueue`); the join is not held back by anyone's share."""
+    fair = {"headers": {TENANT_HEADER: tenant_of(submission.tenant)}}
     meta = meta_of(submission, run_id, source)
     run = meta["run"]
     if tests is None:
@@ -111,7 +113,7 @@ def canvas(
             TEST_TASK,
             args=(*first, meta, index, test),
             argsrepr=f"[run {run}, test {index} {test['id']!r}]",
-            **ranked,
+            **fair,
         )
 
     if compiled is not None:
@@ -120,7 +122,7 @@ def canvas(
         COMPILE_TASK,
         args=(meta, b64(submission.source)),
         argsrepr=f"[run {run}, {submission.language}, {len(submission.source)} bytes]",
-        **ranked,
+        **fair,
     )
     return chain(compile_step, chord([test_task(i, t) for i, t in enumerate(tests)], join))
 

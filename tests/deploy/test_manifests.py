@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from worker.admission import DEMOTED
+from worker.fairqueue import fair_key
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 # The oldest Kubernetes release the manifests promise to work on (hostPath type Socket,
@@ -265,10 +265,10 @@ def test_scaled_object_targets_the_worker_deployment_and_its_queue() -> None:
     worker = deployment["spec"]["template"]["spec"]["containers"][0]
     env = env_of(worker)
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
-    # the queue's default list, and the lowest priority level's (a tenant past its fair share)
+    # the queue's list, and the parked doorbells of tests held to their tenant's share
     lists = {t["metadata"]["listName"]: t for t in spec["triggers"] if t["type"] == "redis"}
     queue = env["RUNNER_QUEUE"]
-    assert set(lists) == {queue, f"{queue}\x06\x16{DEMOTED}"}
+    assert set(lists) == {queue, fair_key(queue, "\x06\x16", "parked")}
     for trigger in lists.values():
         assert int(trigger["metadata"]["listLength"]) >= 1
         assert trigger["metadata"]["address"] == lists[queue]["metadata"]["address"]

@@ -164,7 +164,7 @@ def test_a_backlog_on_the_lowest_priority_drains_without_blocking_waits(
     broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The wait watches the default-priority list only; were it to block before every claim,
-    each demoted message would cost a whole wait timeout. While claims find messages, the
+    each message on another level would cost a whole wait timeout. While claims find messages, the
     wait is LMOVE, which never blocks: one blocking wait for the whole backlog."""
     (queue,) = names(1)
     waits: list[str] = []

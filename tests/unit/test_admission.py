@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import fakeredis
 import pytest
-from structlog.testing import capture_logs
 
+import worker.intake
 from worker import runtime
-from worker.admission import DEADLINES, DEMOTED, RUNS, TENANT, TENANTS, Ticket, take_slot
+from worker.admission import DEADLINES, RUNS, TENANT, Ticket
 from worker.artifacts import LRU, PREFIX, TOTAL, Stored
 from worker.contract import Maxima, parse_submission
 from worker.errors import SubmissionRejected
+from worker.fairqueue import TENANT_HEADER
 from worker.intake import Intake
 from worker.languages import LANGUAGES
 from worker.sandbox.fake import FakePool, report
@@ -94,6 +93,26 @@ def test_a_tenant_past_its_stored_data_is_refused(server: fakeredis.FakeServer) 
     intake.accept(parsed(sub(1, stdin=noise, tenant="a")), "r1")
     exc = refused(intake, sub(1, stdin=noise[::-1], tenant="a"), "r2")
     assert exc.code == "tenant_busy" and "test data" in exc.message
+
+
+def test_a_submission_refused_anyway_is_refused_before_its_test_data_is_packed(
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant at its cap floods with megabytes of input: each refusal comes before the
+    input is hashed and compressed (what would cost the producer's CPU), and records nothing."""
+    intake = open_intake(server, tenant_max_tests="2", inline_data_kb="1")
+    intake.accept(parsed(sub(2, tenant="a")), "r1")
+    packed: list[int] = []
+    real = worker.intake.outline
+    monkeypatch.setattr(
+        worker.intake, "outline", lambda data, *a: packed.append(1) or real(data, *a)
+    )
+    exc = refused(intake, sub(1, stdin="x" * 100_000, tenant="a"), "r2")
+    assert exc.code == "tenant_busy" and "2 tests in flight" in exc.message
+    assert packed == []
+    assert fakeredis.FakeRedis(server=server).hkeys(RUNS) == [b"r1"]
+    intake.accept(parsed(sub(1, stdin="x" * 100_000, tenant="b")), "r3")
+    assert packed  # another tenant's is packed as ever
 
 
 def test_a_fleet_past_its_bound_of_tests_in_flight_refuses_with_fleet_busy(
@@ -238,69 +257,20 @@ def test_the_program_cache_keeps_to_its_budget_least_recently_used_first(
     assert {m.decode().removeprefix(PREFIX) for m in client.zrange(LRU, 0, -1)} == kept()
 
 
-def test_only_the_tenant_holding_the_most_past_its_fair_share_is_demoted(
+def test_every_compile_and_test_task_names_its_tenant_and_the_join_none(
     server: fakeredis.FakeServer,
 ) -> None:
-    """Within its share a tenant's tasks carry no priority (the default level); past it, the
-    tenant holding the most in flight goes at the last level. A tenant alone is never demoted
-    (it would only be slowed), nor one past its share that still holds less than another
-    (its tests may be waiting on the other's)."""
-    intake = open_intake(server, tenant_fair_tests="3")
-
-    def priorities(work: Any) -> set[object]:
-        compile_step, chord = work.tasks
-        return {compile_step.options.get("priority")} | {
-            t.options.get("priority") for t in chord.tasks
-        }
-
-    assert priorities(intake.accept(parsed(sub(5, tenant="alone")), "r0")) == {None}
-    intake.give_back(Ticket("alone", "r0"))
-    assert priorities(intake.accept(parsed(sub(1, tenant="honest")), "r1")) == {None}
-    assert priorities(intake.accept(parsed(sub(3, tenant="flood")), "r2")) == {None}
-    assert priorities(intake.accept(parsed(sub(2, tenant="flood")), "r3")) == {DEMOTED}
-    assert priorities(intake.accept(parsed(sub(3, tenant="honest")), "r4")) == {None}
-
-
-def test_a_test_past_its_tenants_running_cap_is_deferred_then_run(
-    fake_runtime: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """At its cap, a test goes back to the queue (tried again later) instead of taking a slot;
-    once a slot is free it runs, and gives the slot back."""
-    fake_runtime.settings = replace(fake_runtime.settings, tenant_max_running=1)
-    work = fake_runtime.intake.accept(parsed(sub(1, tenant="a")), "run1")
-    compiled = work.tasks[0].apply().get()
-    held = f"{TENANT}a:running"
-    fake_runtime.redis.zadd(held, {"another-test": time.time() + 60})  # the one slot, taken
-    answers = iter([False])
-    real = take_slot
-
-    def first_busy(*args: Any) -> bool:
-        if next(answers, True):
-            return real(*args)
-        fake_runtime.redis.zrem(held, "another-test")  # the other test ends meanwhile
-        return False
-
-    monkeypatch.setattr("worker.tasks.take_slot", first_busy)
-    with capture_logs() as logs:
-        out = run_test.apply(args=(compiled, *work.tasks[1].tasks[0].args)).get()
-    assert out["result"]["verdict"] == "AC"
-    assert [e["tenant"] for e in logs if e["event"] == "test.deferred"] == ["a"]
-    assert fake_runtime.redis.zcard(held) == 0  # given back
-
-
-def test_the_running_cap_holds_back_only_the_tenant_holding_the_most(
-    server: fakeredis.FakeServer,
-) -> None:
-    client = fakeredis.FakeRedis(server=server)
-    client.zadd(TENANTS, {"a": 10})  # a alone: never held back
-    assert all(take_slot(client, "a", f"t{i}", 2, 60) for i in range(3))
-    client.zrem(f"{TENANT}a:running", "t2")
-    client.zadd(TENANTS, {"b": 5})  # b has work too, and holds less
-    assert take_slot(client, "a", "t1", 2, 60)  # the same test again: already counted
-    assert not take_slot(client, "a", "t3", 2, 60)
-    assert all(take_slot(client, "b", f"u{i}", 2, 60) for i in range(3))  # b is not capped
-    client.zadd(f"{TENANT}a:running", {"t1": 1})  # its worker died: the claim lapsed
-    assert take_slot(client, "a", "t3", 2, 60)
+    """The broker queues a tenant's tasks by this header (worker.fairqueue); the join, which
+    ends a run, is never held back by its tenant's share; no task carries a priority."""
+    intake = open_intake(server)
+    work = intake.accept(parsed(sub(3, tenant="acme")), "r0")
+    compile_step, chord = work.tasks
+    steps = [compile_step, *chord.tasks]
+    assert [t.options["headers"] for t in steps] == [{TENANT_HEADER: "acme"}] * 4
+    assert "headers" not in chord.body.options
+    assert all("priority" not in t.options for t in [*steps, chord.body])
+    anonymous = intake.accept(parsed(sub(1)), "r1")
+    assert anonymous.tasks[0].options["headers"] == {TENANT_HEADER: "default"}
 
 
 def test_test_data_leaves_soon_after_the_last_run_that_holds_it(
