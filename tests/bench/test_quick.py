@@ -232,7 +232,7 @@ def test_soak(bench_redis: dict[str, str]) -> None:
             "redis_cpu_ms_per_test",
             "tests_per_s_per_redis_core",
             "tenant_max_tests",
-            "tenant_fair_tests",
+            "tenant_max_share_pct",
             "result_expires_s",
         ],
     )
@@ -247,7 +247,6 @@ def test_soak(bench_redis: dict[str, str]) -> None:
         "redis_keys_no_ttl_after_warmup",
         "honest_max_tests_in_flight",
         "flood_max_tests_in_flight",
-        "honest_over_fair_share_pct",
     ]
     assert_number(figures, counts)
     for key in counts:
