@@ -117,7 +117,8 @@ def big_submission(counts: Counts, rng: random.Random) -> dict[str, Any]:
         {"stdin": rng.randbytes(size).translate(DIGITS).decode(), "expected_stdout": f"{size}\n"}
         for _ in range(counts.big_tests)
     ]
-    return {"language": "python", "source": BIG_CONSUMER, "tests": tests}
+    # another backend's submission: a tenant of its own, beside the small ones' (default)
+    return {"language": "python", "source": BIG_CONSUMER, "tests": tests, "tenant": "bulk"}
 
 
 def send_big(counts: Counts, seed: int, conn: Any) -> None:
