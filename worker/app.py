@@ -24,6 +24,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Queue
 
+import worker.backend  # noqa: F401 - registers the redis:// result backend that rides out restarts
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES
 from worker.settings import Settings
