@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import docker
 import docker.errors
@@ -15,7 +17,7 @@ import redis
 from worker.images.catalog import image_ref
 from worker.judge import Judge
 from worker.sandbox import open_pools, sandbox_images
-from worker.sandbox.pool import SandboxPools
+from worker.sandbox.pools import SandboxPools
 from worker.sandbox.reaper import owned_containers
 from worker.settings import Settings
 
@@ -148,17 +150,31 @@ def test_labels() -> tuple[tuple[str, str], ...]:
     return ((TEST_LABEL, RUN_ID),)
 
 
+@contextmanager
+def started_pools(
+    docker_client: docker.DockerClient, settings: Settings, **options: Any
+) -> Iterator[SandboxPools]:
+    """Real warm pools of a test's own (one sandbox per image unless ``size`` says otherwise;
+    ``options`` as :func:`open_pools` takes them), labelled as the tests', removed afterwards:
+    none may be left."""
+    owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    options.setdefault("size", 1)
+    pools = open_pools(settings, owner=owner, extra_labels=((TEST_LABEL, RUN_ID),), **options)
+    pools.start()
+    try:
+        yield pools
+    finally:
+        pools.close()
+    assert owned_containers(docker_client, owner) == []
+
+
 @pytest.fixture(scope="module")
 def pools(
     docker_client: docker.DockerClient, images: dict[str, str], settings: Settings
 ) -> Iterator[SandboxPools]:
     """Real warm pools (one sandbox per image), removed afterwards; none may be left."""
-    owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
-    pools = open_pools(settings, size=1, owner=owner, extra_labels=((TEST_LABEL, RUN_ID),))
-    pools.start()
-    yield pools
-    pools.close()
-    assert owned_containers(docker_client, owner) == []
+    with started_pools(docker_client, settings) as pools:
+        yield pools
 
 
 @pytest.fixture(scope="module")

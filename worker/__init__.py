@@ -1,25 +1,37 @@
 """Code-judging worker fleet: pooled, hardened Docker sandboxes behind Celery.
 
-The rooms: ``client`` (the Python producer), ``app``/``tasks``/``workflow`` (Celery: the
-canvas, the exactly-once join), ``runtime`` (a worker process's pools and clients),
-``contract`` (what backends send and get back), ``languages`` (registry),
-``compare`` (output checking), ``judge`` (verdicts), ``sandbox`` (containers, supervisor
-protocol, pools, fake pool), ``images`` (catalogue, offline base, BuildKit builds),
+The rooms: ``client`` (the Python producer), ``app``/``tasks``/``workflow``/``scoring``
+(Celery: the canvas, the exactly-once join and its decisions), ``intake``/``admission``/
+``fairqueue`` (taking work in, fairly), ``problems`` (problems as data), ``runtime`` (a worker
+process's pools and clients), ``contract`` (what backends send and get back), ``messages``
+(what a run's tasks hand each other), ``languages``, ``checkers``, ``verdicts`` (registries),
+``judge``/``interaction``/``compiling`` (verdicts from sandbox runs), ``sandbox`` (containers,
+supervisor protocol, pools, fake pool), ``images`` (catalogue, offline base, BuildKit builds),
 ``settings``, ``errors``, ``logs``.
+
+The producer's names import no Docker or sandbox code; the worker's (``Judge``,
+``open_pools``, ``FakePool``) load theirs when first used.
 """
 
+from typing import Any
+
+from worker.checkers import BUILTINS
 from worker.client import Client, Handle
 from worker.compare import CompareMode, Comparison, compare
 from worker.contract import (
     CONTRACT_VERSION,
     Limits,
     Maxima,
+    ProblemIn,
+    ProblemResult,
+    ProgramSpec,
     Submission,
     SubmissionIn,
     SubmissionResult,
     TestCase,
     TestResult,
     Verdict,
+    parse_problem,
     parse_submission,
 )
 from worker.errors import (
@@ -34,13 +46,18 @@ from worker.errors import (
     SettingsError,
     SubmissionRejected,
 )
-from worker.judge import Judge, Program
 from worker.languages import LANGUAGES, Language
-from worker.sandbox import open_pools
-from worker.sandbox.fake import FakePool
+from worker.programs import File, Program
 from worker.settings import Settings
 
+_WORKER_SIDE = {
+    "Judge": "worker.judge",
+    "open_pools": "worker.sandbox",
+    "FakePool": "worker.sandbox.fake",
+}
+
 __all__ = [
+    "BUILTINS",
     "CONTRACT_VERSION",
     "LANGUAGES",
     "BaseImageError",
@@ -49,6 +66,7 @@ __all__ = [
     "CompareMode",
     "Comparison",
     "FakePool",
+    "File",
     "Handle",
     "ImageError",
     "Judge",
@@ -56,7 +74,10 @@ __all__ = [
     "Limits",
     "Maxima",
     "PoolClosed",
+    "ProblemIn",
+    "ProblemResult",
     "Program",
+    "ProgramSpec",
     "ProtocolError",
     "RunnerError",
     "SandboxError",
@@ -72,5 +93,14 @@ __all__ = [
     "Verdict",
     "compare",
     "open_pools",
+    "parse_problem",
     "parse_submission",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WORKER_SIDE:
+        import importlib
+
+        return getattr(importlib.import_module(_WORKER_SIDE[name]), name)
+    raise AttributeError(f"module 'worker' has no attribute {name!r}")

@@ -2,9 +2,10 @@
 
 A submission compiles once; every test task, on whatever host, gets the program by its key:
 first from this process's memory, else from the cache Redis (``RUNNER_CACHE_URL``). The key
-hashes the language, the exact compiler image (its content tag) and the source, so a repeat
-submission of the same source reuses both the program and a compile error. Programs over the
-size cap are refused (the submission gets ``CE``).
+(:func:`worker.programs.program_key`) hashes the language, the exact compiler image (its
+content tag), the files, the entry and the options, so a repeat submission of the same program
+reuses both the program and a compile error; checkers and interactors are stored the same way.
+Programs over the size cap are refused (the submission gets ``CE``).
 
 Nothing load-bearing is here: a test whose program is gone compiles it again from the run's
 source (kept with its test data, :mod:`worker.storage`), so losing an entry costs a compile,
@@ -16,17 +17,17 @@ script. An instance of its own with ``allkeys-lru`` is the second line; entries 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 import structlog
+from pydantic import BaseModel
 
+from worker.contract import CompileResult, Verdict
 from worker.errors import BrokerError
-from worker.sandbox.protocol import File
+from worker.programs import File
 from worker.storage import LocalCache, pack, unpack
 
 log = structlog.get_logger()
@@ -68,19 +69,15 @@ return evicted
 """
 
 
-def artifact_key(language: str, compiler: str, source: bytes) -> str:
-    digest = hashlib.sha256()
-    for part in (language.encode(), compiler.encode(), source):
-        digest.update(len(part).to_bytes(8, "big") + part)
-    return digest.hexdigest()
-
-
 @dataclass(frozen=True)
 class Stored:
-    """What a compile step left for the tests: the program files, or why there are none."""
+    """What a compile step left: the program's files, or (``verdict`` CE) why there are none;
+    ``compile`` is the compiler's output, shown in results."""
 
     files: tuple[File, ...]
-    outcome: dict[str, Any]  # verdict (None, CE or IE), message, compile result
+    verdict: Verdict | None = None
+    message: str = ""
+    compile: CompileResult | None = None
 
     def size(self) -> int:
         return sum(len(f.data) for f in self.files)
@@ -114,26 +111,39 @@ class ArtifactStore:
             raise BrokerError(f"cannot read compiled program {key[:12]}: {exc}") from exc
         if not fields:
             return None
-        outcome = json.loads(fields.pop(b"outcome"))
+        outcome = _Outcome.model_validate_json(fields.pop(b"outcome"))
         files = tuple(
-            File(name.decode()[5:], unpack(data), int(outcome["modes"][name.decode()[5:]]))
+            File(name.decode()[5:], unpack(data), outcome.modes[name.decode()[5:]])
             for name, data in fields.items()
             if name.startswith(b"file:")
         )
-        stored = Stored(files, outcome)
+        stored = Stored(files, outcome.verdict, outcome.message, outcome.compile)
         self._cache.put(key, stored)
         return stored
 
+    def identity(self, image: str) -> str | None:
+        """The content tag of ``image`` as the workers published it (None before any did)."""
+        try:
+            tag = self._redis.get(IDENTITY + image)
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot read the identity of {image}: {exc}") from exc
+        return None if tag is None else tag.decode()
+
     def publish_identity(self, image: str, tag: str) -> None:
-        """Let producers compute artifact keys (see :meth:`compiled_before`)."""
+        """Let producers compute program keys (see :meth:`compiled`)."""
         try:
             self._redis.set(IDENTITY + image, tag)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot publish the identity of {image}: {exc}") from exc
 
     def put(self, key: str, stored: Stored) -> None:
-        outcome = {**stored.outcome, "modes": {f.name: f.mode for f in stored.files}}
-        mapping: dict[str, bytes] = {"outcome": json.dumps(outcome).encode()}
+        outcome = _Outcome(
+            verdict=stored.verdict,
+            message=stored.message,
+            compile=stored.compile,
+            modes={f.name: f.mode for f in stored.files},
+        )
+        mapping: dict[str, bytes] = {"outcome": outcome.model_dump_json().encode()}
         mapping.update({f"file:{f.name}": pack(f.data) for f in stored.files})
         try:
             with self._redis.pipeline() as pipe:
@@ -145,7 +155,7 @@ class ArtifactStore:
             raise BrokerError(f"cannot store compiled program {key[:12]}: {exc}") from exc
         if evicted:
             log.info("artifacts.evicted", count=evicted)
-        self._cache.put(key, Stored(stored.files, outcome))
+        self._cache.put(key, stored)
 
     def _used(self, entry: str, size: int) -> int:
         """Mark an entry used now (and renew it); returns how many others were evicted."""
@@ -157,32 +167,29 @@ class ArtifactStore:
         )
         return int(evicted)
 
-    def compiled_before(self, language: str, image: str, source: bytes) -> dict[str, Any] | None:
-        """The compile step's message for a source compiled successfully before, or None.
-
-        Lets a producer skip the compile task (one task and one hop less per submission). The
-        image identity comes from the workers; a mismatch or a miss just means no shortcut."""
+    def compiled(self, key: str) -> Stored | None:
+        """An entry compiled successfully before, described without its files (the compile
+        output, marked cached), renewed for the tests about to run; else None. Lets a
+        producer skip the compile task (one task and one hop less per submission)."""
         try:
-            tag = self._redis.get(IDENTITY + image)
-            if tag is None:
-                return None
-            key = artifact_key(language, tag.decode(), source)
             raw = self._redis.hget(PREFIX + key, "outcome")
             if raw is not None:
-                self._used(PREFIX + key, 0)  # keep it for the tests about to run
+                self._used(PREFIX + key, 0)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot look up compiled programs: {exc}") from exc
         if raw is None:
             return None
-        outcome = json.loads(raw)
-        if outcome.get("verdict") is not None:
+        outcome = _Outcome.model_validate_json(raw)
+        if outcome.verdict is not None:
             return None
-        return compiled_message(key, outcome, cached=True)
+        output = outcome.compile.model_copy(update={"cached": True}) if outcome.compile else None
+        return Stored((), compile=output)
 
 
-def compiled_message(key: str | None, outcome: dict[str, Any], cached: bool) -> dict[str, Any]:
-    """What the compile step hands every test task and the join (small, JSON)."""
-    message = {"key": key, **{k: v for k, v in outcome.items() if k != "modes"}}
-    if message.get("compile"):
-        message["compile"] = {**message["compile"], "cached": cached}
-    return message
+class _Outcome(BaseModel):
+    """How an entry describes itself in Redis, beside its files."""
+
+    verdict: Verdict | None = None
+    message: str = ""
+    compile: CompileResult | None = None
+    modes: dict[str, int] = {}

@@ -3,6 +3,8 @@
 ::
 
     runner submit solution.py --lang python --tests tests.json --wait
+    runner submit main.cpp util.h --lang cpp --tests tests.json --checker check.cpp testlib.h
+    runner problem problem.json        # register a problem once; submit --problem ID
     runner worker                      # a Celery worker with warm sandbox pools
     runner status                      # workers, queue lengths, pool state
     runner gateway --port 8000         # submissions over HTTP
@@ -30,14 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("submit", help="send a submission (and follow it with --wait)")
-    p.add_argument("file", type=Path, help="source file")
+    p.add_argument("files", type=Path, nargs="+", help="source files; the first is the entry point")
     p.add_argument("--lang", required=True, help="python, c, cpp or javascript")
     p.add_argument(
         "--tests",
-        required=True,
         type=Path,
-        help="JSON list of {stdin, expected_stdout}, or a folder of NAME.in/NAME.out",
+        help="JSON list of {stdin, expected_stdout, group}, or a folder of NAME.in/NAME.out",
     )
+    p.add_argument("--problem", help="a registered problem's id, instead of --tests")
+    p.add_argument("--option", action="append", default=[], help="a compiler option")
+    p.add_argument("--arg", action="append", default=[], help="a program argument")
+    p.add_argument("--groups", type=Path, help="JSON list of scored groups")
+    p.add_argument("--checker", type=Path, nargs="+", help="a checker's files (testlib protocol)")
+    p.add_argument("--checker-lang", default="cpp", help="the checker's language")
+    p.add_argument("--interactor", type=Path, nargs="+", help="an interactor's files")
+    p.add_argument("--interactor-lang", default="cpp", help="the interactor's language")
     p.add_argument("--wait", action="store_true", help="show tests as they finish, then a table")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.add_argument("--id", help="submission id echoed back")
@@ -59,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("-n", "--hostname", default="", help="default: RUNNER_NODE_NAME or runner@HOST")
     g.add_argument("--timeout", type=float, default=5.0)
     sub.add_parser("settings", help="every RUNNER_* setting, its value and meaning")
+    pr = sub.add_parser("problem", help="register a problem (a JSON file), print its id")
+    pr.add_argument("file", type=Path, help="the problem object (docs/contract.md)")
+    pr.add_argument("--timeout", type=float, default=120.0)
     sc = sub.add_parser("schema", help="write the contract's JSON Schema files")
     sc.add_argument("folder", type=Path, nargs="?", default=Path("docs/schema"))
 
@@ -68,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         configure_logging(settings.log_format, settings.log_level)
         handler = {
             "submit": _submit,
+            "problem": _problem,
             "worker": _worker,
             "status": _status,
             "gateway": _gateway,
@@ -98,14 +111,40 @@ def load_tests(path: Path) -> list[dict[str, Any]]:
     return loaded
 
 
+def program_files(paths: list[Path]) -> tuple[str, list[dict[str, str]]]:
+    """The entry's name and every file, named by its path from the entry's folder."""
+    root = paths[0].parent
+    files = []
+    for path in paths:
+        try:
+            name = path.relative_to(root).as_posix()
+        except ValueError:
+            raise RunnerError(f"{path}: not in {root}, the first file's folder") from None
+        files.append({"name": name, "content": path.read_text()})
+    return files[0]["name"], files
+
+
 def _submit(args: argparse.Namespace, settings: Settings) -> int:
     from worker.client import Client
 
-    submission: dict[str, Any] = {
-        "language": args.lang,
-        "source": args.file.read_text(),
-        "tests": load_tests(args.tests),
-    }
+    if (args.tests is None) == (args.problem is None):
+        raise RunnerError("give --tests or --problem (one of them)")
+    entry, files = program_files(args.files)
+    submission: dict[str, Any] = {"language": args.lang, "files": files, "entry": entry}
+    if args.problem:
+        submission["problem"] = args.problem
+    else:
+        submission["tests"] = load_tests(args.tests)
+    for flag, field in (("option", "compiler_options"), ("arg", "args")):
+        if getattr(args, flag):
+            submission[field] = getattr(args, flag)
+    if args.groups:
+        submission["groups"] = json.loads(args.groups.read_text())
+    for role in ("checker", "interactor"):
+        if getattr(args, role):
+            entry_, files_ = program_files(getattr(args, role))
+            language = getattr(args, f"{role}_lang")
+            submission[role] = {"language": language, "files": files_, "entry": entry_}
     if args.id:
         submission["id"] = args.id
     if args.limits:
@@ -118,7 +157,7 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     ids = [
         str(t.get("id", i)) if isinstance(t, dict) else str(i)
-        for i, t in enumerate(submission["tests"])
+        for i, t in enumerate(submission.get("tests", []))
     ]
     width = max(map(len, ids), default=4)
     if not args.json:
@@ -135,6 +174,17 @@ def _submit(args: argparse.Namespace, settings: Settings) -> int:
     else:
         print(render_table(result.model_dump(mode="json")))
     return 0 if result.verdict == "AC" else 2
+
+
+def _problem(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.client import Client
+
+    answer = Client(settings).register_problem(json.loads(args.file.read_text()), args.timeout)
+    if answer.error is not None:
+        print(f"runner: {answer.error.code}: {answer.error.message}", file=sys.stderr)
+        return 2
+    print(answer.problem)
+    return 0
 
 
 def render_table(result: dict[str, Any]) -> str:
@@ -154,9 +204,14 @@ def render_table(result: dict[str, Any]) -> str:
         lines.append("compiler output:\n" + compile_["output"].rstrip())
     if result.get("error"):
         lines.append(f"error: {result['error']['code']}: {result['error']['message']}")
+    for group in result.get("groups") or []:
+        lines.append(
+            f"group {group['name']}: {group['verdict']}  {group['score']:g}/{group['max_score']:g}"
+        )
+    score = f"  score {result['score']:g}/{result['max_score']:g}" if "score" in result else ""
     lines.append(
         f"verdict {result['verdict']}  passed {result['passed']}/{result['total']}  "
-        f"max cpu {result['max_cpu_time_ms']} ms  max memory {result['max_memory_kb']} KB"
+        f"max cpu {result['max_cpu_time_ms']} ms  max memory {result['max_memory_kb']} KB{score}"
     )
     return "\n".join(lines)
 

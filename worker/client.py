@@ -9,7 +9,8 @@
     result = handle.result(timeout=60)  # SubmissionResult
 
 Invalid submissions never leave the process: :meth:`Client.submit` returns a handle whose
-result is the ``RJ`` result at once. Backends in other languages send the one task
+result is the ``RJ`` result at once. :meth:`Client.register_problem` registers a problem once,
+to submit against by id. Backends in other languages send the one task
 ``runner.submit`` instead (see docs/contract.md); :meth:`Client.send` does exactly that.
 """
 
@@ -28,12 +29,22 @@ from celery.result import AsyncResult
 
 from worker.admission import Ticket, tenant_of
 from worker.app import app as default_app
-from worker.contract import SubmissionIn, SubmissionResult, TestResult, parse_submission, rejected
+from worker.contract import (
+    ErrorInfo,
+    ProblemIn,
+    ProblemResult,
+    SubmissionIn,
+    SubmissionResult,
+    TestResult,
+    parse_problem,
+    parse_submission,
+    rejected,
+)
 from worker.errors import BrokerError, SubmissionRejected
 from worker.intake import Intake
 from worker.languages import LANGUAGES
 from worker.settings import Settings
-from worker.workflow import SUBMIT_TASK, run_key
+from worker.workflow import PROBLEM_TASK, SUBMIT_TASK, run_key
 
 
 class Handle:
@@ -136,6 +147,27 @@ class Client:
             self.intake.give_back(Ticket(tenant_of(parsed.tenant), run_id))
             raise BrokerError(f"cannot send submission: {exc}") from exc
         return Handle(self.app, self._redis, sent, run_id, len(parsed.tests))
+
+    def register_problem(
+        self, problem: dict[str, Any] | ProblemIn, timeout: float = 120.0
+    ) -> ProblemResult:
+        """Register a problem (checked here first, then on a worker, which compiles its checker
+        and interactor); the result holds its id, or why it was refused."""
+        raw = problem.model_dump(exclude_none=True) if isinstance(problem, ProblemIn) else problem
+        try:
+            parse_problem(raw, self.settings.maxima(), frozenset(LANGUAGES))
+        except SubmissionRejected as exc:
+            return ProblemResult(
+                problem=None, tests=0, error=ErrorInfo(code=exc.code, message=exc.message)
+            )
+        try:
+            sent = self.app.send_task(PROBLEM_TASK, args=[raw], queue=self.settings.queue)
+            answer = sent.get(timeout=timeout, propagate=True)
+        except celery.exceptions.TimeoutError as exc:
+            raise TimeoutError(f"problem not registered after {timeout} s") from exc
+        except (redis.RedisError, OSError) as exc:
+            raise BrokerError(f"cannot register the problem: {exc}") from exc
+        return ProblemResult.model_validate(answer)
 
     def send(self, submission: Any) -> Handle:
         """Send the one task ``runner.submit``, as a backend in another language would."""

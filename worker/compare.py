@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 # How many bytes of a token or line a message quotes, and how many of them come before the first
@@ -82,20 +83,13 @@ _OK = Outcome(True, "")
 
 def compare(expected: bytes, actual: bytes, how: Comparison = Comparison()) -> Outcome:
     """Compare a submission's ``actual`` output with ``expected`` as ``how`` says."""
-    mode = how.mode
-    if mode is CompareMode.EXACT:
-        return _compare_exact(expected, actual)
-    if mode is CompareMode.TOKENS:
-        return _compare_tokens(expected, actual)
-    if mode is CompareMode.LINES:
-        return _compare_lines(expected, actual)
-    return _compare_floats(expected, actual, how.abs_tol, how.rel_tol)
+    return _MODES[how.mode](expected, actual, how)
 
 
 # --- modes ------------------------------------------------------------------------------------
 
 
-def _compare_exact(expected: bytes, actual: bytes) -> Outcome:
+def _compare_exact(expected: bytes, actual: bytes, _: Comparison) -> Outcome:
     if expected == actual:
         return _OK
     pos = _first_difference(expected, actual)
@@ -104,7 +98,7 @@ def _compare_exact(expected: bytes, actual: bytes) -> Outcome:
     return Outcome(False, f"byte {pos + 1} differs: {_show_pair(expected, actual, pos)}")
 
 
-def _compare_tokens(expected: bytes, actual: bytes) -> Outcome:
+def _compare_tokens(expected: bytes, actual: bytes, _: Comparison) -> Outcome:
     # Identical bytes are the common case for accepted submissions; skip building token lists.
     if expected == actual:
         return _OK
@@ -118,7 +112,7 @@ def _compare_tokens(expected: bytes, actual: bytes) -> Outcome:
     return _length_mismatch(len(exp_tokens), len(act_tokens), "token")
 
 
-def _compare_lines(expected: bytes, actual: bytes) -> Outcome:
+def _compare_lines(expected: bytes, actual: bytes, _: Comparison) -> Outcome:
     if expected == actual:
         return _OK
     exp_lines = _normalised_lines(expected)
@@ -137,7 +131,8 @@ def _compare_lines(expected: bytes, actual: bytes) -> Outcome:
     return _length_mismatch(len(exp_lines), len(act_lines), "line")
 
 
-def _compare_floats(expected: bytes, actual: bytes, abs_tol: float, rel_tol: float) -> Outcome:
+def _compare_floats(expected: bytes, actual: bytes, how: Comparison) -> Outcome:
+    abs_tol, rel_tol = how.abs_tol, how.rel_tol
     exp_tokens = expected.split()
     act_tokens = actual.split()
     # Equal token lists pass without parsing a single number, unless some token could be a NaN,
@@ -173,6 +168,14 @@ def _compare_floats(expected: bytes, actual: bytes, abs_tol: float, rel_tol: flo
     if len(exp_tokens) == len(act_tokens):
         return _OK
     return _length_mismatch(len(exp_tokens), len(act_tokens), "token")
+
+
+_MODES: dict[CompareMode, Callable[[bytes, bytes, Comparison], Outcome]] = {
+    CompareMode.EXACT: _compare_exact,
+    CompareMode.TOKENS: _compare_tokens,
+    CompareMode.LINES: _compare_lines,
+    CompareMode.FLOAT: _compare_floats,
+}
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -1,21 +1,20 @@
-"""From a valid submission to its first task: admission, test data stored, the compile
-shortcut, the canvas. The Python producer (:class:`worker.client.Client`) and the task
-``runner.submit`` both go through :func:`accept`, so a submission is treated the same
-whichever way it came.
+"""From a valid submission to its first task: the problem looked up, admission, test data and
+sources stored, the compile shortcut, the canvas. The Python producer
+(:class:`worker.client.Client`) and the task ``runner.submit`` both go through :func:`accept`,
+so a submission is treated the same whichever way it came.
 
 ::
 
-    accept ── test data over RUNNER_INLINE_DATA_KB, and the source ──► references (storage)
+    accept ── a registered problem's tests and judging ──► or RJ unknown_problem (problems)
+           ── test data over RUNNER_INLINE_DATA_KB, and every program file ──► references
            ── admission: Redis memory, queue bound, the tenant's caps ──► or RJ (admission)
            ── the data stored (once per content), the compile shortcut ──► canvas (workflow)
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 import structlog
@@ -25,12 +24,15 @@ from redis.retry import Retry
 
 from worker.admission import Admission, Ticket, release, tenant_of
 from worker.artifacts import ArtifactStore
-from worker.contract import Submission
-from worker.errors import RunnerError
+from worker.contract import Judging, ProgramSpec, Submission
+from worker.errors import RunnerError, SubmissionRejected
 from worker.languages import LANGUAGES
+from worker.messages import CompileOutcome, JudgingMsg, RunMeta, StoredProgram
+from worker.problems import ProblemStore
+from worker.programs import program_key
 from worker.settings import Settings
-from worker.storage import DataStore, outline
-from worker.workflow import canvas, run_key
+from worker.storage import DataStore, program_files, stored_program, test_specs
+from worker.workflow import canvas, judging_of, meta_of, run_key
 
 log = structlog.get_logger()
 
@@ -55,36 +57,48 @@ class Intake:
     admission: Admission
     data: DataStore
     artifacts: ArtifactStore
+    problems: ProblemStore
     backend: redis.Redis
 
     def accept(self, submission: Submission, run_id: str) -> Signature:
         """The submission's canvas, ready to send; raises
-        :class:`~worker.errors.SubmissionRejected` (``fleet_busy``, ``tenant_busy``) or
-        :class:`~worker.errors.BrokerError`, having kept nothing of it."""
+        :class:`~worker.errors.SubmissionRejected` (``unknown_problem``, ``fleet_busy``,
+        ``tenant_busy``) or :class:`~worker.errors.BrokerError`, having kept nothing of it."""
         inline_bytes = self.settings.inline_data_kb * 1024
         tenant = tenant_of(submission.tenant)
-        if any(
-            len(data) > inline_bytes
-            for t in submission.tests
-            for data in (t.stdin, t.expected_stdout)
-            if data is not None
-        ):  # hashing and packing megabytes is the costly part: what is refused anyway, first
-            self.admission.peek(tenant, len(submission.tests))
         packed: dict[str, bytes] = {}
-        tests = [
-            {
-                "id": t.id,
-                "stdin": outline(t.stdin, inline_bytes, packed),
-                "expected": outline(t.expected_stdout, inline_bytes, packed),
-            }
-            for t in submission.tests
-        ]
-        source = outline(submission.source, -1, packed)  # always stored: see meta_of
+        sources = {"program": files_of(submission.program)}
+        if submission.problem is not None:
+            record = self.problems.get(submission.problem)
+            if record is None:
+                raise SubmissionRejected(
+                    "unknown_problem",
+                    f"problem: {submission.problem!r} is not registered (or has expired; "
+                    "register it again: the same problem gets the same id)",
+                )
+            tests, judging = record.tests, record.judging
+            for role, stored in (("checker", judging.checker), ("interactor", judging.interactor)):
+                if isinstance(stored, StoredProgram):
+                    sources[role] = program_files(stored, self.data)
+        else:
+            if any(
+                len(data) > inline_bytes
+                for t in submission.tests
+                for data in (t.stdin, t.expected_stdout)
+                if data is not None
+            ):  # hashing and packing megabytes is the costly part: what is refused anyway, first
+                self.admission.peek(tenant, len(submission.tests))
+            tests = test_specs(submission.tests, inline_bytes, packed)
+            judging = self.judging(submission.judging, packed)
+            for role, spec in (
+                ("checker", submission.judging.checker),
+                ("interactor", submission.judging.interactor),
+            ):
+                if isinstance(spec, ProgramSpec):
+                    sources[role] = files_of(spec)
+        program = stored_program(submission.program, packed)
         ticket = self.admission.admit(
-            tenant,
-            run_id,
-            len(tests),
-            sum(len(body) for body in packed.values()),
+            tenant, run_id, len(tests), sum(len(body) for body in packed.values())
         )
         try:
             self.data.hold(run_id, list(packed))
@@ -92,8 +106,19 @@ class Intake:
         except RunnerError:
             self.give_back(ticket)
             raise
-        compiled = self.shortcut(submission, run_id)
-        return canvas(submission, run_id, compiled, tests, source)
+        meta = meta_of(submission, run_id, program, judging)
+        return canvas(meta, tests, self.shortcut(meta, sources))
+
+    def judging(self, judging: Judging, packed: dict[str, bytes]) -> JudgingMsg:
+        """How tests are judged, its programs' files stored by reference (into ``packed``)."""
+        checker = judging.checker
+        return judging_of(
+            judging,
+            stored_program(checker, packed) if isinstance(checker, ProgramSpec) else None,
+            None
+            if judging.interactor is None
+            else stored_program(judging.interactor, packed, static=True),
+        )
 
     def give_back(self, ticket: Ticket) -> None:
         """Undo an admission whose run will not be sent (or that has ended)."""
@@ -112,10 +137,11 @@ class Intake:
         connect = connect or redis_client
         backend = connect(settings.result_backend)
         cache = connect(settings.cache_url) if settings.cache_url else backend
+        data = DataStore(backend, settings.result_expires_s, settings.data_cache_mb * 2**20)
         return cls(
             settings=settings,
             admission=Admission(settings, _broker_or_none(connect, settings.broker_url), backend),
-            data=DataStore(backend, settings.result_expires_s, settings.data_cache_mb * 2**20),
+            data=data,
             artifacts=ArtifactStore(
                 cache,
                 ttl_s=settings.result_expires_s,
@@ -123,23 +149,53 @@ class Intake:
                 cache_bytes=settings.artifact_cache_mb * 2**20,
                 budget_bytes=settings.cache_budget_mb * 2**20,
             ),
+            problems=ProblemStore(backend, data, settings.problem_expires_s),
             backend=backend,
         )
 
-    def shortcut(self, submission: Submission, run: str) -> dict[str, Any] | None:
-        """A successful earlier compile of the same source, remembered for this run; else
-        None. Any trouble just means no shortcut: the compile task then does the work."""
-        language = LANGUAGES[submission.language]
+    def shortcut(
+        self, meta: RunMeta, sources: dict[str, list[tuple[str, bytes]]]
+    ) -> CompileOutcome | None:
+        """Successful earlier compiles of every program of the run (``sources``: each one's
+        files by role), remembered for it; else None. Any trouble just means no shortcut: the
+        compile task then does the work."""
+        roles = (
+            ("program", meta.program),
+            ("checker", meta.judging.checker),
+            ("interactor", meta.judging.interactor),
+        )
+        programs = {role: p for role, p in roles if isinstance(p, StoredProgram)}
+        keys: dict[str, str] = {}
+        output = None
         try:
-            compiled = self.artifacts.compiled_before(
-                language.name, language.compile_image, submission.source
-            )
-            if compiled is not None:
-                remember_compile(self.backend, run, compiled, self.settings.result_expires_s)
+            for role, program in programs.items():
+                language = LANGUAGES[program.language]
+                identity = self.artifacts.identity(language.compile_image)
+                if identity is None:
+                    return None
+                keys[role] = key_of(program, identity, sources[role])
+                found = self.artifacts.compiled(keys[role])
+                if found is None:
+                    return None
+                if role == "program":
+                    output = found.compile
+            outcome = CompileOutcome(compile=output, **keys)
+            remember_compile(self.backend, meta.run, outcome, self.settings.result_expires_s)
         except (RunnerError, redis.RedisError) as exc:
             log.warning("compile.lookup_failed", error=str(exc))
             return None
-        return compiled
+        return outcome
+
+
+def files_of(program: ProgramSpec) -> list[tuple[str, bytes]]:
+    return [(f.name, f.data) for f in program.files]
+
+
+def key_of(program: StoredProgram, identity: str, files: list[tuple[str, bytes]]) -> str:
+    """The content address of a stored program compiled by the image ``identity``."""
+    return program_key(
+        program.language, identity, files, program.entry, program.options, program.static
+    )
 
 
 def _broker_or_none(connect: Callable[[str], redis.Redis], url: str) -> redis.Redis | None:
@@ -152,6 +208,6 @@ def _broker_or_none(connect: Callable[[str], redis.Redis], url: str) -> redis.Re
         return None
 
 
-def remember_compile(client: Any, run: str, compiled: dict[str, Any], ttl_s: int) -> None:
+def remember_compile(client: redis.Redis, run: str, compiled: CompileOutcome, ttl_s: int) -> None:
     """The compile outcome of one submission, for its join."""
-    client.set(run_key(run, "compile"), json.dumps(compiled), ex=ttl_s)
+    client.set(run_key(run, "compile"), compiled.model_dump_json(), ex=ttl_s)

@@ -1,41 +1,40 @@
-"""Judging: compile a submission once, run one test, and turn what the supervisor measured
-into a verdict.
+"""Judging: compile a program once, run one test, and turn what the supervisor measured into
+a verdict.
 
 The judge talks to any :class:`~worker.sandbox.Runner` (the real pools or the fake one), so
-the verdict rules are tested without Docker. Expected output never enters a sandbox: the
-comparison runs here.
+the verdict rules are tested without Docker. Expected output never enters the contestant's
+sandbox job: a built-in checker compares here, a program checker gets it in a job of its own
+(:mod:`worker.checkers`), and an interactor, which runs beside the program in a cell of its
+own, reads it from its own files (:mod:`worker.interaction`).
 """
 
 from __future__ import annotations
 
-import json
-import signal as signals
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
 
-from worker.compare import Comparison, compare
+from worker.checkers import Judgement, judge_builtin, judge_testlib
+from worker.compare import Comparison
 from worker.contract import CompileResult, Limits, TestCase, TestResult, Verdict
 from worker.errors import SandboxError, SandboxTimeout
+from worker.interaction import run_interaction
 from worker.languages import Language
-from worker.sandbox.protocol import File, Job, RunReport
+from worker.programs import File, Program
+from worker.runs import limits_verdict, program_job, result_of, signal_name
+from worker.sandbox.protocol import Job, RunReport
 from worker.sandbox.runner import Runner
 
 log = structlog.get_logger()
 
-SHOWN_BYTES = 16 * 1024  # stdout/stderr echoed in a result; the comparison sees all of it
 COMPILE_OUTPUT_BYTES = 64 * 1024
 ARTIFACT_KB = 64 * 1024  # largest file a compile step may write
 GRACE_S = 5.0  # outer deadline beyond the job's wall limit, for transfer and cleanup
 RETRIES = 1  # a sandbox that broke is recycled and the test retried once on another
-
-
-@dataclass(frozen=True)
-class Program:
-    """What each test run receives: the source, or the compiled artifact."""
-
-    language: Language
-    files: tuple[File, ...]
+# what a checker may take for one test (it reads three files and writes a line)
+TOKENS = Comparison()  # the default checker
+CHECKER_LIMITS = Limits(cpu_time_ms=5000, wall_time_ms=10000, memory_mb=256, processes=4)
 
 
 @dataclass(frozen=True)
@@ -52,17 +51,30 @@ class Judge:
 
     # -- compile -------------------------------------------------------------------------------
 
-    def compile(self, language: Language, source: bytes) -> Compiled:
-        """Compile (or syntax-check) once; ``CE`` with the compiler's output on failure."""
-        source_file = File(language.source_file, source, 0o644)
+    def compile(
+        self,
+        language: Language,
+        source: bytes | Sequence[File],
+        *,
+        entry: str = "",
+        options: Sequence[str] = (),
+        static: bool = False,
+    ) -> Compiled:
+        """Compile (or syntax-check) once: a lone ``source`` is the language's source file, or
+        ``source`` is every file with ``entry`` among them; ``static`` builds a program that
+        runs in any image (an interactor). ``CE`` with the compiler's output on failure."""
+        entry = entry or language.source_file
+        files = (File(entry, source),) if isinstance(source, bytes) else tuple(source)
         step = language.compile
         if step is None:
-            return Compiled(Program(language, (source_file,)), None)
+            return Compiled(Program(language, files, entry), None)
+        names = [f.name for f in files if language.is_source(f.name)]
+        sources = [entry, *(name for name in names if name != entry)]
         job = Job(
             uid=0,
-            argv=step.argv,
+            argv=step.command(sources, (*options, *(step.static if static else ()))),
             env=language.job_env,
-            files=(source_file,),
+            files=files,
             cpu_ms=step.cpu_time_ms,
             wall_ms=step.wall_time_ms,
             mem_kb=step.memory_mb * 1024,
@@ -73,7 +85,7 @@ class Judge:
             collect=(step.artifact,) if step.artifact else (),
         )
         try:
-            report = self._run(step.image, job)
+            report = self.run(step.image, job)
         except SandboxError as exc:
             return Compiled(None, None, Verdict.IE, f"compile step failed: {exc}")
         output = report.stderr + report.stdout
@@ -94,48 +106,72 @@ class Judge:
             }.get(report.killed, "compilation failed")
             return Compiled(None, result, Verdict.CE, why)
         if step.artifact is None:
-            return Compiled(Program(language, (source_file,)), result)
+            return Compiled(Program(language, files, entry), result)
         artifact = report.files.get(step.artifact)
         if artifact is None:
             return Compiled(None, result, Verdict.IE, f"compiler produced no {step.artifact!r}")
-        return Compiled(Program(language, (artifact,)), result)
+        return Compiled(Program(language, (artifact,), entry), result)
 
     # -- one test ------------------------------------------------------------------------------
 
     def run_test(
-        self, program: Program, test: TestCase, limits: Limits, comparison: Comparison
+        self,
+        program: Program,
+        test: TestCase,
+        limits: Limits,
+        checker: Comparison | Program = TOKENS,
+        *,
+        args: Sequence[str] = (),
+        interactor: Program | None = None,
     ) -> TestResult:
-        language = program.language
-        out_bytes = limits.output_kb * 1024
-        job = Job(
-            uid=0,
-            argv=language.run,
-            env=language.job_env,
-            files=program.files,
-            stdin=test.stdin,
-            cpu_ms=limits.cpu_time_ms,
-            wall_ms=limits.wall_time_ms,
-            mem_kb=limits.memory_mb * 1024,
-            procs=limits.processes + language.runtime_threads,
-            fsize_kb=limits.output_kb,
-            stack_kb=limits.memory_mb * 1024,
-            out_bytes=out_bytes,
-            err_bytes=SHOWN_BYTES,
-            server=language.forkserver,
-        )
+        """Run one test and judge it: by ``checker`` (a built-in comparison, or a program), and
+        with an ``interactor`` talking to the program (worker.interaction)."""
+        if interactor is not None:
+            return run_interaction(self, program, test, limits, interactor, args, checker)
+        job = program_job(program, limits, args, stdin=test.stdin)
         try:
-            report = self._run(language.image, job)
+            report = self.run(program.language.image, job)
         except SandboxError as exc:
             return TestResult(id=test.id, verdict=Verdict.IE, message=str(exc))
-        if report.server_error:
-            # the test ran all the same (exec'ed), only slower: for the operator, not the user
-            log.warning(
-                "sandbox.forkserver_unused", image=language.image, reason=report.server_error
-            )
-        return verdict_of(test, report, limits, comparison)
+        if isinstance(checker, Comparison):
+            return verdict_of(test, report, limits, checker)
+        limited = limits_verdict(report, limits)
+        if limited is not None:
+            return result_of(test, report, *limited)
+        judged = self.check(checker, test.stdin, report.stdout, test.expected_stdout)
+        return result_of(test, report, judged.verdict, judged.message, judged.fraction)
 
-    def _run(self, image: str, job: Job) -> RunReport:
-        deadline = job.wall_ms / 1000 + GRACE_S
+    def check(
+        self, checker: Program, input_: bytes, output: bytes, answer: bytes | None
+    ) -> Judgement:
+        """Run a program checker on one test's files (testlib: ``checker input output
+        answer``); its failure is an ``IE`` judgement, never the contestant's ``WA``."""
+        files = (File("input", input_), File("output", output), File("answer", answer or b""))
+        job = program_job(
+            Program(checker.language, (*checker.files, *files), checker.entry),
+            CHECKER_LIMITS,
+            ("input", "output", "answer"),
+        )
+        try:
+            report = self.run(checker.language.image, job)
+        except SandboxError as exc:
+            return Judgement(Verdict.IE, 0.0, f"checker could not run: {exc}")
+        if report.status != "ok":
+            return Judgement(Verdict.IE, 0.0, f"checker could not run: {report.error}")
+        sig = signal_name(report.signal) if report.signal else None
+        return judge_testlib("checker", report.exit_code, sig, report.killed, report.stderr)
+
+    def run(self, image: str, job: Job) -> RunReport:
+        """Run a job (retried once on another sandbox if this one broke)."""
+        report = self._attempts(image, job)
+        if report.server_error:
+            # the job ran all the same (exec'ed), only slower: for the operator, not the user
+            log.warning("sandbox.forkserver_unused", image=image, reason=report.server_error)
+        return report
+
+    def _attempts(self, image: str, job: Job) -> RunReport:
+        wall_ms = max(job.wall_ms, job.partner.wall_ms if job.partner else 0)
+        deadline = wall_ms / 1000 + GRACE_S
         for _ in range(RETRIES):
             try:
                 return self.runner.run(image, job, deadline)
@@ -149,72 +185,11 @@ class Judge:
 def verdict_of(
     test: TestCase, report: RunReport, limits: Limits, comparison: Comparison
 ) -> TestResult:
-    """Decide a test's verdict from the supervisor's measurements."""
-    verdict, message = _decide(test, report, limits, comparison)
-    sig = signal_name(report.signal) if report.signal else None
-    stdout, stdout_cut = shown(report.stdout)
-    stderr, stderr_cut = shown(report.stderr)
-    return TestResult(
-        id=test.id,
-        verdict=verdict,
-        cpu_time_ms=round(report.cpu_us / 1000),
-        wall_time_ms=round(report.wall_us / 1000),
-        memory_kb=report.maxrss_kb,
-        exit_code=None if report.signal else report.exit_code,
-        signal=sig,
-        stdout=stdout,
-        stderr=stderr,
-        stdout_truncated=stdout_cut or report.stdout_total > SHOWN_BYTES,
-        stderr_truncated=stderr_cut or report.stderr_total > SHOWN_BYTES,
-        message=message,
-    )
-
-
-def shown(output: bytes) -> tuple[str, bool]:
-    """The start of an output echoed in a result, and whether it was cut short of the first
-    SHOWN_BYTES: at most SHOWN_BYTES once escaped as JSON, so a result's size is bounded
-    whatever the program printed (a control byte takes six characters, ``\\u0000``)."""
-    text = output[:SHOWN_BYTES].decode(errors="replace")
-    cut = False
-    while len(json.dumps(text)) - 2 > SHOWN_BYTES:
-        text, cut = text[: len(text) * 2 // 3], True
-    return text, cut
-
-
-def _decide(
-    test: TestCase, report: RunReport, limits: Limits, comparison: Comparison
-) -> tuple[Verdict, str]:
-    if report.status != "ok":
-        return Verdict.IE, f"sandbox could not run the program: {report.error}"
-    memory = f"memory limit exceeded ({limits.memory_mb} MB)"
-    cpu = f"CPU time limit exceeded ({limits.cpu_time_ms} ms)"
-    if report.killed == "memory" or report.oom_kills > 0:
-        return Verdict.MLE, memory
-    if report.killed == "cpu" or report.signal == signals.SIGXCPU:
-        return Verdict.TLE, cpu
-    if report.killed == "wall":
-        return Verdict.TLE, f"wall time limit exceeded ({limits.wall_time_ms} ms)"
-    if report.killed == "output":
-        return Verdict.OLE, f"output limit exceeded ({limits.output_kb} KB)"
-    if report.signal == signals.SIGXFSZ:
-        return Verdict.OLE, f"file size limit exceeded ({limits.output_kb} KB)"
-    # limits are checked again after the fact: a peak or a burst between two samples counts
-    if report.maxrss_kb > limits.memory_mb * 1024:
-        return Verdict.MLE, memory
-    if report.cpu_us > limits.cpu_time_ms * 1000:
-        return Verdict.TLE, cpu
-    if report.signal:
-        return Verdict.RE, f"killed by signal {signal_name(report.signal)}"
-    if report.exit_code != 0:
-        return Verdict.RE, f"exited with code {report.exit_code}"
+    """Decide a test's verdict from the supervisor's measurements and a built-in checker."""
+    limited = limits_verdict(report, limits)
+    if limited is not None:
+        return result_of(test, report, *limited)
     if test.expected_stdout is None:
-        return Verdict.AC, ""
-    outcome = compare(test.expected_stdout, report.stdout, comparison)
-    return (Verdict.AC, "") if outcome.ok else (Verdict.WA, outcome.message)
-
-
-def signal_name(number: int) -> str:
-    try:
-        return signals.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+        return result_of(test, report, Verdict.AC, "")
+    judged = judge_builtin(test.expected_stdout, report.stdout, comparison)
+    return result_of(test, report, judged.verdict, judged.message)

@@ -1,35 +1,72 @@
 """The language registry: data, not code paths. A new language is an entry here plus an image.
 
 Each entry names the image its programs run in (keys of :data:`worker.images.catalog.IMAGES`),
-the file the source is written to, an optional compile step (run once per submission, in its
-own image, with its own limits) and the command that runs a test. For interpreted languages the
-"compile" step is a syntax check, so a syntax error is a ``CE`` before any test runs.
+the file a lone ``source`` is written to (also the default entry point), which of a program's
+files are its sources, an optional compile step (run once per program, in its own image, with
+its own limits) and the command that runs it. For interpreted languages the "compile" step is
+a syntax check of every source file, so a syntax error is a ``CE`` before any test runs.
+
+Argument templates: ``{entry}`` is the program's entry file, ``{sources}`` every source file
+(the entry first), ``{options}`` the submission's ``compiler_options``, each checked against the
+language's allow-list (:data:`Compile.options`, regular expressions a whole option must match)
+and the operator's additions (``RUNNER_COMPILER_OPTIONS``, exact options); never a shell.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-# Prints only the error (no traceback through the checker) and writes no bytecode.
+# Prints only the errors (no traceback through the checker) and writes no bytecode.
 PY_SYNTAX_CHECK = """import sys, traceback
-try:
-    compile(open(sys.argv[1], "rb").read(), sys.argv[1], "exec")
-except (SyntaxError, ValueError) as exc:
-    sys.stderr.write("".join(traceback.format_exception_only(exc)))
-    sys.exit(1)
+failed = False
+for path in sys.argv[1:]:
+    try:
+        compile(open(path, "rb").read(), path, "exec")
+    except (SyntaxError, ValueError) as exc:
+        sys.stderr.write("".join(traceback.format_exception_only(exc)))
+        failed = True
+sys.exit(1 if failed else 0)
+"""
+# `node --check` takes one file: one child per source file, its errors passed through.
+JS_SYNTAX_CHECK = """const {spawnSync} = require('child_process');
+let failed = false;
+for (const file of process.argv.slice(1)) {
+  const stdio = ['ignore', 'ignore', 'inherit'];
+  if (spawnSync(process.execPath, ['--check', file], {stdio}).status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);
 """
 BASE_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8")
+# C and C++ options anyone may ask for: a standard, an optimisation level, warnings, a macro
+_DEFINE = r"-D[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_.+-]{0,64})?"
+_COMMON_OPTIONS = (r"-O[0-3sg]|-Ofast", r"-W(all|extra|error|pedantic)|-w", _DEFINE, r"-U\w+")
 
 
 @dataclass(frozen=True)
 class Compile:
     image: str
-    argv: tuple[str, ...]
+    argv: tuple[str, ...]  # with {sources} and {options}
     artifact: str | None = None  # file the compile step produces, given to every test run
     cpu_time_ms: int = 10_000
     wall_time_ms: int = 20_000
     memory_mb: int = 512
     processes: int = 16
+    options: tuple[str, ...] = ()  # what compiler_options may hold (patterns)
+    static: tuple[str, ...] = ()  # options for a program that must run in any image
+    max_options: int = 16
+
+    def command(self, sources: Iterable[str], options: Iterable[str]) -> tuple[str, ...]:
+        expanded: list[str] = []
+        for part in self.argv:
+            if part == "{sources}":
+                expanded.extend(sources)
+            elif part == "{options}":
+                expanded.extend(options)
+            else:
+                expanded.append(part)
+        return tuple(expanded)
 
 
 @dataclass(frozen=True)
@@ -39,7 +76,8 @@ class Language:
     version: str
     image: str
     source_file: str
-    run: tuple[str, ...]
+    run: tuple[str, ...]  # with {entry}
+    sources: tuple[str, ...]  # suffixes of the files the compile step takes
     compile: Compile | None = None
     env: tuple[str, ...] = ()
     # threads the runtime itself starts (they count against the processes limit)
@@ -57,6 +95,20 @@ class Language:
         """The job's whole environment; the supervisor adds HOME and TMPDIR (its work dir)."""
         return (*BASE_ENV, *self.env)
 
+    def command(self, entry: str, args: Iterable[str] = ()) -> tuple[str, ...]:
+        """The argv that runs a program whose entry file is ``entry``."""
+        return (*(entry if part == "{entry}" else part for part in self.run), *args)
+
+    def is_source(self, name: str) -> bool:
+        return name.endswith(self.sources)
+
+    def option_allowed(self, option: str, extra: frozenset[str] = frozenset()) -> bool:
+        """Whether ``compiler_options`` may hold ``option`` (``extra``: the operator's)."""
+        if option in extra:
+            return True
+        patterns = self.compile.options if self.compile else ()
+        return any(re.fullmatch(pattern, option) for pattern in patterns)
+
 
 LANGUAGES: dict[str, Language] = {
     lang.name: lang
@@ -67,12 +119,13 @@ LANGUAGES: dict[str, Language] = {
             version="3.11",
             image="python",
             source_file="main.py",
-            run=("/usr/bin/python3", "main.py"),
+            run=("/usr/bin/python3", "{entry}"),
+            sources=(".py",),
             # CPython's start is most of a trivial test's cost; forking a started one is not
             forkserver=("/usr/bin/python3", "/opt/runner/forkserver.py"),
             compile=Compile(
                 image="python",
-                argv=("/usr/bin/python3", "-c", PY_SYNTAX_CHECK, "main.py"),
+                argv=("/usr/bin/python3", "-c", PY_SYNTAX_CHECK, "{sources}"),
                 cpu_time_ms=5_000,
                 wall_time_ms=10_000,
                 memory_mb=256,
@@ -87,10 +140,16 @@ LANGUAGES: dict[str, Language] = {
             image="native",
             source_file="main.c",
             run=("./main",),
+            sources=(".c",),
             compile=Compile(
                 image="gcc",
-                argv=("/usr/bin/gcc", "-std=c17", "-O2", "-pipe", "-o", "main", "main.c", "-lm"),
+                argv=(
+                    *("/usr/bin/gcc", "-std=c17", "-O2", "-pipe", "{options}"),
+                    *("-o", "main", "{sources}", "-lm"),
+                ),
                 artifact="main",
+                options=(r"-std=(c|gnu)(89|90|99|11|17|18|2x|23)", *_COMMON_OPTIONS),
+                static=("-static",),
             ),
         ),
         Language(
@@ -100,10 +159,16 @@ LANGUAGES: dict[str, Language] = {
             image="native",
             source_file="main.cpp",
             run=("./main",),
+            sources=(".cpp", ".cc", ".cxx"),
             compile=Compile(
                 image="gcc",
-                argv=("/usr/bin/g++", "-std=c++17", "-O2", "-pipe", "-o", "main", "main.cpp"),
+                argv=(
+                    *("/usr/bin/g++", "-std=c++17", "-O2", "-pipe", "{options}"),
+                    *("-o", "main", "{sources}"),
+                ),
                 artifact="main",
+                options=(r"-std=(c|gnu)\+\+(98|03|11|14|17|20|2a|23|2b)", *_COMMON_OPTIONS),
+                static=("-static",),
             ),
         ),
         Language(
@@ -112,14 +177,15 @@ LANGUAGES: dict[str, Language] = {
             version="18",
             image="javascript",
             source_file="main.js",
-            run=("/usr/bin/node", "main.js"),
+            run=("/usr/bin/node", "{entry}"),
+            sources=(".js", ".mjs", ".cjs"),
             compile=Compile(
                 image="javascript",
-                argv=("/usr/bin/node", "--check", "main.js"),
+                argv=("/usr/bin/node", "-e", JS_SYNTAX_CHECK, "{sources}"),
                 cpu_time_ms=5_000,
                 wall_time_ms=10_000,
                 memory_mb=256,
-                processes=24,
+                processes=64,
             ),
             runtime_threads=16,
         ),

@@ -42,7 +42,7 @@ from worker.intake import Intake
 from worker.judge import Judge
 from worker.logs import configure_logging
 from worker.sandbox import open_pools
-from worker.sandbox.pool import SandboxPools
+from worker.sandbox.pools import SandboxPools
 from worker.sandbox.runner import Runner
 from worker.settings import Settings
 from worker.transport import CONSUMER_OPTION, Reclaimer

@@ -16,6 +16,7 @@ from typing import Any
 
 from worker.contract import Maxima
 from worker.errors import SettingsError
+from worker.languages import LANGUAGES
 
 PREFIX = "RUNNER_"
 
@@ -86,6 +87,12 @@ class Settings:
     max_tests: int = _setting(200, "Most tests in one submission.", low=1)
     max_source_kb: int = _setting(256, "Largest source file.", low=1)
     max_stdin_kb: int = _setting(16_384, "Largest stdin of one test.", low=1)
+    max_files: int = _setting(64, "Most files in one program (a submission's, a checker's).", low=1)
+    compiler_options: str = _setting(
+        "",
+        "Compiler options allowed beyond each language's own allow-list, exactly as written: "
+        "LANGUAGE=OPTION OPTION ...; LANGUAGE=..., e.g. 'cpp=-fno-exceptions -fno-rtti'.",
+    )
     # --- fleet --------------------------------------------------------------------------------
     broker_url: str = _setting("redis://127.0.0.1:6379/0", "Celery broker URL.")
     result_backend: str = _setting("redis://127.0.0.1:6379/1", "Celery result backend URL.")
@@ -101,6 +108,12 @@ class Settings:
         "Seconds before an unacknowledged task is handed to another worker (a worker that "
         "died holding it); must exceed the longest task time limit.",
         low=10,
+    )
+    problem_expires_s: int = _setting(
+        604_800,
+        "Seconds a registered problem (and its test data) is kept after it was registered or "
+        "last judged.",
+        low=60,
     )
     result_expires_s: int = _setting(
         3_600,
@@ -193,6 +206,23 @@ class Settings:
         "info", "Lowest log level emitted.", choices=("debug", "info", "warning", "error")
     )
 
+    def __post_init__(self) -> None:
+        for part in self.compiler_options.split(";"):
+            language, equals, options = part.partition("=")
+            if not part.strip():
+                continue
+            if not equals or language.strip() not in LANGUAGES:
+                raise SettingsError(
+                    f"RUNNER_COMPILER_OPTIONS={self.compiler_options!r}: {part.strip()!r} is not "
+                    f"LANGUAGE=OPTIONS with a language of {', '.join(LANGUAGES)}"
+                )
+            for option in options.split():
+                if not option.startswith("-"):
+                    raise SettingsError(
+                        f"RUNNER_COMPILER_OPTIONS={self.compiler_options!r}: {option!r} is not "
+                        "an option (options start with -)"
+                    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from ``environ`` (default: ``os.environ``), rejecting bad values."""
@@ -219,7 +249,19 @@ class Settings:
             tests=self.max_tests,
             source_kb=self.max_source_kb,
             stdin_kb=self.max_stdin_kb,
+            files=self.max_files,
+            extra_options=self.extra_options(),
         )
+
+    def extra_options(self) -> frozenset[tuple[str, str]]:
+        """RUNNER_COMPILER_OPTIONS as (language, option) pairs."""
+        pairs: set[tuple[str, str]] = set()
+        for part in self.compiler_options.split(";"):
+            if not part.strip():
+                continue
+            language, _, options = part.partition("=")
+            pairs.update((language.strip(), option) for option in options.split())
+        return frozenset(pairs)
 
     @classmethod
     def describe(cls) -> list[tuple[str, str, str]]:

@@ -14,6 +14,10 @@ data expires after :data:`LINGER_S`, so a flood's inputs leave Redis with its ru
 hour later. Data of a run whose join never came expires with results. What a tenant may have
 stored at once is capped by admission (:mod:`worker.admission`), which counts the compressed
 bytes of its runs in flight.
+
+A registered problem's data (and its checker's and interactor's sources) is *kept*: stored
+with the problem's expiry, recorded in ``runner:kept`` (digest -> until when), and never
+given the short expiry by a run's end, whichever runs share the same bytes.
 """
 
 from __future__ import annotations
@@ -21,17 +25,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import threading
+import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
 
 import redis
 
+from worker.contract import ProgramSpec, TestCase
 from worker.errors import BrokerError
+from worker.messages import Blob, DataRef, StoredProgram, TestSpec
 
 DATA = "runner:data:"
 HOLDS = "runner:holds"  # test data digest -> runs in flight that use it
+KEPT = "runner:kept"  # data digest -> until when a registered problem keeps it
 LEVEL = 1  # fast: 8 MB in about 40 ms; text test data still shrinks 3-10x
 LINGER_S = 60  # how long data no run in flight uses stays (a repeat finds it in place)
 
@@ -46,12 +54,16 @@ redis.call('EXPIRE', KEYS[2], ARGV[1])
 return 1
 """
 
-# KEYS[1]: HOLDS, KEYS[2]: the run's set. ARGV: the linger. Data no other run holds expires soon.
+# KEYS[1]: HOLDS, KEYS[2]: the run's set, KEYS[3]: KEPT. ARGV: the linger, now. Data no other
+# run holds, and no problem keeps, expires soon.
 LET_GO = """
 for _, ref in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     if redis.call('HINCRBY', KEYS[1], ref, -1) <= 0 then
         redis.call('HDEL', KEYS[1], ref)
-        redis.call('EXPIRE', 'runner:data:' .. ref, ARGV[1])
+        local kept = redis.call('ZSCORE', KEYS[3], ref)
+        if not kept or tonumber(kept) <= tonumber(ARGV[2]) then
+            redis.call('EXPIRE', 'runner:data:' .. ref, ARGV[1])
+        end
     end
 end
 redis.call('DEL', KEYS[2])
@@ -132,22 +144,48 @@ class DataStore:
     def let_go(self, run: str) -> None:
         """The run is over: data no other run in flight holds expires in :data:`LINGER_S`."""
         try:
-            self._redis.eval(LET_GO, 2, HOLDS, _held_by(run), LINGER_S)
+            self._redis.eval(LET_GO, 3, HOLDS, _held_by(run), KEPT, LINGER_S, int(time.time()))
         except redis.RedisError as exc:
             raise BrokerError(f"cannot let go of run {run}'s test data: {exc}") from exc
 
-    def put_many(self, packed: dict[str, bytes]) -> None:
-        """Store each packed blob (by its digest) unless already there, and renew every one."""
+    def put_many(self, packed: dict[str, bytes], kept_until: int | None = None) -> None:
+        """Store each packed blob (by its digest) unless already there, and renew every one:
+        for results' time, or (``kept_until``, a time) for as long as a problem keeps it.
+        Renewing never shortens what is already longer."""
         if not packed:
             return
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 for ref, body in packed.items():
-                    pipe.set(DATA + ref, body, nx=True, ex=self._ttl)
-                    pipe.expire(DATA + ref, self._ttl)
+                    if kept_until is None:
+                        pipe.set(DATA + ref, body, nx=True, ex=self._ttl)
+                        pipe.expire(DATA + ref, self._ttl, gt=True)
+                    else:
+                        pipe.set(DATA + ref, body, nx=True, exat=kept_until)
+                        pipe.expireat(DATA + ref, kept_until, gt=True)
+                        pipe.zadd(KEPT, {ref: kept_until}, gt=True)
+                if kept_until is not None:
+                    pipe.zremrangebyscore(KEPT, "-inf", int(time.time()))
+                    pipe.expireat(KEPT, kept_until, nx=True)  # first time: no expiry to compare
+                    pipe.expireat(KEPT, kept_until, gt=True)
                 pipe.execute()
         except redis.RedisError as exc:
             raise BrokerError(f"cannot store test data: {exc}") from exc
+
+    def keep(self, refs: list[str], until: int) -> None:
+        """Keep stored data until ``until`` (a problem's), never shortening it."""
+        if not refs:
+            return
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                for ref in refs:
+                    pipe.expireat(DATA + ref, until, gt=True)
+                pipe.zadd(KEPT, dict.fromkeys(refs, until), gt=True)
+                pipe.expireat(KEPT, until, nx=True)
+                pipe.expireat(KEPT, until, gt=True)
+                pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot keep test data: {exc}") from exc
 
     def get(self, ref: str) -> bytes | None:
         cached = self._cache.get(ref)
@@ -168,7 +206,7 @@ def _held_by(run: str) -> str:
     return f"runner:run:{run}:data"
 
 
-def outline(data: bytes | None, inline_bytes: int, packed: dict[str, bytes]) -> Any:
+def outline(data: bytes | None, inline_bytes: int, packed: dict[str, bytes]) -> Blob:
     """How one test field rides in a message: base64 text when small, else a reference (its
     bytes compressed into ``packed``, for :meth:`DataStore.put_many`)."""
     if data is None:
@@ -178,16 +216,55 @@ def outline(data: bytes | None, inline_bytes: int, packed: dict[str, bytes]) -> 
     ref = digest(data)
     if ref not in packed:
         packed[ref] = pack(data)
-    return {"ref": ref, "size": len(data)}
+    return DataRef(ref=ref, size=len(data))
 
 
-def inline(field: Any, store: DataStore) -> bytes | None:
+def inline(field: Blob, store: DataStore) -> bytes | None:
     """The bytes of one test field as :func:`outline` sent it."""
     if field is None:
         return None
     if isinstance(field, str):
         return base64.b64decode(field)
-    data = store.get(field["ref"])
+    data = store.get(field.ref)
     if data is None:
-        raise BrokerError(f"test data {field['ref'][:12]} expired or lost")
+        raise BrokerError(f"test data {field.ref[:12]} expired or lost")
     return data
+
+
+def stored_program(
+    program: ProgramSpec, packed: dict[str, bytes], static: bool = False
+) -> StoredProgram:
+    """A program's files by reference (always stored, to be compiled again when needed)."""
+    return StoredProgram(
+        language=program.language,
+        files=[(f.name, outline(f.data, -1, packed)) for f in program.files],
+        entry=program.entry,
+        options=list(program.options),
+        static=static,
+    )
+
+
+def test_specs(
+    tests: Iterable[TestCase], inline_bytes: int, packed: dict[str, bytes]
+) -> list[TestSpec]:
+    """Each test's data inline when small, else stored by reference (into ``packed``)."""
+    return [
+        TestSpec(
+            id=t.id,
+            stdin=outline(t.stdin, inline_bytes, packed),
+            expected=outline(t.expected_stdout, inline_bytes, packed),
+            group=t.group,
+        )
+        for t in tests
+    ]
+
+
+def program_files(program: StoredProgram, store: DataStore) -> list[tuple[str, bytes]]:
+    """A stored program's files, read back."""
+    files = []
+    for name, blob in program.files:
+        data = inline(blob, store)
+        if data is None:
+            raise BrokerError(f"{program.language} program file {name!r} was not stored")
+        files.append((name, data))
+    return files

@@ -1,5 +1,5 @@
-"""The fleet's Celery tasks. ``runner.submit`` is the contract's one public task; the others
-are the steps of :func:`worker.workflow.canvas`.
+"""The fleet's Celery tasks. ``runner.submit`` and ``runner.problem`` are the contract's public
+tasks; the others are the steps of :func:`worker.workflow.canvas`.
 
 No task lets an exception escape for a submission's sake: bad input becomes ``RJ``, a sandbox
 or Redis failure becomes an ``IE`` test result, so the chord always completes.
@@ -7,7 +7,6 @@ or Redis failure becomes an ``IE`` test result, so the chord always completes.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from typing import Any
@@ -19,42 +18,71 @@ from structlog.contextvars import bound_contextvars
 from worker import runtime
 from worker.admission import Ticket, tenant_of
 from worker.app import app
-from worker.artifacts import Stored, artifact_key, compiled_message
 from worker.compare import CompareMode, Comparison
+from worker.compiling import ROLES, compile_role, program_for
 from worker.contract import (
     Limits,
+    ProgramSpec,
     TestCase,
     TestResult,
     Verdict,
     echoed_id,
     internal_error,
+    parse_problem,
     parse_submission,
     rejected,
 )
+from worker.contract.wire import ErrorInfo, ProblemResult
 from worker.errors import BrokerError, RunnerError, SubmissionRejected
 from worker.intake import remember_compile
-from worker.judge import Program
 from worker.languages import LANGUAGES
-from worker.storage import inline
+from worker.messages import (
+    BuiltinChecker,
+    CompileOutcome,
+    ProblemRecord,
+    RunMeta,
+    StoredProgram,
+    TestOutcome,
+    TestSpec,
+)
+from worker.problems import problem_id
+from worker.programs import Program
+from worker.scoring import assemble, fails
+from worker.storage import inline, program_files, stored_program, test_specs
 from worker.workflow import (
     COMPILE_TASK,
     JOIN_TASK,
+    PROBLEM_TASK,
     SUBMIT_TASK,
     TEST_TASK,
-    assemble,
+    judging_of,
     run_key,
 )
 
 log = structlog.get_logger()
 
-# Keeps the lowest failing test index: tests after it are skipped (stop_on_first_failure).
-LOWER_FAILED = """
-local current = redis.call('GET', KEYS[1])
-if not current or tonumber(ARGV[1]) < tonumber(current) then
-    redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+# A hash of hints for the tests still to run (the join decides on its own): "*" the lowest
+# failing test (stop_on_first_failure), a group's name the lowest test that ended its chances,
+# "~" + a group's name that it will not get all its points (its dependents need not run).
+LOWER = """
+for i = 1, #ARGV - 1, 2 do
+    local current = redis.call('HGET', KEYS[1], ARGV[i])
+    if not current or tonumber(ARGV[i + 1]) < tonumber(current) then
+        redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    end
 end
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
 return 1
 """
+
+
+def _one_argument(task: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    # by count, not by value: a lone null is a submission that is not an object
+    if len(args) != 1 or kwargs:
+        raise SubmissionRejected(
+            "bad_call",
+            f"{task} takes exactly one positional argument, the object, and no keyword arguments",
+        )
 
 
 @app.task(name=SUBMIT_TASK, bind=True)
@@ -65,13 +93,7 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
     sid = echoed_id(args[0].get("id")) if len(args) == 1 and isinstance(args[0], dict) else None
     with bound_contextvars(submission_id=sid, task_id=self.request.id):
         try:
-            # by count, not by value: a lone null is a submission that is not an object
-            if len(args) != 1 or kwargs:
-                raise SubmissionRejected(
-                    "bad_call",
-                    f"{SUBMIT_TASK} takes exactly one positional argument, the submission, "
-                    "and no keyword arguments",
-                )
+            _one_argument(SUBMIT_TASK, args, kwargs)
             rt = runtime.current()
             submission = parse_submission(args[0], rt.settings.maxima(), frozenset(LANGUAGES))
             # the canvas's join inherits this task's id, so its result is runner.submit's
@@ -95,57 +117,94 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
         return self.replace(work)
 
 
+@app.task(name=PROBLEM_TASK, bind=True)
+def register_problem(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Register a problem (one positional argument, the problem object): its data stored and
+    kept, its checker and interactor compiled; the result names its id, or why not."""
+    with bound_contextvars(task_id=self.request.id):
+        try:
+            _one_argument(PROBLEM_TASK, args, kwargs)
+            rt = runtime.current()
+            name, judging = parse_problem(args[0], rt.settings.maxima(), frozenset(LANGUAGES))
+            pid = problem_id(judging)
+            packed: dict[str, bytes] = {}
+            tests = test_specs(judging.tests, rt.settings.inline_data_kb * 1024, packed)
+            checker = judging.checker
+            programs = {
+                "checker": checker if isinstance(checker, ProgramSpec) else None,
+                "interactor": judging.interactor,
+            }
+            stored = {
+                role: stored_program(spec, packed, static=role == "interactor")
+                for role, spec in programs.items()
+                if spec is not None
+            }
+            for role, program in stored.items():
+                spec = programs[role]
+                assert spec is not None
+                built = compile_role(rt, role, program, [(f.name, f.data) for f in spec.files])
+                if built.outcome.verdict is not None:
+                    code = built.outcome.code or "internal_error"
+                    raise SubmissionRejected(code, built.outcome.message)
+            record = ProblemRecord(
+                name=name,
+                judging=judging_of(judging, stored.get("checker"), stored.get("interactor")),
+                tests=tests,
+            )
+            rt.intake.problems.put(pid, record, packed)
+        except SubmissionRejected as exc:
+            log.info("problem.rejected", code=exc.code, reason=exc.message)
+            error = ErrorInfo(code=exc.code, message=exc.message)
+            return ProblemResult(problem=None, tests=0, error=error).model_dump(mode="json")
+        except RunnerError as exc:
+            log.error("problem.not_registered", error=str(exc))
+            error = ErrorInfo(code="internal_error", message=f"not registered: {exc}")
+            return ProblemResult(problem=None, tests=0, error=error).model_dump(mode="json")
+        log.info("problem.registered", problem=pid, tests=len(tests))
+        return ProblemResult(problem=pid, name=name, tests=len(tests)).model_dump(mode="json")
+
+
 @app.task(name=COMPILE_TASK, bind=True)
-def compile_submission(self: Task, meta: dict[str, Any], source_b64: str) -> dict[str, Any]:
-    """Compile once per submission (or reuse an earlier compile of the same source)."""
+def compile_run(self: Task, meta_message: dict[str, Any]) -> dict[str, Any]:
+    """Compile every program of a run once (each taken from the cache when compiled before)."""
     rt = runtime.current()
     started = time.monotonic()
-    with bound_contextvars(
-        submission_id=meta["submission_id"], task_id=self.request.id, host=rt.host
-    ):
-        language = LANGUAGES[meta["language"]]
+    meta = RunMeta.model_validate(meta_message)
+    with bound_contextvars(submission_id=meta.submission_id, task_id=self.request.id, host=rt.host):
+        keys: dict[str, str] = {}
+        output = None
         try:
-            source = base64.b64decode(source_b64)
-            key = artifact_key(language.name, rt.runner.identity(language.compile_image), source)
-            stored = rt.store.get(key)
-            cached = stored is not None
-            if stored is None:
-                stored = _compile(rt, language.name, source)
-                if stored.outcome["verdict"] != Verdict.IE:
-                    rt.store.put(key, stored)
-            compiled = compiled_message(key, stored.outcome, cached)
+            for role, program in _programs(meta):
+                built = compile_role(rt, role, program, program_files(program, rt.intake.data))
+                if built.outcome.verdict is not None:
+                    compiled = built.outcome
+                    break
+                keys[role] = built.key
+                if role == "program":
+                    output = built.outcome.compile
+            else:
+                compiled = CompileOutcome(compile=output, **keys)
         except RunnerError as exc:
-            compiled = {"key": None, "verdict": Verdict.IE, "message": str(exc), "compile": None}
+            compiled = CompileOutcome(verdict=Verdict.IE, message=str(exc))
         try:
-            remember_compile(rt.redis, meta["run"], compiled, rt.settings.result_expires_s)
+            remember_compile(rt.redis, meta.run, compiled, rt.settings.result_expires_s)
         except Exception as exc:
             log.error("compile.store_failed", error=str(exc))
         log.info(
             "compile.done",
-            verdict=compiled["verdict"],
-            cached=bool(compiled.get("compile") and compiled["compile"].get("cached")),
+            verdict=compiled.verdict,
+            cached=bool(compiled.compile and compiled.compile.cached),
             duration_ms=round(1000 * (time.monotonic() - started), 1),
         )
-        return compiled
+        return compiled.encode()
 
 
-def _compile(rt: runtime.Runtime, language: str, source: bytes) -> Stored:
-    compiled = rt.judge.compile(LANGUAGES[language], source)
-    outcome: dict[str, Any] = {
-        "verdict": compiled.verdict,
-        "message": compiled.message,
-        "compile": compiled.result.model_dump(mode="json") if compiled.result else None,
-    }
-    files = compiled.program.files if compiled.program else ()
-    size = sum(len(f.data) for f in files)
-    if size > rt.store.max_bytes:
-        limit_kb = rt.store.max_bytes // 1024
-        outcome |= {
-            "verdict": Verdict.CE,
-            "message": f"compiled program is {size // 1024} KB, over the {limit_kb} KB limit",
-        }
-        files = ()
-    return Stored(files, outcome)
+def _programs(meta: RunMeta) -> list[tuple[str, StoredProgram]]:
+    """A run's programs by role: the contestant's first, then its checker and interactor."""
+    candidates = zip(
+        ROLES, (meta.program, meta.judging.checker, meta.judging.interactor), strict=True
+    )
+    return [(role, p) for role, p in candidates if isinstance(p, StoredProgram)]
 
 
 # No result of its own in the backend: the chord's join gets each test's return value from
@@ -153,22 +212,32 @@ def _compile(rt: runtime.Runtime, language: str, source: bytes) -> Stored:
 # and a PUBLISH of the whole result per test for nobody.
 @app.task(name=TEST_TASK, bind=True, ignore_result=True)
 def run_test(
-    self: Task, compiled: dict[str, Any], meta: dict[str, Any], index: int, test: dict[str, Any]
+    self: Task,
+    compiled_message: dict[str, Any],
+    meta_message: dict[str, Any],
+    index: int,
+    test_message: dict[str, Any],
 ) -> dict[str, Any]:
-    """Run one test. Always returns ``{"index", "result"}``; the same one if run again."""
+    """Run one test; report what happened to it (the same report if run again)."""
     rt = runtime.current()
     started = time.monotonic()
+    meta = RunMeta.model_validate(meta_message)
+    test = TestSpec.model_validate(test_message)
+    compiled = CompileOutcome.model_validate(compiled_message)
     with bound_contextvars(
-        submission_id=meta["submission_id"],
-        test_id=test["id"],
-        task_id=self.request.id,
-        host=rt.host,
+        submission_id=meta.submission_id, test_id=test.id, task_id=self.request.id, host=rt.host
     ):
-        results = run_key(meta["run"], "tests")
+        if compiled.verdict is not None:
+            return TestOutcome(index=index, skipped="the compile step failed").encode()
         try:
-            result = _judge_test(rt, compiled, meta, index, test)
+            reason = _not_needed(rt, meta, index)
+            if reason:
+                log.info("test.not_run", index=index, reason=reason)
+                return TestOutcome(index=index, skipped=reason).encode()
+            result = _judge_test(rt, compiled, meta, test)
             # First result wins, in one round trip: a redelivered or duplicated run of this
             # test returns what the first run stored, so the join sees one answer per test.
+            results = run_key(meta.run, "tests")
             with rt.redis.pipeline() as pipe:
                 pipe.hsetnx(results, str(index), result.model_dump_json())
                 pipe.hget(results, str(index))
@@ -176,96 +245,103 @@ def run_test(
                 first, stored, _ = pipe.execute()
             if not first:
                 log.info("test.duplicate", index=index)
-            payload = json.loads(stored)
-            if meta["stop_on_first_failure"] and result.verdict not in (Verdict.AC, Verdict.SK):
-                rt.redis.eval(
-                    LOWER_FAILED,
-                    1,
-                    run_key(meta["run"], "failed"),
-                    index,
-                    rt.settings.result_expires_s,
-                )
+            result = TestResult.model_validate(json.loads(stored))
+            _hint(rt, meta, index, result)
         except Exception as exc:
             log.exception("test.failed", index=index)
-            payload = TestResult(
-                id=test["id"], verdict=Verdict.IE, message=f"internal error: {exc}"
-            ).model_dump(mode="json")
+            result = TestResult(id=test.id, verdict=Verdict.IE, message=f"internal error: {exc}")
         log.info(
             "test.done",
             index=index,
-            verdict=payload["verdict"],
-            cpu_time_ms=payload["cpu_time_ms"],
-            wall_time_ms=payload["wall_time_ms"],
-            memory_kb=payload["memory_kb"],
+            verdict=result.verdict,
+            cpu_time_ms=result.cpu_time_ms,
+            wall_time_ms=result.wall_time_ms,
+            memory_kb=result.memory_kb,
             duration_ms=round(1000 * (time.monotonic() - started), 1),
         )
-        return {"index": index, "result": payload}
+        return TestOutcome(index=index, result=result).encode()
+
+
+def _not_needed(rt: runtime.Runtime, meta: RunMeta, index: int) -> str:
+    """Why a test need not run (the join will skip it whatever it did), or ``""``."""
+    group = meta.group_of(index)
+    if not (meta.stop_on_first_failure or group):
+        return ""
+    hints = {k.decode(): int(v) for k, v in rt.redis.hgetall(run_key(meta.run, "failed")).items()}
+    if meta.stop_on_first_failure and hints.get("*", index) < index:
+        return "an earlier test failed"
+    if group is None:
+        return ""
+    if hints.get(group.name, index) < index:
+        return f"an earlier test of group {group.name!r} failed"
+    pending, seen = list(group.depends_on), set()
+    groups = {g.name: g for g in meta.judging.groups}
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if f"~{name}" in hints:
+            return f"group {name!r}, which its group depends on, did not pass"
+        pending.extend(groups[name].depends_on)
+    return ""
+
+
+def _hint(rt: runtime.Runtime, meta: RunMeta, index: int, result: TestResult) -> None:
+    group = meta.group_of(index)
+    fields: list[str | int] = []
+    if meta.stop_on_first_failure and result.verdict is not Verdict.AC:
+        fields += ["*", index]
+    if group is not None and result.verdict is not Verdict.AC:
+        fields += [f"~{group.name}", index]
+        if fails(result, group.policy):
+            fields += [group.name, index]
+    if fields:
+        rt.redis.eval(LOWER, 1, run_key(meta.run, "failed"), *fields, rt.settings.result_expires_s)
 
 
 def _judge_test(
-    rt: runtime.Runtime,
-    compiled: dict[str, Any],
-    meta: dict[str, Any],
-    index: int,
-    test: dict[str, Any],
+    rt: runtime.Runtime, compiled: CompileOutcome, meta: RunMeta, test: TestSpec
 ) -> TestResult:
-    if compiled.get("verdict"):
-        return TestResult(
-            id=test["id"], verdict=Verdict.SK, message="not run: the compile step failed"
-        )
-    if meta["stop_on_first_failure"]:
-        failed = rt.redis.get(run_key(meta["run"], "failed"))
-        if failed is not None and int(failed) < index:
-            return TestResult(
-                id=test["id"], verdict=Verdict.SK, message="skipped after an earlier failure"
-            )
-    stored = rt.store.get(compiled["key"]) or _compile_again(rt, compiled["key"], meta)
-    if stored.outcome.get("verdict") is not None:
-        return TestResult(
-            id=test["id"],
-            verdict=Verdict.IE,
-            message="evicted from the cache, the program failed to compile again: "
-            + str(stored.outcome.get("message")),
-        )
-    program = Program(LANGUAGES[meta["language"]], stored.files)
-    case = TestCase(
-        test["id"],
-        inline(test.get("stdin"), rt.intake.data) or b"",
-        inline(test.get("expected"), rt.intake.data),
+    program = program_for(rt, "program", compiled.program, meta.program)
+    rule = meta.judging.checker
+    checker: Comparison | Program = (
+        Comparison(CompareMode(rule.name), rule.abs_tol, rule.rel_tol)
+        if isinstance(rule, BuiltinChecker)
+        else program_for(rt, "checker", compiled.checker, rule)
     )
-    how = meta["compare"]
-    comparison = Comparison(CompareMode(how["mode"]), how["abs_tol"], how["rel_tol"])
-    return rt.judge.run_test(program, case, Limits(**meta["limits"]), comparison)
-
-
-def _compile_again(rt: runtime.Runtime, key: str, meta: dict[str, Any]) -> Stored:
-    """The program of a run whose cache entry was evicted: compiled again from the run's
-    stored source, and stored again, so the cache costs time, never a verdict."""
-    if meta.get("source") is None:
-        raise BrokerError("compiled program expired or lost, and the run kept no source")
-    source = inline(meta["source"], rt.intake.data)
-    assert source is not None
-    log.info("compile.again", key=key[:12])
-    stored = _compile(rt, meta["language"], source)
-    if stored.outcome["verdict"] is None:
-        rt.store.put(key, stored)
-    return stored
+    interactor = meta.judging.interactor
+    case = TestCase(
+        test.id,
+        inline(test.stdin, rt.intake.data) or b"",
+        inline(test.expected, rt.intake.data),
+        test.group,
+    )
+    return rt.judge.run_test(
+        program,
+        case,
+        Limits(**meta.judging.limits.model_dump()),
+        checker,
+        args=meta.args,
+        interactor=None
+        if interactor is None
+        else program_for(rt, "interactor", compiled.interactor, interactor),
+    )
 
 
 @app.task(name=JOIN_TASK, bind=True)
 def join_results(
-    self: Task, parts: list[Any], meta: dict[str, Any], test_ids: list[str]
+    self: Task, parts: list[Any], meta_message: dict[str, Any], test_ids: list[str]
 ) -> dict[str, Any]:
     """The chord's callback: one submission result, in submission order."""
     rt = runtime.current()
-    with bound_contextvars(
-        submission_id=meta["submission_id"], task_id=self.request.id, host=rt.host
-    ):
-        raw = rt.redis.get(run_key(meta["run"], "compile"))
-        compiled = json.loads(raw) if raw else None
+    meta = RunMeta.model_validate(meta_message)
+    with bound_contextvars(submission_id=meta.submission_id, task_id=self.request.id, host=rt.host):
+        raw = rt.redis.get(run_key(meta.run, "compile"))
+        compiled = CompileOutcome.model_validate_json(raw) if raw else None
         result = assemble(meta, test_ids, compiled, parts)
-        rt.redis.delete(*(run_key(meta["run"], w) for w in ("compile", "tests", "failed")))
-        rt.intake.give_back(Ticket(tenant_of(meta.get("tenant")), meta["run"]))
+        rt.redis.delete(*(run_key(meta.run, w) for w in ("compile", "tests", "failed")))
+        rt.intake.give_back(Ticket(tenant_of(meta.tenant), meta.run))
         log.info(
             "submission.done", verdict=result.verdict, passed=result.passed, total=result.total
         )

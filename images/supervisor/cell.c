@@ -178,9 +178,11 @@ static int cell_reap(cell_t *cell, int kill_it, struct rusage *ru) {
 
 void cell_discard(cell_t *cell) { cell_reap(cell, 1, NULL); }
 
-/* A cell made ahead of its job (while the sandbox waits for one), or none; and the last job's,
- * whose init is exiting (tearing its namespaces down) while the answer goes out. */
-static cell_t spare = {0, -1, -1}, retired = {0, -1, -1};
+/* Cells made ahead of their jobs (while the sandbox waits for a run: as many as the last run
+ * had jobs), or none; and the last run's, whose inits are exiting (tearing their namespaces
+ * down) while the answer goes out. */
+#define NO_CELL {0, -1, -1}
+static cell_t spares[PAIR] = {NO_CELL, NO_CELL}, retired[PAIR] = {NO_CELL, NO_CELL};
 
 /* Make a cell: its init cloned with new user, IPC, mount and PID namespaces; it says "c"
  * once ready. */
@@ -209,12 +211,14 @@ static int cell_create(cell_t *cell, char *why, size_t why_size) {
     return 0;
 }
 
-/* Whether pid was the init of a cell no job is in: the retired one, or the spare (which then
- * died before its job: a new one is made when the job comes). */
+/* Whether pid was the init of a cell no job is in: a retired one, or a spare (which then died
+ * before its job: a new one is made when the job comes). */
 int idle_cell_reaped(pid_t pid) {
-    cell_t *idle = pid > 0 && pid == spare.pid     ? &spare
-                   : pid > 0 && pid == retired.pid ? &retired
-                                                   : NULL;
+    cell_t *idle = NULL;
+    for (int i = 0; i < PAIR; i++) {
+        if (pid > 0 && pid == spares[i].pid) idle = &spares[i];
+        if (pid > 0 && pid == retired[i].pid) idle = &retired[i];
+    }
     if (!idle) return 0;
     if (idle->pidfd >= 0) close(idle->pidfd);
     if (idle->sock >= 0) close(idle->sock);
@@ -222,16 +226,25 @@ int idle_cell_reaped(pid_t pid) {
     return 1;
 }
 
-void cell_prepare(void) {
+/* Spare cells, `count` of them, for the next run. */
+void cell_prepare(int count) {
     char why[160];
-    if (spare.pid <= 0 && cell_create(&spare, why, sizeof why) < 0) spare.pid = 0;
+    for (int i = 0; i < PAIR; i++)
+        if (spares[i].pid > 0) count--;
+    for (int i = 0; i < PAIR && count > 0; i++) {
+        if (spares[i].pid > 0) continue;
+        if (cell_create(&spares[i], why, sizeof why) < 0) spares[i].pid = 0;
+        count--;
+    }
 }
 
 int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size) {
-    cell_reap(&retired, 0, NULL); /* the job must not see the last job's cell on its way out */
-    if (spare.pid > 0) {
-        *cell = spare;
-        spare = (cell_t){0, -1, -1};
+    /* the job must not see the last run's cells on their way out */
+    for (int i = 0; i < PAIR; i++) cell_reap(&retired[i], 0, NULL);
+    cell_t *spare = spares[0].pid > 0 ? &spares[0] : spares[1].pid > 0 ? &spares[1] : NULL;
+    if (spare) {
+        *cell = *spare;
+        *spare = (cell_t){0, -1, -1};
     } else if (cell_create(cell, why, why_size) < 0) {
         return -1;
     }
@@ -273,7 +286,8 @@ void cell_stop(cell_t *cell, struct rusage *ru) {
 
 /* The job's output is collected: the cell's init empties its work dir, unmounts its /tmp and
  * /dev/shm and exits; the rest of the namespaces go as it does, while we answer (it is reaped
- * when its exit is in, or before the next cell ends). 0 when the work dir is empty. */
+ * when its exit is in, or before the next run's first cell opens). 0 when the work dir is
+ * empty. */
 int cell_end(cell_t *cell) {
     if (cell->pid <= 0) return -1;
     char why[160];
@@ -282,9 +296,11 @@ int cell_end(cell_t *cell) {
         cell_discard(cell);
         return -1;
     }
-    retired = *cell;
-    close(retired.sock);
-    retired.sock = -1;
+    cell_t *slot = retired[0].pid > 0 ? &retired[1] : &retired[0];
+    cell_reap(slot, 0, NULL); /* none there: a run has at most PAIR cells */
+    *slot = *cell;
+    close(slot->sock);
+    slot->sock = -1;
     *cell = (cell_t){0, -1, -1};
     return 0;
 }
@@ -325,7 +341,7 @@ const char *cell_probe(void) {
         if (cell_open(&probe, &cell, why, sizeof why) == 0) {
             cell_discard(&cell);
             why[0] = 0;
-            cell_prepare();
+            cell_prepare(1);
         }
     }
     return why[0] ? why : NULL;

@@ -1,4 +1,5 @@
-/* A job's memory, as the kernel sees it: every page it causes, each counted once.
+/* A job's memory, as the kernel sees it: every page it causes, each counted once. A job that
+ * runs alone (a pair's are below):
  *
  *   memory = shmem + max(resident, created)
  *
@@ -16,7 +17,30 @@
  *   processes none of which is the largest are in it.
  *
  * Page cache of files the job only reads (its binary, the image's libraries) and kernel
- * memory are not counted, as with `ru_maxrss`. */
+ * memory are not counted, as with `ru_maxrss`.
+ *
+ * A pair's two jobs (run.c: a contestant's program and the problem's interactor, say) share
+ * the sandbox's cgroup, whose figures then mix them. Each is counted instead as
+ *
+ *   job     = (shmem - partner's shmem) + resident
+ *   partner = partner's shmem + resident
+ *
+ * partner's shmem: the shared memory that can be told apart as the partner's: its cell's
+ *   /tmp and /dev/shm (tmpfs mounts of its own, measured with statfs through its cell's root)
+ *   and the files it is to hand back (`collect`), which is where an interactor keeps what it
+ *   writes. Any other shared memory it made (SysV segments, shared mappings, other files in
+ *   its work dir) is counted as the job's: the partner is the problem's own program, which
+ *   holds none of that, and a contestant's job cannot pass its own shared memory off as the
+ *   partner's, since each runs under its own uid in a cell of its own.
+ * resident: per uid as above; what the cgroup's anonymous pages gained is both jobs', so the
+ *   floor under it is taken per job instead: the sum of its processes' proportional resident
+ *   pages (Pss without shmem), which counts a page several of its processes share once, whether
+ *   or not the largest maps it. It is read only for a job of three processes or more: of two,
+ *   the larger maps whatever they share. Pages shared with the fork server count in part there,
+ *   whole in the largest process's resident pages.
+ * So a contestant's verdict does not depend on what an interactor holds in its heap, its /tmp
+ * or its result file, and nothing the job holds counts for the partner (it cannot reach the
+ * partner's mounts or work dir). */
 #include "supervisor.h"
 
 static const char *const STAT_FILES[] = {
@@ -59,39 +83,45 @@ int memcg_read(memcg_t *m) {
     return -1;
 }
 
-/* Sum of "Name: N kB" lines of a /proc file for each name given (NULL-terminated). */
-static long proc_kb(pid_t pid, const char *file, const char *const *names) {
+/* The "Name: N kB" lines of a /proc file, into kb[i] for each names[i] (NULL-terminated), in
+ * one read; -1 when the file cannot be read. */
+static int proc_kb(pid_t pid, const char *file, const char *const *names, long *kb) {
     char path[64], line[128];
     snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
     FILE *f = fopen(path, "re");
     if (!f) return -1;
-    long total = 0, v;
+    for (int i = 0; names[i]; i++) kb[i] = 0;
+    long v;
     while (fgets(line, sizeof line, f)) {
-        for (const char *const *name = names; *name; name++) {
-            size_t n = strlen(*name);
-            if (strncmp(line, *name, n) == 0 && line[n] == ':' && sscanf(line + n + 1, "%ld", &v) == 1)
-                total += v;
+        for (int i = 0; names[i]; i++) {
+            size_t n = strlen(names[i]);
+            if (strncmp(line, names[i], n) == 0 && line[n] == ':' && sscanf(line + n + 1, "%ld", &v) == 1)
+                kb[i] += v;
         }
     }
     fclose(f);
-    return total;
+    return 0;
 }
 
 /* Anonymous and file-backed resident pages of one process (shmem is counted elsewhere). */
 long proc_resident_kb(pid_t pid) {
     static const char *const names[] = {"RssAnon", "RssFile", NULL};
-    return proc_kb(pid, "status", names);
+    long kb[2];
+    return proc_kb(pid, "status", names, kb) < 0 ? -1 : kb[0] + kb[1];
 }
 
-/* The pages only this process maps, without shmem. smaps_rollup gives private pages of every
- * kind; its private shmem pages are at most its proportional shmem share, taken off here. */
-long proc_private_kb(pid_t pid) {
-    static const char *const priv[] = {"Private_Clean", "Private_Dirty", NULL};
-    static const char *const shm[] = {"Pss_Shmem", NULL};
-    long p = proc_kb(pid, "smaps_rollup", priv);
-    if (p < 0) return 0;
-    long s = proc_kb(pid, "smaps_rollup", shm);
-    return p > s && s >= 0 ? p - s : p > 0 && s < 0 ? p : 0;
+/* From one read of smaps_rollup, both without shmem: the pages only this process maps, and
+ * its proportional share of all it maps. Its private pages are of every kind; its private
+ * shmem pages are at most its proportional shmem share, taken off. */
+void proc_rollup(pid_t pid, long *private_kb, long *pss_kb) {
+    static const char *const names[] = {"Private_Clean", "Private_Dirty", "Pss_Shmem",
+                                        "Pss_Anon", "Pss_File", NULL};
+    long kb[5];
+    *private_kb = *pss_kb = 0;
+    if (proc_kb(pid, "smaps_rollup", names, kb) < 0) return;
+    long only = kb[0] + kb[1];
+    *private_kb = only > kb[2] ? only - kb[2] : 0;
+    *pss_kb = kb[3] + kb[4];
 }
 
 long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb) {
@@ -101,4 +131,35 @@ long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb) {
     long created = now.anon_kb - base->anon_kb - own_kb;
     long processes = resident_kb > created ? resident_kb : created;
     return (shmem > 0 ? shmem : 0) + processes;
+}
+
+/* A pair's job's memory, or its partner's (see above); base NULL: no cgroup figures here. */
+long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base, long partner_shmem_kb) {
+    memcg_t now;
+    if (job->partner) return partner_shmem_kb + resident_kb;
+    if (!base || memcg_read(&now) < 0) return resident_kb;
+    long shmem = now.shmem_kb - base->shmem_kb - partner_shmem_kb;
+    return (shmem > 0 ? shmem : 0) + resident_kb;
+}
+
+/* The shared memory that is a pair's partner's own (see above). Its collected files are
+ * looked at as it (its work dir lets no other uid in). */
+long partner_shmem_kb(const job_t *partner) {
+    static const char *const mounts[] = {"tmp", "dev/shm"};
+    long kb = 0;
+    for (size_t i = 0; partner->cell.pid > 0 && i < sizeof mounts / sizeof *mounts; i++) {
+        char path[64];
+        struct statfs fs;
+        snprintf(path, sizeof path, "/proc/%d/root/%s", (int)partner->cell.pid, mounts[i]);
+        if (statfs(path, &fs) == 0) kb += (long)((fs.f_blocks - fs.f_bfree) * fs.f_bsize / 1024);
+    }
+    setfsuid(partner->uid);
+    for (int i = 0; i < partner->ncollect; i++) {
+        struct stat st;
+        int fd = open_beneath(partner->workdir, partner->collect[i], O_PATH, 0, 0);
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) kb += (long)st.st_blocks / 2;
+        if (fd >= 0) close(fd);
+    }
+    setfsuid(geteuid());
+    return kb;
 }

@@ -18,8 +18,9 @@ static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t size) {
 #define MAX_SCAN 1024
 
 /* Every live process of uid, by scanning /proc: kills them (do_kill), or measures them. The
- * count is returned; with scan, their CPU ticks and memory (memory.c) are filled in. */
-int scan_uid(uid_t uid, int do_kill, scan_t *scan) {
+ * count is returned; with scan, their CPU ticks and memory (memory.c) are filled in, with pss
+ * the floor a pair's job takes per job (memory.c). */
+int scan_uid(uid_t uid, int do_kill, scan_t *scan, int pss) {
     DIR *d = opendir("/proc");
     if (!d) return -1;
     int count = 0;
@@ -59,59 +60,89 @@ int scan_uid(uid_t uid, int do_kill, scan_t *scan) {
     if (scan) {
         scan->count = count;
         scan->ticks = ticks;
-        /* the largest process whole, the others by what only they map */
-        long kb = largest >= 0 && resident[largest] > 0 ? resident[largest] : 0;
+        /* the largest process whole, the others by what only they map; with pss and three
+         * processes or more, at least their proportional shares (pages only smaller ones
+         * share count once) */
+        long kb = largest >= 0 && resident[largest] > 0 ? resident[largest] : 0, shares = 0;
         int n = count < MAX_SCAN ? count : MAX_SCAN;
-        for (int i = 0; i < n; i++)
-            if (i != largest) kb += proc_private_kb(pids[i]);
-        scan->resident_kb = kb;
+        pss = pss && n >= 3;
+        for (int i = 0; i < n; i++) {
+            long only, share;
+            if (i == largest && !pss) continue;
+            proc_rollup(pids[i], &only, &share);
+            if (i != largest) kb += only;
+            shares += share;
+        }
+        scan->resident_kb = pss && shares > kb ? shares : kb;
     }
     return count;
 }
 
-int64_t reaped_cpu_us;
-long reaped_maxrss;
-pid_t main_pid;
-int main_status = -1;
+/* The jobs of the run under way (run.c), whose reaped processes are counted. */
+static run_t *watched;
+static int nwatched;
 
-void account(const struct rusage *ru) {
-    reaped_cpu_us += (int64_t)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec +
-                     (int64_t)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec;
-    if (ru->ru_maxrss > reaped_maxrss) reaped_maxrss = ru->ru_maxrss;
+void watch(run_t *runs, int n) {
+    watched = runs;
+    nwatched = n;
 }
 
-/* Reap every exited child (the job's main process and orphans reparented to us); with block,
- * first wait until the main process is reaped. The fork server is a child too, but not the
- * job's: its end is noted, not counted. */
-void reap(int block) {
+/* A reaped process's CPU time and peak go to its job's result. */
+void account(run_t *run, const struct rusage *ru) {
+    result_t *res = run->res;
+    res->cpu_us += (int64_t)ru->ru_utime.tv_sec * 1000000 + ru->ru_utime.tv_usec +
+                   (int64_t)ru->ru_stime.tv_sec * 1000000 + ru->ru_stime.tv_usec;
+    if (ru->ru_maxrss > res->maxrss_kb) res->maxrss_kb = ru->ru_maxrss;
+}
+
+/* Whose a reaped child was: a job's main process or its cell's init by pid, else (an orphan
+ * reparented to us, as without cells) by its uid; the only job's, in a single run. */
+static run_t *job_of(pid_t pid, uid_t uid) {
+    for (int i = 0; i < nwatched; i++)
+        if (pid == watched[i].pid || pid == watched[i].job->cell.pid) return &watched[i];
+    for (int i = 0; i < nwatched; i++)
+        if (uid == watched[i].job->uid) return &watched[i];
+    return nwatched == 1 ? &watched[0] : NULL;
+}
+
+/* Reap every exited child (the jobs' main processes and orphans reparented to us), each
+ * counted for its job; with `until`, first wait until that job's main process is reaped. The
+ * fork server is a child too, but no job's: its end is noted, not counted. */
+void reap(run_t *until) {
     for (;;) {
-        int status;
-        struct rusage ru;
-        int wait_main = block && main_pid > 0 && main_status < 0;
-        pid_t pid = wait4(-1, &status, wait_main ? 0 : WNOHANG, &ru);
-        if (pid <= 0) {
-            if (pid < 0 && errno == EINTR) continue;
+        siginfo_t si;
+        si.si_pid = 0;
+        int wait = until && until->pid > 0 && until->status < 0;
+        /* looked at before it is reaped: its uid says whose it is */
+        if (waitid(P_ALL, 0, &si, WEXITED | WNOWAIT | (wait ? 0 : WNOHANG)) < 0) {
+            if (errno == EINTR) continue;
             return;
         }
-        if (is_server(pid)) {
+        if (si.si_pid <= 0) return;
+        int status;
+        struct rusage ru;
+        while (wait4(si.si_pid, &status, 0, &ru) < 0 && errno == EINTR) {}
+        if (is_server(si.si_pid)) {
             server_gone();
             continue;
         }
-        if (idle_cell_reaped(pid)) continue; /* not the job's */
-        account(&ru);
-        if (pid == main_pid) main_status = status;
+        if (idle_cell_reaped(si.si_pid)) continue; /* no job's */
+        run_t *run = job_of(si.si_pid, si.si_uid);
+        if (!run) continue;
+        account(run, &ru);
+        if (si.si_pid == run->pid) run->status = status;
     }
 }
 
 /* Kill every process of uid and reap them; 0 when none is left. */
 int kill_uid(uid_t uid) {
     for (int round = 0; round < KILL_ROUNDS; round++) {
-        int alive = scan_uid(uid, 1, NULL);
-        reap(0);
+        int alive = scan_uid(uid, 1, NULL, 0);
+        reap(NULL);
         if (alive == 0) return 0;
         if (round > 2) usleep(1000);
     }
-    return scan_uid(uid, 0, NULL) == 0 ? 0 : -1;
+    return scan_uid(uid, 0, NULL, 0) == 0 ? 0 : -1;
 }
 
 /* Container-wide OOM kills so far (cgroup v1 memory.oom_control, or v2 memory.events). */
@@ -232,7 +263,7 @@ const char *wipe(job_t *job) {
             return "work dir not empty after the job's cell ended";
         if (owned_outside(job->uid, 0) != 0)
             return "the job left files or SysV IPC objects outside its cell";
-        if (scan_uid(job->uid, 0, NULL) != 0) {
+        if (scan_uid(job->uid, 0, NULL, 0) != 0) {
             kill_uid(job->uid);
             return "processes of the job outlived its cell";
         }

@@ -1,7 +1,26 @@
-/* Running one job: the child's limits and identity, then watching it until it ends. */
+/* Running jobs: a job's limits and identity, starting it, watching it until it ends.
+ *
+ * A run is one job, or a pair: a job and its partner (the problem's own program, such as an
+ * interactor) at once in the same sandbox, each in a cell of its own under its own uid, wired
+ * by two pipes (pair.c): the job's stdout is the partner's stdin, the partner's stdout the
+ * job's stdin. One loop watches both, and each is limited, measured and ended on its own: its
+ * CPU time by its processes (by pid, uid and cell), its memory as memory.c says for pairs, its
+ * wall time from its own start (waiting for the other counts). A job ends when its main
+ * process exits or when it is killed for its CPU, wall, memory or output limit; everything else
+ * in its cell dies with it, which closes its ends of the pipes: the other reads EOF (or gets
+ * SIGPIPE writing) and goes on until it ends too. The supervisor is on neither pipe (nothing
+ * relays or counts those bytes); it reads each job's stderr, and a single job's stdout. The
+ * answer goes out once every job of the run has ended. */
 #include "supervisor.h"
 
-/* ------------------------------------------------------------------ running a job */
+/* The run under way: its jobs, the sandbox's memory as it started. */
+static run_t runs[PAIR];
+static int nruns;
+static memcg_t base;
+static int have_memcg;
+static long hz;
+
+/* ------------------------------------------------------------------ starting a job */
 
 /* The rlimits of a job, for both ways of starting one (exec here, or the fork server). */
 int job_limits(const job_t *job, limit_t out[MAX_LIMITS]) {
@@ -37,13 +56,16 @@ void drop_capabilities(void) {
     syscall(SYS_capset, &head, none);
 }
 
-/* The job's own process (forked by one that entered its cell): descriptors, session, limits,
- * work dir, uid, no capabilities, then exec. */
+/* The job's own process (forked by one that entered its cell): descriptors, signals, session,
+ * limits, uid, work dir, no capabilities, then exec. */
 static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w) {
     const char *step = "dup2";
     sigset_t mask;
     sigemptyset(&mask);
     sigprocmask(SIG_SETMASK, &mask, NULL);
+    /* ignored by the supervisor, default for a program as run by hand: one that writes to a
+     * partner that has ended dies of it */
+    signal(SIGPIPE, SIG_DFL);
     if (dup2(fd0, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) goto fail;
     /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours */
     close_from(3, errpipe_w);
@@ -55,8 +77,6 @@ static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w)
         step = "setrlimit";
         if (setrlimit(limits[i].resource, &rl) < 0) goto fail;
     }
-    step = "chdir";
-    if (chdir(job->workdir[0] ? job->workdir : "/") < 0) goto fail;
     step = "switch uid";
     /* not "if root": in a cell, root is unmapped and reads as the overflow uid */
     if (getuid() != job->uid || geteuid() != job->uid) {
@@ -64,6 +84,9 @@ static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w)
             setresuid(job->uid, job->uid, job->uid) < 0)
             goto fail;
     }
+    /* as the job: a partner's work dir lets no other uid in, the supervisor's included */
+    step = "chdir";
+    if (chdir(job->workdir[0] ? job->workdir : "/") < 0) goto fail;
     drop_capabilities();
     umask(022);
     step = "exec";
@@ -118,6 +141,60 @@ static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell) {
     return pid;
 }
 
+static void close_fd(int *fd) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+}
+
+/* Each job's stderr and exec-error pipe, and a single job's stdin and stdout; a pair's
+ * stdin and stdout are each other's (pair.c). Ours go into runs[i], the job's own into
+ * ends[i]: stdin, stdout, stderr, exec-error pipe. Output pipes are the job's own, as a
+ * program's are (/dev/stdout can be reopened). NULL, or why not. */
+static const char *open_pipes(int ends[PAIR][4]) {
+    static char why[80];
+    int failed = nruns == PAIR && pair_pipes(runs, ends) < 0;
+    for (int i = 0; !failed && i < nruns; i++) {
+        run_t *r = &runs[i];
+        int out[2] = {-1, -1}, err[2] = {-1, -1}, errpipe[2] = {-1, -1};
+        setfsuid(r->job->uid);
+        failed = pipe2(err, O_CLOEXEC) < 0 || (nruns == 1 && pipe2(out, O_CLOEXEC) < 0);
+        setfsuid(geteuid());
+        failed = failed || pipe2(errpipe, O_CLOEXEC) < 0;
+        r->out = out[0], r->err = err[0], r->errpipe = errpipe[0];
+        ends[i][2] = err[1], ends[i][3] = errpipe[1];
+        if (nruns == 1) {
+            int fd0 = r->job->stdin_fd;
+            ends[i][0] = fd0 >= 0 ? fd0 : open("/dev/null", O_RDONLY | O_CLOEXEC);
+            ends[i][1] = out[1];
+        }
+    }
+    if (!failed) return NULL;
+    snprintf(why, sizeof why, "pipe: %s", strerror(errno));
+    return why;
+}
+
+/* Start a job with its ends of the pipes (closed here then): by its fork server when it names
+ * one that takes the job, else exec'ed. A job that did not start has ended already. */
+static void run_start(run_t *r, int ends[4]) {
+    job_t *job = r->job;
+    r->start = now_us();
+    r->res->via = "server";
+    r->pid = server_spawn(job, ends, job->cell.pidfd, r->res);
+    if (r->pid == 0) {
+        r->res->via = "exec";
+        r->pid = spawn_exec(job, ends, &job->cell);
+    }
+    for (int k = 0; k < 4; k++)
+        if (ends[k] != job->stdin_fd) close_fd(&ends[k]);
+    if (r->pid < 0) {
+        cell_discard(&job->cell);
+        r->end = r->start;
+        return;
+    }
+    if (r->out >= 0) fcntl(r->out, F_SETFL, O_NONBLOCK);
+    fcntl(r->err, F_SETFL, O_NONBLOCK);
+}
+
 void drain(int fd, buf_t *b) {
     char chunk[65536];
     for (;;) {
@@ -128,161 +205,214 @@ void drain(int fd, buf_t *b) {
     }
 }
 
-/* The job's memory now (memory.c), without what we hold of its output, which is ours. */
-static long memory_now(const scan_t *scan, const memcg_t *base, const result_t *res) {
-    long own_kb = (long)((res->stdout_buf.cap + res->stderr_buf.cap) / 1024);
-    return base ? job_memory_kb(scan->resident_kb, base, own_kb) : scan->resident_kb;
+/* ------------------------------------------------------------------ watching it */
+
+/* What a pair's partner holds in shared memory now (memory.c); nothing in a single run. */
+static long partner_shmem_now(void) { return nruns == PAIR ? partner_shmem_kb(runs[1].job) : 0; }
+
+/* A job's CPU time (µs) and memory now; its peak goes up to what this look saw. */
+static long look(run_t *r, long partner_shmem, int64_t *cpu_us) {
+    scan_t scan = {0, 0, 0};
+    scan_uid(r->job->uid, 0, &scan, nruns == PAIR);
+    /* orphans are reaped by the cell's init, which keeps their CPU time for us */
+    long long ticks = scan.ticks + cell_reaped_ticks(&r->job->cell);
+    *cpu_us = r->res->cpu_us + ticks * 1000000 / hz;
+    long kb = scan.resident_kb;
+    if (nruns == PAIR) {
+        kb = pair_memory_kb(r->job, kb, have_memcg ? &base : NULL, partner_shmem);
+    } else if (have_memcg) { /* without what we hold of its output, which is ours */
+        long own_kb = (long)((r->res->stdout_buf.cap + r->res->stderr_buf.cap) / 1024);
+        kb = job_memory_kb(kb, &base, own_kb);
+    }
+    if (kb > r->peak_kb) r->peak_kb = kb;
+    return kb;
 }
 
-void run_job(job_t *job, result_t *res) {
-    memset(res, 0, sizeof *res);
-    res->killed = "none";
-    res->stdout_buf.limit = job->out_bytes + 1; /* one past the cap tells OLE from a full fit */
-    res->stderr_buf.limit = job->err_bytes;
-    reaped_cpu_us = 0;
-    reaped_maxrss = 0;
-    main_status = -1;
-    long oom_before = oom_kills();
+/* A job's end: by itself (its main process was reaped), or killed for `killed`. One more look
+ * first: what it holds in files and shared memory at its end is still there (a full /tmp ends
+ * a program before the next tick would). Then all of it dies: its main process and group by
+ * pid (it may not have switched uid yet), the rest with its cell (or by uid, without one). */
+static void run_end(run_t *r, const char *killed) {
+    r->end = now_us();
+    if (killed) r->res->killed = killed;
+    int64_t cpu_us;
+    look(r, partner_shmem_now(), &cpu_us);
+    if (r->status < 0) {
+        kill(-r->pid, SIGKILL);
+        kill(r->pid, SIGKILL);
+    }
+    /* the main process first: it is ours, not the cell init's, and a dying init waits until
+     * every process of its namespace is reaped */
+    reap(r);
+    struct rusage orphans;
+    cell_stop(&r->job->cell, &orphans); /* everything still in the cell dies */
+    account(r, &orphans);
+    if (!r->job->isolate && geteuid() == 0) kill_uid(r->job->uid); /* a cell's died with it */
+}
 
-    int outp[2], errp[2], errpipe[2];
-    /* the job's own pipes, as a program's output pipes are: /dev/stdout can be reopened */
-    setfsuid(job->uid);
-    int piped = pipe2(outp, O_CLOEXEC) == 0 && pipe2(errp, O_CLOEXEC) == 0;
-    setfsuid(geteuid());
-    if (!piped || pipe2(errpipe, O_CLOEXEC) < 0) {
-        snprintf(res->exec_error, sizeof res->exec_error, "pipe: %s", strerror(errno));
+/* Whether a running job is over a limit it is watched for between looks (the main process
+ * gone counts as its end), and ends it then. */
+static void end_if_due(run_t *r, int64_t t) {
+    if (r->status >= 0) run_end(r, NULL);
+    else if (nruns == 1 && r->res->stdout_buf.total > r->job->out_bytes) run_end(r, "output");
+    else if (r->job->wall_ms && t - r->start >= r->job->wall_ms * 1000) run_end(r, "wall");
+}
+
+/* Until every job has ended: their output read as it comes, their processes reaped as they
+ * exit, their wall time checked, and every tick their CPU time and memory. */
+static void watch_runs(int sfd) {
+    int64_t next_scan = now_us() + TICK_MS * 1000;
+    for (;;) {
+        struct pollfd fds[2 * PAIR + 1];
+        int *from[2 * PAIR];
+        buf_t *into[2 * PAIR];
+        int nfds = 0, live = 0;
+        int64_t wake = next_scan;
+        for (int i = 0; i < nruns; i++) {
+            run_t *r = &runs[i];
+            if (r->end) continue;
+            live++;
+            int64_t deadline = r->start + r->job->wall_ms * 1000;
+            if (r->job->wall_ms && deadline < wake) wake = deadline;
+            if (r->out >= 0) from[nfds] = &r->out, into[nfds++] = &r->res->stdout_buf;
+            if (r->err >= 0) from[nfds] = &r->err, into[nfds++] = &r->res->stderr_buf;
+        }
+        if (!live) return;
+        for (int i = 0; i < nfds; i++) fds[i] = (struct pollfd){*from[i], POLLIN, 0};
+        fds[nfds] = (struct pollfd){sfd, POLLIN, 0};
+        int64_t wait_ms = (wake - now_us()) / 1000 + 1;
+        int n = poll(fds, (nfds_t)nfds + 1, wait_ms > 0 ? (int)wait_ms : 0);
+        if (n < 0 && errno != EINTR) { /* cannot watch: every job ends now */
+            for (int i = 0; i < nruns; i++)
+                if (!runs[i].end) run_end(&runs[i], NULL);
+            return;
+        }
+        for (int i = 0; n > 0 && i < nfds; i++) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            drain(*from[i], into[i]);
+            if (fds[i].revents & (POLLHUP | POLLERR)) close_fd(from[i]); /* no writer is left */
+        }
+        if (n > 0 && (fds[nfds].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            while (read(sfd, &si, sizeof si) > 0) {}
+            reap(NULL);
+        }
+        int64_t t = now_us();
+        int tick = t >= next_scan;
+        if (tick) next_scan = t + TICK_MS * 1000;
+        long partner_shmem = tick ? partner_shmem_now() : 0;
+        for (int i = 0; i < nruns; i++) {
+            run_t *r = &runs[i];
+            if (r->end) continue;
+            end_if_due(r, t);
+            if (r->end || !tick) continue;
+            int64_t cpu_us;
+            long kb = look(r, partner_shmem, &cpu_us);
+            if (r->job->cpu_ms && cpu_us > r->job->cpu_ms * 1000) run_end(r, "cpu");
+            else if (r->job->mem_kb && kb > r->job->mem_kb) run_end(r, "memory");
+        }
+    }
+}
+
+/* A job's result, once every job has ended: what is left in its pipes (their writers are
+ * dead), why it did not start, its times, how its main process ended. */
+static void run_result(run_t *r) {
+    result_t *res = r->res;
+    if (r->out >= 0) drain(r->out, &res->stdout_buf);
+    if (r->err >= 0) drain(r->err, &res->stderr_buf);
+    char msg[128];
+    ssize_t n = read(r->errpipe, msg, sizeof msg - 1);
+    if (n > 0) {
+        msg[n] = 0;
+        snprintf(res->exec_error, sizeof res->exec_error, "%s", msg);
+    }
+    close_fd(&r->out);
+    close_fd(&r->err);
+    close_fd(&r->errpipe);
+    if (r->pid < 0) {
+        if (!res->exec_error[0]) snprintf(res->exec_error, sizeof res->exec_error, "the job did not start");
         return;
+    }
+    if (strcmp(res->killed, "none") == 0 && res->stdout_buf.total > r->job->out_bytes)
+        res->killed = "output";
+    res->wall_us = r->end - r->start;
+    /* one process's peak never exceeds the job's: a floor under what the looks saw */
+    if (r->peak_kb > res->maxrss_kb) res->maxrss_kb = r->peak_kb;
+    if (r->status >= 0 && WIFEXITED(r->status)) {
+        res->exit_code = WEXITSTATUS(r->status);
+    } else if (r->status >= 0 && WIFSIGNALED(r->status)) {
+        res->exit_code = -1;
+        res->signal = WTERMSIG(r->status);
+    } else {
+        res->exit_code = -1;
+        res->signal = SIGKILL;
+    }
+}
+
+/* ------------------------------------------------------------------ a run */
+
+/* Each job's cell; NULL, or why not (the failing job's cell_error says the sandbox is unfit). */
+static const char *open_cells(void) {
+    static char why[160];
+    for (int i = 0; i < nruns; i++) {
+        result_t *res = runs[i].res;
+        job_t *job = runs[i].job;
+        if (job->isolate && cell_open(job, &job->cell, res->cell_error, sizeof res->cell_error) < 0) {
+            snprintf(why, sizeof why, "isolation: %.140s", res->cell_error);
+            return why;
+        }
+    }
+    return NULL;
+}
+
+/* Run n jobs (one, or a job and its partner) until each has ended; res[i] is job i's. */
+void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
+    int ends[PAIR][4];
+    nruns = n;
+    hz = sysconf(_SC_CLK_TCK);
+    for (int i = 0; i < n; i++) {
+        memset(&res[i], 0, sizeof res[i]);
+        res[i].killed = "none";
+        res[i].via = "exec";
+        res[i].shmem_base_kb = -1;
+        res[i].stdout_buf.limit = jobs[i]->out_bytes + 1; /* one past the cap tells OLE from a fit */
+        res[i].stderr_buf.limit = jobs[i]->err_bytes;
+        runs[i] = (run_t){jobs[i], &res[i], -1, -1, -1, -1, -1, 0, 0, 0};
+        for (int k = 0; k < 4; k++) ends[i][k] = -1;
     }
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-
-    cell_t *cell = &job->cell;
-    if (job->isolate && cell_open(job, cell, res->cell_error, sizeof res->cell_error) < 0) {
-        snprintf(res->exec_error, sizeof res->exec_error, "isolation: %.140s", res->cell_error);
-        close(outp[0]); close(outp[1]); close(errp[0]); close(errp[1]);
-        close(errpipe[0]); close(errpipe[1]); close(sfd);
+    const char *why = open_pipes(ends);
+    if (!why) why = open_cells();
+    if (why) {
+        for (int i = 0; i < n; i++) {
+            snprintf(res[i].exec_error, sizeof res[i].exec_error, "%s", why);
+            cell_discard(&jobs[i]->cell);
+            close_fd(&runs[i].out);
+            close_fd(&runs[i].err);
+            close_fd(&runs[i].errpipe);
+            for (int k = 0; k < 4; k++)
+                if (ends[i][k] != jobs[i]->stdin_fd) close_fd(&ends[i][k]);
+        }
+        close(sfd);
         return;
     }
-    memcg_t base;
-    int have_memcg = memcg_read(&base) == 0;
-    res->shmem_base_kb = have_memcg ? base.shmem_kb : -1;
-    int64_t start = now_us();
-    int fd0 = job->stdin_fd >= 0 ? job->stdin_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
-    const int job_fds[4] = {fd0, outp[1], errp[1], errpipe[1]};
-    res->via = "server";
-    main_pid = server_spawn(job, job_fds, cell->pidfd, res);
-    if (main_pid == 0) {
-        res->via = "exec";
-        main_pid = spawn_exec(job, job_fds, cell);
+    have_memcg = memcg_read(&base) == 0;
+    long oom_before = oom_kills();
+    watch(runs, n);
+    for (int i = 0; i < n; i++) {
+        res[i].shmem_base_kb = have_memcg ? base.shmem_kb : -1;
+        run_start(&runs[i], ends[i]);
     }
-    if (fd0 != job->stdin_fd) close(fd0);
-    close(outp[1]);
-    close(errp[1]);
-    close(errpipe[1]);
-    if (main_pid < 0) {
-        cell_discard(cell);
-        if (!res->exec_error[0]) { /* why the job did not start */
-            ssize_t n = read(errpipe[0], res->exec_error, sizeof res->exec_error - 1);
-            res->exec_error[n > 0 ? n : 0] = 0;
-            if (n <= 0) snprintf(res->exec_error, sizeof res->exec_error, "the job did not start");
-        }
-        close(outp[0]); close(errp[0]); close(errpipe[0]); close(sfd);
-        return;
+    watch_runs(sfd);
+    close(sfd);
+    long kills = oom_kills() - oom_before;
+    for (int i = 0; i < n; i++) {
+        run_result(&runs[i]);
+        res[i].oom_kills = kills;
     }
-    fcntl(outp[0], F_SETFL, O_NONBLOCK);
-    fcntl(errp[0], F_SETFL, O_NONBLOCK);
-
-    long peak_kb = 0;
-    struct pollfd fds[3] = {{outp[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {sfd, POLLIN, 0}};
-    long hz = sysconf(_SC_CLK_TCK);
-    int64_t next_scan = start + TICK_MS * 1000;
-    while (main_status < 0) {
-        int64_t t = now_us();
-        int64_t wait_ms = (next_scan - t) / 1000 + 1;
-        if (job->wall_ms) {
-            int64_t left = (start + job->wall_ms * 1000 - t) / 1000 + 1;
-            if (left < wait_ms) wait_ms = left;
-        }
-        if (wait_ms < 0) wait_ms = 0;
-        int n = poll(fds, 3, (int)wait_ms);
-        if (n < 0 && errno != EINTR) break;
-        if (fds[0].revents & (POLLIN | POLLHUP)) drain(outp[0], &res->stdout_buf);
-        if (fds[1].revents & (POLLIN | POLLHUP)) drain(errp[0], &res->stderr_buf);
-        if (fds[0].revents & POLLHUP) fds[0].fd = -1;
-        if (fds[1].revents & POLLHUP) fds[1].fd = -1;
-        if (fds[2].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            while (read(sfd, &si, sizeof si) > 0) {}
-            reap(0);
-        }
-        if (main_status >= 0) break;
-        t = now_us();
-        if (res->stdout_buf.total > job->out_bytes) { res->killed = "output"; break; }
-        if (job->wall_ms && t - start >= job->wall_ms * 1000) { res->killed = "wall"; break; }
-        if (t >= next_scan) {
-            next_scan = t + TICK_MS * 1000;
-            scan_t scan = {0, 0, 0};
-            scan_uid(job->uid, 0, &scan);
-            /* orphans are reaped by the cell's init, which keeps their CPU time for us */
-            long long ticks = scan.ticks + cell_reaped_ticks(cell);
-            if (job->cpu_ms && reaped_cpu_us + ticks * 1000000 / hz > job->cpu_ms * 1000) {
-                res->killed = "cpu";
-                break;
-            }
-            long kb = memory_now(&scan, have_memcg ? &base : NULL, res);
-            if (kb > peak_kb) peak_kb = kb;
-            if (job->mem_kb && kb > job->mem_kb) {
-                res->killed = "memory";
-                break;
-            }
-        }
-    }
-    int64_t end = now_us();
-    /* one more look before anything is killed: what the job holds in files and shared memory
-     * at its end is still there (a full /tmp ends a program before the next tick would) */
-    scan_t last = {0, 0, 0};
-    scan_uid(job->uid, 0, &last);
-    long last_kb = memory_now(&last, have_memcg ? &base : NULL, res);
-    if (last_kb > peak_kb) peak_kb = last_kb;
-    /* the main process may not have switched uid yet, so it and its group are killed by pid */
-    if (main_status < 0) {
-        kill(-main_pid, SIGKILL);
-        kill(main_pid, SIGKILL);
-    }
-    /* the main process first: it is ours, not the cell init's, and a dying init waits until
-     * every process of its namespace is reaped */
-    reap(1);
-    struct rusage orphans;
-    cell_stop(cell, &orphans); /* everything still in the cell dies */
-    account(&orphans);
-    if (!job->isolate && geteuid() == 0) kill_uid(job->uid); /* a cell's died with it */
-    /* all writers are dead now: read what is left in the pipes */
-    drain(outp[0], &res->stdout_buf);
-    drain(errp[0], &res->stderr_buf);
-    char msg[128];
-    ssize_t n = read(errpipe[0], msg, sizeof msg - 1);
-    if (n > 0) {
-        msg[n] = 0;
-        snprintf(res->exec_error, sizeof res->exec_error, "%s", msg);
-    }
-    close(outp[0]); close(errp[0]); close(errpipe[0]); close(sfd);
-
-    if (strcmp(res->killed, "none") == 0 && res->stdout_buf.total > job->out_bytes)
-        res->killed = "output";
-    res->wall_us = end - start;
-    res->cpu_us = reaped_cpu_us;
-    /* one process's peak never exceeds the job's: a floor under what the ticks saw */
-    res->maxrss_kb = reaped_maxrss > peak_kb ? reaped_maxrss : peak_kb;
-    res->oom_kills = oom_kills() - oom_before;
-    if (main_status >= 0 && WIFEXITED(main_status)) {
-        res->exit_code = WEXITSTATUS(main_status);
-    } else if (main_status >= 0 && WIFSIGNALED(main_status)) {
-        res->exit_code = -1;
-        res->signal = WTERMSIG(main_status);
-    } else {
-        res->exit_code = -1;
-        res->signal = SIGKILL;
-    }
+    if (n == PAIR) pair_oom_kills(runs, kills);
+    watch(NULL, 0);
 }

@@ -1,7 +1,7 @@
 /*
- * In-container supervisor: runs one job at a time for the worker, over the container's
- * attached stdin/stdout (never `docker exec`), and reports exit status, CPU time, wall time,
- * peak memory and capped output.
+ * In-container supervisor: runs one job at a time (or one pair: a job and its partner, for
+ * interactive problems) for the worker, over the container's attached stdin/stdout (never
+ * `docker exec`), and reports exit status, CPU time, wall time, peak memory and capped output.
  *
  * Why C and static: every sandbox image carries it, including the native run image that has
  * no language runtime, and it must add next to nothing to a job's latency (fork+exec, no
@@ -11,13 +11,26 @@
  * and CHOWN; each job runs under its own fresh unprivileged uid (chosen by the worker), in
  * its own work dir and, unless the worker asks otherwise, in a cell of its own (fresh user,
  * IPC, mount and PID namespaces, cell.c), with no capability, a seccomp filter of its own
- * and no-new-privileges. A job cannot signal or ptrace the supervisor (different
- * uid), cannot reach its stdout (all other descriptors are closed before exec); what it made
- * dies with its cell, and what it owns outside is killed and wiped before the next job.
+ * and no-new-privileges. A job cannot signal or ptrace the supervisor or its partner
+ * (different uids), cannot reach the supervisor's stdout (all other descriptors are closed
+ * before exec); what it made dies with its cell, and what it owns outside is killed and wiped
+ * before the next job.
  *
  * Wire format, both directions: records `NAME SP LEN LF` followed by LEN raw bytes; a message
  * ends with the record `end 0`. Requests start with `op` = `ping` or `run`; see the worker's
  * sandbox/protocol.py for the field list, kept in step with this file.
+ *
+ * A file's name (`file`, `collect`) is a relative path of safe parts (`pkg/mod.py`): the
+ * directories it needs are made in the job's work dir, as the job, and nothing on the way is
+ * ever followed as a symlink (wire.c, open_beneath).
+ *
+ * A `run` may be a pair (run.c, pair.c): after the job's fields, an empty `partner` record
+ * opens its partner's section (the same field names, its own `uid` first; no `stdin` in
+ * either, no `server` for the partner). The two run at once, each in a cell of its own under
+ * its own uid, the job's stdout the partner's stdin and the partner's stdout the job's stdin.
+ * The answer is the job's fields, an empty `partner` record and the partner's fields, then the
+ * run's `cleanup`. The partner's work dir is the partner's alone (0700): it holds the test's
+ * input and answer, which the job must not read.
  *
  * A job may name a fork server (`server` records, e.g. Python's images/python/forkserver.py):
  * the supervisor then starts that server once and has it fork the job instead of exec'ing a
@@ -25,7 +38,8 @@
  *
  * Files: supervisor.c (requests, main), wire.c (utilities, wire format), process.c (a job's
  * processes and the cleanup after it), cell.c (a job's namespaces and seccomp filter),
- * memory.c (a job's memory), run.c (running one job), server.c (fork servers), supervisor.h.
+ * memory.c (a job's memory), run.c (running a job, or a pair), pair.c (what only a pair
+ * needs), server.c (fork servers), supervisor.h.
  */
 #include "supervisor.h"
 
@@ -38,25 +52,43 @@ static long num(const char *name, const char *s) {
     return v;
 }
 
-static int safe_name(const char *s) {
-    if (!*s || strcmp(s, ".") == 0 || strcmp(s, "..") == 0 || strlen(s) > 100) return 0;
-    for (; *s; s++)
-        if (!(*s == '.' || *s == '_' || *s == '-' || (*s >= '0' && *s <= '9') ||
-              (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+/* One part of a file's name: what a flat name may be. */
+static int safe_part(const char *s, size_t n) {
+    if (n == 0 || n > MAX_PART || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == '.' || s[i] == '_' || s[i] == '-' || (s[i] >= '0' && s[i] <= '9') ||
+              (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z')))
             return 0;
     return 1;
 }
 
-/* `file` body: "MODE NAME\n" then the content, streamed to disk. */
+/* A file's name: a relative path of safe parts (`pkg/mod.py`), never absolute, never up,
+ * no empty part. */
+static int safe_name(const char *s) {
+    size_t len = strlen(s);
+    if (len == 0 || len > MAX_NAME) return 0;
+    for (int parts = 1;; parts++) {
+        const char *slash = strchr(s, '/');
+        size_t n = slash ? (size_t)(slash - s) : strlen(s);
+        if (parts > MAX_PARTS || !safe_part(s, n)) return 0;
+        if (!slash) return 1;
+        s = slash + 1;
+    }
+}
+
+/* `file` body: "MODE NAME\n" then the content, streamed to disk. The file and the directories
+ * its name needs are made as the job (its fsuid and fsgid): they are its own from the start. */
 static void read_file_record(job_t *job, size_t len) {
-    char head[128];
+    char head[MAX_NAME + 16];
     size_t i = 0;
-    while (i < sizeof head - 1) {
+    for (;;) {
         if (len == 0) die("file record without header line");
         int c = in_byte();
         if (c < 0) die("eof inside a record");
         len--;
         if (c == '\n') break;
+        if (i == sizeof head - 1) die("file header too long");
         head[i++] = (char)c;
     }
     head[i] = 0;
@@ -66,20 +98,21 @@ static void read_file_record(job_t *job, size_t len) {
     mode_t mode = (mode_t)strtol(head, NULL, 8) & 0755;
     const char *name = sp + 1;
     if (!safe_name(name)) die("unsafe file name '%s'", name);
-    char path[256];
-    snprintf(path, sizeof path, "%s/%s", job->workdir, name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    setfsgid(job->uid);
+    setfsuid(job->uid);
+    int fd = open_beneath(job->workdir, name, O_WRONLY | O_CREAT | O_EXCL, 0600, 1);
     if (fd < 0 && !job->error[0])
         snprintf(job->error, sizeof job->error, "create %s: %s", name, strerror(errno));
     int err = body_to_fd(len, fd);
     if (fd >= 0) {
         if (err && !job->error[0])
             snprintf(job->error, sizeof job->error, "write %s: %s", name, strerror(err));
-        /* mode before owner: once the file is the job's, root without CAP_FOWNER can't chmod */
-        if ((fchmod(fd, mode) < 0 || fchown(fd, job->uid, job->uid) < 0) && !job->error[0])
-            snprintf(job->error, sizeof job->error, "chown %s: %s", name, strerror(errno));
+        if (fchmod(fd, mode) < 0 && !job->error[0])
+            snprintf(job->error, sizeof job->error, "chmod %s: %s", name, strerror(errno));
         close(fd);
     }
+    setfsuid(geteuid());
+    setfsgid(getegid());
 }
 
 static void read_stdin_record(job_t *job, size_t len) {
@@ -104,7 +137,17 @@ static void read_stdin_record(job_t *job, size_t len) {
 
 /* ------------------------------------------------------------------ requests */
 
-static uid_t last_uid = (uid_t)-1;
+static uid_t last_uids[PAIR] = {(uid_t)-1, (uid_t)-1}; /* the last run's jobs' */
+
+static void init_job(job_t *job, int partner) {
+    memset(job, 0, sizeof *job);
+    job->stdin_fd = -1;
+    job->cell = (cell_t){0, -1, -1};
+    job->out_bytes = 64 * 1024;
+    job->err_bytes = 64 * 1024;
+    job->collect_max = 64 * 1024 * 1024;
+    job->partner = partner;
+}
 
 static void free_job(job_t *job) {
     for (int i = 0; i < job->nargs; i++) free(job->argv[i]);
@@ -114,11 +157,100 @@ static void free_job(job_t *job) {
     if (job->stdin_fd >= 0) close(job->stdin_fd);
 }
 
+/* The job's uid, fresh: unprivileged, neither of the last run's jobs' nor the other job's of
+ * this run. Its work dir is its own at once (its files are made as it): 0711 lets the
+ * supervisor and a fork server through before a job's uid switch; a partner's is 0700, for no
+ * other uid to enter (the job it is paired with, above all: the partner's files are the
+ * test's input and answer). */
+static void read_uid(job_t *job, const job_t *other, const char *v) {
+    job->uid = (uid_t)num("uid", v);
+    if (job->uid < 1000 || job->uid == last_uids[0] || job->uid == last_uids[1] ||
+        (other && job->uid == other->uid))
+        die("uid %u not fresh", (unsigned)job->uid);
+    snprintf(job->workdir, sizeof job->workdir, "%s/%u", BOX_ROOT, (unsigned)job->uid);
+    /* mode before owner: once the dir is the job's, root without CAP_FOWNER can't chmod */
+    if (mkdir(job->workdir, 0700) < 0 || chmod(job->workdir, job->partner ? 0700 : 0711) < 0 ||
+        chown(job->workdir, job->uid, job->uid) < 0)
+        snprintf(job->error, sizeof job->error, "work dir %s: %s", job->workdir, strerror(errno));
+}
+
+/* One record of a job's section of a `run` request; `other`: the job it is paired with. */
+static void read_field(job_t *job, const job_t *other, const char *name, size_t len) {
+    if (strcmp(name, "file") == 0 || strcmp(name, "stdin") == 0) {
+        if (!job->uid) die("%s before uid", name);
+        if (name[0] == 'f') read_file_record(job, len);
+        else read_stdin_record(job, len);
+        return;
+    }
+    char *v = body_to_str(len);
+    int keep = 0;
+    if (strcmp(name, "uid") == 0 && !job->uid) {
+        read_uid(job, other, v);
+    } else if (strcmp(name, "arg") == 0 && job->nargs < MAX_ARGS) {
+        job->argv[job->nargs++] = v, keep = 1;
+    } else if (strcmp(name, "env") == 0 && job->nenv < MAX_ENV) {
+        job->envp[job->nenv++] = v, keep = 1;
+    } else if (strcmp(name, "server") == 0 && job->nserver < MAX_SERVER_ARGS) {
+        if (job->partner) die("a partner is exec'ed, never handed to a fork server");
+        job->server[job->nserver++] = v, keep = 1;
+    } else if (strcmp(name, "isolate") == 0) {
+        if (strcmp(v, "namespaces") == 0) job->isolate = 1;
+        else if (strcmp(v, "uid") != 0) die("unknown isolation '%s'", v);
+    } else if (strcmp(name, "collect") == 0 && job->ncollect < MAX_COLLECT) {
+        if (!safe_name(v)) die("unsafe collect name");
+        job->collect[job->ncollect++] = v, keep = 1;
+    } else if (strcmp(name, "cpu_ms") == 0) job->cpu_ms = num(name, v);
+    else if (strcmp(name, "wall_ms") == 0) job->wall_ms = num(name, v);
+    else if (strcmp(name, "mem_kb") == 0) job->mem_kb = num(name, v);
+    else if (strcmp(name, "procs") == 0) job->procs = num(name, v);
+    else if (strcmp(name, "fsize_kb") == 0) job->fsize_kb = num(name, v);
+    else if (strcmp(name, "nofile") == 0) job->nofile = num(name, v);
+    else if (strcmp(name, "stack_kb") == 0) job->stack_kb = num(name, v);
+    else if (strcmp(name, "out_bytes") == 0) job->out_bytes = (size_t)num(name, v);
+    else if (strcmp(name, "err_bytes") == 0) job->err_bytes = (size_t)num(name, v);
+    else if (strcmp(name, "collect_max") == 0) job->collect_max = (size_t)num(name, v);
+    else die("unknown or repeated-past-limit field '%s'", name);
+    if (!keep) free(v);
+}
+
+/* A `run` request up to its `end`: the job's section, then, after a `partner` record, its
+ * partner's, each starting with its uid. How many jobs it has. */
+static int read_request(job_t *job, job_t *partner) {
+    job_t *cur = job;
+    char name[32];
+    size_t len;
+    for (;;) {
+        if (read_header(name, sizeof name, &len) < 0) exit(0);
+        if (strcmp(name, "end") == 0) break;
+        if (strcmp(name, "partner") == 0) {
+            if (cur == partner || len != 0) die("one empty partner record, after the job's fields");
+            cur = partner;
+            continue;
+        }
+        read_field(cur, cur == partner ? job : NULL, name, len);
+    }
+    int n = cur == partner ? PAIR : 1;
+    for (int i = 0; i < n; i++) {
+        job_t *one = i ? partner : job;
+        if (!one->uid || one->nargs == 0) die("run needs uid and at least one arg for each job");
+        if (n == PAIR && one->stdin_fd >= 0) die("a pair's jobs read each other: no stdin record");
+        /* the job's home and temp dir are its work dir: the only place it may write */
+        char home[96], tmpdir[96];
+        snprintf(home, sizeof home, "HOME=%s", one->workdir);
+        snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", one->workdir);
+        if (one->nenv + 2 > MAX_ENV) die("too many env entries");
+        one->envp[one->nenv++] = strdup(home);
+        one->envp[one->nenv++] = strdup(tmpdir);
+    }
+    return n;
+}
+
+/* The files the job is to hand back, read as it: its work dir may let no other uid in. */
 static void put_collected(job_t *job) {
+    setfsuid(job->uid);
     for (int i = 0; i < job->ncollect; i++) {
-        char path[256];
-        snprintf(path, sizeof path, "%s/%s", job->workdir, job->collect[i]);
-        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        /* O_NONBLOCK: a FIFO left under that name must not hold the answer up */
+        int fd = open_beneath(job->workdir, job->collect[i], O_RDONLY | O_NONBLOCK, 0, 0);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
             (size_t)st.st_size > job->collect_max) {
@@ -127,7 +259,7 @@ static void put_collected(job_t *job) {
         }
         buf_t b = {0};
         b.limit = job->collect_max;
-        char head[160];
+        char head[MAX_NAME + 16];
         int n = snprintf(head, sizeof head, "%o %s\n", (unsigned)(st.st_mode & 0755), job->collect[i]);
         buf_add(&b, head, (size_t)n);
         drain(fd, &b);
@@ -135,12 +267,36 @@ static void put_collected(job_t *job) {
         put("file", b.data, b.len);
         buf_free(&b);
     }
+    setfsuid(geteuid());
 }
 
-/* After a job: its shared memory gone from the sandbox's cgroup, down to what the sandbox held
- * as it started (the job's files and stdin included, and gone too by now). A cell's SysV
+/* One job's section of the answer. */
+static void put_result(job_t *job, result_t *res) {
+    put_str("status", res->exec_error[0] ? "error" : "ok");
+    if (res->exec_error[0]) put_str("error", res->exec_error);
+    put_str("via", res->via);
+    if (res->server_error[0]) put_str("server_error", res->server_error);
+    put_num("exit_code", res->exit_code);
+    put_num("signal", res->signal);
+    put_num("cpu_us", res->cpu_us);
+    put_num("wall_us", res->wall_us);
+    put_num("maxrss_kb", res->maxrss_kb);
+    put_str("killed", res->killed);
+    put_num("oom_kills", res->oom_kills);
+    size_t shown = res->stdout_buf.len > job->out_bytes ? job->out_bytes : res->stdout_buf.len;
+    put("stdout", res->stdout_buf.data ? res->stdout_buf.data : "", shown);
+    put_num("stdout_total", (long long)res->stdout_buf.total);
+    put("stderr", res->stderr_buf.data ? res->stderr_buf.data : "", res->stderr_buf.len);
+    put_num("stderr_total", (long long)res->stderr_buf.total);
+    put_collected(job);
+    buf_free(&res->stdout_buf);
+    buf_free(&res->stderr_buf);
+}
+
+/* After a run: its shared memory gone from the sandbox's cgroup, down to what the sandbox held
+ * as it started (the jobs' files and stdin included, and gone too by now). A cell's SysV
  * segments are freed a few milliseconds after the cell dies (the kernel defers it), so this
- * waits a little; memory that stays would count against the next job and crowd it out. */
+ * waits a little; memory that stays would count against the next run and crowd it out. */
 static const char *memory_released(long base_kb) {
     memcg_t now;
     for (int i = 0; base_kb >= 0 && i < 2000; i++) {
@@ -151,126 +307,57 @@ static const char *memory_released(long base_kb) {
 }
 
 static void handle_run(void) {
-    job_t job;
-    memset(&job, 0, sizeof job);
-    job.stdin_fd = -1;
-    job.cell = (cell_t){0, -1, -1};
-    job.out_bytes = 64 * 1024;
-    job.err_bytes = 64 * 1024;
-    job.collect_max = 64 * 1024 * 1024;
-    int have_uid = 0;
-    char name[32];
-    size_t len;
-    for (;;) {
-        if (read_header(name, sizeof name, &len) < 0) exit(0);
-        if (strcmp(name, "end") == 0) break;
-        if (strcmp(name, "file") == 0) {
-            if (!have_uid) die("file before uid");
-            read_file_record(&job, len);
-            continue;
-        }
-        if (strcmp(name, "stdin") == 0) {
-            if (!have_uid) die("stdin before uid");
-            read_stdin_record(&job, len);
-            continue;
-        }
-        char *v = body_to_str(len);
-        int keep = 0;
-        if (strcmp(name, "uid") == 0) {
-            job.uid = (uid_t)num(name, v);
-            if (job.uid < 1000 || job.uid == last_uid) die("uid %u not fresh", (unsigned)job.uid);
-            have_uid = 1;
-            snprintf(job.workdir, sizeof job.workdir, "%s/%u", BOX_ROOT, (unsigned)job.uid);
-            if (mkdir(job.workdir, 0700) < 0)
-                snprintf(job.error, sizeof job.error, "mkdir %s: %s", job.workdir, strerror(errno));
-        } else if (strcmp(name, "arg") == 0 && job.nargs < MAX_ARGS) {
-            job.argv[job.nargs++] = v, keep = 1;
-        } else if (strcmp(name, "env") == 0 && job.nenv < MAX_ENV) {
-            job.envp[job.nenv++] = v, keep = 1;
-        } else if (strcmp(name, "server") == 0 && job.nserver < MAX_SERVER_ARGS) {
-            job.server[job.nserver++] = v, keep = 1;
-        } else if (strcmp(name, "isolate") == 0) {
-            if (strcmp(v, "namespaces") == 0) job.isolate = 1;
-            else if (strcmp(v, "uid") != 0) die("unknown isolation '%s'", v);
-        } else if (strcmp(name, "collect") == 0 && job.ncollect < MAX_COLLECT) {
-            if (!safe_name(v)) die("unsafe collect name");
-            job.collect[job.ncollect++] = v, keep = 1;
-        } else if (strcmp(name, "cpu_ms") == 0) job.cpu_ms = num(name, v);
-        else if (strcmp(name, "wall_ms") == 0) job.wall_ms = num(name, v);
-        else if (strcmp(name, "mem_kb") == 0) job.mem_kb = num(name, v);
-        else if (strcmp(name, "procs") == 0) job.procs = num(name, v);
-        else if (strcmp(name, "fsize_kb") == 0) job.fsize_kb = num(name, v);
-        else if (strcmp(name, "nofile") == 0) job.nofile = num(name, v);
-        else if (strcmp(name, "stack_kb") == 0) job.stack_kb = num(name, v);
-        else if (strcmp(name, "out_bytes") == 0) job.out_bytes = (size_t)num(name, v);
-        else if (strcmp(name, "err_bytes") == 0) job.err_bytes = (size_t)num(name, v);
-        else if (strcmp(name, "collect_max") == 0) job.collect_max = (size_t)num(name, v);
-        else die("unknown or repeated-past-limit field '%s'", name);
-        if (!keep) free(v);
-    }
-    if (!have_uid || job.nargs == 0) die("run needs uid and at least one arg");
-    last_uid = job.uid;
-    /* the job's home and temp dir are its work dir: the only place it may write */
-    char home[96], tmpdir[96];
-    snprintf(home, sizeof home, "HOME=%s", job.workdir);
-    snprintf(tmpdir, sizeof tmpdir, "TMPDIR=%s", job.workdir);
-    if (job.nenv + 2 > MAX_ENV) die("too many env entries");
-    job.envp[job.nenv++] = strdup(home);
-    job.envp[job.nenv++] = strdup(tmpdir);
+    job_t job, partner;
+    init_job(&job, 0);
+    init_job(&partner, 1);
+    int n = read_request(&job, &partner);
+    job_t *jobs[PAIR] = {&job, &partner};
+    last_uids[0] = job.uid;
+    last_uids[1] = n == PAIR ? partner.uid : (uid_t)-1;
 
-    if (!job.error[0] && (chmod(job.workdir, 0711) < 0 || chown(job.workdir, job.uid, job.uid) < 0))
-        snprintf(job.error, sizeof job.error, "chown work dir: %s", strerror(errno));
     put_str("op", "result");
     int cell_failed = 0, ran = 0;
     long shmem_base_kb = -1;
-    if (job.error[0]) {
-        put_str("status", "error");
-        put_str("error", job.error);
+    if (job.error[0] || (n == PAIR && partner.error[0])) { /* neither runs */
+        for (int i = 0; i < n; i++) {
+            if (i) put("partner", "", 0);
+            put_str("status", "error");
+            put_str("error", jobs[i]->error[0] ? jobs[i]->error
+                                               : "not run: the other job of the pair was not set up");
+        }
     } else {
-        result_t res;
-        run_job(&job, &res);
-        cell_failed = res.cell_error[0] != 0;
+        result_t res[PAIR];
+        run_jobs(jobs, res, n);
         ran = 1;
-        shmem_base_kb = res.shmem_base_kb;
-        put_str("status", res.exec_error[0] ? "error" : "ok");
-        if (res.exec_error[0]) put_str("error", res.exec_error);
-        put_str("via", res.via);
-        if (res.server_error[0]) put_str("server_error", res.server_error);
-        put_num("exit_code", res.exit_code);
-        put_num("signal", res.signal);
-        put_num("cpu_us", res.cpu_us);
-        put_num("wall_us", res.wall_us);
-        put_num("maxrss_kb", res.maxrss_kb);
-        put_str("killed", res.killed);
-        put_num("oom_kills", res.oom_kills);
-        size_t shown = res.stdout_buf.len > job.out_bytes ? job.out_bytes : res.stdout_buf.len;
-        put("stdout", res.stdout_buf.data ? res.stdout_buf.data : "", shown);
-        put_num("stdout_total", (long long)res.stdout_buf.total);
-        put("stderr", res.stderr_buf.data ? res.stderr_buf.data : "", res.stderr_buf.len);
-        put_num("stderr_total", (long long)res.stderr_buf.total);
-        put_collected(&job);
-        buf_free(&res.stdout_buf);
-        buf_free(&res.stderr_buf);
+        shmem_base_kb = res[0].shmem_base_kb;
+        for (int i = 0; i < n; i++) {
+            if (i) put("partner", "", 0);
+            put_result(jobs[i], &res[i]);
+            cell_failed |= res[i].cell_error[0] != 0;
+        }
     }
-    const char *bad = wipe(&job);
+    const char *bad = NULL;
+    for (int i = 0; i < n; i++) {
+        const char *left = wipe(jobs[i]);
+        if (!bad) bad = left;
+    }
     if (!bad && server_lost_job) bad = "the fork server failed during a job";
     if (!bad && cell_failed) bad = "the job's cell could not be made";
     if (!bad && ran) bad = memory_released(shmem_base_kb);
     server_lost_job = 0;
     put_str("cleanup", bad ? bad : "ok");
     free_job(&job);
+    free_job(&partner);
     flush_message();
-    /* the next job's cell, while the worker reads this answer and sends that job */
-    if (job.isolate && !bad) cell_prepare();
+    /* the next run's cells, while the worker reads this answer and sends that run */
+    if (job.isolate && !bad) cell_prepare(n);
 }
 
 static int selftest(int argc, char **argv) {
     /* supervisor --selftest EXPECTED -- ARGV...: the image's HEALTHCHECK; proves a program runs */
     if (argc < 5 || strcmp(argv[3], "--") != 0) die("usage: --selftest EXPECTED -- ARGV...");
     job_t job;
-    memset(&job, 0, sizeof job);
-    job.stdin_fd = -1;
-    job.cell = (cell_t){0, -1, -1};
+    init_job(&job, 0);
     job.uid = geteuid() == 0 ? 65534 : geteuid();
     job.wall_ms = 5000;
     job.isolate = cell_probe() == NULL;
@@ -279,19 +366,24 @@ static int selftest(int argc, char **argv) {
     for (int i = 4; i < argc && job.nargs < MAX_ARGS; i++) job.argv[job.nargs++] = argv[i];
     static char path_env[] = "PATH=/usr/local/bin:/usr/bin:/bin";
     job.envp[0] = path_env;
-    result_t res;
-    run_job(&job, &res);
+    job_t *jobs[PAIR] = {&job, NULL};
+    result_t results[PAIR], *res = &results[0];
+    run_jobs(jobs, results, 1);
     cell_discard(&job.cell);
     const char *want = argv[2];
     size_t wl = strlen(want);
-    int ok = !res.exec_error[0] && res.exit_code == 0 && strcmp(res.killed, "none") == 0 &&
-             (wl == 0 || (res.stdout_buf.len == wl + 1 && memcmp(res.stdout_buf.data, want, wl) == 0 &&
-                          res.stdout_buf.data[wl] == '\n'));
-    if (!ok) fprintf(stderr, "selftest failed: exit %d signal %d %s\n", res.exit_code, res.signal, res.exec_error);
+    int ok = !res->exec_error[0] && res->exit_code == 0 && strcmp(res->killed, "none") == 0 &&
+             (wl == 0 || (res->stdout_buf.len == wl + 1 && memcmp(res->stdout_buf.data, want, wl) == 0 &&
+                          res->stdout_buf.data[wl] == '\n'));
+    if (!ok) fprintf(stderr, "selftest failed: exit %d signal %d %s\n", res->exit_code, res->signal, res->exec_error);
     return ok ? 0 : 1;
 }
 
 int main(int argc, char **argv) {
+    /* a fixed threshold (glibc raises it as big blocks are freed): every buffer from 128 KiB
+     * on is a mapping of its own, returned to the kernel when freed, so that what one job's
+     * answer took is not resident in the next job (memory.c counts a job's peak) */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     signal(SIGPIPE, SIG_IGN);
     sigset_t mask;
     sigemptyset(&mask);

@@ -1,8 +1,9 @@
 /* Shared declarations of the supervisor's parts: wire.c (utilities, wire format),
  * process.c (finding, killing and reaping a job's processes; cleaning up after it), cell.c
  * (the job's namespaces and seccomp filter), memory.c (what a job's memory is), run.c
- * (running one job under its limits), server.c (handing a job to a language's fork server),
- * supervisor.c (requests and main). See supervisor.c. */
+ * (running a job, or a pair of them, under their limits), pair.c (what is particular to a
+ * pair: its pipes, its memory, its OOM kills), server.c (handing a job to a language's fork
+ * server), supervisor.c (requests and main). See supervisor.c. */
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H
 
@@ -12,6 +13,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +30,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/fsuid.h>
 #include <sys/types.h>
@@ -35,13 +38,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VERSION "2"
+#define VERSION "3"
 #define BOX_ROOT "/box"
 #define MAX_ARGS 64
 #define MAX_ENV 64
 #define MAX_COLLECT 8
 #define MAX_SERVER_ARGS 8
 #define MAX_LIMITS 8
+#define MAX_NAME 200  /* a file's name: a relative path ... */
+#define MAX_PARTS 8   /* ... of at most this many parts */
+#define MAX_PART 100  /* ... each at most this long */
+#define PAIR 2        /* a run is one job, or a job and its partner */
 #define TICK_MS 10
 #define KILL_ROUNDS 200
 #define OOM_SCORE_JOB "1000" /* the job is the OOM killer's first choice, and stays it */
@@ -68,6 +75,7 @@ typedef struct {
     char *server[MAX_SERVER_ARGS + 1]; /* a fork server's argv: run argv through it */
     int nargs, nenv, ncollect, nserver;
     int isolate; /* 1: the job runs in a cell of its own (cell.c) */
+    int partner; /* 1: the partner of a pair (the problem's program, e.g. an interactor) */
     cell_t cell;
     char workdir[64];
     int stdin_fd;
@@ -103,11 +111,24 @@ typedef struct {
     long resident_kb;   /* their memory without shmem, shared pages once (memory.c) */
 } scan_t;
 
+/* A job while it runs (run.c): its process, our ends of its pipes, its clock. What it used
+ * (CPU, memory) goes straight into its result. */
+typedef struct {
+    job_t *job;
+    result_t *res;
+    pid_t pid;             /* its main process, our child; -1 when it did not start */
+    int status;            /* that process's wait status once reaped, else -1 */
+    int out, err, errpipe; /* our ends of its stdout (-1 in a pair), stderr, exec-error pipe */
+    int64_t start, end;    /* end: 0 while it runs */
+    long peak_kb;          /* its memory: the most any look saw */
+} run_t;
+
 /* wire.c */
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 int64_t now_us(void);
 int write_all(int fd, const void *buf, size_t len);
 void close_from(int lowest, int keep);
+int open_beneath(const char *dir, const char *name, int flags, mode_t mode, int make);
 void buf_add(buf_t *b, const char *src, size_t n);
 void buf_free(buf_t *b);
 int in_byte(void);
@@ -120,13 +141,10 @@ void put_num(const char *name, long long v);
 void flush_message(void);
 
 /* process.c */
-extern int64_t reaped_cpu_us;
-extern long reaped_maxrss;
-extern pid_t main_pid;
-extern int main_status;
-int scan_uid(uid_t uid, int do_kill, scan_t *scan);
-void account(const struct rusage *ru);
-void reap(int block);
+int scan_uid(uid_t uid, int do_kill, scan_t *scan, int pss);
+void watch(run_t *runs, int n);
+void account(run_t *run, const struct rusage *ru);
+void reap(run_t *until);
 int kill_uid(uid_t uid);
 long oom_kills(void);
 const char *wipe(job_t *job);
@@ -137,7 +155,7 @@ int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size);
 void cell_stop(cell_t *cell, struct rusage *ru);
 int cell_end(cell_t *cell);
 void cell_discard(cell_t *cell);
-void cell_prepare(void);
+void cell_prepare(int count);
 int idle_cell_reaped(pid_t pid);
 long long cell_reaped_ticks(const cell_t *cell);
 const char *cell_probe(void);
@@ -149,14 +167,20 @@ int write_file(const char *path, const char *text);
 /* memory.c */
 int memcg_read(memcg_t *m);
 long proc_resident_kb(pid_t pid);
-long proc_private_kb(pid_t pid);
+void proc_rollup(pid_t pid, long *private_kb, long *pss_kb);
 long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb);
+long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base, long partner_shmem_kb);
+long partner_shmem_kb(const job_t *partner);
 
 /* run.c */
 int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
 void drain(int fd, buf_t *b);
-void run_job(job_t *job, result_t *res);
+void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n);
 void drop_capabilities(void);
+
+/* pair.c */
+int pair_pipes(const run_t runs[PAIR], int ends[PAIR][4]);
+void pair_oom_kills(run_t runs[PAIR], long kills);
 
 /* server.c */
 extern int server_lost_job; /* the server failed with a job maybe half started: recycle */

@@ -28,6 +28,30 @@ void close_from(int lowest, int keep) {
     close_range((unsigned)lowest, ~0U, 0);
 }
 
+/* Open `name`, a relative path checked already (supervisor.c), under the directory `dir`,
+ * never following a symlink: each directory on the way is opened from the one before with
+ * O_PATH | O_DIRECTORY | O_NOFOLLOW (search permission is all it takes) and, with `make`,
+ * created first where missing (0755, owned by the caller's fsuid). The last part is opened
+ * with flags and mode. -1 with errno. */
+int open_beneath(const char *dir, const char *name, int flags, mode_t mode, int make) {
+    int fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const char *part = name;
+    for (const char *slash; fd >= 0 && (slash = strchr(part, '/')); part = slash + 1) {
+        char sub[MAX_PART + 1];
+        snprintf(sub, sizeof sub, "%.*s", (int)(slash - part), part);
+        if (make && mkdirat(fd, sub, 0755) == 0) fchmodat(fd, sub, 0755, 0); /* whatever umask */
+        int next = openat(fd, sub, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        fd = next;
+    }
+    if (fd < 0) return -1;
+    int leaf = openat(fd, part, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return leaf;
+}
+
 int write_all(int fd, const void *buf, size_t len) {
     const char *p = buf;
     while (len > 0) {
@@ -41,8 +65,6 @@ int write_all(int fd, const void *buf, size_t len) {
     }
     return 0;
 }
-
-
 
 void buf_add(buf_t *b, const char *src, size_t n) {
     b->total += n;
@@ -139,6 +161,7 @@ char *body_to_str(size_t len) {
 }
 
 static buf_t out = {.limit = (size_t)-1}; /* replies are never capped */
+#define KEPT_ANSWER (256 * 1024)
 
 void put(const char *name, const char *data, size_t len) {
     char head[96];
@@ -158,6 +181,13 @@ void put_num(const char *name, long long v) {
 void flush_message(void) {
     put("end", "", 0);
     if (write_all(1, out.data, out.len) < 0) exit(0); /* worker gone */
+    /* a big answer (collected files, long output) is not kept: a job forked from here starts
+     * with our resident pages, and exec keeps that high-water mark in its ru_maxrss */
+    if (out.cap > KEPT_ANSWER) {
+        free(out.data);
+        out.data = NULL;
+        out.cap = 0;
+    }
     out.len = 0;
     out.total = 0;
 }

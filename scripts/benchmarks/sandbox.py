@@ -19,7 +19,8 @@ from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.sandbox import docker_client, open_pools
 from worker.sandbox.container import Sandbox, SandboxSpec
-from worker.sandbox.pool import SandboxPools, UidSource
+from worker.sandbox.pool import UidSource
+from worker.sandbox.pools import SandboxPools
 from worker.sandbox.protocol import Job, RunReport
 from worker.settings import Settings
 

@@ -8,7 +8,8 @@ from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult
 from worker.judge import Judge
 from worker.languages import LANGUAGES
-from worker.sandbox.protocol import File, Job
+from worker.programs import File
+from worker.sandbox.protocol import Job
 
 FAST = Limits(cpu_time_ms=1000, wall_time_ms=3000, memory_mb=128, output_kb=64, processes=8)
 
@@ -48,7 +49,7 @@ def python_job(source: bytes, server: tuple[str, ...] | None = None, **limits: A
     python = LANGUAGES["python"]
     return Job(
         uid=0,
-        argv=python.run,
+        argv=python.command("main.py"),
         env=python.job_env,
         files=(File("main.py", source),),
         server=python.forkserver if server is None else server,

@@ -17,9 +17,10 @@ from worker.compare import Comparison
 from worker.contract import TestCase, Verdict
 from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
+from worker.programs import File
 from worker.sandbox.container import LABEL_IMAGE, LABEL_OWNER
-from worker.sandbox.pool import SandboxPools
-from worker.sandbox.protocol import File, RunReport
+from worker.sandbox.pools import SandboxPools
+from worker.sandbox.protocol import RunReport
 
 pytestmark = pytest.mark.docker
 

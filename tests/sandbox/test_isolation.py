@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -15,15 +14,14 @@ import docker
 import pytest
 from structlog.testing import capture_logs
 
-from tests.conftest import RUN_ID, TEST_LABEL
+from tests.conftest import RUN_ID, TEST_LABEL, started_pools
 from tests.sandbox.helpers import FAST, judge_source, verdict
 from worker.contract import Limits, Verdict
 from worker.errors import IsolationUnavailable
 from worker.judge import Judge
 from worker.sandbox import open_pools
 from worker.sandbox.container import Sandbox
-from worker.sandbox.pool import SandboxPools
-from worker.sandbox.reaper import owned_containers
+from worker.sandbox.pools import SandboxPools
 from worker.sandbox.seccomp import profile
 from worker.settings import Settings
 
@@ -210,17 +208,8 @@ def uid_judge(
     docker_client: docker.DockerClient, images: dict[str, str], settings: Settings
 ) -> Iterator[Judge]:
     """Pools that give jobs no cells (RUNNER_ISOLATION=uid): the cleanup is the only line."""
-    owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
-    pools = open_pools(
-        replace(settings, isolation="uid"),
-        size=1,
-        owner=owner,
-        extra_labels=((TEST_LABEL, RUN_ID),),
-    )
-    pools.start()
-    yield Judge(pools)
-    pools.close()
-    assert owned_containers(docker_client, owner) == []
+    with started_pools(docker_client, replace(settings, isolation="uid")) as pools:
+        yield Judge(pools)
 
 
 @pytest.mark.parametrize("language", sorted(LEAKS))

@@ -29,6 +29,7 @@ from worker.contract import Limits, TestCase, Verdict
 from worker.errors import PoolClosed, SandboxError
 from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
+from worker.programs import File
 from worker.sandbox import open_pools
 from worker.sandbox.container import (
     LABEL_FLEET,
@@ -38,8 +39,8 @@ from worker.sandbox.container import (
     SandboxSpec,
     hardening,
 )
-from worker.sandbox.pool import SandboxPools
-from worker.sandbox.protocol import File, Job
+from worker.sandbox.pools import SandboxPools
+from worker.sandbox.protocol import Job
 from worker.sandbox.reaper import (
     owned_containers,
     remove_container,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,17 +14,16 @@ from dataclasses import dataclass, replace
 import docker
 import pytest
 
-from tests.conftest import RUN_ID, TEST_LABEL
+from tests.conftest import started_pools
 from tests.sandbox.idioms import IDIOMS
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict
 from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
-from worker.sandbox import open_pools
 from worker.sandbox.container import Sandbox
-from worker.sandbox.pool import SandboxPools, UidSource
+from worker.sandbox.pool import UidSource
+from worker.sandbox.pools import SandboxPools
 from worker.sandbox.protocol import Job, RunReport
-from worker.sandbox.reaper import owned_containers
 from worker.settings import Settings
 
 pytestmark = pytest.mark.docker
@@ -261,19 +259,9 @@ def soaked(
     docker_client: docker.DockerClient, images: dict[str, str], settings: Settings
 ) -> Iterator[SandboxPools]:
     """One sandbox per image, never recycled for the length of the soak."""
-    owner = f"test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
-    pools = open_pools(
-        settings,
-        size=1,
-        owner=owner,
-        images=["gcc", "native", "python"],
-        extra_labels=((TEST_LABEL, RUN_ID),),
-        max_jobs=10 * JOBS,
-    )
-    pools.start()
-    yield pools
-    pools.close()
-    assert owned_containers(docker_client, owner) == []
+    kinds = ["gcc", "native", "python"]
+    with started_pools(docker_client, settings, images=kinds, max_jobs=10 * JOBS) as pools:
+        yield pools
 
 
 Stream = list[tuple[str, Program, bytes, Limits]]  # (name, program, stdin, limits)

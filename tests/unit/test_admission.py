@@ -11,35 +11,17 @@ from typing import Any
 import fakeredis
 import pytest
 
-import worker.intake
+import worker.storage
+from tests.unit.fleet import open_intake, parsed, run_all, start_runtime, sub
 from worker import runtime
 from worker.admission import DEADLINES, RUNS, TENANT, Ticket
 from worker.artifacts import LRU, PREFIX, TOTAL, Stored
-from worker.contract import Maxima, parse_submission
 from worker.errors import SubmissionRejected
 from worker.fairqueue import TENANT_HEADER
 from worker.intake import Intake
-from worker.languages import LANGUAGES
-from worker.sandbox.fake import FakePool, report
-from worker.sandbox.protocol import File
-from worker.settings import Settings
-from worker.storage import DATA, LINGER_S
-from worker.tasks import join_results, run_test, submit
-from worker.workflow import TEST_TASK
-
-
-def sub(n: int = 2, stdin: str = "1", **extra: Any) -> dict[str, Any]:
-    tests = [{"id": f"t{i}", "stdin": stdin, "expected_stdout": stdin} for i in range(n)]
-    return {"language": "python", "source": "print(input())", "tests": tests, **extra}
-
-
-def parsed(raw: dict[str, Any]):  # type: ignore[no-untyped-def]
-    return parse_submission(raw, Maxima(), frozenset(LANGUAGES))
-
-
-def open_intake(server: fakeredis.FakeServer, **env: str) -> Intake:
-    settings = Settings.from_env({f"RUNNER_{k.upper()}": v for k, v in env.items()})
-    return Intake.open(settings, lambda url: fakeredis.FakeRedis(server=server))
+from worker.programs import File
+from worker.storage import DATA, LINGER_S, digest
+from worker.tasks import run_test, submit
 
 
 @pytest.fixture
@@ -103,10 +85,8 @@ def test_a_submission_refused_anyway_is_refused_before_its_test_data_is_packed(
     intake = open_intake(server, tenant_max_tests="2", inline_data_kb="1")
     intake.accept(parsed(sub(2, tenant="a")), "r1")
     packed: list[int] = []
-    real = worker.intake.outline
-    monkeypatch.setattr(
-        worker.intake, "outline", lambda data, *a: packed.append(1) or real(data, *a)
-    )
+    real = worker.storage.pack
+    monkeypatch.setattr(worker.storage, "pack", lambda data: packed.append(1) or real(data))
     exc = refused(intake, sub(1, stdin="x" * 100_000, tenant="a"), "r2")
     assert exc.code == "tenant_busy" and "2 tests in flight" in exc.message
     assert packed == []
@@ -168,25 +148,8 @@ def test_big_test_data_rides_the_queue_as_a_reference_stored_once(
 
 @pytest.fixture
 def fake_runtime(server: fakeredis.FakeServer) -> Iterator[runtime.Runtime]:
-    intake = open_intake(server, inline_data_kb="1", tenant_max_tests="4")
-    rt = runtime.build(
-        intake.settings, FakePool(lambda image, job: report(stdout=job.stdin)), intake=intake
-    )
-    runtime.install(rt)
-    yield rt
+    yield start_runtime(server, inline_data_kb="1", tenant_max_tests="4")
     runtime.install(None)
-
-
-def run_all(work: Any) -> dict[str, Any]:
-    """A canvas run eagerly, as the fleet would: compile, every test, the join."""
-    steps = work.tasks
-    compiled = steps[0].apply().get() if steps[0].task != TEST_TASK else None
-    chord = steps[1] if compiled is not None else work
-    parts = []
-    for task in chord.tasks:
-        args = (compiled, *task.args) if compiled is not None else task.args
-        parts.append(run_test.apply(args=args).get())
-    return join_results.apply(args=(parts, *chord.body.args)).get()  # type: ignore[no-any-return]
 
 
 def test_runner_submit_refuses_a_busy_tenant_with_rj(fake_runtime: runtime.Runtime) -> None:
@@ -214,8 +177,10 @@ def test_test_data_gone_is_an_ie_result_not_a_wrong_verdict(
     fake_runtime: runtime.Runtime,
 ) -> None:
     work = fake_runtime.intake.accept(parsed(sub(1, stdin="9 " * 2_000)), "run1")
+    source = DATA + digest(b"print(input())")
     for key in fake_runtime.redis.keys(DATA + "*"):
-        fake_runtime.redis.delete(key)
+        if key.decode() != source:  # the input, not the source
+            fake_runtime.redis.delete(key)
     fake_runtime.intake.data._cache.clear()
     assert run_all(work)["tests"][0]["verdict"] == "IE"
 
@@ -225,13 +190,13 @@ def test_an_evicted_program_is_compiled_again_not_a_verdict(
 ) -> None:
     work = fake_runtime.intake.accept(parsed(sub(2)), "run1")
     compiled = work.tasks[0].apply().get()
-    fake_runtime.redis.delete(PREFIX + compiled["key"])  # evicted from the cache
+    fake_runtime.redis.delete(PREFIX + compiled["program"])  # evicted from the cache
     fake_runtime.store._cache.clear()  # and from this worker's memory
     calls = len(fake_runtime.runner.calls)  # type: ignore[attr-defined]
     result = run_test.apply(args=(compiled, *work.tasks[1].tasks[0].args)).get()
     assert result["result"]["verdict"] == "AC"
     assert len(fake_runtime.runner.calls) == calls + 2  # type: ignore[attr-defined]
-    assert fake_runtime.redis.exists(PREFIX + compiled["key"])  # stored again
+    assert fake_runtime.redis.exists(PREFIX + compiled["program"])  # stored again
 
 
 def test_the_program_cache_keeps_to_its_budget_least_recently_used_first(
@@ -246,7 +211,7 @@ def test_the_program_cache_keeps_to_its_budget_least_recently_used_first(
         return {key.decode().removeprefix(PREFIX) for key in client.keys(PREFIX + "*")}
 
     for n in range(6):
-        store.put(f"k{n}", Stored((File("a.out", noise[n:] + noise[:n], 0o755),), {}))
+        store.put(f"k{n}", Stored((File("a.out", noise[n:] + noise[:n], 0o755),)))
         assert int(client.get(TOTAL)) <= 2**20
         if n == 2:
             assert kept() == {"k0", "k1", "k2"}

@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from worker.compare import CompareMode
+from worker.compare import CompareMode, Comparison
 from worker.contract import (
     Maxima,
     SubmissionResult,
@@ -43,9 +43,10 @@ def test_minimal_submission_gets_documented_defaults() -> None:
     sub = parse_submission(good(), MAXIMA, LANGS)
     assert sub.tests[0].id == "0"
     assert sub.tests[0].stdin == b"1\n"
-    assert sub.limits.cpu_time_ms == 2000
-    assert sub.limits.memory_mb == 256
-    assert sub.comparison.mode == CompareMode.TOKENS
+    assert sub.judging.limits.cpu_time_ms == 2000
+    assert sub.judging.limits.memory_mb == 256
+    assert sub.judging.checker == Comparison(CompareMode.TOKENS)
+    assert (sub.program.entry, sub.program.args, sub.program.options) == ("main.py", (), ())
     assert not sub.stop_on_first_failure
 
 
@@ -57,15 +58,14 @@ def test_base64_fields_are_decoded() -> None:
         tests=[{"stdin": enc(b"\x01").decode(), "expected_stdout": enc(b"\x02").decode()}],
     )
     sub = parse_submission(raw, MAXIMA, LANGS)
-    assert sub.source == b"\xff\x00"
+    assert sub.program.files[0].data == b"\xff\x00"
     assert sub.tests[0].stdin == b"\x01"
     assert sub.tests[0].expected_stdout == b"\x02"
 
 
 def test_float_tolerances_are_taken() -> None:
     sub = parse_submission(good(compare={"mode": "float", "rel_tol": 0.5}), MAXIMA, LANGS)
-    assert sub.comparison.rel_tol == 0.5
-    assert sub.comparison.abs_tol == 1e-6
+    assert sub.judging.checker == Comparison(CompareMode.FLOAT, abs_tol=1e-6, rel_tol=0.5)
 
 
 @pytest.mark.parametrize(
@@ -100,6 +100,88 @@ def test_float_tolerances_are_taken() -> None:
     ],
 )
 def test_bad_submission_is_rejected_precisely(raw: Any, code: str, where: str) -> None:
+    exc = rejection(raw)
+    assert exc.code == code
+    assert where in exc.message
+
+
+CPP = {"language": "cpp", "source": "int main(){}", "tests": [{"stdin": "1"}]}
+PROGRAM = {"language": "cpp", "source": "int main(){}"}
+
+
+def cpp(**changes: Any) -> dict[str, Any]:
+    return {**CPP, **changes}
+
+
+def grouped(groups: list[dict[str, Any]], tests: list[str | None], **extra: Any) -> Any:
+    return cpp(tests=[{"group": g} if g else {} for g in tests], groups=groups, **extra)
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "where"),
+    [
+        (cpp(checker={"name": "nope"}), "unknown_checker", "checker: not a built-in checker"),
+        (cpp(checker={"name": "float", "zz": 1}), "unknown_field", "checker.zz"),
+        (cpp(checker={"name": "tokens"}, compare={"mode": "exact"}), "conflicting_fields",
+         "compare"),
+        (cpp(checker={"language": "cobol", "source": ""}), "unknown_language", "checker.language"),
+        (cpp(checker={"language": "cpp", "sorce": ""}), "unknown_field", "checker.sorce"),
+        (cpp(checker={"language": "python"}), "missing_field", "checker.source"),
+        (cpp(checker={"language": "python", "files": [{"name": "answer", "content": ""}],
+                      "entry": "answer"}), "bad_file_name", "checker.files.0.name: 'answer'"),
+        (cpp(files=[{"name": "../x.h", "content": ""}]), "bad_file_name", "files.0.name"),
+        (cpp(files=[{"name": "/etc/x", "content": ""}]), "bad_file_name", "relative path"),
+        (cpp(files=[{"name": "a//b", "content": ""}]), "bad_file_name", "empty"),
+        (cpp(files=[{"name": "/".join("a" * 9), "content": ""}]), "bad_file_name", "9 parts"),
+        (cpp(files=[{"name": "a b.h", "content": ""}]), "bad_file_name", "A-Z a-z"),
+        (cpp(files=[{"name": "main", "content": ""}]), "bad_file_name", "of its own"),
+        (cpp(files=[{"name": "main.cpp", "content": ""}]), "duplicate_file", "first at source"),
+        (cpp(files=[{"name": "x.h", "content": ""}] * 2), "duplicate_file", "files.1.name"),
+        (cpp(files=[{"name": f"f{i}.h", "content": ""} for i in range(64)]), "too_many_files",
+         "65 files"),
+        ({**CPP, "source": None, "files": [{"name": "a.cpp", "content": ""}]} , "missing_entry",
+         "'main.cpp' is not among the files (a.cpp)"),
+        (cpp(source=None, files=[{"name": "a.h", "content": ""}], entry="a.h"), "bad_entry",
+         "not a cpp source file"),
+        ({"language": "cpp", "tests": [{}]}, "missing_field", "source: Field required"),
+        (cpp(files=[{"name": "b.h", "content": "x" * 1024}]), "source_too_large", "in all"),
+        (cpp(files=[{"name": "b.h", "content": "!", "encoding": "base64"}]), "invalid_base64",
+         "files.0.content"),
+        (cpp(compiler_options=["-fplugin=x.so"]), "compiler_option_not_allowed", "'-fplugin"),
+        (cpp(compiler_options=["-O2; rm -rf /"]), "compiler_option_not_allowed", "options.0"),
+        (cpp(compiler_options=["-O2"] * 17), "too_many_options", "17 options"),
+        (good(compiler_options=["-O"]), "compiler_option_not_allowed", "for python"),
+        (cpp(args=["a\0b"]), "bad_args", "args.0"),
+        (cpp(args=["x"] * 33), "bad_args", "33 arguments"),
+        (cpp(interactor={"language": "python", "source": ""}), "unsupported_interactor",
+         "use c or cpp"),
+        (cpp(interactor={**PROGRAM}, checker={"name": "tokens"}), "conflicting_fields",
+         "a built-in checker has no output"),
+        (grouped([{"name": "a", "points": 1}], ["zz"]), "unknown_group", "tests.0.group: 'zz'"),
+        (cpp(tests=[{"group": "a"}]), "unknown_group", "names no group"),
+        (grouped([{"name": "a", "points": 1}, {"name": "a", "points": 1}], ["a"]),
+         "duplicate_group", "groups.1.name"),
+        (grouped([{"name": "a", "points": 1}, {"name": "b", "points": 1}], ["a"]),
+         "empty_group", "'b' has no tests"),
+        (grouped([{"name": "a", "points": 1, "depends_on": ["x"]}], ["a"]), "unknown_group",
+         "groups.0.depends_on.0"),
+        (grouped([{"name": "a", "points": 1, "depends_on": ["b"]},
+                  {"name": "b", "points": 1, "depends_on": ["c"]},
+                  {"name": "c", "points": 1, "depends_on": ["a"]}], ["a", "b", "c"]),
+         "group_cycle", "a -> b -> c -> a"),
+        (grouped([{"name": "a", "points": 1}], ["a"], max_score=100), "points_mismatch",
+         "add up to 1"),
+        (cpp(max_score=5), "points_mismatch", "no groups"),
+        (grouped([{"name": "a", "points": -1}], ["a"]), "invalid_value", "groups.0.points"),
+        (grouped([{"name": "a", "points": 1, "policy": "max"}], ["a"]), "invalid_value",
+         "groups.0.policy"),
+        (cpp(problem="p1"), "conflicting_fields", "gives no tests"),
+        ({**PROGRAM, "problem": "p1", "checker": {"name": "exact"}}, "conflicting_fields",
+         "gives no checker"),
+        ({**PROGRAM}, "missing_field", "tests: Field required (or give `problem`)"),
+    ],
+)  # fmt: skip
+def test_bad_contract_1_1_input_is_rejected_precisely(raw: Any, code: str, where: str) -> None:
     exc = rejection(raw)
     assert exc.code == code
     assert where in exc.message

@@ -9,10 +9,12 @@ import pytest
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.errors import SandboxError, SandboxTimeout
-from worker.judge import SHOWN_BYTES, Judge, Program, verdict_of
+from worker.judge import Judge, verdict_of
 from worker.languages import LANGUAGES
+from worker.programs import File, Program
+from worker.runs import SHOWN_BYTES
 from worker.sandbox.fake import FakePool, report
-from worker.sandbox.protocol import File, Job, RunReport
+from worker.sandbox.protocol import Job, RunReport
 
 LIMITS = Limits(cpu_time_ms=1000, wall_time_ms=2000, memory_mb=64, output_kb=4, processes=4)
 TEST = TestCase("t1", b"", b"42\n")

@@ -1,11 +1,17 @@
+import sys
+from dataclasses import replace
+
 import pytest
 
 from worker.errors import ProtocolError
+from worker.sandbox.fake import FakePool, pair_report, report
 from worker.sandbox.protocol import (
     Decoder,
     File,
     Job,
     Pong,
+    RunReport,
+    check_name,
     demux,
     encode_job,
     encode_ping,
@@ -125,3 +131,171 @@ def test_demux_splits_docker_frames_across_reads() -> None:
         + list(demux(data[14:], state))
     )
     assert got == [(1, b"abc"), (2, b"de")]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["main.py", "pkg/mod.py", "a.b/c-d/_e", "/".join("abcdefgh"), "x" * 100 + "/" + "y" * 99],
+)
+def test_file_names_may_be_relative_paths(name: str) -> None:
+    check_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "../x",
+        "/etc/x",
+        "a//b",
+        "a/",
+        ".",
+        "a/./b",
+        "a/../b",
+        "/".join("abcdefghi"),
+        "x" * 201,
+        "a/" + "x" * 101,
+        "x" * 101,
+        "x" * 100 + "/" + "y" * 100,
+        "sp ace",
+        "new\nline",
+        "dollar$",
+        "é",
+    ],
+)
+def test_names_the_supervisor_would_stop_over_are_refused_in_every_place(name: str) -> None:
+    """A name the supervisor refuses stops it (and so costs the sandbox): the encoder refuses
+    it first, as a file or a collected file, the job's or its partner's."""
+    partner = Job(uid=2000, argv=("./interactor",))
+    for job in (
+        Job(uid=1000, argv=("x",), files=(File(name, b""),)),
+        Job(uid=1000, argv=("x",), collect=(name,)),
+        Job(uid=1000, argv=("x",), partner=replace(partner, files=(File(name, b""),))),
+        Job(uid=1000, argv=("x",), partner=replace(partner, collect=(name,))),
+    ):
+        with pytest.raises(ValueError, match="file name"):
+            encode_job(job)
+
+
+def test_a_pair_is_the_jobs_section_then_an_empty_partner_record_then_the_partners() -> None:
+    partner = Job(
+        uid=2001,
+        argv=("./interactor", "in.txt"),
+        files=(File("in.txt", b"42 10\n"),),
+        collect=("out/result.txt",),
+        wall_ms=3000,
+    )
+    job = Job(uid=2000, argv=("./main",), files=(File("main", b"ELF", 0o755),), partner=partner)
+    got = records(encode_job(job))
+    split = got.index(("partner", b""))
+    mine, theirs = got[1:split], got[split + 1 : -1]
+    assert got[0] == ("op", b"run") and got[-1] == ("end", b"")
+    assert mine[0] == ("uid", b"2000") and theirs[0] == ("uid", b"2001")
+    assert ("file", b"755 main\nELF") in mine
+    assert ("file", b"644 in.txt\n42 10\n") in theirs
+    assert ("collect", b"out/result.txt") in theirs and ("wall_ms", b"3000") in theirs
+    assert ("arg", b"in.txt") in theirs and ("arg", b"in.txt") not in mine
+    # each reads the other's output: no stdin record in either section
+    assert [name for name, _ in got if name == "stdin"] == []
+    assert records(encode_job(replace(job, partner=None)))[-2] == ("stdin", b"")
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"stdin": b"1\n"}, "no stdin bytes"),
+        ({"partner_stdin": b"1\n"}, "no stdin bytes"),
+        ({"partner_server": ("/usr/bin/python3", "fs.py")}, "no fork server"),
+        ({"partner_partner": Job(uid=3000, argv=("x",))}, "no partner of its own"),
+        ({"partner_uid": 2000}, "uids of their own"),
+    ],
+)
+def test_a_pair_the_supervisor_would_refuse_is_refused(change: dict[str, object], why: str) -> None:
+    job = Job(uid=2000, argv=("./main",), partner=Job(uid=2001, argv=("./interactor",)))
+    assert job.partner is not None
+    mine = {k: v for k, v in change.items() if not k.startswith("partner_")}
+    theirs = {k.removeprefix("partner_"): v for k, v in change.items() if k.startswith("partner_")}
+    bad = replace(job, partner=replace(job.partner, **theirs), **mine)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=why):
+        encode_job(bad)
+
+
+def test_a_pair_answer_is_the_jobs_report_carrying_the_partners() -> None:
+    data = (
+        b"op 6\nresult"
+        b"status 2\nok"
+        b"exit_code 1\n0"
+        b"killed 4\nwall"
+        b"stdout 0\nstdout_total 1\n0"
+        b"stderr 3\nwon"
+        b"partner 0\n"
+        b"status 2\nok"
+        b"exit_code 1\n2"
+        b"signal 2\n11"
+        b"via 4\nexec"
+        b"file 23\n644 out/result.txt\nlost"
+        b"cleanup 2\nok"
+        b"end 0\n"
+    )
+    mine = parse_report(records(data))
+    theirs = mine.partner
+    assert theirs is not None and theirs.partner is None
+    assert (mine.exit_code, mine.killed, mine.stderr, mine.files) == (0, "wall", b"won", {})
+    assert (theirs.exit_code, theirs.signal, theirs.killed) == (2, 11, "none")
+    assert theirs.files["out/result.txt"].data == b"lost"
+    # the cleanup is the whole run's, said once after both sections
+    assert mine.cleanup == theirs.cleanup == "ok"
+    assert parse_report(records(b"op 6\nresultstatus 2\nokend 0\n")).partner is None
+
+
+def python(source: str, **fields: object) -> Job:
+    return Job(uid=0, argv=(sys.executable, "-c", source), **fields)  # type: ignore[arg-type]
+
+
+def test_the_fake_pool_runs_a_pair_wired_as_the_supervisor_wires_it() -> None:
+    job = python(
+        "import sys\nprint('ping', flush=True)\nprint('got', input(), file=sys.stderr)\n",
+        wall_ms=5000,
+        files=(File("pkg/mod.py", b""),),
+    )
+    partner = python(
+        "import os\nline = input()\nprint('pong', flush=True)\nos.makedirs('out')\n"
+        "open('out/result.txt', 'w').write(line)\n",
+        wall_ms=5000,
+        collect=("out/result.txt",),
+    )
+    done = FakePool().run("python", replace(job, partner=partner), 10)
+    assert done.partner is not None
+    assert (done.exit_code, done.stderr, done.stdout, done.stdout_total) == (
+        0,
+        b"got pong\n",
+        b"",
+        0,
+    )
+    assert (done.partner.exit_code, done.partner.stdout) == (0, b"")
+    assert done.partner.files["out/result.txt"].data == b"ping"
+
+
+def test_the_fake_pool_ends_each_job_of_a_pair_on_its_own() -> None:
+    """A job that waits for a partner that waits too: its wall limit ends it, and the partner
+    then reads EOF."""
+    job = python("import sys\nsys.stdin.read()\n", wall_ms=300)
+    partner = python("import sys\nsys.stdin.read()\nsys.exit(2)\n", wall_ms=5000)
+    done = FakePool().run("python", replace(job, partner=partner), 10)
+    assert done.partner is not None
+    assert (done.killed, done.signal) == ("wall", 9)
+    assert (done.partner.killed, done.partner.exit_code) == ("none", 2)
+    assert done.partner.wall_us < 2_000_000
+
+
+def test_a_scripted_fake_pool_answers_a_pair_with_both_reports() -> None:
+    def script(image: str, job: Job) -> RunReport:
+        assert job.partner is not None
+        return pair_report(report(killed="cpu"), report(exit_code=1, stderr=b"over budget"))
+
+    pool = FakePool(script)
+    job = Job(uid=0, argv=("./main",), partner=Job(uid=0, argv=("./interactor",)))
+    done = pool.run("native", job, 10)
+    assert done.killed == "cpu"
+    assert done.partner == report(exit_code=1, stderr=b"over budget")
+    assert pool.calls == [("native", job)]

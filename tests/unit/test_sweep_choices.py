@@ -17,7 +17,7 @@ from worker.sandbox.container import (
     SandboxSpec,
     hardening,
 )
-from worker.sandbox.pool import SandboxPools
+from worker.sandbox.pools import SandboxPools
 from worker.sandbox.reaper import (
     fleet_containers,
     owned_containers,

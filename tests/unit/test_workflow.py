@@ -12,37 +12,44 @@ import pytest
 from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
+from tests.unit.fleet import parsed, run_all, start_runtime, sub
 from worker import runtime
-from worker.contract import Maxima, TestResult, Verdict, parse_submission
+from worker.contract import CompileResult, TestResult, Verdict
 from worker.errors import SandboxError
-from worker.intake import Intake
-from worker.languages import LANGUAGES
-from worker.sandbox.fake import FakePool, report
+from worker.messages import CompileOutcome, RunMeta, TestOutcome, TestSpec
+from worker.sandbox.fake import report
 from worker.sandbox.protocol import Job, RunReport
-from worker.settings import Settings
-from worker.tasks import compile_submission, join_results, run_test, submit
-from worker.workflow import COMPILE_TASK, JOIN_TASK, TEST_TASK, assemble, canvas, meta_of
-
-
-def sub(n: int = 3, **extra: Any) -> dict[str, Any]:
-    tests = [{"id": f"t{i}", "stdin": str(i), "expected_stdout": str(i)} for i in range(n)]
-    return {"language": "python", "source": "print(input())", "tests": tests, **extra}
-
-
-def parsed(raw: dict[str, Any]):  # type: ignore[no-untyped-def]
-    return parse_submission(raw, Maxima(), frozenset(LANGUAGES))
-
-
-def part(index: int, verdict: Verdict, test_id: str | None = None) -> dict[str, Any]:
-    result = TestResult(id=test_id or f"t{index}", verdict=verdict, cpu_time_ms=index)
-    return {"index": index, "result": result.model_dump(mode="json")}
-
+from worker.scoring import assemble
+from worker.storage import stored_program
+from worker.tasks import run_test, submit
+from worker.workflow import COMPILE_TASK, JOIN_TASK, TEST_TASK, canvas, judging_of, meta_of
 
 IDS = ["t0", "t1", "t2"]
 
 
+def meta_for(raw: dict[str, Any], run: str = "r1") -> RunMeta:
+    """The meta a producer would build for ``raw`` (its programs as if stored)."""
+    submission = parsed(raw)
+    packed: dict[str, bytes] = {}
+    return meta_of(
+        submission,
+        run,
+        stored_program(submission.program, packed),
+        judging_of(submission.judging),
+    )
+
+
+def specs(n: int = 3) -> list[TestSpec]:
+    return [TestSpec(id=f"t{i}", stdin=None, expected=None) for i in range(n)]
+
+
+def part(index: int, verdict: Verdict, test_id: str | None = None, **fields: Any) -> dict[str, Any]:
+    result = TestResult(id=test_id or f"t{index}", verdict=verdict, cpu_time_ms=index, **fields)
+    return TestOutcome(index=index, result=result).encode()
+
+
 def test_canvas_is_compile_then_chord_of_one_task_per_test_then_join() -> None:
-    sig = canvas(parsed(sub(3)), run_id="r1")
+    sig = canvas(meta_for(sub(3)), specs(3))
     compile_step, chord_step = sig.tasks
     assert compile_step.task == COMPILE_TASK
     assert [t.task for t in chord_step.tasks] == [TEST_TASK] * 3
@@ -53,7 +60,7 @@ def test_canvas_is_compile_then_chord_of_one_task_per_test_then_join() -> None:
 def test_every_task_carries_a_short_readable_argsrepr_for_flower() -> None:
     """Given, not computed: Celery's saferepr over every argument was a third of a producer's
     CPU; and Flower shows which test of which run a task is."""
-    compile_step, chord_step = canvas(parsed(sub(3)), run_id="r1").tasks
+    compile_step, chord_step = canvas(meta_for(sub(3)), specs(3)).tasks
     assert [t.options["argsrepr"] for t in chord_step.tasks] == [
         f"[run r1, test {i} 't{i}']" for i in range(3)
     ]
@@ -62,23 +69,21 @@ def test_every_task_carries_a_short_readable_argsrepr_for_flower() -> None:
 
 
 def test_test_messages_do_not_grow_with_the_number_of_tests() -> None:
-    small = canvas(parsed(sub(2)), run_id="r").tasks[1].tasks[0]
-    large = canvas(parsed(sub(150)), run_id="r").tasks[1].tasks[0]
+    small = canvas(meta_for(sub(2)), specs(2)).tasks[1].tasks[0]
+    large = canvas(meta_for(sub(150)), specs(150)).tasks[1].tasks[0]
     assert len(json.dumps(large.args)) == len(json.dumps(small.args))
 
 
 def test_assemble_orders_by_index_and_keeps_the_first_of_duplicates() -> None:
     parts = [part(2, Verdict.AC), part(0, Verdict.AC), part(2, Verdict.WA), part(1, Verdict.AC)]
-    result = assemble(meta_of(parsed(sub(3))), IDS, {"verdict": None}, parts)
+    result = assemble(meta_for(sub(3)), IDS, CompileOutcome(), parts)
     assert [t.id for t in result.tests] == IDS
     assert result.verdict == Verdict.AC
     assert (result.passed, result.total) == (3, 3)
 
 
 def test_assemble_reports_a_lost_test_as_ie_instead_of_hanging_or_dropping_it() -> None:
-    result = assemble(
-        meta_of(parsed(sub(3))), IDS, None, [part(0, Verdict.AC), part(2, Verdict.AC)]
-    )
+    result = assemble(meta_for(sub(3)), IDS, None, [part(0, Verdict.AC), part(2, Verdict.AC)])
     assert [t.verdict for t in result.tests] == [Verdict.AC, Verdict.IE, Verdict.AC]
     assert result.verdict == Verdict.IE
     assert result.error is not None and "lost" in result.error.message
@@ -86,29 +91,47 @@ def test_assemble_reports_a_lost_test_as_ie_instead_of_hanging_or_dropping_it() 
 
 def test_overall_verdict_is_the_first_failure_in_submission_order() -> None:
     parts = [part(0, Verdict.AC), part(1, Verdict.TLE), part(2, Verdict.WA)]
-    result = assemble(meta_of(parsed(sub(3))), IDS, None, parts)
+    result = assemble(meta_for(sub(3)), IDS, None, parts)
     assert result.verdict == Verdict.TLE
     assert result.max_cpu_time_ms == 2
 
 
-def test_stop_on_first_failure_marks_later_tests_skipped() -> None:
-    meta = meta_of(parsed(sub(3, stop_on_first_failure=True)))
-    parts = [part(0, Verdict.WA), part(1, Verdict.AC), part(2, Verdict.AC)]
-    result = assemble(meta, IDS, None, parts)
+def test_stop_on_first_failure_marks_later_tests_skipped_whatever_they_did() -> None:
+    """The join decides: a later test that ran (and passed) is SK all the same, and one a
+    worker did not run (its report says why) is too."""
+    meta = meta_for(sub(3, stop_on_first_failure=True))
+    not_run = TestOutcome(index=2, skipped="an earlier test failed").encode()
+    result = assemble(meta, IDS, None, [part(0, Verdict.WA), part(1, Verdict.AC), not_run])
     assert [t.verdict for t in result.tests] == [Verdict.WA, Verdict.SK, Verdict.SK]
+    assert result.tests[1].message == "skipped after test 't0' failed"
     assert result.verdict == Verdict.WA
 
 
 def test_compile_error_gives_ce_with_output_and_every_test_skipped() -> None:
-    compiled = {
-        "verdict": "CE",
-        "message": "compilation failed",
-        "compile": {"exit_code": 1, "output": "main.c:1: error", "time_ms": 5},
-    }
-    result = assemble(meta_of(parsed(sub(3))), IDS, compiled, [])
+    compiled = CompileOutcome(
+        verdict=Verdict.CE,
+        message="compilation failed",
+        compile=CompileResult(exit_code=1, output="main.c:1: error", time_ms=5),
+    )
+    result = assemble(meta_for(sub(3)), IDS, compiled, [])
     assert result.verdict == Verdict.CE
     assert result.compile is not None and "error" in result.compile.output
     assert {t.verdict for t in result.tests} == {Verdict.SK}
+
+
+def test_a_contract_1_result_has_exactly_the_fields_it_always_had() -> None:
+    """Contract 1.1 is additive: score, max_score, groups and a test's score and group appear
+    only where a submission used them."""
+    result = assemble(meta_for(sub(3)), IDS, None, [part(i, Verdict.AC) for i in range(3)])
+    dumped = result.model_dump(mode="json")
+    assert set(dumped) == {
+        "contract", "submission_id", "verdict", "passed", "total", "compile", "tests",
+        "max_cpu_time_ms", "max_memory_kb", "error",
+    }  # fmt: skip
+    assert set(dumped["tests"][0]) == {
+        "id", "verdict", "cpu_time_ms", "wall_time_ms", "memory_kb", "exit_code", "signal",
+        "stdout", "stderr", "stdout_truncated", "stderr_truncated", "message",
+    }  # fmt: skip
 
 
 # --- tasks, eagerly, against a fake pool and fakeredis ---------------------------------------
@@ -116,31 +139,35 @@ def test_compile_error_gives_ce_with_output_and_every_test_skipped() -> None:
 
 @pytest.fixture
 def fake_runtime() -> Iterator[runtime.Runtime]:
-    settings = Settings.from_env({})
-    server = fakeredis.FakeServer()
-    intake = Intake.open(settings, lambda url: fakeredis.FakeRedis(server=server))
-    rt = runtime.build(
-        settings, FakePool(lambda image, job: report(stdout=job.stdin)), intake=intake
-    )
-    runtime.install(rt)
-    yield rt
+    yield start_runtime(fakeredis.FakeServer())
     runtime.install(None)
 
 
-def meta(**extra: Any) -> dict[str, Any]:
-    return meta_of(parsed(sub(3, **extra)), run_id="run1")
+def accepted(rt: runtime.Runtime, raw: dict[str, Any], run: str = "run1") -> Any:
+    """The canvas of an accepted submission: (compile step or None, test tasks, join)."""
+    work = rt.intake.accept(parsed(raw), run)
+    if work.tasks[0].task == TEST_TASK:
+        return None, work.tasks, work.body
+    return work.tasks[0], work.tasks[1].tasks, work.tasks[1].body
 
 
-def compiled_for(rt: runtime.Runtime) -> dict[str, Any]:
-    out: dict[str, Any] = compile_submission.apply(args=(meta(), "cHJpbnQoaW5wdXQoKSk=")).get()
+def compiled_for(rt: runtime.Runtime, raw: dict[str, Any] | None = None) -> dict[str, Any]:
+    step, _, _ = accepted(rt, raw or sub(), run="compile-run")
+    out: dict[str, Any] = step.apply().get()
     return out
+
+
+def task_args(rt: runtime.Runtime, raw: dict[str, Any], index: int) -> tuple[Any, ...]:
+    """A test task's own arguments (meta, index, test), as the canvas gives them."""
+    _, tests, _ = accepted(rt, raw)
+    return tuple(tests[index].args[-3:])
 
 
 def test_compile_is_cached_for_the_same_source(fake_runtime: runtime.Runtime) -> None:
     first = compiled_for(fake_runtime)
     calls = len(fake_runtime.runner.calls)  # type: ignore[attr-defined]
     second = compiled_for(fake_runtime)
-    assert first["key"] == second["key"]
+    assert first["program"] == second["program"]
     assert second["compile"]["cached"] is True
     assert len(fake_runtime.runner.calls) == calls  # type: ignore[attr-defined]
 
@@ -149,10 +176,10 @@ def test_a_test_run_twice_reports_the_first_result_both_times(
     fake_runtime: runtime.Runtime,
 ) -> None:
     compiled = compiled_for(fake_runtime)
-    test = {"id": "t1", "stdin": "MQ==", "expected": "MQ=="}
-    first = run_test.apply(args=(compiled, meta(), 1, test)).get()
+    args = task_args(fake_runtime, sub(), 1)
+    first = run_test.apply(args=(compiled, *args)).get()
     fake_runtime.runner.script = lambda image, job: report(stdout=b"different")  # type: ignore[attr-defined]
-    again = run_test.apply(args=(compiled, meta(), 1, test)).get()
+    again = run_test.apply(args=(compiled, *args)).get()
     assert first == again
     assert first["result"]["verdict"] == "AC"
 
@@ -166,9 +193,7 @@ def test_sandbox_failure_becomes_an_ie_result_not_an_exception(
         raise SandboxError("engine gone")
 
     fake_runtime.runner.script = broken  # type: ignore[attr-defined]
-    out = run_test.apply(
-        args=(compiled, meta(), 0, {"id": "t0", "stdin": "", "expected": None})
-    ).get()
+    out = run_test.apply(args=(compiled, *task_args(fake_runtime, sub(), 0))).get()
     assert out["result"]["verdict"] == "IE"
     assert "engine gone" in out["result"]["message"]
 
@@ -176,24 +201,19 @@ def test_sandbox_failure_becomes_an_ie_result_not_an_exception(
 def test_tests_after_a_failure_are_not_run_when_asked_to_stop(
     fake_runtime: runtime.Runtime,
 ) -> None:
-    compiled = compiled_for(fake_runtime)
-    m = meta(stop_on_first_failure=True)
-    run_test.apply(args=(compiled, m, 0, {"id": "t0", "stdin": "", "expected": "eA=="})).get()
+    """Only a hint: the worker spares the sandbox; the join decides the SK (above)."""
+    raw = sub(3, stop_on_first_failure=True)
+    raw["tests"][0]["expected_stdout"] = "x"
+    compiled = compiled_for(fake_runtime, raw)
+    run_test.apply(args=(compiled, *task_args(fake_runtime, raw, 0))).get()
     calls = len(fake_runtime.runner.calls)  # type: ignore[attr-defined]
-    later = run_test.apply(args=(compiled, m, 2, {"id": "t2", "stdin": "", "expected": None})).get()
-    assert later["result"]["verdict"] == "SK"
+    later = run_test.apply(args=(compiled, *task_args(fake_runtime, raw, 2))).get()
+    assert later == {"index": 2, "result": None, "skipped": "an earlier test failed"}
     assert len(fake_runtime.runner.calls) == calls  # type: ignore[attr-defined]
 
 
 def test_join_builds_the_result_and_cleans_up(fake_runtime: runtime.Runtime) -> None:
-    compiled = compiled_for(fake_runtime)
-    parts = [
-        run_test.apply(
-            args=(compiled, meta(), i, {"id": f"t{i}", "stdin": "", "expected": None})
-        ).get()
-        for i in range(3)
-    ]
-    out = join_results.apply(args=(parts, meta(), IDS)).get()
+    out = run_all(fake_runtime.intake.accept(parsed(sub()), "run1"))
     assert out["verdict"] == "AC" and out["total"] == 3
     assert fake_runtime.redis.keys("runner:run:run1:*") == []
 
@@ -268,18 +288,16 @@ def test_an_id_that_is_not_a_string_is_neither_echoed_nor_logged(
 def test_known_source_skips_the_compile_task(fake_runtime: runtime.Runtime) -> None:
     compiled = compiled_for(fake_runtime)  # compiles and stores the program
     fake_runtime.store.publish_identity("python", fake_runtime.runner.identity("python"))
-    submission = parsed(sub(3))
-    found = fake_runtime.intake.shortcut(submission, "run2")
-    assert found is not None and found["key"] == compiled["key"]
+    step, tests, _ = accepted(fake_runtime, sub(3), run="run2")
+    assert step is None  # a chord: no compile step
+    found = tests[0].args[0]
+    assert found["program"] == compiled["program"]
     assert found["compile"]["cached"] is True
-    sig = canvas(submission, run_id="run2", compiled=found)
-    assert [t.task for t in sig.tasks] == [TEST_TASK] * 3  # a chord: no compile step
-    assert sig.tasks[0].args[0] == found
-    assert json.loads(fake_runtime.redis.get("runner:run:run2:compile"))["key"] == found["key"]
+    stored = CompileOutcome.model_validate_json(fake_runtime.redis.get("runner:run:run2:compile"))
+    assert stored.program == compiled["program"]
 
 
 def test_unknown_source_or_identity_gets_no_shortcut(fake_runtime: runtime.Runtime) -> None:
-    shortcut = fake_runtime.intake.shortcut
-    assert shortcut(parsed(sub(1)), "run3") is None  # no identity yet
+    assert accepted(fake_runtime, sub(1), run="run3")[0] is not None  # no identity yet
     fake_runtime.store.publish_identity("python", fake_runtime.runner.identity("python"))
-    assert shortcut(parsed(sub(1)), "run3") is None  # never compiled
+    assert accepted(fake_runtime, sub(1), run="run4")[0] is not None  # never compiled

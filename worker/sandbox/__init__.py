@@ -14,7 +14,7 @@ from worker.errors import SandboxError
 from worker.images.catalog import image_ref
 from worker.languages import LANGUAGES
 from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec
-from worker.sandbox.pool import SandboxPools
+from worker.sandbox.pools import SandboxPools
 from worker.settings import Settings
 
 log = structlog.get_logger()

@@ -180,9 +180,12 @@ class Sandbox:
             )
 
     def run(self, job: Job, timeout: float) -> RunReport:
-        """Run one job; ``timeout`` is the outer deadline in seconds for the whole exchange."""
+        """Run one job (with its partner, if it has one); ``timeout`` is the outer deadline in
+        seconds for the whole exchange. A job the supervisor would refuse raises ValueError
+        (:func:`~worker.sandbox.protocol.check_job`) and leaves the sandbox as it was."""
+        request = encode_job(job)
         self.jobs += 1
-        report = parse_report(self._exchange(encode_job(job), timeout))
+        report = parse_report(self._exchange(request, timeout))
         if report.cleanup != "ok":
             self.broken = f"cleanup: {report.cleanup}"
         return report

@@ -13,25 +13,44 @@ images/supervisor/memory.c), ``killed`` (none/cpu/wall/output/memory), ``oom_kil
 a requested fork server was not used), ``stdout``, ``stdout_total``, ``stderr``,
 ``stderr_total``, ``file`` (collected files), ``cleanup`` (``ok`` or why the sandbox must be
 recycled).
+
+A file's name (``file`` and ``collect``) is a relative path of at most :data:`MAX_PARTS`
+parts and :data:`MAX_NAME` characters, each part a safe name (:func:`check_name`); the
+supervisor makes the directories it needs inside the job's work dir.
+
+Pair runs (interactive problems): a job with a :attr:`Job.partner` runs at the same time as
+its partner (the problem's interactor, say) in the same sandbox, each in a cell of its own
+under its own uid, wired by two pipes: the job's stdout is the partner's stdin and the
+partner's stdout the job's stdin. In the request the partner's fields follow the job's after
+an empty ``partner`` record, in the same names, starting with its own ``uid``; neither
+section has a ``stdin`` record, and the partner's has no ``server`` (it is always exec'ed).
+The answer is the job's fields (its ``stdout`` empty and ``stdout_total`` 0: the bytes go to
+the partner, which the supervisor does not relay or count), then an empty ``partner`` record
+and the partner's fields (its ``file`` records are its collected files, its stdout likewise
+empty), then ``cleanup``, which is the whole run's. Each job is limited and measured on its
+own: CPU, memory (memory.c: pairs), wall time from its own start (waiting counts), ``killed``
+(``cpu``, ``wall`` or ``memory``; output goes to the other job, so never ``output``). When
+one job ends, whatever is left of it dies, so the other reads EOF or gets SIGPIPE, and runs
+until it ends too; the answer comes once both have.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from worker.errors import ProtocolError
+from worker.programs import File
 
-SUPERVISOR_VERSION = "2"
+SUPERVISOR_VERSION = "3"
 ISOLATIONS = ("namespaces", "uid")
 MAX_HEADER = 96
-
-
-@dataclass(frozen=True)
-class File:
-    name: str
-    data: bytes
-    mode: int = 0o644
+# a file's name: a relative path (supervisor.c, safe_name)
+MAX_NAME = 200
+MAX_PARTS = 8
+MAX_PART = 100
+SAFE_PART = re.compile(r"[A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,9 @@ class Job:
     server: tuple[str, ...] = ()
     # namespaces: a cell of its own (fresh user, IPC, mount and PID namespaces); uid: not
     isolation: str = "namespaces"
+    # run at the same time, wired to this job (its stdout is the partner's stdin and the
+    # partner's stdout this job's stdin): neither has stdin bytes; see the module docstring
+    partner: Job | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +103,7 @@ class RunReport:
     files: dict[str, File] = field(default_factory=dict)
     via: str = "exec"
     server_error: str = ""
+    partner: RunReport | None = None  # the partner's, when the job had one
 
 
 def _record(name: str, value: bytes | str | int) -> bytes:
@@ -95,9 +118,42 @@ def encode_ping() -> bytes:
     return _record("op", "ping") + _record("end", "")
 
 
-def encode_job(job: Job) -> bytes:
+def check_name(name: str) -> None:
+    """A file's name as the supervisor takes it: a relative path (``pkg/mod.py``) of at most
+    MAX_PARTS safe parts and MAX_NAME characters, none empty, ``.`` or ``..``. A name it would
+    refuse would stop the supervisor, and so cost the sandbox: refused here first."""
+    parts = name.split("/")
+    if not 0 < len(name) <= MAX_NAME or len(parts) > MAX_PARTS:
+        raise ValueError(f"file name {name!r}: 1 to {MAX_NAME} characters, {MAX_PARTS} parts")
+    for part in parts:
+        if part in (".", "..") or len(part) > MAX_PART or not SAFE_PART.fullmatch(part):
+            raise ValueError(
+                f"file name {name!r}: each part of a relative path is 1 to {MAX_PART} of "
+                "A-Z a-z 0-9 . _ -, and not . or .."
+            )
+
+
+def check_job(job: Job) -> None:
+    """What the supervisor would refuse in ``job`` (and would stop over), as ValueError."""
+    for one in (job, job.partner) if job.partner else (job,):
+        for f in one.files:
+            check_name(f.name)
+        for name in one.collect:
+            check_name(name)
+    partner = job.partner
+    if partner is None:
+        return
+    if job.stdin or partner.stdin:
+        raise ValueError("a job with a partner reads the partner's output: no stdin bytes")
+    if partner.partner is not None:
+        raise ValueError("a partner has no partner of its own")
+    if partner.server:
+        raise ValueError("a partner is always exec'ed: no fork server")
+
+
+def _job_records(job: Job) -> list[bytes]:
     # uid first: the supervisor creates the work dir from it before files and stdin arrive
-    parts = [_record("op", "run"), _record("uid", job.uid), _record("isolate", job.isolation)]
+    parts = [_record("uid", job.uid), _record("isolate", job.isolation)]
     for name in (
         "cpu_ms",
         "wall_ms",
@@ -117,7 +173,20 @@ def encode_job(job: Job) -> bytes:
     parts += [_record("server", a) for a in job.server]
     for f in job.files:
         parts.append(_record("file", b"%o %s\n" % (f.mode, f.name.encode()) + f.data))
-    parts.append(_record("stdin", job.stdin))
+    return parts
+
+
+def encode_job(job: Job) -> bytes:
+    """The ``run`` request for ``job`` (and its partner); ValueError when the supervisor would
+    refuse it (:func:`check_job`), before anything reaches a sandbox."""
+    check_job(job)
+    if job.partner is not None and job.partner.uid == job.uid:
+        raise ValueError("a job and its partner run under uids of their own")
+    parts = [_record("op", "run"), *_job_records(job)]
+    if job.partner is None:
+        parts.append(_record("stdin", job.stdin))
+    else:
+        parts += [_record("partner", ""), *_job_records(job.partner)]
     parts.append(_record("end", ""))
     return b"".join(parts)
 
@@ -176,18 +245,37 @@ def parse_pong(records: Iterable[tuple[str, bytes]]) -> Pong:
 
 
 def parse_report(records: list[tuple[str, bytes]]) -> RunReport:
-    fields: dict[str, bytes] = {}
-    files: dict[str, File] = {}
+    """The answer to a ``run``: the job's report, with its partner's when it had one. The
+    records after a ``partner`` record are the partner's, but for ``cleanup``: the run's."""
+    sections: list[tuple[dict[str, bytes], dict[str, File]]] = [({}, {})]
+    cleanup = b"missing"
     for name, value in records:
-        if name == "file":
+        fields, files = sections[-1]
+        if name == "partner" and len(sections) == 1:
+            sections.append(({}, {}))
+        elif name == "cleanup":
+            cleanup = value
+        elif name == "file":
             head, _, data = value.partition(b"\n")
             mode, _, fname = head.partition(b" ")
-            files[fname.decode()] = File(fname.decode(), data, int(mode, 8))
+            try:
+                files[fname.decode()] = File(fname.decode(), data, int(mode, 8))
+            except (UnicodeDecodeError, ValueError):
+                raise ProtocolError(f"bad file record header {head[:60]!r}") from None
         else:
             fields[name] = value
-    if fields.get("op") != b"result":
-        raise ProtocolError(f"expected result, got {fields.get('op')!r}")
+    if sections[0][0].get("op") != b"result":
+        raise ProtocolError(f"expected result, got {sections[0][0].get('op')!r}")
+    partner = _report(*sections[1], cleanup) if len(sections) > 1 else None
+    return _report(*sections[0], cleanup, partner)
 
+
+def _report(
+    fields: dict[str, bytes],
+    files: dict[str, File],
+    cleanup: bytes,
+    partner: RunReport | None = None,
+) -> RunReport:
     def text(key: str, default: str = "") -> str:
         return fields.get(key, default.encode()).decode(errors="replace")
 
@@ -211,10 +299,11 @@ def parse_report(records: list[tuple[str, bytes]]) -> RunReport:
         stdout_total=number("stdout_total"),
         stderr=fields.get("stderr", b""),
         stderr_total=number("stderr_total"),
-        cleanup=text("cleanup", "missing"),
+        cleanup=cleanup.decode(errors="replace"),
         files=files,
         via=text("via", "exec"),
         server_error=text("server_error"),
+        partner=partner,
     )
 
 

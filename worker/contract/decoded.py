@@ -1,0 +1,114 @@
+"""The decoded, validated form of a submission the fleet works with: plain frozen values,
+built only by :mod:`worker.contract.decode` from a wire object that passed every check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeAlias
+
+from worker.compare import Comparison
+from worker.contract.wire import (
+    DEFAULT_CPU_TIME_MS,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_OUTPUT_KB,
+    DEFAULT_PROCESSES,
+    DEFAULT_WALL_TIME_MS,
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    cpu_time_ms: int = DEFAULT_CPU_TIME_MS
+    wall_time_ms: int = DEFAULT_WALL_TIME_MS
+    memory_mb: int = DEFAULT_MEMORY_MB
+    output_kb: int = DEFAULT_OUTPUT_KB
+    processes: int = DEFAULT_PROCESSES
+
+
+@dataclass(frozen=True)
+class Maxima:
+    """Operator ceilings and additions a submission may not exceed (from Settings)."""
+
+    cpu_time_ms: int = 10_000
+    wall_time_ms: int = 30_000
+    memory_mb: int = 512
+    output_kb: int = 16_384
+    processes: int = 64
+    tests: int = 200
+    source_kb: int = 256
+    stdin_kb: int = 16_384
+    files: int = 64
+    args: int = 32
+    # (language, option) pairs the operator allows besides each language's own allow-list
+    extra_options: frozenset[tuple[str, str]] = frozenset()
+
+
+@dataclass(frozen=True)
+class TestCase:
+    __test__ = False  # not a pytest class, despite the name
+    id: str
+    stdin: bytes
+    expected_stdout: bytes | None
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ProgramSpec:
+    """A program to compile once and run: the contestant's, a checker or an interactor."""
+
+    language: str
+    files: tuple[SourceFile, ...]  # the entry among them
+    entry: str
+    options: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return sum(len(f.data) for f in self.files)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    points: float
+    policy: str  # "all" or "min"
+    depends_on: tuple[str, ...]
+    tests: tuple[int, ...]  # indices, in order
+
+
+Checker: TypeAlias = "Comparison | ProgramSpec"  # a built-in comparison, or a program
+
+
+@dataclass(frozen=True)
+class Judging:
+    """How a submission's tests are judged: its own, or a registered problem's."""
+
+    tests: tuple[TestCase, ...]
+    limits: Limits
+    checker: Checker = field(default_factory=Comparison)
+    interactor: ProgramSpec | None = None
+    groups: tuple[Group, ...] = ()
+
+
+@dataclass(frozen=True)
+class Submission:
+    id: str | None
+    program: ProgramSpec
+    judging: Judging
+    stop_on_first_failure: bool = False
+    tenant: str | None = None
+    problem: str | None = None  # judging comes from this registered problem
+
+    @property
+    def language(self) -> str:
+        return self.program.language
+
+    @property
+    def tests(self) -> tuple[TestCase, ...]:
+        return self.judging.tests

@@ -1,0 +1,133 @@
+"""The messages a run's tasks hand each other, typed, with one encoder: every message is a
+frozen pydantic model, sent as ``message.model_dump(mode="json")`` (what Celery's JSON carries)
+and read back with ``Model.model_validate``.
+
+::
+
+    RunMeta        what every task of a run needs: the program (by reference) and how it is
+                   judged (JudgingMsg: limits, checker, interactor, groups); built by the
+                   producer (worker.workflow.meta_of)
+    TestSpec       one test: its id, group, and data (inline, or a reference to stored data)
+    CompileOutcome the compile step's answer: each program's key, or why there is none
+    TestOutcome    what happened to one test: its result, or why it did not run
+
+Nothing here decides a verdict for the run: the join does (worker.scoring).
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+from pydantic import BaseModel, ConfigDict
+
+from worker.contract import CompileResult, TestResult, Verdict
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def encode(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+class DataRef(_Message):
+    ref: str  # sha256 of the bytes, stored by worker.storage.DataStore
+    size: int
+
+
+# bytes as a message carries them: inline base64, a reference, or none at all
+Blob: TypeAlias = str | DataRef | None
+
+
+class StoredProgram(_Message):
+    """A program's files as sent (always by reference, :func:`worker.storage.outline`), kept so
+    that a test whose compiled program left the cache can compile it again."""
+
+    language: str
+    files: list[tuple[str, Blob]]
+    entry: str
+    options: list[str] = []
+    static: bool = False  # built to run in any image (an interactor, beside the program)
+
+
+class LimitsMsg(_Message):
+    cpu_time_ms: int
+    wall_time_ms: int
+    memory_mb: int
+    output_kb: int
+    processes: int
+
+
+class BuiltinChecker(_Message):
+    name: str
+    abs_tol: float
+    rel_tol: float
+
+
+class GroupMsg(_Message):
+    name: str
+    points: float
+    policy: str
+    depends_on: list[str]
+    tests: list[int]
+
+
+class JudgingMsg(_Message):
+    """How the tests are judged: a submission's own, or its problem's."""
+
+    limits: LimitsMsg
+    checker: BuiltinChecker | StoredProgram
+    interactor: StoredProgram | None = None
+    groups: list[GroupMsg] = []
+
+
+class RunMeta(_Message):
+    run: str
+    submission_id: str | None
+    tenant: str | None
+    program: StoredProgram
+    args: list[str] = []
+    stop_on_first_failure: bool = False
+    judging: JudgingMsg
+
+    def group_of(self, index: int) -> GroupMsg | None:
+        return next((g for g in self.judging.groups if index in g.tests), None)
+
+
+class TestSpec(_Message):
+    __test__ = False  # not a pytest class, despite the name
+    id: str
+    stdin: Blob
+    expected: Blob
+    group: str | None = None
+
+
+class CompileOutcome(_Message):
+    """Keys of the compiled programs, or the verdict that ends the run before any test: ``CE``
+    (the contestant's program), ``IE`` (ours), ``RJ`` (the checker or interactor, the problem
+    setter's, did not compile: ``code`` says which)."""
+
+    verdict: Verdict | None = None
+    message: str = ""
+    code: str = ""
+    compile: CompileResult | None = None
+    program: str | None = None
+    checker: str | None = None
+    interactor: str | None = None
+
+
+class ProblemRecord(_Message):
+    """A registered problem, as stored (worker.problems)."""
+
+    name: str | None = None
+    judging: JudgingMsg
+    tests: list[TestSpec]
+
+
+class TestOutcome(_Message):
+    """One test task's report: the test's result as it ran, or ``skipped`` (why it did not)."""
+
+    __test__ = False  # not a pytest class, despite the name
+    index: int
+    result: TestResult | None = None
+    skipped: str = ""

@@ -1,0 +1,53 @@
+"""Programs as the sandbox gets them: files, an entry point, a command. The contestant's, a
+checker and an interactor are all of this kind; a compile step turns a
+:class:`~worker.contract.ProgramSpec` (what was sent) into a :class:`Program` (what runs),
+content-addressed by :func:`program_key`."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from worker.languages import Language
+
+
+@dataclass(frozen=True)
+class File:
+    name: str  # a relative path in the job's work dir
+    data: bytes
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class Program:
+    """What each run of a program receives: its files (sources, or the compiled artifact) and
+    the file it starts from."""
+
+    language: Language
+    files: tuple[File, ...]
+    entry: str = ""
+
+    def command(self, args: Iterable[str] = ()) -> tuple[str, ...]:
+        return self.language.command(self.entry or self.language.source_file, args)
+
+
+def program_key(
+    language: str,
+    compiler: str,
+    files: Iterable[tuple[str, bytes]],
+    entry: str,
+    options: Iterable[str] = (),
+    static: bool = False,
+) -> str:
+    """The content address of a compiled program: everything its compile depends on (the exact
+    compiler image, each file's name and bytes, the entry, the options, a static build)."""
+    digest = hashlib.sha256()
+    parts: list[bytes] = [language.encode(), compiler.encode(), entry.encode()]
+    for name, data in sorted(files):
+        parts += [name.encode(), data]
+    parts += [option.encode() for option in options]
+    parts.append(b"static" if static else b"dynamic")
+    for part in parts:
+        digest.update(len(part).to_bytes(8, "big") + part)
+    return digest.hexdigest()

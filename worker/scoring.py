@@ -1,0 +1,213 @@
+"""The join's decisions, and only the join's: which tests are ``SK``, each group's score, the
+submission's verdict and score. Test tasks report what happened to each test
+(:class:`~worker.messages.TestOutcome`); this turns those reports, whatever their order or
+duplicates, into one :class:`~worker.contract.SubmissionResult`, the same for the same reports.
+
+- A test that did not pass ends what depends on it: with ``stop_on_first_failure`` every later
+  test is ``SK``; in a group, every later test of the group (``all``: any test not ``AC``;
+  ``min``: a test that scored nothing); a group whose dependencies did not all get their full
+  points has every test ``SK`` (worker tasks may not even run them: the join decides anyway).
+- A group's score: ``all``, its points when every test is ``AC``, else 0; ``min``, its points
+  times the least of its tests' fractions (``AC`` 1, a checker's partial points, else 0).
+- The verdict keeps contract 1's meaning: ``AC`` when every test is, else the verdict of the
+  first test that is neither ``AC`` nor ``SK``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from worker.contract import (
+    ErrorInfo,
+    GroupResult,
+    SubmissionResult,
+    TestResult,
+    Verdict,
+)
+from worker.messages import CompileOutcome, GroupMsg, RunMeta, TestOutcome
+
+
+def fraction(result: TestResult) -> float:
+    """What a test scored, 0 to 1."""
+    if result.verdict is Verdict.AC:
+        return 1.0
+    return result.score or 0.0
+
+
+def fails(result: TestResult, policy: str) -> bool:
+    """Whether a test ends its group's chances (and, with stop_on_first_failure, the run)."""
+    return fraction(result) == 0.0 if policy == "min" else result.verdict is not Verdict.AC
+
+
+def assemble(
+    meta: RunMeta, ids: list[str], compiled: CompileOutcome | None, parts: Iterable[object]
+) -> SubmissionResult:
+    """The submission result from the compile outcome and the per-test reports."""
+    if compiled is not None and compiled.verdict is not None:
+        return _unrun(meta, ids, compiled)
+    reported: dict[int, TestOutcome] = {}
+    for part in parts:
+        outcome = _outcome(part)
+        if outcome is not None:
+            reported.setdefault(outcome.index, outcome)
+    groups = {group.name: group for group in meta.judging.groups}
+    group_of = {index: group for group in meta.judging.groups for index in group.tests}
+    results: list[TestResult] = []
+    ended: dict[str, int] = {}  # group -> index of the test that ended it
+    stopped: int | None = None  # the first failing test, for stop_on_first_failure
+    for index, test_id in enumerate(ids):
+        group = group_of.get(index)
+        result = _result(reported.get(index), test_id)
+        if stopped is not None:
+            result = _skipped(test_id, f"skipped after test {ids[stopped]!r} failed")
+        elif group is not None and group.name in ended:
+            failed = ids[ended[group.name]]
+            result = _skipped(test_id, f"skipped after test {failed!r} of its group failed")
+        if group is not None:
+            result = result.model_copy(update={"group": group.name})
+        results.append(result)
+        if result.verdict is Verdict.SK:
+            continue
+        if group is not None and fails(result, group.policy):
+            ended.setdefault(group.name, index)
+        if meta.stop_on_first_failure and result.verdict is not Verdict.AC:
+            stopped = index
+    group_results = (
+        _groups(meta.judging.groups, groups, results, ids) if meta.judging.groups else []
+    )
+    # tests of groups that did not get to count are SK whatever they did
+    for entry in group_results:
+        if entry.verdict is Verdict.SK:
+            for index in groups[entry.name].tests:
+                results[index] = _skipped(
+                    ids[index], "skipped: a group it depends on did not pass"
+                ).model_copy(update={"group": entry.name})
+    return _result_of(meta, results, group_results, compiled)
+
+
+def _groups(
+    order: list[GroupMsg],
+    groups: dict[str, GroupMsg],
+    results: list[TestResult],
+    ids: list[str],
+) -> list[GroupResult]:
+    scored: dict[str, GroupResult] = {}
+
+    def score(group: GroupMsg) -> GroupResult:
+        if group.name in scored:
+            return scored[group.name]
+        deps = [score(groups[dep]) for dep in group.depends_on]
+        tests = [results[i] for i in group.tests]
+        if any(dep.score < dep.max_score for dep in deps):
+            verdict, points = Verdict.SK, 0.0
+        else:
+            if group.policy == "min":
+                points = group.points * min(fraction(t) for t in tests)
+            else:
+                points = group.points if all(t.verdict is Verdict.AC for t in tests) else 0.0
+            failed = next((t.verdict for t in tests if t.verdict not in _NEUTRAL), Verdict.AC)
+            verdict = Verdict.AC if points == group.points else failed
+        scored[group.name] = GroupResult(
+            name=group.name,
+            verdict=verdict,
+            score=points,
+            max_score=group.points,
+            tests=[ids[i] for i in group.tests],
+        )
+        return scored[group.name]
+
+    return [score(group) for group in order]
+
+
+_NEUTRAL = (Verdict.AC, Verdict.SK)
+
+
+def _result_of(
+    meta: RunMeta,
+    tests: list[TestResult],
+    groups: list[GroupResult],
+    compiled: CompileOutcome | None,
+) -> SubmissionResult:
+    failed = next((t for t in tests if t.verdict not in _NEUTRAL), None)
+    verdict = Verdict.AC if failed is None else failed.verdict
+    error = None
+    if verdict is Verdict.IE:
+        assert failed is not None
+        error = ErrorInfo(code="internal_error", message=failed.message or "internal error")
+    return SubmissionResult(
+        submission_id=meta.submission_id,
+        verdict=verdict,
+        passed=sum(t.verdict is Verdict.AC for t in tests),
+        total=len(tests),
+        compile=compiled.compile if compiled is not None else None,
+        tests=tests,
+        max_cpu_time_ms=max((t.cpu_time_ms for t in tests), default=0),
+        max_memory_kb=max((t.memory_kb for t in tests), default=0),
+        error=error,
+        score=sum(g.score for g in groups) if groups else None,
+        max_score=sum(g.max_score for g in groups) if groups else None,
+        groups=groups or None,
+    )
+
+
+def _unrun(meta: RunMeta, ids: list[str], compiled: CompileOutcome) -> SubmissionResult:
+    """No test ran: the program did not compile (``CE``), ours failed (``IE``), or the
+    problem's checker or interactor did not compile (``RJ``, with nothing run)."""
+    if compiled.verdict is Verdict.RJ:
+        return SubmissionResult(
+            submission_id=meta.submission_id,
+            verdict=Verdict.RJ,
+            passed=0,
+            total=0,
+            tests=[],
+            error=ErrorInfo(code=compiled.code, message=compiled.message),
+        )
+    tests = [_skipped(test_id, f"not run: {compiled.message}") for test_id in ids]
+    error = None
+    if compiled.verdict is Verdict.IE:
+        error = ErrorInfo(code="internal_error", message=compiled.message or "internal error")
+    groups = [
+        GroupResult(
+            name=g.name,
+            verdict=Verdict.SK,
+            score=0.0,
+            max_score=g.points,
+            tests=[ids[i] for i in g.tests],
+        )
+        for g in meta.judging.groups
+    ]
+    return SubmissionResult(
+        submission_id=meta.submission_id,
+        verdict=compiled.verdict or Verdict.IE,
+        passed=0,
+        total=len(ids),
+        compile=compiled.compile,
+        tests=tests,
+        error=error,
+        score=0.0 if groups else None,
+        max_score=sum(g.max_score for g in groups) if groups else None,
+        groups=groups or None,
+    )
+
+
+def _outcome(part: object) -> TestOutcome | None:
+    try:
+        return TestOutcome.model_validate(part)
+    except ValueError:
+        return None  # not a test's report (nothing else reaches the join, but never crash)
+
+
+def _result(outcome: TestOutcome | None, test_id: str) -> TestResult:
+    if outcome is None:
+        return TestResult(
+            id=test_id, verdict=Verdict.IE, message="result lost: the test task left no result"
+        )
+    if outcome.result is not None:
+        return outcome.result
+    # not run because an earlier test failed: the rules above make it SK; reaching here means
+    # they did not, which only a lost result could cause
+    return TestResult(id=test_id, verdict=Verdict.IE, message=f"not run: {outcome.skipped}")
+
+
+def _skipped(test_id: str, message: str) -> TestResult:
+    return TestResult(id=test_id, verdict=Verdict.SK, message=message)

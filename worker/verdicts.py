@@ -1,0 +1,38 @@
+"""The verdicts: one registry entry each, from which the contract's enum, its JSON Schema and
+docs/contract.md's table derive."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Verdict(enum.StrEnum):
+    AC = "AC"
+    WA = "WA"
+    TLE = "TLE"
+    MLE = "MLE"
+    OLE = "OLE"
+    RE = "RE"
+    CE = "CE"
+    IE = "IE"
+    SK = "SK"
+    RJ = "RJ"
+
+
+MEANINGS: dict[Verdict, str] = {
+    Verdict.AC: "accepted",
+    Verdict.WA: "wrong answer (a checker's presentation error and partial points too, with "
+    "the test's score)",
+    Verdict.TLE: "CPU or wall time limit exceeded",
+    Verdict.MLE: "memory limit exceeded (peak over the limit, or killed by the memory cgroup)",
+    Verdict.OLE: "output limit exceeded",
+    Verdict.RE: "runtime error: non-zero exit or killed by a signal",
+    Verdict.CE: "compile error (also Python and JavaScript syntax errors)",
+    Verdict.IE: "internal error of the judge, or of the problem's checker or interactor: not "
+    "the submission's fault",
+    Verdict.SK: "skipped: after an earlier failure (stop_on_first_failure, its group's), or "
+    "its group depends on one not passed",
+    Verdict.RJ: "rejected: the submission breaks the contract",
+}
+
+PASSING = frozenset({Verdict.AC})
