@@ -1,6 +1,8 @@
 """End to end, one worker host: send to joined result, through Redis, Celery and the warm
-pools; one-test submissions while another process sends a big one (20 tests of 8 MB stdin
-each); and the same with a container per test (``RUNNER_MAX_JOBS=1``), in one run.
+pools; 10-test submissions judged by a compiled C++ checker beside the same judged by the
+built-in comparison; interactive games; one-test submissions while another process sends a big
+one (20 tests of 8 MB stdin each); and the same with a container per test
+(``RUNNER_MAX_JOBS=1``), in one run.
 
 Redis databases 10 and 11 are the benchmarks' own (flushed at the start);
 ``BENCH_BROKER_URL`` and ``BENCH_RESULT_BACKEND`` name others, as the tests do. Each run's
@@ -9,6 +11,7 @@ other's sandboxes alone."""
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import random
@@ -16,6 +19,7 @@ import statistics
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -81,20 +85,96 @@ BIG_CONSUMER = "import sys\nprint(len(sys.stdin.buffer.read()))\n"
 DIGITS = bytes(b"0123456789 \n"[i % 12] for i in range(256))  # random bytes -> text test data
 
 
-def submission(n: int, tag: str) -> dict[str, Any]:
+def submission(n: int, tag: str, **extra: Any) -> dict[str, Any]:
     tests = [{"stdin": f"{tag}-{i}\n", "expected_stdout": f"{tag}-{i}\n"} for i in range(n)]
-    return {"language": "python", "source": ECHO, "tests": tests}
+    return {"language": "python", "source": ECHO, "tests": tests, **extra}
 
 
-def latencies(client: Any, n: int, runs: int, timeout: float, tag: str = "") -> list[float]:
+# A compiled C++ checker (testlib-style, against the example's header) that compares tokens
+TOKENS_CHECKER = """#include "testlib_lite.h"
+int main(int argc, char *argv[]) {
+    registerTestlibCmd(argc, argv);
+    while (!ans.seekEof()) {
+        std::string want = ans.readToken(), got = ouf.readToken();
+        if (want != got) quitf(_wa, "expected %s, got %s", want.c_str(), got.c_str());
+    }
+    if (!ouf.seekEof()) quitf(_wa, "extra output");
+    quitf(_ok, "same tokens");
+}
+"""
+EXAMPLES = Path(__file__).parents[2] / "examples"
+CHECKER = {
+    "language": "cpp",
+    "files": [
+        {"name": "check.cpp", "content": TOKENS_CHECKER},
+        {
+            "name": "testlib_lite.h",
+            "content": (EXAMPLES / "any-pair-checker" / "testlib_lite.h").read_text(),
+        },
+    ],
+    "entry": "check.cpp",
+}
+GUESS = EXAMPLES / "guess-interactive"
+
+
+def game(_: int, tag: str) -> dict[str, Any]:
+    """One game of the example's guessing game, its secret unique to ``tag``."""
+    secret = 1 + int(hashlib.sha256(tag.encode()).hexdigest(), 16) % 10**9
+    return {
+        "language": "python",
+        "source": (GUESS / "main.py").read_text(),
+        "tests": [{"stdin": f"{secret} 30\n"}],
+        "interactor": {"language": "cpp", "source": (GUESS / "interactor.cpp").read_text()},
+    }
+
+
+def latencies(
+    client: Any,
+    n: int,
+    runs: int,
+    timeout: float,
+    tag: str = "",
+    make: Any = submission,
+) -> list[float]:
     samples = []
     for r in range(runs):
-        sub = submission(n, f"{tag}{n}-{r}")
+        sub = make(n, f"{tag}{n}-{r}")
         start = time.perf_counter()
         result = client.submit(sub).result(timeout=timeout)
         samples.append(1000 * (time.perf_counter() - start))
         assert result.verdict == "AC", result
     return samples
+
+
+def with_checker(n: int, tag: str) -> dict[str, Any]:
+    return submission(n, tag, checker=CHECKER)
+
+
+def checker_and_interactive(client: Any, counts: Counts, figures: dict[str, object]) -> None:
+    """10-test submissions judged by a compiled C++ checker, timed turn about with the same
+    submissions judged by the built-in comparison (side by side, so the machine's drift hits
+    both alike); and one-test interactive submissions (a C++ interactor, a Python program)."""
+    runs = counts.runs[10]
+    latencies(client, 10, 1, counts.timeout_s, "warm-checker", with_checker)  # its compile
+    plain: list[float] = []
+    checked: list[float] = []
+    for r in range(runs):
+        plain += latencies(client, 10, 1, counts.timeout_s, f"p{r}-")
+        checked += latencies(client, 10, 1, counts.timeout_s, f"c{r}-", with_checker)
+    figures["checker_submit_10_p50_ms"] = round(statistics.median(checked), 1)
+    figures["plain_submit_10_p50_ms_beside_checker"] = round(statistics.median(plain), 1)
+    figures["ratio_checker_over_submit_10"] = round(
+        statistics.median(checked) / float(figures["submit_10_p50_ms"]),  # type: ignore[arg-type]
+        2,
+    )
+    # the same against the plain runs timed turn about with it: what the checker itself costs
+    figures["ratio_checker_over_plain_beside"] = round(
+        statistics.median(checked) / statistics.median(plain), 2
+    )
+    latencies(client, 1, 1, counts.timeout_s, "warm-game", game)  # the interactor's compile
+    played = latencies(client, 1, runs, counts.timeout_s, "game", game)
+    figures["interactive_test_p50_ms"] = round(statistics.median(played), 1)
+    figures["interactive_test_p95_ms"] = round(percentile(played, 0.95), 1)
 
 
 def throughput(client: Any, counts: Counts) -> float:
@@ -231,6 +311,7 @@ def run(quick: bool = False) -> dict[str, object]:
             figures[f"submit_{n}_p50_ms"] = round(statistics.median(samples), 1)
             figures[f"submit_{n}_p95_ms"] = round(percentile(samples, 0.95), 1)
         figures["throughput_tests_per_s"] = round(throughput(client, counts), 1)
+        checker_and_interactive(client, counts, figures)
         small_during_big(client, counts, figures)
     with worker("cold", RUNNER_MAX_JOBS="1"):
         latencies(client, 10, counts.cold_warm, counts.timeout_s)

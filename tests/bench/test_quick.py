@@ -180,6 +180,12 @@ def test_e2e(bench_redis: dict[str, str]) -> None:
             "big_submission_mb",
             "redis_mb_before_big",
             "redis_peak_mb_during_big",
+            "checker_submit_10_p50_ms",
+            "plain_submit_10_p50_ms_beside_checker",
+            "ratio_checker_over_submit_10",
+            "ratio_checker_over_plain_beside",
+            "interactive_test_p50_ms",
+            "interactive_test_p95_ms",
         ],
     )
     assert isinstance(figures["worker_concurrency"], int)
