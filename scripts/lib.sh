@@ -70,7 +70,7 @@ ensure_venv() {
   fi
   if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     say "installing Python dependencies"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev]"
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[dev,api]"
     echo "$want" >"$stamp"
   fi
 }

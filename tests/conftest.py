@@ -4,6 +4,7 @@ missing, with the command that provides it; deselect them with ``-m "not docker"
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,6 +149,13 @@ def images(docker_client: docker.DockerClient, settings: Settings) -> dict[str, 
 @pytest.fixture
 def test_labels() -> tuple[tuple[str, str], ...]:
     return ((TEST_LABEL, RUN_ID),)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -7,7 +7,8 @@ process's pools and clients), ``contract`` (what backends send and get back), ``
 (what a run's tasks hand each other), ``languages``, ``checkers``, ``verdicts`` (registries),
 ``judge``/``interaction``/``compiling`` (verdicts from sandbox runs), ``sandbox`` (containers,
 supervisor protocol, pools, fake pool), ``images`` (catalogue, offline base, BuildKit builds),
-``settings``, ``errors``, ``logs``.
+``api`` (the HTTP API, webhooks, playground: ``runner api``), ``cli`` (the ``runner`` command),
+``metrics`` (a worker's Prometheus metrics), ``settings``, ``errors``, ``logs``.
 
 The producer's names import no Docker or sandbox code; the worker's (``Judge``,
 ``open_pools``, ``FakePool``) load theirs when first used.

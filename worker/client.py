@@ -91,6 +91,26 @@ class Handle:
         self._ready = SubmissionResult.model_validate(raw)
         return self._ready
 
+    def peek(self) -> SubmissionResult | None:
+        """The result if the submission is final, else None (without waiting)."""
+        if self._ready is None and self._async is not None:
+            try:
+                ready = self._async.ready()
+            except redis.RedisError as exc:
+                raise BrokerError(f"cannot read the result of {self.id}: {exc}") from exc
+            if ready:
+                return self.result(timeout=10)
+        return self._ready
+
+    def started(self) -> bool:
+        """Whether a worker has finished a test of the submission, or all of it."""
+        try:
+            if self.peek() is not None:
+                return True
+            return bool(self._redis.exists(run_key(self.run_id, "tests")))
+        except redis.RedisError as exc:
+            raise BrokerError(f"cannot read progress of {self.id}: {exc}") from exc
+
     def finished_tests(self) -> dict[int, TestResult]:
         """Tests finished so far, by index (empty once the join has cleaned up)."""
         try:
@@ -126,15 +146,18 @@ class Client:
         self.intake = Intake.open(self.settings)
         self._redis = self.intake.backend
 
-    def submit(self, submission: dict[str, Any] | SubmissionIn) -> Handle:
+    def submit(
+        self, submission: dict[str, Any] | SubmissionIn, run_id: str | None = None
+    ) -> Handle:
         """Validate and admit here (an ``RJ`` handle when refused), then send the compile step
-        and the per-test chord."""
+        and the per-test chord. The handle's id is ``run_id`` (default: a new one), known
+        before anything is sent: a caller may keep its own record under it first."""
         raw = (
             submission.model_dump(exclude_none=True)
             if isinstance(submission, SubmissionIn)
             else submission
         )
-        run_id = uuid.uuid4().hex
+        run_id = run_id or uuid.uuid4().hex
         try:
             parsed = parse_submission(raw, self.settings.maxima(), frozenset(LANGUAGES))
             work = self.intake.accept(parsed, run_id)
@@ -142,11 +165,18 @@ class Client:
             sid = raw.get("id") if isinstance(raw, dict) else None
             return Handle(self.app, self._redis, None, run_id, 0, rejected(sid, exc))
         try:
-            sent = work.apply_async(queue=self.settings.queue)
+            # the join's id is the run's: its result is the submission's, by the same id
+            sent = work.apply_async(queue=self.settings.queue, task_id=run_id)
         except (redis.RedisError, OSError) as exc:
             self.intake.give_back(Ticket(tenant_of(parsed.tenant), run_id))
             raise BrokerError(f"cannot send submission: {exc}") from exc
         return Handle(self.app, self._redis, sent, run_id, len(parsed.tests))
+
+    def handle(self, submission_id: str) -> Handle:
+        """The handle of a submission sent before (by anyone, through any path), by its id:
+        its progress and result, while they are kept (``RUNNER_RESULT_EXPIRES_S``)."""
+        sent = AsyncResult(submission_id, app=self.app)
+        return Handle(self.app, self._redis, sent, submission_id, 0)
 
     def register_problem(
         self, problem: dict[str, Any] | ProblemIn, timeout: float = 120.0

@@ -13,6 +13,7 @@
     │   └── IsolationUnavailable the host refuses the isolation the settings ask for
     ├── PoolClosed               a lease was asked of a pool that is shutting down
     ├── SubmissionRejected       the submission breaks the contract (verdict ``RJ``)
+    ├── ApiKeyError              an API key cannot be created or revoked as asked
     └── BrokerError              Redis or Celery could not be reached or answered wrongly
 
 Docker, Redis and Celery exceptions are translated where they cross into our code
@@ -70,3 +71,7 @@ class SubmissionRejected(RunnerError):
 
 class BrokerError(RunnerError):
     """Redis or the Celery broker could not be reached or answered wrongly."""
+
+
+class ApiKeyError(RunnerError):
+    """An API key cannot be created or revoked as asked (a bad name or limit, an unknown id)."""

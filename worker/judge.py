@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from worker import metrics
 from worker.checkers import Judgement, judge_builtin, judge_testlib
 from worker.compare import Comparison
 from worker.contract import CompileResult, Limits, TestCase, TestResult, Verdict
@@ -178,6 +179,7 @@ class Judge:
             except SandboxTimeout:
                 raise  # the job already had its full time; running it again doubles the wait
             except SandboxError as exc:
+                metrics.SANDBOX_FAILURES.labels(image).inc()
                 log.warning("sandbox.retry", image=image, error=str(exc))
         return self.runner.run(image, job, deadline)
 

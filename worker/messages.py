@@ -89,6 +89,7 @@ class RunMeta(_Message):
     args: list[str] = []
     stop_on_first_failure: bool = False
     judging: JudgingMsg
+    sent_ms: int = 0  # the producer's clock when it sent the run (the queue-wait metric)
 
     def group_of(self, index: int) -> GroupMsg | None:
         return next((g for g in self.judging.groups if index in g.tests), None)

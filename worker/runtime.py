@@ -32,9 +32,10 @@ import structlog
 from celery.concurrency import ALIASES, get_implementation
 from celery.concurrency.solo import TaskPool as SoloPool
 from celery.concurrency.thread import TaskPool as ThreadPool
-from celery.signals import worker_init, worker_shutdown
+from celery.signals import setup_logging, worker_init, worker_shutdown
 from celery.worker.control import inspect_command
 
+from worker import metrics
 from worker.app import concurrency_of
 from worker.artifacts import ArtifactStore
 from worker.errors import RunnerError, SandboxError
@@ -176,6 +177,13 @@ def option_value(argv: list[str], short: str, long: str) -> str | None:
     return found
 
 
+@setup_logging.connect
+def _logging(**_: Any) -> None:
+    """Celery's loggers through ours (one format); connected, Celery configures none itself."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format, settings.log_level)
+
+
 @worker_init.connect
 def _start(sender: Any = None, **_: Any) -> None:
     settings = Settings.from_env()
@@ -218,6 +226,15 @@ def _start(sender: Any = None, **_: Any) -> None:
             runtime.store.publish_identity(image, pools.identity(image))
     except RunnerError as exc:  # producers then just always send the compile step
         log.warning("worker.identity_not_published", error=str(exc))
+    if settings.metrics_port:
+        try:
+            metrics.serve(settings.metrics_port, pools.state)
+        except OSError as exc:
+            with contextlib.suppress(Exception):
+                pools.close()
+            raise StartRefused(
+                f"RUNNER_METRICS_PORT={settings.metrics_port}: cannot serve metrics ({exc})"
+            ) from exc
     install(runtime)
     _start_reclaimer(node, 1 if pool == "solo" else concurrency, settings.queue)
     log.info("worker.ready", owner=owner, isolation=settings.isolation, pools=pools.state())

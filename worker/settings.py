@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from worker.contract import Maxima
 from worker.errors import SettingsError
@@ -94,6 +95,12 @@ class Settings:
         "LANGUAGE=OPTION OPTION ...; LANGUAGE=..., e.g. 'cpp=-fno-exceptions -fno-rtti'.",
     )
     # --- fleet --------------------------------------------------------------------------------
+    redis_url: str = _setting(
+        "",
+        "One Redis server for everything, e.g. redis://127.0.0.1:6380 (the demo's): the broker "
+        "is its database 0 and the result backend database 1, unless RUNNER_BROKER_URL or "
+        "RUNNER_RESULT_BACKEND say otherwise. Empty: those two alone.",
+    )
     broker_url: str = _setting("redis://127.0.0.1:6379/0", "Celery broker URL.")
     result_backend: str = _setting("redis://127.0.0.1:6379/1", "Celery result backend URL.")
     concurrency: int = _setting(
@@ -163,9 +170,6 @@ class Settings:
         "submissions get RJ tenant_busy (0: no cap).",
         low=0,
     )
-    gateway_max_body_mb: int = _setting(
-        64, "Largest request body `runner gateway` reads (a submission's JSON).", low=1
-    )
     tenant_max_share_pct: int = _setting(
         50,
         "While another tenant is active, no tenant runs more than this share of the fleet's "
@@ -180,6 +184,57 @@ class Settings:
         "Stored test data (compressed) one tenant may have in flight; past it RJ tenant_busy "
         "(0: no cap).",
         low=0,
+    )
+    # --- HTTP API (runner api) and metrics -----------------------------------------------------
+    api_open: int = _setting(
+        0,
+        "1: `runner api` serves without API keys (anyone who reaches it may submit; for a "
+        "loopback-only or otherwise guarded deployment). 0: every request needs a key.",
+        low=0,
+        high=1,
+    )
+    api_max_body_mb: int = _setting(
+        64, "Largest request body `runner api` reads (a submission's JSON); past it 413.", low=1
+    )
+    api_max_wait_s: int = _setting(
+        60, "Longest `?wait=SECONDS` a request may ask (a held connection each).", low=0
+    )
+    api_rate_per_s: int = _setting(
+        50, "Requests per second a new API key may make, sustained (runner keys create).", low=1
+    )
+    api_burst: int = _setting(
+        100, "Requests a new API key may make at once after a quiet spell.", low=1
+    )
+    api_max_in_flight: int = _setting(
+        200, "Submissions not yet final a new API key may have; past it 429.", low=1
+    )
+    api_allow_private_callbacks: int = _setting(
+        0,
+        "1: webhooks may go to loopback, private and link-local addresses (a callback "
+        "receiver inside the operator's network). 0: public addresses only.",
+        low=0,
+        high=1,
+    )
+    api_webhook_secret: str = _setting(
+        "",
+        "Signs the webhooks of submissions sent without a key (RUNNER_API_OPEN=1); with it "
+        "empty they take no callback_url. Keyed submissions use their key's secret.",
+    )
+    api_webhook_retry_s: int = _setting(
+        3_600,
+        "How long after a result its webhook is still retried; then it is marked failed (at "
+        "most RUNNER_RESULT_EXPIRES_S, while the result exists).",
+        low=1,
+    )
+    api_webhook_backoff_ms: int = _setting(
+        1_000, "Delay before a webhook's first retry, doubling to at most 5 minutes.", low=10
+    )
+    metrics_port: int = _setting(
+        0,
+        "Port `runner worker` serves Prometheus metrics on (/metrics); 0: none. Each worker "
+        "process on a host needs a port of its own.",
+        low=0,
+        high=65_535,
     )
     node_name: str = _setting(
         "",
@@ -207,6 +262,12 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        for name in ("broker_url", "result_backend"):
+            url = getattr(self, name)
+            if not url.startswith(("redis://", "rediss://", "unix://")):
+                raise SettingsError(
+                    f"RUNNER_{name.upper()}={url!r} is not a redis://, rediss:// or unix:// URL"
+                )
         for part in self.compiler_options.split(";"):
             language, equals, options = part.partition("=")
             if not part.strip():
@@ -237,6 +298,13 @@ class Settings:
             key = PREFIX + name.upper()
             if key in env:
                 values[name] = _parse(key, env[key], f)
+        for name in ("broker_url", "result_backend"):
+            if values.get(name) == "":
+                del values[name]  # set but empty: as if unset (RUNNER_REDIS_URL's, or default)
+        if values.get("redis_url"):
+            server = _server(values["redis_url"])
+            values.setdefault("broker_url", f"{server}/0")
+            values.setdefault("result_backend", f"{server}/1")
         return cls(**values)
 
     def maxima(self) -> Maxima:
@@ -288,3 +356,16 @@ def _parse(key: str, raw: str, f: dataclasses.Field[Any]) -> Any:
     if choices and value not in choices:
         raise SettingsError(f"{key}={raw!r} must be one of {', '.join(choices)}")
     return value
+
+
+def _server(url: str) -> str:
+    """RUNNER_REDIS_URL without a trailing slash, once checked to name a server only."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise SettingsError(f"RUNNER_REDIS_URL={url!r} is not a redis:// or rediss:// URL")
+    if parts.path.strip("/") or parts.query:
+        raise SettingsError(
+            f"RUNNER_REDIS_URL={url!r} names a database; give the server only (the broker "
+            "uses database 0 and the result backend database 1)"
+        )
+    return url.strip().rstrip("/")

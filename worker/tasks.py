@@ -15,8 +15,9 @@ import structlog
 from celery import Task
 from structlog.contextvars import bound_contextvars
 
-from worker import runtime
+from worker import metrics, runtime
 from worker.admission import Ticket, tenant_of
+from worker.api.records import finished
 from worker.app import app
 from worker.compare import CompareMode, Comparison
 from worker.compiling import ROLES, compile_role, program_for
@@ -85,7 +86,11 @@ def _one_argument(task: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> N
         )
 
 
-@app.task(name=SUBMIT_TASK, bind=True)
+# The canvas it sends ends in a join with this task's id: the join's result, stored under
+# that id, is the submission's. This task's own return value is not stored (it would be a
+# result before the final one); only a refusal, which is final, is stored by hand. It ends
+# SUCCESS, so Flower counts it succeeded, not lost (a replaced task ends IGNORED).
+@app.task(name=SUBMIT_TASK, bind=True, ignore_result=True)
 def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
     """The contract's entry point: one positional argument, the submission object."""
     # Only an id a result may echo is logged: any other JSON value may be megabytes long or
@@ -100,21 +105,33 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
             work = rt.intake.accept(submission, self.request.id)
         except SubmissionRejected as exc:
             log.info("submission.rejected", code=exc.code, reason=exc.message)
-            return rejected(sid, exc).model_dump(mode="json")
+            return _final(self, rejected(sid, exc).model_dump(mode="json"))
         except BrokerError as exc:
             # Redis refused or is away: nothing of the run was kept, and the caller hears so
             log.error("submission.not_accepted", error=str(exc))
-            return internal_error(sid, f"the fleet could not accept it: {exc}").model_dump(
-                mode="json"
-            )
+            message = f"the fleet could not accept it: {exc}"
+            return _final(self, internal_error(sid, message).model_dump(mode="json"))
         except Exception:
             # A bug of ours, not the submission's fault, so IE; but still a result: a task
             # failure would leave a backend in another language with no answer it can use.
             log.exception("submission.check_failed")
             message = "internal error while checking the submission (see the worker's log)"
-            return internal_error(sid, message).model_dump(mode="json")
+            return _final(self, internal_error(sid, message).model_dump(mode="json"))
         log.info("submission.accepted", tests=len(submission.tests), language=submission.language)
-        return self.replace(work)
+        try:
+            work.apply_async(task_id=self.request.id, queue=rt.settings.queue)
+        except Exception as exc:
+            rt.intake.give_back(Ticket(tenant_of(submission.tenant), self.request.id))
+            log.error("submission.not_sent", error=str(exc))
+            message = f"the fleet could not accept it: {exc}"
+            return _final(self, internal_error(sid, message).model_dump(mode="json"))
+        return {"accepted": True, "tests": len(submission.tests)}
+
+
+def _final(task: Task, result: dict[str, Any]) -> dict[str, Any]:
+    """A result decided by ``runner.submit`` itself, stored as the submission's."""
+    task.backend.store_result(task.request.id, result, "SUCCESS", request=task.request)
+    return result
 
 
 @app.task(name=PROBLEM_TASK, bind=True)
@@ -224,6 +241,8 @@ def run_test(
     meta = RunMeta.model_validate(meta_message)
     test = TestSpec.model_validate(test_message)
     compiled = CompileOutcome.model_validate(compiled_message)
+    if meta.sent_ms:
+        metrics.QUEUE_SECONDS.observe(max(0.0, time.time() - meta.sent_ms / 1000))
     with bound_contextvars(
         submission_id=meta.submission_id, test_id=test.id, task_id=self.request.id, host=rt.host
     ):
@@ -250,6 +269,8 @@ def run_test(
         except Exception as exc:
             log.exception("test.failed", index=index)
             result = TestResult(id=test.id, verdict=Verdict.IE, message=f"internal error: {exc}")
+        took = time.monotonic() - started
+        metrics.TEST_SECONDS.labels(meta.program.language).observe(took)
         log.info(
             "test.done",
             index=index,
@@ -257,7 +278,7 @@ def run_test(
             cpu_time_ms=result.cpu_time_ms,
             wall_time_ms=result.wall_time_ms,
             memory_kb=result.memory_kb,
-            duration_ms=round(1000 * (time.monotonic() - started), 1),
+            duration_ms=round(1000 * took, 1),
         )
         return TestOutcome(index=index, result=result).encode()
 
@@ -342,6 +363,10 @@ def join_results(
         result = assemble(meta, test_ids, compiled, parts)
         rt.redis.delete(*(run_key(meta.run, w) for w in ("compile", "tests", "failed")))
         rt.intake.give_back(Ticket(tenant_of(meta.tenant), meta.run))
+        finished(rt.redis, meta.run)  # for the HTTP API: a key's slot back, a webhook due
+        metrics.SUBMISSIONS.labels(result.verdict).inc()
+        for test in result.tests:
+            metrics.TESTS.labels(meta.program.language, test.verdict).inc()
         log.info(
             "submission.done", verdict=result.verdict, passed=result.passed, total=result.total
         )

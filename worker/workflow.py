@@ -16,6 +16,7 @@ steps are the typed models of :mod:`worker.messages`.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from celery import chain, chord
@@ -102,6 +103,7 @@ def meta_of(
         args=list(submission.program.args),
         stop_on_first_failure=submission.stop_on_first_failure,
         judging=judging,
+        sent_ms=int(time.time() * 1000),
     )
 
 

@@ -21,11 +21,11 @@ import json
 import os
 import secrets
 import shlex
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -36,13 +36,20 @@ import docker
 import pytest
 import yaml
 
-from tests.conftest import RUN_ID
+from tests.conftest import RUN_ID, free_port
 from worker.sandbox.container import LABEL_OWNER, LABEL_SANDBOX
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "deploy" / "docker-compose.yml"
 DOCKER_COMPOSE = "/usr/bin/docker-compose"
-IMAGE_VARIABLES = {"REDIS_IMAGE", "FLOWER_IMAGE", "WORKER_IMAGE", "DOCKER_GID"}
+IMAGE_VARIABLES = {
+    "REDIS_IMAGE",
+    "FLOWER_IMAGE",
+    "WORKER_IMAGE",
+    "API_IMAGE",
+    "PROMETHEUS_IMAGE",
+    "DOCKER_GID",
+}
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
@@ -84,12 +91,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNNER_")}
     env.update(extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def compose(
@@ -155,7 +156,7 @@ def test_compose_file_keeps_workers_scalable_and_ports_local() -> None:
     assert worker["init"] is True and worker["restart"] == "unless-stopped"
     assert "/var/run/docker.sock:/var/run/docker.sock" in worker["volumes"]
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
-    for name in ("redis", "flower"):
+    for name in ("redis", "flower", "api", "prometheus"):
         for port in services[name]["ports"]:
             assert str(port).startswith("127.0.0.1:"), (name, port)
     command = services["redis"]["command"]
@@ -178,6 +179,8 @@ def stack(fleet_images: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
         FLOWER_PASSWORD=secrets.token_urlsafe(12),
         REDIS_PORT=str(free_port()),
         FLOWER_PORT=str(free_port()),
+        API_PORT=str(free_port()),
+        PROMETHEUS_PORT=str(free_port()),
         # one test at a time per worker: four warm sandboxes each, not sixteen
         RUNNER_CONCURRENCY="1",
     )
@@ -218,7 +221,7 @@ def test_stack_comes_up_offline_judges_and_leaves_nothing_behind(
     stack: tuple[str, dict[str, str]], docker_client: docker.DockerClient
 ) -> None:
     project, env = stack
-    for variable in ("REDIS_IMAGE", "FLOWER_IMAGE", "WORKER_IMAGE"):
+    for variable in sorted(IMAGE_VARIABLES - {"DOCKER_GID"}):
         # present locally: `up` pulls nothing, so it works with no registry
         docker_client.images.get(env[variable])
 
@@ -228,8 +231,8 @@ def test_stack_comes_up_offline_judges_and_leaves_nothing_behind(
     workers = [
         c for c in project_containers(docker_client, project) if c.labels[SERVICE_LABEL] == "worker"
     ]
-    # redis, cache, flower and the two workers
-    assert len(workers) == 2 and len(states) == 5, states
+    # redis, cache, the API, flower, prometheus and the two workers
+    assert len(workers) == 2 and len(states) == 7, states
     hosts = [c.attrs["Config"]["Hostname"] for c in workers]
     # the workers prewarmed their pools on this host's engine, as runner@<hostname>
     owners = {c.labels[LABEL_OWNER] for c in sandboxes_of_hosts(docker_client, hosts)}
@@ -258,10 +261,64 @@ def test_stack_comes_up_offline_judges_and_leaves_nothing_behind(
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(url, timeout=30)
     assert denied.value.code == 401
-    token = base64.b64encode(f"admin:{env['FLOWER_PASSWORD']}".encode()).decode()
-    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
+    token_flower = base64.b64encode(f"admin:{env['FLOWER_PASSWORD']}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token_flower}"})
     with urllib.request.urlopen(request, timeout=30) as response:
         assert set(json.load(response)) == {f"runner@{h}" for h in hosts}
+
+    # The HTTP API, with a key made inside its container as the docs say
+    made = compose(project, env, "exec", "-T", "api", "runner", "keys", "create", "ci", "--json")
+    assert made.returncode == 0, made.stderr[-3000:]
+    token = json.loads(made.stdout)["token"]
+    api = f"http://127.0.0.1:{env['API_PORT']}"
+    sent = urllib.request.Request(
+        api + "/v1/submissions?wait=60",
+        data=json.dumps(SUBMISSION).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(sent, timeout=90) as response:
+        answer = json.load(response)
+    assert (answer["state"], answer["result"]["verdict"]) == ("done", "WA"), answer
+
+    # Flower's documented routes: send-task with no queue, then the result (it has a backend)
+    flower = f"http://127.0.0.1:{env['FLOWER_PORT']}"
+    auth = {"Authorization": f"Basic {token_flower}", "Content-Type": "application/json"}
+    sent = urllib.request.Request(
+        flower + "/api/task/send-task/runner.submit",
+        data=json.dumps({"args": [SUBMISSION]}).encode(),
+        headers=auth,
+    )
+    with urllib.request.urlopen(sent, timeout=30) as response:
+        task_id = json.load(response)["task-id"]
+    deadline = time.monotonic() + 120
+    while True:
+        asked = urllib.request.Request(flower + f"/api/task/result/{task_id}", headers=auth)
+        with urllib.request.urlopen(asked, timeout=30) as response:
+            state = json.load(response)
+        if state["state"] == "SUCCESS" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert state["result"]["verdict"] == "WA", state
+
+    # Prometheus scrapes both workers' own metrics (found through the network's DNS) and
+    # Flower's: the verdicts judged above are there
+    prometheus = f"http://127.0.0.1:{env['PROMETHEUS_PORT']}/api/v1/query?query="
+    wanted = {
+        'count(up{job="workers"} == 1)': 2,
+        'sum(up{job="flower"})': 1,
+        'sum(runner_tests_total{verdict="WA"})': 3,  # the producer's, the API's, Flower's
+    }
+    deadline = time.monotonic() + 90
+    while True:
+        got = {}
+        for query in wanted:
+            with urllib.request.urlopen(prometheus + urllib.parse.quote(query), timeout=30) as r:
+                found = json.load(r)["data"]["result"]
+            got[query] = float(found[0]["value"][1]) if found else None
+        if got == wanted or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert got == wanted
 
     down = compose(project, env, "down", "-v", timeout=300)
     assert down.returncode == 0, down.stderr[-3000:]

@@ -1,15 +1,17 @@
 """Flower against a real worker: its HTTP API, its Prometheus metrics and its dashboard.
 
-Flower is started the way deploy/docker-compose.yml starts it: ``--broker`` only, no ``-A``.
-It learns task names and states from the workers' task events, not from the app, so what
-passes here is what operators see with the stock Flower image (which has no ``worker`` package).
+Flower is started the way deploy/docker-compose.yml starts it: ``--broker`` and the fleet's
+Celery configuration module (deploy/flower/celeryconfig.py: the result backend, the default
+queue), no ``-A``. It learns task names and states from the workers' task events, not from the
+app, so what passes here is what operators see with the stock Flower image (which has no
+``worker`` package).
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import socket
+import os
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, free_port
 from tests.fleet.conftest import Worker
 from worker.client import Client
 from worker.contract import Verdict
@@ -33,6 +35,7 @@ from worker.contract import Verdict
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
 CELERY = Path(sys.executable).with_name("celery")
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 USER, PASSWORD = "admin", "secret"
 TASKS = ("runner.compile", "runner.test", "runner.join")
@@ -77,16 +80,20 @@ class Flower:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode(errors="replace"), exc.headers
 
+    def post(self, path: str, body: Any) -> Any:
+        token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+        request = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
     def json(self, path: str) -> Any:
         status, body, _ = self.get(path)
         assert status == 200, f"GET {path}: {status} {body[:300]}"
         return json.loads(body)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +116,11 @@ def flower(shared_worker: Worker, tmp_path_factory: pytest.TempPathFactory) -> I
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "CELERY_CONFIG_MODULE": "celeryconfig",
+                "PYTHONPATH": str(ROOT / "deploy" / "flower"),
+            },
         )
     running = Flower(f"http://127.0.0.1:{port}", log)
     try:
@@ -294,3 +306,28 @@ def chromium(url: str, path: str, tmp: Path, action: str) -> str:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
+
+
+# Last: it judges one more submission, which the counts above must not see.
+def test_send_task_without_a_queue_is_judged_and_its_result_route_answers_json(
+    flower: Flower, judged: list[dict[str, Any]], shared_worker: Worker
+) -> None:
+    """The documented HTTP path through Flower: no "queue" in the send-task, the result read
+    back as JSON; and runner.submit counts as succeeded, not as lost."""
+    sent = flower.post("/api/task/send-task/runner.submit", {"args": [SUBMISSIONS[1]]})
+    deadline = time.monotonic() + 60
+    while (answer := flower.json(f"/api/task/result/{sent['task-id']}"))["state"] != "SUCCESS":
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.5)
+    assert answer["result"]["verdict"] == "AC" and answer["result"]["submission_id"] == "flower-c"
+    # runner.submit's own events: it succeeded (a replaced task would end IGNORED, which
+    # Flower's worker page counts as processed and never as succeeded)
+    series = (
+        f'flower_events_total{{task="runner.submit",type="task-succeeded",'
+        f'worker="{shared_worker.name}"}}'
+    )
+    deadline = time.monotonic() + 15
+    while series + " " not in (text := flower.get("/metrics", auth=False)[1]):
+        assert time.monotonic() < deadline, "no task-succeeded event of runner.submit"
+        time.sleep(0.5)
+    assert _sample(text, series) >= 1

@@ -54,3 +54,28 @@ def test_every_setting_is_documented() -> None:
 def test_maxima_come_from_settings() -> None:
     maxima = Settings.from_env({"RUNNER_MAX_TESTS": "3"}).maxima()
     assert maxima.tests == 3
+
+
+def test_one_redis_url_gives_the_broker_db_0_and_the_results_db_1() -> None:
+    both = Settings.from_env({"RUNNER_REDIS_URL": "redis://10.0.0.5:6380/"})
+    assert (both.broker_url, both.result_backend) == (
+        "redis://10.0.0.5:6380/0",
+        "redis://10.0.0.5:6380/1",
+    )
+    given = Settings.from_env(
+        {"RUNNER_REDIS_URL": "redis://h:1", "RUNNER_RESULT_BACKEND": "redis://other:2/5"}
+    )
+    assert (given.broker_url, given.result_backend) == ("redis://h:1/0", "redis://other:2/5")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RUNNER_REDIS_URL": "redis://h:1/3"}, "names a database"),
+        ({"RUNNER_REDIS_URL": "http://h:1"}, "not a redis:// or rediss:// URL"),
+        ({"RUNNER_BROKER_URL": "amqp://h"}, "RUNNER_BROKER_URL='amqp://h' is not a redis://"),
+    ],
+)
+def test_redis_urls_that_cannot_work_are_refused_by_name(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)

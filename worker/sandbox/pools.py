@@ -12,6 +12,7 @@ import docker
 import structlog
 
 from worker.errors import SandboxError
+from worker.metrics import HEALTH_FAILURES
 from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec
 from worker.sandbox.pool import ImagePool, UidSource
 from worker.sandbox.protocol import Job, RunReport
@@ -113,6 +114,7 @@ class SandboxPools:
                 for pool in self._pools.values():
                     failed = pool.health_check()
                     if failed:
+                        HEALTH_FAILURES.labels(pool.spec.image).inc(failed)
                         log.warning("pool.health_failed", image=pool.spec.image, failed=failed)
                 self.reap_strays()
                 remove_dead(self._client, self.fleet)

@@ -1,0 +1,164 @@
+"""The ``runner`` command.
+
+::
+
+    runner submit solution.py --lang python --tests tests.json --wait
+    runner submit main.cpp util.h --lang cpp --tests tests.json --checker check.cpp testlib.h
+    runner result ID [--wait]          # a submission sent before
+    runner problem problem.json        # register a problem once; submit --problem ID
+    runner worker                      # a Celery worker with warm sandbox pools
+    runner api --port 8000             # the HTTP API and playground page
+    runner keys create NAME            # an API key (list, revoke)
+    runner status | ping | settings | schema
+
+Exit codes (every command): 0 done (a submission: accepted), 1 a submission judged and not
+accepted, 2 refused (``RJ``) or a usage error (bad flags, a missing or malformed file, a bad
+setting), 3 the fleet is unreachable (Redis away, or no worker consuming the queue). Expected
+failures are one line on stderr starting ``runner:``, never a traceback.
+
+The rooms: ``judging`` (submit, result, problem: files in, tables out) and ``operating``
+(worker, api, keys, status, ping, settings, schema).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from worker.errors import ApiKeyError, BrokerError, RunnerError, SettingsError
+from worker.logs import configure_logging
+from worker.settings import Settings
+
+ACCEPTED, NOT_ACCEPTED, REFUSED, UNREACHABLE = 0, 1, 2, 3
+
+
+class UsageError(RunnerError):
+    """A flag, a file or its contents the command cannot use (exit 2)."""
+
+
+class Unreachable(RunnerError):
+    """The fleet cannot be reached, or nothing consumes its queue (exit 3)."""
+
+
+def parser() -> argparse.ArgumentParser:
+    from worker.languages import LANGUAGES
+
+    languages = ", ".join(LANGUAGES)
+    top = argparse.ArgumentParser(
+        prog="runner",
+        description="Code-judging worker fleet",
+        epilog="exit codes: 0 accepted/done, 1 not accepted, 2 refused or usage error, "
+        "3 fleet unreachable. RUNNER_REDIS_URL=redis://HOST:PORT points every command at one "
+        "Redis (the demo's: redis://127.0.0.1:6380).",
+    )
+    sub = top.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("submit", help="send a submission (and follow it with --wait)")
+    p.add_argument("files", type=Path, nargs="+", help="source files; the first is the entry point")
+    p.add_argument("--lang", required=True, help=languages)
+    p.add_argument(
+        "--tests",
+        type=Path,
+        help="JSON list of {stdin, expected_stdout, group}, or a folder of NAME.in/NAME.out",
+    )
+    p.add_argument("--problem", help="a registered problem's id, instead of --tests")
+    p.add_argument("--option", action="append", default=[], help="a compiler option")
+    p.add_argument("--arg", action="append", default=[], help="a program argument")
+    p.add_argument("--groups", type=Path, help="JSON list of scored groups")
+    p.add_argument("--checker", type=Path, nargs="+", help="a checker's files (testlib protocol)")
+    p.add_argument("--checker-lang", default="cpp", help="the checker's language")
+    p.add_argument("--interactor", type=Path, nargs="+", help="an interactor's files")
+    p.add_argument("--interactor-lang", default="cpp", help="the interactor's language")
+    p.add_argument("--id", help="submission id echoed back")
+    p.add_argument("--limits", help="JSON, e.g. '{\"cpu_time_ms\": 500}'")
+    p.add_argument("--compare", default=None, help="tokens, exact, lines or float")
+    following(p)
+
+    r = sub.add_parser("result", help="a submission's result (or progress) by its id")
+    r.add_argument("id", help="what `runner submit` printed")
+    following(r)
+
+    pr = sub.add_parser("problem", help="register a problem (a JSON file), print its id")
+    pr.add_argument("file", type=Path, help="the problem object (docs/contract.md)")
+    pr.add_argument("--timeout", type=float, default=120.0)
+    pr.add_argument("--json", action="store_true", help="print the answer object as JSON")
+
+    w = sub.add_parser("worker", help="run a Celery worker with prewarmed sandbox pools")
+    w.add_argument("-c", "--concurrency", type=int, default=0, help="default: RUNNER_CONCURRENCY")
+    w.add_argument("-n", "--hostname", default="", help="default: RUNNER_NODE_NAME or runner@HOST")
+    w.add_argument("-l", "--loglevel", default="INFO")
+
+    a = sub.add_parser("api", help="serve the HTTP API and the playground page (docs/api.md)")
+    a.add_argument("--bind", default="127.0.0.1", help="address to listen on")
+    a.add_argument("--port", type=int, default=8000)
+
+    k = sub.add_parser("keys", help="API keys of `runner api`: create, list, revoke")
+    ks = k.add_subparsers(dest="keys_command", required=True)
+    kc = ks.add_parser("create", help="a new key; its token is printed once")
+    kc.add_argument("name", help="who it is for (A-Z a-z 0-9 . _ -)")
+    kc.add_argument("--tenant", default="", help="tenant its submissions queue as (its name)")
+    kc.add_argument("--rate", type=int, default=0, help="requests/s (RUNNER_API_RATE_PER_S)")
+    kc.add_argument("--burst", type=int, default=0, help="requests at once (RUNNER_API_BURST)")
+    kc.add_argument(
+        "--in-flight", type=int, default=0, help="unfinished submissions (RUNNER_API_MAX_IN_FLIGHT)"
+    )
+    kc.add_argument("--json", action="store_true")
+    kl = ks.add_parser("list", help="every key (never their tokens or secrets)")
+    kl.add_argument("--json", action="store_true")
+    kr = ks.add_parser("revoke", help="revoke a key by id (its requests get 401)")
+    kr.add_argument("id")
+
+    sub.add_parser("status", help="workers, queue lengths and sandbox pools")
+    g = sub.add_parser("ping", help="which workers answer (exit 0 if any does)")
+    g.add_argument("-n", "--hostname", default="", help="one worker's node name (default: all)")
+    g.add_argument("--timeout", type=float, default=2.0)
+    sub.add_parser("settings", help="every RUNNER_* setting, its value and meaning")
+    sc = sub.add_parser("schema", help="the contract's JSON Schemas (stdout, or into a folder)")
+    sc.add_argument("folder", type=Path, nargs="?", help="write one file per schema here")
+    return top
+
+
+def following(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true", help="show tests as they finish, then a table")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)  # exits 2 with its usage line on bad flags
+    from worker.cli import judging, operating
+
+    handlers = {
+        "submit": judging.submit,
+        "result": judging.result,
+        "problem": judging.problem,
+        "worker": operating.worker,
+        "api": operating.api,
+        "keys": operating.keys,
+        "status": operating.status,
+        "ping": operating.ping,
+        "settings": operating.settings,
+        "schema": operating.schema,
+    }
+    try:
+        settings = Settings.from_env()
+        configure_logging(settings.log_format, settings.log_level)
+        return handlers[args.command](args, settings)
+    except (UsageError, SettingsError, ApiKeyError) as exc:
+        return _say(exc, REFUSED)
+    except (Unreachable, BrokerError) as exc:
+        return _say(exc, UNREACHABLE)
+    except RunnerError as exc:
+        return _say(exc, NOT_ACCEPTED)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _say(exc: Exception, code: int) -> int:
+    print(f"runner: {exc}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
