@@ -1,6 +1,7 @@
 """End to end, one worker host: send to joined result, through Redis, Celery and the warm
 pools; 10-test submissions judged by a compiled C++ checker beside the same judged by the
-built-in comparison; interactive games; one-test submissions while another process sends a big
+built-in comparison; interactive games; the same submissions through the HTTP API
+(scripts/benchmarks/api.py); one-test submissions while another process sends a big
 one (20 tests of 8 MB stdin each); and the same with a container per test
 (``RUNNER_MAX_JOBS=1``), in one run.
 
@@ -24,6 +25,7 @@ from typing import Any
 
 import redis
 
+from scripts.benchmarks.api import figures_over_http
 from scripts.benchmarks.fleet import (  # the names scale.py imports from here too
     BACKEND,
     BROKER,
@@ -54,6 +56,7 @@ class Counts:
     big_tests: int  # tests of the big submission
     big_kb: int  # stdin of each of its tests (each different)
     big_rounds: int  # big submissions, one after the other, small ones timed meanwhile
+    get_s: float  # seconds of GETs of a finished submission over HTTP
 
 
 FULL = Counts(
@@ -67,6 +70,7 @@ FULL = Counts(
     big_tests=20,
     big_kb=8 * 1024,
     big_rounds=3,
+    get_s=5.0,
 )
 QUICK = Counts(
     runs={1: 2, 10: 2, 100: 1},
@@ -79,6 +83,7 @@ QUICK = Counts(
     big_tests=2,
     big_kb=256,
     big_rounds=1,
+    get_s=0.5,
 )
 # The big submission's program only consumes its input: the sandboxes are not what is measured
 BIG_CONSUMER = "import sys\nprint(len(sys.stdin.buffer.read()))\n"
@@ -312,6 +317,7 @@ def run(quick: bool = False) -> dict[str, object]:
             figures[f"submit_{n}_p95_ms"] = round(percentile(samples, 0.95), 1)
         figures["throughput_tests_per_s"] = round(throughput(client, counts), 1)
         checker_and_interactive(client, counts, figures)
+        figures_over_http(client, submission, counts.runs[10], counts.get_s, figures)
         small_during_big(client, counts, figures)
     with worker("cold", RUNNER_MAX_JOBS="1"):
         latencies(client, 10, counts.cold_warm, counts.timeout_s)

@@ -186,6 +186,11 @@ def test_e2e(bench_redis: dict[str, str]) -> None:
             "ratio_checker_over_plain_beside",
             "interactive_test_p50_ms",
             "interactive_test_p95_ms",
+            "api_submit_10_p50_ms",
+            "plain_submit_10_p50_ms_beside_api",
+            "ratio_api_over_submit_10",
+            "ratio_api_over_plain_beside",
+            "api_requests_per_s",
         ],
     )
     assert isinstance(figures["worker_concurrency"], int)
