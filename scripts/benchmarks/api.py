@@ -1,8 +1,7 @@
-"""The e2e benchmark's HTTP part: ``runner api`` in front of the same worker. 10-test
-submissions through ``POST /v1/submissions?wait`` timed turn about with the same through the
-Python producer (side by side, so the machine's drift hits both alike); then ``GET`` of a
-finished submission from several connections at once, for requests per second. The API runs
-with keys, as deployed: every request pays its key check and rate limit."""
+"""The e2e benchmark's HTTP side: ``runner api`` in front of the same worker, called with a
+key as deployed (every request pays its key check and rate limit): submissions through
+``POST /v1/submissions?wait``, and ``GET`` of a finished submission from several connections
+at once, for requests per second."""
 
 from __future__ import annotations
 
@@ -10,12 +9,11 @@ import http.client
 import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,10 +21,53 @@ from typing import Any
 RUNNER = str(Path(sys.executable).with_name("runner"))
 
 
+class Api:
+    """A running ``runner api`` and a key to call it with."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port, self.token = host, port, token
+        self._conn = http.client.HTTPConnection(host, port, timeout=120)
+
+    def submit_ms(self, submission: dict[str, Any]) -> float:
+        """Milliseconds from POST to the final result (``?wait``), on a kept-alive connection."""
+        start = time.perf_counter()
+        status, answer = request(
+            self._conn, "POST", "/v1/submissions?wait=60", submission, self.token
+        )
+        took = 1000 * (time.perf_counter() - start)
+        assert status == 200 and answer["result"]["verdict"] == "AC", (status, answer)
+        return took
+
+    def get_rate(self, submission: dict[str, Any], seconds: float, clients: int = 4) -> float:
+        """``GET /v1/submissions/{id}`` of a finished submission per second, from ``clients``
+        keep-alive connections at once."""
+        status, done = request(
+            self._conn, "POST", "/v1/submissions?wait=60", submission, self.token
+        )
+        assert status == 200, done
+        counts = [0] * clients
+        stop = time.monotonic() + seconds
+
+        def hammer(slot: int) -> None:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            while time.monotonic() < stop:
+                got, _ = request(conn, "GET", f"/v1/submissions/{done['id']}", token=self.token)
+                assert got == 200
+                counts[slot] += 1
+            conn.close()
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=hammer, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return sum(counts) / (time.monotonic() - started)
+
+
 @contextmanager
-def api_process() -> Iterator[tuple[str, int, str]]:
-    """``runner api`` on a free loopback port, and a key without practical limits: (host,
-    port, token)."""
+def api_process() -> Iterator[Api]:
+    """``runner api`` on a free loopback port, with a key without practical limits."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -54,7 +95,7 @@ def api_process() -> Iterator[tuple[str, int, str]]:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("runner api did not start")
             time.sleep(0.1)
-        yield "127.0.0.1", port, token
+        yield Api("127.0.0.1", port, token)
     finally:
         proc.terminate()
         proc.wait(15)
@@ -75,69 +116,3 @@ def request(
     conn.request(method, path, body=data, headers=headers)
     response = conn.getresponse()
     return response.status, json.loads(response.read())
-
-
-def figures_over_http(
-    client: Any,
-    make: Callable[[int, str], dict[str, Any]],
-    runs: int,
-    seconds: float,
-    figures: dict[str, object],
-) -> None:
-    with api_process() as (host, port, token):
-        conn = http.client.HTTPConnection(host, port, timeout=120)
-
-        def over_http(tag: str) -> float:
-            start = time.perf_counter()
-            status, answer = request(conn, "POST", "/v1/submissions?wait=60", make(10, tag), token)
-            took = 1000 * (time.perf_counter() - start)
-            assert status == 200 and answer["result"]["verdict"] == "AC", (status, answer)
-            return took
-
-        def plain(tag: str) -> float:
-            start = time.perf_counter()
-            assert client.submit(make(10, tag)).result(timeout=120).verdict == "AC"
-            return 1000 * (time.perf_counter() - start)
-
-        over_http("warm-http")
-        posted: list[float] = []
-        beside: list[float] = []
-        for r in range(runs):
-            beside.append(plain(f"hp{r}-"))
-            posted.append(over_http(f"h{r}-"))
-        figures["api_submit_10_p50_ms"] = round(statistics.median(posted), 1)
-        figures["plain_submit_10_p50_ms_beside_api"] = round(statistics.median(beside), 1)
-        figures["ratio_api_over_submit_10"] = round(
-            statistics.median(posted) / float(figures["submit_10_p50_ms"]),  # type: ignore[arg-type]
-            2,
-        )
-        figures["ratio_api_over_plain_beside"] = round(
-            statistics.median(posted) / statistics.median(beside), 2
-        )
-        status, done = request(conn, "POST", "/v1/submissions?wait=60", make(10, "done"), token)
-        assert status == 200, done
-        figures["api_requests_per_s"] = round(get_rate(host, port, token, done["id"], seconds), 1)
-        conn.close()
-
-
-def get_rate(host: str, port: int, token: str, sid: str, seconds: float, clients: int = 4) -> float:
-    """``GET /v1/submissions/{id}`` of a finished submission per second, from ``clients``
-    keep-alive connections at once."""
-    counts = [0] * clients
-    stop = time.monotonic() + seconds
-
-    def hammer(slot: int) -> None:
-        conn = http.client.HTTPConnection(host, port, timeout=30)
-        while time.monotonic() < stop:
-            status, _ = request(conn, "GET", f"/v1/submissions/{sid}", token=token)
-            assert status == 200
-            counts[slot] += 1
-        conn.close()
-
-    started = time.monotonic()
-    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(counts) / (time.monotonic() - started)
