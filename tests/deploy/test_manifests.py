@@ -367,7 +367,7 @@ def test_flower_takes_its_basic_auth_from_the_secret() -> None:
 def test_redis_clients_carry_the_network_policy_label() -> None:
     policy = find("NetworkPolicy", "redis-clients")["spec"]
     allowed = policy["ingress"][0]["from"][0]["podSelector"]["matchLabels"]
-    for name in ("runner-worker", "flower"):
+    for name in ("runner-worker", "flower", "runner-api"):
         labels = find("Deployment", name)["spec"]["template"]["metadata"]["labels"]
         assert allowed.items() <= labels.items(), name
 
@@ -377,3 +377,25 @@ def test_kustomization_lists_every_manifest() -> None:
     listed = sorted(kustomization["resources"])
     present = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
     assert listed == present
+
+
+def test_api_runs_unprivileged_and_probes_its_health() -> None:
+    pod = find("Deployment", "runner-api")["spec"]["template"]["spec"]
+    (api,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert api["securityContext"]["readOnlyRootFilesystem"] is True
+    assert api["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert "volumes" not in pod or all("hostPath" not in v for v in pod["volumes"])
+    assert api["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert env_of(api)["RUNNER_REDIS_URL"] == "redis://redis:6379"
+    assert find("Service", "runner-api")["spec"]["ports"][0]["port"] == 8000
+
+
+def test_flower_loads_the_same_celery_configuration_as_in_compose() -> None:
+    config = find("ConfigMap", "flower-celeryconfig")["data"]["celeryconfig.py"]
+    assert config == (K8S.parent / "flower" / "celeryconfig.py").read_text()
+    pod = find("Deployment", "flower")["spec"]["template"]["spec"]
+    (flower,) = pod["containers"]
+    assert env_of(flower)["CELERY_CONFIG_MODULE"] == "celeryconfig"
+    mount = next(m for m in flower["volumeMounts"] if m["name"] == "celeryconfig")
+    assert mount["mountPath"] == env_of(flower)["PYTHONPATH"]
