@@ -21,6 +21,7 @@ import redis
 
 from tests.fleet.api import Api, api_server, make_key
 from tests.fleet.conftest import RUNNER, flush
+from worker.admission import TOTAL as ADMITTED
 from worker.client import Client
 from worker.contract import parse_submission, rejected
 from worker.errors import SubmissionRejected
@@ -92,6 +93,10 @@ def test_bad_bodies_are_refused_with_the_status_and_a_precise_message(api: Api) 
     broken = api.call("POST", "/v1/submissions", raw=b'{"language": "python",\n  "source": }')
     assert (broken.status, broken.body["error"]["code"]) == (400, "invalid_json")
     assert "line 2 column 13" in broken.body["error"]["message"]
+    bad_wait = api.call("POST", "/v1/submissions?wait=soon", ONE_TEST)
+    assert (bad_wait.status, bad_wait.body["error"]["code"]) == (400, "bad_wait")
+    admitted = redis.Redis.from_url(Settings.from_env().result_backend).get(ADMITTED)
+    assert admitted in (None, b"0")  # refused before anything was admitted or sent
     big = api.call("POST", "/v1/submissions", raw=b" " * (2**20 + 1))
     assert (big.status, big.body["error"]["code"]) == (413, "body_too_large")
     # no Content-Length: refused as the stream passes the limit

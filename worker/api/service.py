@@ -149,6 +149,7 @@ class Service:
         return Caller(key)
 
     async def submit(self, request: Request, caller: Caller, raw: Any) -> tuple[int, Any]:
+        wait = _wait_s(request, self.settings.api_max_wait_s)  # a bad one before anything is sent
         sid = uuid.uuid4().hex
         callback = raw.pop("callback_url", None) if isinstance(raw, dict) else None
         echo = raw.get("id") if isinstance(raw, dict) else None
@@ -191,9 +192,9 @@ class Service:
                 assert refusal.error is not None
                 raise Problem(status, code, refusal.error.message, after)
             return 422, refusal.model_dump(mode="json")
-        await self.redis.hset(record_key(sid), "total", handle.total)
+        if handle.total:  # unknown here for a submission against a registered problem
+            await self.redis.hset(record_key(sid), "total", handle.total)
         log.info("api.accepted", submission_id=sid, key=key_id, tests=handle.total)
-        wait = _wait_s(request, self.settings.api_max_wait_s)
         if wait:
             deadline = time.monotonic() + wait
             pause = 0.005
