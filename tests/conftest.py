@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -149,6 +152,37 @@ def images(docker_client: docker.DockerClient, settings: Settings) -> dict[str, 
 @pytest.fixture
 def test_labels() -> tuple[tuple[str, str], ...]:
     return ((TEST_LABEL, RUN_ID),)
+
+
+@contextmanager
+def serving(
+    argv: list[str], log: Path, ready: Callable[[], bool], timeout: float = 30, **env: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A server process a test starts (its output in ``log``), yielded once ``ready()`` says it
+    serves (connection errors count as not yet); stopped afterwards, killed if it must be."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{argv[0]} exited:\n{log.read_text()[-3000:]}")
+            with suppress(OSError):
+                if ready():
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"{argv[0]} not serving after {timeout} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def free_port() -> int:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,9 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import free_port
+from tests.conftest import free_port, serving
 from tests.fleet.conftest import RUNNER
 
 
@@ -69,36 +65,14 @@ def _answer(status: int, headers: dict[str, str], body: bytes) -> Answer:
 def api_server(tmp: Path, **env: str) -> Iterator[Api]:
     """``runner api`` on a free loopback port with the suite's Redis and ``env``; stopped after."""
     port = free_port()
-    log = tmp / f"api-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(RUNNER), "api", "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    api = Api(f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"runner api exited:\n{log.read_text()[-3000:]}")
-            try:
-                if api.call("GET", "/healthz", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"runner api not serving after 30 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+    api = Api(f"http://127.0.0.1:{port}", tmp / f"api-{port}.log")
+    argv = [str(RUNNER), "api", "--port", str(port)]
+
+    def up() -> bool:
+        return api.call("GET", "/healthz", timeout=2).status == 200
+
+    with serving(argv, api.log, up, **env):
         yield api
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def make_key(name: str, *flags: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from worker.sandbox.reaper import owned_containers
 from worker.settings import Settings
 
 RUNNER = Path(sys.executable).with_name("runner")
+CHROMIUM = Path("/usr/bin/chromium")
 CELERY = Path(sys.executable).with_name("celery")
 
 
@@ -33,6 +34,27 @@ def redis_db() -> redis.Redis:
     except redis.RedisError as exc:
         pytest.fail(f"Redis is not reachable at 127.0.0.1:6379 ({exc}); run scripts/bootstrap")
     return client
+
+
+def chromium_argv(tmp: Path, window: tuple[int, int], *extra: str) -> list[str]:
+    """Headless Chromium as the browser tests run it (its profile under ``tmp``)."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing; apt-get install -y chromium (scripts/bootstrap)")
+    return [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",  # as root, Chromium's own sandbox cannot start
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp / 'chromium'}",
+        f"--window-size={window[0]},{window[1]}",
+        *extra,
+    ]
 
 
 def flush() -> None:

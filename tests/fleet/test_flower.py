@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -27,8 +26,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
-from tests.conftest import TEST_ENV, free_port
-from tests.fleet.conftest import Worker
+from tests.conftest import TEST_ENV, free_port, serving
+from tests.fleet.conftest import Worker, chromium_argv
 from worker.client import Client
 from worker.contract import Verdict
 
@@ -36,7 +35,6 @@ pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
 CELERY = Path(sys.executable).with_name("celery")
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
 USER, PASSWORD = "admin", "secret"
 TASKS = ("runner.compile", "runner.test", "runner.join")
 WINDOW = (1400, 900)
@@ -104,47 +102,24 @@ def flower(shared_worker: Worker, tmp_path_factory: pytest.TempPathFactory) -> I
     and a control broadcast, but it only sees task events sent while it listens."""
     log = tmp_path_factory.mktemp("flower") / "flower.log"
     port = free_port()
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                str(CELERY),
-                f"--broker={TEST_ENV['RUNNER_BROKER_URL']}",
-                "flower",
-                f"--port={port}",
-                "--address=127.0.0.1",
-                f"--basic-auth={USER}:{PASSWORD}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={
-                **os.environ,
-                "CELERY_CONFIG_MODULE": "celeryconfig",
-                "PYTHONPATH": str(ROOT / "deploy" / "flower"),
-            },
-        )
     running = Flower(f"http://127.0.0.1:{port}", log)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"flower exited:\n{log.read_text()[-3000:]}")
-            try:
-                # /healthcheck answers without auth: what the compose healthcheck asks
-                if running.get("/healthcheck", auth=False)[:2] == (200, "OK"):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"flower not serving after 20 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+    argv = [
+        str(CELERY),
+        f"--broker={TEST_ENV['RUNNER_BROKER_URL']}",
+        "flower",
+        f"--port={port}",
+        "--address=127.0.0.1",
+        f"--basic-auth={USER}:{PASSWORD}",
+    ]
+    with serving(
+        argv,
+        log,
+        # /healthcheck answers without auth: what the compose healthcheck asks
+        lambda: running.get("/healthcheck", auth=False)[:2] == (200, "OK"),
+        CELERY_CONFIG_MODULE="celeryconfig",
+        PYTHONPATH=str(ROOT / "deploy" / "flower"),
+    ):
         yield running
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -278,28 +253,10 @@ def chromium(url: str, path: str, tmp: Path, action: str) -> str:
     """Run headless Chromium on a Flower page (``--screenshot=FILE`` or ``--dump-dom``) and
     return its standard output. Credentials in the URL work for a top-level navigation, and
     Chromium then sends them with the page's own requests."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing; apt-get install -y chromium (scripts/bootstrap)")
     authed = url.replace("http://", f"http://{USER}:{PASSWORD}@") + path
     done = subprocess.run(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",  # as root, Chromium's own sandbox cannot start
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            f"--user-data-dir={tmp / 'chromium'}",
-            f"--window-size={WINDOW[0]},{WINDOW[1]}",
-            # the worker table is filled in by script: let it run before the page is taken
-            "--virtual-time-budget=3000",
-            action,
-            authed,
-        ],
+        # the worker table is filled in by script: let it run before the page is taken
+        chromium_argv(tmp, WINDOW, "--virtual-time-budget=3000", action, authed),
         capture_output=True,
         text=True,
         timeout=60,

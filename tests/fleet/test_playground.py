@@ -19,10 +19,10 @@ import websocket
 from PIL import Image, ImageStat
 
 from tests.fleet.api import Api, api_server, make_key
+from tests.fleet.conftest import chromium_argv
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
-CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1400, 900)
 
 
@@ -62,25 +62,14 @@ class Page:
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing; apt-get install -y chromium (scripts/bootstrap)")
     proc = subprocess.Popen(
-        [
-            str(CHROMIUM),
-            "--headless",
-            "--no-sandbox",  # as root, Chromium's own sandbox cannot start
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            f"--user-data-dir={tmp_path / 'chromium'}",
-            f"--window-size={WINDOW[0]},{WINDOW[1]}",
+        chromium_argv(
+            tmp_path,
+            WINDOW,
             "--remote-debugging-address=127.0.0.1",
             "--remote-debugging-port=0",
             "about:blank",
-        ],
+        ),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         text=True,
