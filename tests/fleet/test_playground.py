@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import redis
 import websocket
 from PIL import Image, ImageStat
 
+from tests.conftest import serving
 from tests.fleet.api import Api, api_server, make_key
 from tests.fleet.conftest import chromium_argv
 
@@ -62,40 +62,23 @@ class Page:
 
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[Page]:
-    proc = subprocess.Popen(
-        chromium_argv(
-            tmp_path,
-            WINDOW,
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            "about:blank",
-        ),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
+    log = tmp_path / "chromium.log"
+    argv = chromium_argv(
+        tmp_path,
+        WINDOW,
+        "--remote-debugging-address=127.0.0.1",
+        "--remote-debugging-port=0",
+        "about:blank",
     )
-    try:
-        assert proc.stderr is not None
-        endpoint = ""
-        deadline = time.monotonic() + 30
-        while not endpoint and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if "DevTools listening on " in line:
-                endpoint = line.split("DevTools listening on ", 1)[1].strip()
-        assert endpoint, "Chromium did not open its DevTools port"
+    listening = "DevTools listening on "
+    with serving(argv, log, lambda: listening in log.read_text()):
+        endpoint = log.read_text().split(listening, 1)[1].split()[0]
         port = endpoint.split(":")[2].split("/")[0]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
             targets = [t for t in json.load(reply) if t["type"] == "page"]
         opened = Page(targets[0]["webSocketDebuggerUrl"])
         yield opened
         opened.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @pytest.fixture
