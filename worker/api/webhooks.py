@@ -70,9 +70,16 @@ class Deliverer:
     async def run(self, poll_s: float = 0.2) -> None:
         """Deliver what is due until cancelled; a Redis outage is waited out."""
         while True:
+            due: list[str] = []
             try:
                 due = await self.claim()
-                await asyncio.gather(*(self.deliver(sid) for sid in due))
+                outcomes = await asyncio.gather(
+                    *(self.deliver(sid) for sid in due), return_exceptions=True
+                )
+                for sid, outcome in zip(due, outcomes, strict=True):
+                    # one bad delivery must not stop the others: its lease ends, it is retried
+                    if isinstance(outcome, Exception):
+                        log.error("webhook.failed", submission_id=sid, error=repr(outcome)[:300])
             except aioredis.RedisError as exc:
                 log.warning("webhook.redis_unavailable", error=str(exc)[:200])
             if not due:
