@@ -48,7 +48,7 @@ def node_name(settings: Settings) -> str:
 def api(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from worker.api.service import create_app
+    from worker.api.routes import create_app
 
     reachable(settings)
     if not settings.api_open:
