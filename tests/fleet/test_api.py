@@ -328,3 +328,36 @@ def test_a_webhook_that_fails_twice_is_retried_then_delivered_once_and_signed(
         payload = json.loads(body)
         assert payload["submission_id"] == sent.body["id"]
         assert payload["result"]["verdict"] == "AC"
+
+
+@pytest.mark.docker
+def test_an_api_restarted_mid_submission_loses_nothing(
+    workers: Any, redis_db: redis.Redis, tmp_path: Path
+) -> None:
+    """Everything the API knows is in Redis: a submission sent through one API process, which
+    stops at once, is read and its webhook delivered by another."""
+    workers("restart")
+    receiver = Receiver(failures=0)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    env = {"RUNNER_API_ALLOW_PRIVATE_CALLBACKS": "1"}
+    key = make_key("restarted")
+    # it ends after the first API process has stopped
+    slow = {**ONE_TEST, "source": "import time\ntime.sleep(0.5)\nprint(int(input()) + 1)"}
+    try:
+        with api_server(tmp_path, **env) as first:
+            first.token = key["token"]
+            sent = first.call("POST", "/v1/submissions", {**slow, "callback_url": hook})
+            assert sent.status == 202, sent
+        with api_server(tmp_path, **env) as second:
+            second.token = key["token"]
+            deadline = time.monotonic() + 90
+            while (status := second.call("GET", sent.body["status_url"]).body)["webhook"][
+                "state"
+            ] != "delivered":
+                assert time.monotonic() < deadline, status
+                time.sleep(0.2)
+    finally:
+        receiver.shutdown()
+    assert status["result"]["verdict"] == "AC"
+    assert [json.loads(body)["submission_id"] for _, _, body in receiver.calls] == [sent.body["id"]]
