@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from scripts.benchmarks.fleet import free_port, serving
 
 RUNNER = str(Path(sys.executable).with_name("runner"))
 
@@ -74,37 +74,20 @@ class Api:
 @contextmanager
 def api_process() -> Iterator[Api]:
     """``runner api`` on a free loopback port, with a key without practical limits."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     made = subprocess.run(
         [RUNNER, "keys", "create", "bench", "--rate", "1000000", "--burst", "1000000",
          "--in-flight", "100000", "--json"],
         capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
-    token = json.loads(made.stdout)["token"]
-    proc = subprocess.Popen(
-        [RUNNER, "api", "--port", str(port)],
-        env={**os.environ, "RUNNER_LOG_LEVEL": "warning"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                if request(probe, "GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("runner api did not start")
-            time.sleep(0.1)
-        yield Api("127.0.0.1", port, token)
-    finally:
-        proc.terminate()
-        proc.wait(15)
+
+    def up() -> bool:
+        probe = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        return request(probe, "GET", "/healthz")[0] == 200
+
+    argv = [RUNNER, "api", "--port", str(port)]
+    with serving(argv, up, timeout_s=30, RUNNER_LOG_LEVEL="warning"):
+        yield Api("127.0.0.1", port, json.loads(made.stdout)["token"])
 
 
 def request(

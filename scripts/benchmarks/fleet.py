@@ -16,8 +16,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -82,50 +82,31 @@ def worker(name: str, **env: str) -> AbstractContextManager[None]:
     return workers([name], **env)
 
 
-@contextmanager
-def private_redis(maxmemory: str = "1gb") -> Iterator[str]:
-    """A ``redis-server`` of this run's own on a free loopback port, configured as
-    ``scripts/lib.sh`` starts the project's (no persistence, ``noeviction``) plus a
-    ``maxmemory`` as the deployments set one: its memory and CPU figures are the fleet's
-    alone, not those of whatever else uses the machine's Redis. Yields its URL (no
-    database); stopped afterwards."""
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(
+    argv: list[str], ready: Callable[[], bool], timeout_s: float, **env: str
+) -> Iterator[None]:
+    """A server process of the run's own, its output discarded, entered once ``ready()``
+    says it serves (connection errors count as not yet); stopped afterwards."""
     proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--maxmemory",
-            maxmemory,
-            "--maxmemory-policy",
-            "noeviction",
-            "--loglevel",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
+        argv, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
     )
-    url = f"redis://127.0.0.1:{port}"
     try:
-        client = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + timeout_s
         while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server on port {port} did not start") from None
-                time.sleep(0.05)
-        yield url
+            with suppress(OSError, redis.ConnectionError):
+                if ready():
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{argv[0]} did not start")
+            time.sleep(0.05)
+        yield
     finally:
         proc.terminate()
         try:
@@ -133,6 +114,37 @@ def private_redis(maxmemory: str = "1gb") -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextmanager
+def private_redis(maxmemory: str = "1gb") -> Iterator[str]:
+    """A ``redis-server`` of this run's own on a free loopback port, configured as
+    ``scripts/lib.sh`` starts the project's (no persistence, ``noeviction``) plus a
+    ``maxmemory`` as the deployments set one: its memory and CPU figures are the fleet's
+    alone, not those of whatever else uses the machine's Redis. Yields its URL (no
+    database); stopped afterwards."""
+    port = free_port()
+    argv = [
+        "redis-server",
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--maxmemory",
+        maxmemory,
+        "--maxmemory-policy",
+        "noeviction",
+        "--loglevel",
+        "warning",
+    ]
+    url = f"redis://127.0.0.1:{port}"
+    client = redis.Redis.from_url(url)
+    with serving(argv, lambda: bool(client.ping()), timeout_s=10):
+        yield url
 
 
 def used_memory(client: redis.Redis) -> int:

@@ -20,6 +20,7 @@ import docker
 import pytest
 import redis
 
+from tests.conftest import free_port
 from worker.client import Client
 from worker.contract import SubmissionResult, Verdict
 from worker.sandbox.reaper import owned_containers, remove_container
@@ -161,9 +162,7 @@ def test_docker_engine_outage_gives_ie_then_recovers(
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[int, object]]:
     """A Redis of the test's own, with an append-only file, that the test can restart."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [
         "redis-server",
         "--port",

@@ -22,7 +22,7 @@ from kombu.transport import redis as kombu_redis
 from structlog.testing import capture_logs
 
 import worker.transport
-from tests.conftest import TEST_ENV
+from tests.conftest import TEST_ENV, free_port
 from tests.fleet.conftest import flush
 
 pytestmark = [pytest.mark.redis]
@@ -215,9 +215,7 @@ def test_an_unparsable_item_is_dropped_and_consuming_goes_on(broker: redis.Redis
 @pytest.fixture
 def small_redis(tmp_path: Path) -> Iterator[redis.Redis]:
     """A Redis of the test's own, to be filled up."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path)]
     cmd += ["--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
