@@ -35,7 +35,7 @@ from worker.contract import (
 )
 from worker.contract.wire import ErrorInfo, ProblemResult
 from worker.errors import BrokerError, RunnerError, SubmissionRejected
-from worker.intake import remember_compile
+from worker.intake import files_of, remember_compile
 from worker.languages import LANGUAGES
 from worker.messages import (
     BuiltinChecker,
@@ -49,14 +49,13 @@ from worker.messages import (
 from worker.problems import problem_id
 from worker.programs import Program
 from worker.scoring import assemble, fails
-from worker.storage import inline, program_files, stored_program, test_specs
+from worker.storage import inline, program_files, test_specs
 from worker.workflow import (
     COMPILE_TASK,
     JOIN_TASK,
     PROBLEM_TASK,
     SUBMIT_TASK,
     TEST_TASK,
-    judging_of,
     run_key,
 )
 
@@ -146,28 +145,17 @@ def register_problem(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
             pid = problem_id(judging)
             packed: dict[str, bytes] = {}
             tests = test_specs(judging.tests, rt.settings.inline_data_kb * 1024, packed)
-            checker = judging.checker
-            programs = {
-                "checker": checker if isinstance(checker, ProgramSpec) else None,
-                "interactor": judging.interactor,
-            }
-            stored = {
-                role: stored_program(spec, packed, static=role == "interactor")
-                for role, spec in programs.items()
-                if spec is not None
-            }
-            for role, program in stored.items():
-                spec = programs[role]
-                assert spec is not None
-                built = compile_role(rt, role, program, [(f.name, f.data) for f in spec.files])
-                if built.outcome.verdict is not None:
-                    code = built.outcome.code or "internal_error"
-                    raise SubmissionRejected(code, built.outcome.message)
-            record = ProblemRecord(
-                name=name,
-                judging=judging_of(judging, stored.get("checker"), stored.get("interactor")),
-                tests=tests,
-            )
+            stored = rt.intake.judging(judging, packed)
+            for role, program, spec in (
+                ("checker", stored.checker, judging.checker),
+                ("interactor", stored.interactor, judging.interactor),
+            ):
+                if isinstance(program, StoredProgram) and isinstance(spec, ProgramSpec):
+                    built = compile_role(rt, role, program, files_of(spec))
+                    if built.outcome.verdict is not None:
+                        code = built.outcome.code or "internal_error"
+                        raise SubmissionRejected(code, built.outcome.message)
+            record = ProblemRecord(name=name, judging=stored, tests=tests)
             rt.intake.problems.put(pid, record, packed)
         except SubmissionRejected as exc:
             log.info("problem.rejected", code=exc.code, reason=exc.message)
