@@ -26,7 +26,6 @@ from worker.programs import File, Program
 from worker.storage import program_files
 
 log = structlog.get_logger()
-ROLES = ("program", "checker", "interactor")
 SHOWN_OUTPUT = 4096  # of a checker's or interactor's compiler output, in the refusal
 
 

@@ -159,16 +159,10 @@ class Intake:
         """Successful earlier compiles of every program of the run (``sources``: each one's
         files by role), remembered for it; else None. Any trouble just means no shortcut: the
         compile task then does the work."""
-        roles = (
-            ("program", meta.program),
-            ("checker", meta.judging.checker),
-            ("interactor", meta.judging.interactor),
-        )
-        programs = {role: p for role, p in roles if isinstance(p, StoredProgram)}
         keys: dict[str, str] = {}
         output = None
         try:
-            for role, program in programs.items():
+            for role, program in meta.programs():
                 language = LANGUAGES[program.language]
                 identity = self.artifacts.identity(language.compile_image)
                 if identity is None:

@@ -94,6 +94,16 @@ class RunMeta(_Message):
     def group_of(self, index: int) -> GroupMsg | None:
         return next((g for g in self.judging.groups if index in g.tests), None)
 
+    def programs(self) -> list[tuple[str, StoredProgram]]:
+        """The run's programs to compile, by role: the contestant's first, then its checker
+        and interactor when they are programs."""
+        roles = (
+            ("program", self.program),
+            ("checker", self.judging.checker),
+            ("interactor", self.judging.interactor),
+        )
+        return [(role, p) for role, p in roles if isinstance(p, StoredProgram)]
+
 
 class TestSpec(_Message):
     __test__ = False  # not a pytest class, despite the name

@@ -20,7 +20,7 @@ from worker.admission import Ticket, tenant_of
 from worker.api.records import finished
 from worker.app import app
 from worker.compare import CompareMode, Comparison
-from worker.compiling import ROLES, compile_role, program_for
+from worker.compiling import compile_role, program_for
 from worker.contract import (
     Limits,
     ProgramSpec,
@@ -179,7 +179,7 @@ def compile_run(self: Task, meta_message: dict[str, Any]) -> dict[str, Any]:
         keys: dict[str, str] = {}
         output = None
         try:
-            for role, program in _programs(meta):
+            for role, program in meta.programs():
                 built = compile_role(rt, role, program, program_files(program, rt.intake.data))
                 if built.outcome.verdict is not None:
                     compiled = built.outcome
@@ -202,14 +202,6 @@ def compile_run(self: Task, meta_message: dict[str, Any]) -> dict[str, Any]:
             duration_ms=round(1000 * (time.monotonic() - started), 1),
         )
         return compiled.encode()
-
-
-def _programs(meta: RunMeta) -> list[tuple[str, StoredProgram]]:
-    """A run's programs by role: the contestant's first, then its checker and interactor."""
-    candidates = zip(
-        ROLES, (meta.program, meta.judging.checker, meta.judging.interactor), strict=True
-    )
-    return [(role, p) for role, p in candidates if isinstance(p, StoredProgram)]
 
 
 # No result of its own in the backend: the chord's join gets each test's return value from
