@@ -100,7 +100,7 @@ class Service:
             cap = caller.key.max_in_flight
             if not await admit(self.redis, key_id, cap, sid, self.settings.result_expires_s):
                 raise Problem(429, "too_many_in_flight", f"{cap} submissions not final yet", 1)
-        record: dict[str, str | int] = {"key": key_id, "created_ms": int(time.time() * 1000)}
+        record: dict[str, str | int] = {"key": key_id}
         if callback is not None:
             record |= {"callback": callback, "hook_state": "waiting", "hook_attempts": 0}
         async with self.redis.pipeline(transaction=True) as pipe:
