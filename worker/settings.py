@@ -74,7 +74,11 @@ class Settings:
         choices=("namespaces", "uid"),
     )
     job_uid_base: int = _setting(
-        100000, "First uid of the range jobs run under (one fresh uid per job).", low=1000
+        100000,
+        "First uid of the range jobs run under (one fresh uid per job, 2**30 of them); below "
+        "the sandboxes' own uids (from 2**31 - 2**29 on).",
+        low=1000,
+        high=(1 << 29),
     )
     health_interval_s: int = _setting(
         30, "Seconds between health probes of idle sandboxes (0: never).", low=0

@@ -8,7 +8,8 @@ over a SOCK_SEQPACKET socket on fd 3: one datagram of NUL-terminated fields, eac
 its first byte (``u`` uid, ``d`` work dir, ``r`` "resource soft hard", ``a`` argv entry,
 ``e`` environment entry, ``f`` the job's seccomp filter in hex, ``c`` the index among the
 descriptors of its cell's pidfd), with the job's stdin, stdout, stderr and exec-error pipe,
-then the cell when there is one, as SCM_RIGHTS descriptors. It answers ``ok PID`` or
+then the cell when there is one, as SCM_RIGHTS descriptors. It answers ``ok PID USEC`` (the
+job, and the CPU time of the process that started it, which is not the job's) or
 ``err TEXT``.
 
 The server's loop is ``_jobstart.serve`` (images/python/jobstart.c), in C, so that serving

@@ -10,7 +10,8 @@
  * takes on what the job must have before it exists, as the supervisor's own child does on
  * the exec path (images/supervisor/cell.c, cell_enter): the job's OOM score, its cell
  * (setns) and its seccomp filter. It then forks the job, a copy of the server, and exits, so
- * the job is reparented to the supervisor; the server answers "ok PID" once the intermediate
+ * the job is reparented to the supervisor; the server answers "ok PID USEC" (USEC: the
+ * intermediate's CPU time, which the supervisor does not charge to the job) once the intermediate
  * is reaped, or "err TEXT" for a request it cannot serve. serve() returns only in a job, with
  * the request and its descriptors, once the intermediate is gone. One Python process is
  * forked per job, not two.
@@ -33,6 +34,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -42,7 +44,7 @@
 #error "run() knows where CPython 3.11 keeps a thread's recursion count"
 #endif
 
-#define CELL_FLAGS (CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID)
+#define CELL_FLAGS (CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET)
 
 #define MAX_REQUEST (16 * 1024) /* the supervisor sends at most 15 KiB */
 #define MAX_FILTER 256 /* instructions; the job filter has about 70 */
@@ -72,6 +74,7 @@ static struct {
     int fds[FDS + 1];
     int nfds;
     int gate[2];
+    struct rusage middle_usage; /* the intermediate's CPU time: the fleet's, not the job's */
 } s;
 static jmp_buf in_job; /* where a job, a copy of the server, comes back into the server's code */
 static char middle_stack[16 * 1024] __attribute__((aligned(16)));
@@ -208,7 +211,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
                 PyOS_AfterFork_Parent();
                 if (middle_pid >= 0) {
                     int status;
-                    while (waitpid(middle_pid, &status, 0) < 0 && errno == EINTR) {}
+                    while (wait4(middle_pid, &status, 0, &s.middle_usage) < 0 && errno == EINTR) {}
                 }
                 close(s.gate[0]);
                 close(s.gate[1]);
@@ -218,7 +221,10 @@ static PyObject *serve(PyObject *self, PyObject *args) {
                     snprintf(s.answer, sizeof s.answer, "err %s: %s",
                              s.r.step ? s.r.step : "spawn", strerror(s.r.err ? s.r.err : ECHILD));
                 else
-                    snprintf(s.answer, sizeof s.answer, "ok %d", (int)s.r.job);
+                    snprintf(s.answer, sizeof s.answer, "ok %d %lld", (int)s.r.job,
+                             (long long)(s.middle_usage.ru_utime.tv_sec + s.middle_usage.ru_stime.tv_sec) *
+                                     1000000 +
+                                 s.middle_usage.ru_utime.tv_usec + s.middle_usage.ru_stime.tv_usec);
             }
         }
         for (int i = 0; i < s.nfds; i++) close(s.fds[i]);

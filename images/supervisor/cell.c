@@ -6,13 +6,21 @@
  * the fact needs a list of everything a job could have made; a cell makes the list empty by
  * construction. Each job gets:
  *   - its own IPC namespace: SysV objects and POSIX message queues die with it;
- *   - its own mount namespace, with private, size-limited tmpfs on /tmp and /dev/shm;
+ *   - its own mount namespace, with private, size-limited tmpfs on /tmp and /dev/shm, and a
+ *     /proc of its own PID namespace (read-only, the host's paths masked as Docker masks them
+ *     in any container): a job's getpid() is in it, and nothing outside the cell is;
  *   - its own PID namespace, whose init (the cell's first process, ours) is killed when the
  *     job ends, which makes the kernel kill every process still in it;
- *   - a user namespace that holds the other three. It is created by the supervisor (root in
- *     the container), so it belongs to root: the supervisor keeps the right to read the job's
- *     memory maps (/proc/PID/smaps_rollup) and to enter the cell, the job never gets a
- *     capability in it (it runs under its own uid, mapped to itself, and drops every
+ *   - its own network namespace, with a loopback interface and nothing else: no port, socket
+ *     or connection of one job is seen by another (the job may create Unix sockets only:
+ *     the buffers of others are not charged to the sandbox on cgroup v1, ledger.c);
+ *   - a user namespace that holds the other four. It is created by the supervisor, so it
+ *     belongs to the supervisor's uid, which is the sandbox's own (never root, never a job's:
+ *     supervisor.c): every per-user budget of the host a job's processes count against
+ *     (inotify instances and watches, pending signals...) is counted against that uid at the
+ *     host's level, never root's or another sandbox's. The supervisor keeps the right to read
+ *     the job's memory maps (/proc/PID/smaps_rollup) and to enter the cell; the job never gets
+ *     a capability in it (it runs under its own uid, mapped to itself, and drops every
  *     capability before it runs anything submitted).
  *
  * The cell's init is cloned here with the four namespaces, mounts the tmpfs and reaps the
@@ -27,7 +35,9 @@
  * (below) takes them away again.
  *
  * Inside a cell /proc is read-only, so the OOM score a job is given (the OOM killer's first
- * choice) is the one it keeps.
+ * choice) is the one it keeps. A /proc of the cell's own needs a container whose /proc Docker
+ * did not mask (worker/sandbox/container.py): the kernel refuses a new proc mount while part of
+ * an existing one is hidden. The cell masks the same paths in its own.
  *
  * Also here: the job's seccomp filter, installed by whatever forks the job. */
 #include "supervisor.h"
@@ -35,11 +45,13 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <net/if.h>
 #include <sched.h>
 #include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 
-#define CELL_FLAGS (CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID)
+#define CELL_FLAGS (CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET)
 #define READY_MS 5000
 #define TMPFS_INODES 16384
 
@@ -67,6 +79,38 @@ static int cell_mounts(long kb) {
     return mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts);
 }
 
+/* The cell's own /proc (see the top), read-only, with what Docker masks in a container masked:
+ * files behind /dev/null, directories behind an empty read-only tmpfs. NULL, or what failed. */
+static const char *cell_proc(void) {
+    static const char *const files[] = {"/proc/kcore",      "/proc/keys",        "/proc/latency_stats",
+                                        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug"};
+    /* and the sandbox's cgroup files (ledger.c), which are the supervisor's business only */
+    static const char *const dirs[] = {"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware",
+                                       "/run/runner"};
+    const unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (mount("proc", "/proc", "proc", flags, NULL) < 0) return "mount /proc";
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (mount("/dev/null", files[i], NULL, MS_BIND, NULL) < 0 && errno != ENOENT) return files[i];
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+        if (mount("tmpfs", dirs[i], "tmpfs", flags, "size=4k,nr_inodes=2,mode=555") < 0 &&
+            errno != ENOENT)
+            return dirs[i];
+    return NULL;
+}
+
+/* The cell's loopback interface up, as in any network namespace a program runs in. */
+static const char *loopback_up(void) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int ok = fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0;
+    ifr.ifr_flags |= IFF_UP;
+    ok = ok && ioctl(fd, SIOCSIFFLAGS, &ifr) == 0;
+    if (fd >= 0) close(fd);
+    return ok ? NULL : "loopback up";
+}
+
 static void reap_all(int block) {
     while (waitpid(-1, NULL, block ? 0 : WNOHANG) > 0 || (block && errno == EINTR)) {}
 }
@@ -88,16 +132,12 @@ static void cell_init(int sock) {
     sigaddset(&chld, SIGCHLD); /* blocked since the supervisor's start */
     int sfd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
     char workdir[96] = "";
-    /* our mounts stay ours; and /proc is read-only in here, so that the job keeps the OOM
+    /* our mounts stay ours; and /proc is the cell's, read-only, so that the job keeps the OOM
      * score it is given (the capability that would make the kernel hold the score,
      * CAP_SYS_RESOURCE, is not one every host can grant a container) */
     const char *step = "make mounts private";
-    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0) {
-        step = "make /proc read-only";
-        if (mount(NULL, "/proc", NULL,
-                  MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) == 0)
-            step = NULL;
-    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0) step = cell_proc();
+    if (!step) step = loopback_up();
     if (step) {
         dprintf(sock, "%s: %s", step, strerror(errno));
         _exit(1);
@@ -365,7 +405,9 @@ const char *cell_probe(void) {
 /* What a job may not call, though the container's profile allows it (the supervisor makes
  * cells with the first group) or Docker's default does (the rest: attack surface no judged
  * program needs). clone is allowed without namespace flags; clone3, whose flags a filter
- * cannot read, answers ENOSYS so that libc falls back to clone. */
+ * cannot read, answers ENOSYS so that libc falls back to clone. socket is allowed for Unix
+ * sockets only (EACCES for any other family): the kernel charges their buffers to the
+ * sandbox's cgroup, and cgroup v1 does not charge TCP's or UDP's (ledger.c). */
 static const int DENIED[] = {
     SYS_unshare, SYS_setns, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot,
     SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
@@ -375,7 +417,7 @@ static const int DENIED[] = {
     SYS_open_by_handle_at,
 };
 
-static struct sock_filter filter[8 + 2 * (sizeof DENIED / sizeof *DENIED) + 8];
+static struct sock_filter filter[16 + 2 * (sizeof DENIED / sizeof *DENIED) + 8];
 static unsigned short filter_len;
 
 #define STMT(code, k) ((struct sock_filter)BPF_STMT(code, k))
@@ -395,6 +437,11 @@ static void build_filter(void) {
     filter[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_BIT, 0, 1);
     filter[n++] = RET_ERRNO(ENOSYS);
 #endif
+    filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 4);
+    filter[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+    filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 0, 1);
+    filter[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    filter[n++] = RET_ERRNO(EACCES);
     filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3);
     filter[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
     filter[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_CLONE_FLAGS, 0, 2); /* else: allow */
@@ -437,6 +484,9 @@ const char *job_filter_hex(void) {
 /* In the process that forks the job (our child on the exec path): the job's OOM score, into
  * the cell, the filter. A later fork inherits all. */
 const char *cell_enter(int pidfd) {
+    /* a process that is not dumpable has its /proc files owned by root, who is not us: the
+     * supervisor is not (it changed uid); its child may be, no job can reach it */
+    if (prctl(PR_SET_DUMPABLE, 1) < 0) return "dumpable";
     if (write_file("/proc/self/oom_score_adj", OOM_SCORE_JOB) < 0) return "oom_score_adj";
     if (pidfd >= 0 && setns(pidfd, CELL_FLAGS) < 0) return "enter the cell";
     if (job_filter_install() < 0) return "seccomp filter";

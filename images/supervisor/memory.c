@@ -1,7 +1,8 @@
-/* A job's memory, as the kernel sees it: every page it causes, each counted once. A job that
- * runs alone (a pair's are below):
+/* A job's memory: the larger of what its processes show and what the kernel charged the
+ * sandbox for it (ledger.c), each page counted once. A job that runs alone (a pair's are
+ * below):
  *
- *   memory = shmem + max(resident, created)
+ *   memory = max(shmem + max(resident, created), charged)
  *
  * shmem: what the sandbox's memory cgroup holds in shared memory beyond what it held when the
  *   job started: files on tmpfs (its work dir, its /tmp and /dev/shm), SysV segments whether
@@ -15,14 +16,24 @@
  * created: anonymous pages the cgroup gained during the job, less the supervisor's own
  *   buffers for the job's output. A floor under `resident`: pages shared among several
  *   processes none of which is the largest are in it.
- *
- * Page cache of files the job only reads (its binary, the image's libraries) and kernel
- * memory are not counted, as with `ru_maxrss`.
+ * charged: all the cgroup gained during the job but the page cache of the image's files
+ *   (ledger.c): the job's anonymous and shared memory and the kernel's memory for it (page
+ *   tables, kernel stacks, pipe and Unix socket buffers, SysV message queues, extended
+ *   attributes...), less the supervisor's own buffers; plus what the job removed of the files
+ *   it was given (they were in the sandbox's memory as it started: truncating them must not
+ *   make room for other data). Whatever a process hides from /proc (kernel-held data, a
+ *   process that made itself undumpable) is here. Where the kernel keeps the run's
+ *   high-water mark (ledger.c), its rise counts too, less the page cache of regular files
+ *   read since the run began: memory held between two looks is not missed.
+ * For an honest program `charged` is the smaller: a process's resident pages include the
+ * library and interpreter pages it maps, which the cgroup charged earlier (or to the fork
+ * server), so the figure is the one `ru_maxrss` would give; `charged` decides only when the
+ * kernel holds more for the job than its processes map.
  *
  * A pair's two jobs (run.c: a contestant's program and the problem's interactor, say) share
  * the sandbox's cgroup, whose figures then mix them. Each is counted instead as
  *
- *   job     = (shmem - partner's shmem) + resident
+ *   job     = max((shmem - partner's shmem) + resident, charged - partner's)
  *   partner = partner's shmem + resident
  *
  * partner's shmem: the shared memory that can be told apart as the partner's: its cell's
@@ -38,50 +49,14 @@
  *   or not the largest maps it. It is read only for a job of three processes or more: of two,
  *   the larger maps whatever they share. Pages shared with the fork server count in part there,
  *   whole in the largest process's resident pages.
+ * partner's (in `charged`): its shmem as above and the anonymous pages of its processes; the
+ *   kernel's few pages for the partner's own processes count as the job's. A pair's
+ *   `charged` is what the looks saw: the high-water mark is both jobs' at a moment when
+ *   the partner's share is not known.
  * So a contestant's verdict does not depend on what an interactor holds in its heap, its /tmp
  * or its result file, and nothing the job holds counts for the partner (it cannot reach the
  * partner's mounts or work dir). */
 #include "supervisor.h"
-
-static const char *const STAT_FILES[] = {
-    "/sys/fs/cgroup/memory/memory.stat", /* cgroup v1: the container's own group */
-    "/sys/fs/cgroup/memory.stat",        /* cgroup v2 with a private cgroup namespace */
-};
-
-/* The value of "key N" at the start of a line of text, or -1. */
-static long long stat_value(const char *text, const char *key) {
-    size_t n = strlen(key);
-    for (const char *line = text; *line;) {
-        if (strncmp(line, key, n) == 0 && line[n] == ' ') return atoll(line + n + 1);
-        const char *next = strchr(line, '\n');
-        if (!next) break;
-        line = next + 1;
-    }
-    return -1;
-}
-
-int memcg_read(memcg_t *m) {
-    static int which = -1; /* the stat file found the first time */
-    char text[8192];
-    for (size_t i = 0; i < sizeof STAT_FILES / sizeof *STAT_FILES; i++) {
-        if (which >= 0 && (size_t)which != i) continue;
-        int fd = open(STAT_FILES[i], O_RDONLY | O_CLOEXEC);
-        if (fd < 0) continue;
-        ssize_t len = read(fd, text, sizeof text - 1);
-        close(fd);
-        text[len > 0 ? len : 0] = 0;
-        /* v1 names anonymous memory "rss", v2 "anon" */
-        long long anon = stat_value(text, "rss");
-        if (anon < 0) anon = stat_value(text, "anon");
-        long long shmem = stat_value(text, "shmem");
-        if (anon < 0 || shmem < 0) continue;
-        which = (int)i;
-        m->anon_kb = (long)(anon / 1024);
-        m->shmem_kb = (long)(shmem / 1024);
-        return 0;
-    }
-    return -1;
-}
 
 /* The "Name: N kB" lines of a /proc file, into kb[i] for each names[i] (NULL-terminated), in
  * one read; -1 when the file cannot be read. */
@@ -103,11 +78,15 @@ static int proc_kb(pid_t pid, const char *file, const char *const *names, long *
     return 0;
 }
 
-/* Anonymous and file-backed resident pages of one process (shmem is counted elsewhere). */
-long proc_resident_kb(pid_t pid) {
+/* Anonymous and file-backed resident pages of one process (shmem is counted elsewhere); its
+ * anonymous ones alone into *anon_kb. */
+long proc_resident_kb(pid_t pid, long *anon_kb) {
     static const char *const names[] = {"RssAnon", "RssFile", NULL};
     long kb[2];
-    return proc_kb(pid, "status", names, kb) < 0 ? -1 : kb[0] + kb[1];
+    *anon_kb = 0;
+    if (proc_kb(pid, "status", names, kb) < 0) return -1;
+    *anon_kb = kb[0];
+    return kb[0] + kb[1];
 }
 
 /* From one read of smaps_rollup, both without shmem: the pages only this process maps, and
@@ -124,22 +103,57 @@ void proc_rollup(pid_t pid, long *private_kb, long *pss_kb) {
     *pss_kb = kb[3] + kb[4];
 }
 
-long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb) {
+/* `charged` above: what the cgroup gained since base (now, or at its high-water mark when
+ * `peak`), less `own_kb` (the supervisor's) and `other_kb` (a pair's partner's), plus
+ * `given_kb` (what the job removed of its files). */
+static long charged_kb(const memcg_t *now, const memcg_t *base, long own_kb, long other_kb,
+                       long given_kb, int peak) {
+    long regular_now = now->file_kb - now->shmem_kb, regular_base = base->file_kb - base->shmem_kb;
+    long held = (now->usage_kb - regular_now) - (base->usage_kb - regular_base);
+    if (peak && now->peak_kb >= 0) {
+        long read = regular_now - regular_base;
+        long peak = now->peak_kb - base->usage_kb - (read > 0 ? read : 0);
+        if (peak > held) held = peak;
+    }
+    return held - own_kb - other_kb + given_kb;
+}
+
+long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb, long given_kb) {
     memcg_t now;
     if (memcg_read(&now) < 0) return resident_kb;
     long shmem = now.shmem_kb - base->shmem_kb;
     long created = now.anon_kb - base->anon_kb - own_kb;
     long processes = resident_kb > created ? resident_kb : created;
-    return (shmem > 0 ? shmem : 0) + processes;
+    long shown = (shmem > 0 ? shmem : 0) + processes;
+    long charged = charged_kb(&now, base, own_kb, 0, given_kb, 1);
+    return charged > shown ? charged : shown;
 }
 
-/* A pair's job's memory, or its partner's (see above); base NULL: no cgroup figures here. */
-long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base, long partner_shmem_kb) {
+/* A pair's job's memory, or its partner's (see above); base NULL: no cgroup figures here.
+ * partner: the partner's shmem and anonymous memory (its `charged` share). */
+long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base,
+                    const pair_share_t *partner, long own_kb, long given_kb) {
     memcg_t now;
-    if (job->partner) return partner_shmem_kb + resident_kb;
+    if (job->partner) return partner->shmem_kb + resident_kb;
     if (!base || memcg_read(&now) < 0) return resident_kb;
-    long shmem = now.shmem_kb - base->shmem_kb - partner_shmem_kb;
-    return (shmem > 0 ? shmem : 0) + resident_kb;
+    long shmem = now.shmem_kb - base->shmem_kb - partner->shmem_kb;
+    long shown = (shmem > 0 ? shmem : 0) + resident_kb;
+    /* the partner's share is known at each look, not at the high-water mark's moment */
+    long charged =
+        charged_kb(&now, base, own_kb, partner->shmem_kb + partner->anon_kb, given_kb, 0);
+    return charged > shown ? charged : shown;
+}
+
+/* What the job removed of the files it was given: the blocks each has lost since it was
+ * written. A file it unlinked stays as it was (the supervisor holds it). */
+long given_removed_kb(const job_t *job) {
+    long kb = 0;
+    for (int i = 0; i < job->ngiven; i++) {
+        struct stat st;
+        if (fstat(job->given[i], &st) == 0 && st.st_blocks < job->given_blocks[i])
+            kb += (job->given_blocks[i] - (long)st.st_blocks) / 2;
+    }
+    return kb;
 }
 
 /* The shared memory that is a pair's partner's own (see above). Its collected files are

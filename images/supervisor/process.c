@@ -25,6 +25,7 @@ int scan_uid(uid_t uid, int do_kill, scan_t *scan, int pss) {
     if (!d) return -1;
     int count = 0;
     long long ticks = 0;
+    long anon = 0;
     static pid_t pids[MAX_SCAN];
     static long resident[MAX_SCAN];
     int largest = -1;
@@ -52,7 +53,9 @@ int scan_uid(uid_t uid, int do_kill, scan_t *scan, int pss) {
         if (count <= MAX_SCAN) {
             int i = count - 1;
             pids[i] = pid;
-            resident[i] = proc_resident_kb(pid);
+            long own_anon;
+            resident[i] = proc_resident_kb(pid, &own_anon);
+            anon += own_anon;
             if (largest < 0 || resident[i] > resident[largest]) largest = i;
         }
     }
@@ -60,6 +63,7 @@ int scan_uid(uid_t uid, int do_kill, scan_t *scan, int pss) {
     if (scan) {
         scan->count = count;
         scan->ticks = ticks;
+        scan->anon_kb = anon;
         /* the largest process whole, the others by what only they map; with pss and three
          * processes or more, at least their proportional shares (pages only smaller ones
          * share count once) */

@@ -3,9 +3,11 @@
  * A run is one job, or a pair: a job and its partner (the problem's own program, such as an
  * interactor) at once in the same sandbox, each in a cell of its own under its own uid, wired
  * by two pipes (pair.c): the job's stdout is the partner's stdin, the partner's stdout the
- * job's stdin. One loop watches both, and each is limited, measured and ended on its own: its
- * CPU time by its processes (by pid, uid and cell), its memory as memory.c says for pairs, its
- * wall time from its own start (waiting for the other counts). A job ends when its main
+ * job's stdin. One loop watches both, and each is limited, measured and ended on its own: a
+ * job's CPU time is what the sandbox's cgroup was charged while it ran (ledger.c), less the
+ * supervisor's own and, in a pair, the partner's, which is measured by its processes (by pid,
+ * uid and cell: the partner is the problem's own program, which hides nothing); memory as
+ * memory.c says; wall time from its own start (waiting for the other counts). A job ends when its main
  * process exits or when it is killed for its CPU, wall, memory or output limit; everything else
  * in its cell dies with it, which closes its ends of the pipes: the other reads EOF (or gets
  * SIGPIPE writing) and goes on until it ends too. The supervisor is on neither pipe (nothing
@@ -13,11 +15,13 @@
  * answer goes out once every job of the run has ended. */
 #include "supervisor.h"
 
-/* The run under way: its jobs, the sandbox's memory as it started. */
+/* The run under way: its jobs; the sandbox's memory, its cgroup's CPU time and the
+ * supervisor's own as the run's window opened. */
 static run_t runs[PAIR];
 static int nruns;
 static memcg_t base;
 static int have_memcg;
+static int64_t base_cgroup_ns, base_self_ns;
 static long hz;
 
 /* ------------------------------------------------------------------ starting a job */
@@ -63,9 +67,11 @@ static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w)
     sigset_t mask;
     sigemptyset(&mask);
     sigprocmask(SIG_SETMASK, &mask, NULL);
-    /* ignored by the supervisor, default for a program as run by hand: one that writes to a
-     * partner that has ended dies of it */
-    signal(SIGPIPE, SIG_DFL);
+    /* ignored by the supervisor; default for a program as run by hand: one that writes to a
+     * partner that has ended dies of it. A partner (an interactor) ignores it: writing to a
+     * program that has ended fails with EPIPE, and the partner goes on to say its verdict,
+     * as judges run interactors */
+    signal(SIGPIPE, job->partner ? SIG_IGN : SIG_DFL);
     if (dup2(fd0, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) goto fail;
     /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours */
     close_from(3, errpipe_w);
@@ -101,8 +107,8 @@ fail:;
 /* The exec path: a child of ours enters the cell (cell_enter), forks the job and exits, so the
  * job becomes our child (we are a subreaper) like a fork server's job. The job waits until
  * that child is reaped: a program never sees the process that forked it. The job's pid, or
- * -1 with the reason on the error pipe. */
-static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell) {
+ * -1 with the reason on the error pipe; the child's CPU time goes into *starter_ns. */
+static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int64_t *starter_ns) {
     int pidpipe[2], gate[2];
     if (pipe2(pidpipe, O_CLOEXEC) < 0) return -1;
     if (pipe2(gate, O_CLOEXEC) < 0) {
@@ -136,7 +142,11 @@ static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell) {
     if (middle < 0 || read(pidpipe[0], &pid, sizeof pid) != sizeof pid) pid = -1;
     close(pidpipe[0]);
     /* not one of the job's processes: reaped here, before reap() could count it */
-    while (middle > 0 && waitpid(middle, NULL, 0) < 0 && errno == EINTR) {}
+    struct rusage ru;
+    while (middle > 0 && wait4(middle, NULL, 0, &ru) < 0 && errno == EINTR) {}
+    if (middle > 0)
+        *starter_ns += ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+                       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
     close(gate[1]); /* the job goes */
     return pid;
 }
@@ -173,16 +183,16 @@ static const char *open_pipes(int ends[PAIR][4]) {
     return why;
 }
 
-/* Start a job with its ends of the pipes (closed here then): by its fork server when it names
- * one that takes the job, else exec'ed. A job that did not start has ended already. */
+/* Start a job with its ends of the pipes (closed here then): by its fork server when it is up
+ * and takes the job, else exec'ed. A job that did not start has ended already. */
 static void run_start(run_t *r, int ends[4]) {
     job_t *job = r->job;
     r->start = now_us();
     r->res->via = "server";
-    r->pid = server_spawn(job, ends, job->cell.pidfd, r->res);
+    r->pid = r->by_server ? server_spawn(job, ends, job->cell.pidfd, r->res, &r->starter_ns) : 0;
     if (r->pid == 0) {
         r->res->via = "exec";
-        r->pid = spawn_exec(job, ends, &job->cell);
+        r->pid = spawn_exec(job, ends, &job->cell, &r->starter_ns);
     }
     for (int k = 0; k < 4; k++)
         if (ends[k] != job->stdin_fd) close_fd(&ends[k]);
@@ -207,24 +217,39 @@ void drain(int fd, buf_t *b) {
 
 /* ------------------------------------------------------------------ watching it */
 
-/* What a pair's partner holds in shared memory now (memory.c); nothing in a single run. */
-static long partner_shmem_now(void) { return nruns == PAIR ? partner_shmem_kb(runs[1].job) : 0; }
+/* The CPU time (µs) the sandbox's cgroup was charged since the run's window opened, less the
+ * supervisor's own and what started the jobs: every job's of the run (ledger.c). */
+static int64_t charged_us(void) {
+    int64_t ns = (ledger_cpu_ns() - base_cgroup_ns) - (self_cpu_ns() - base_self_ns);
+    for (int i = 0; i < nruns; i++) ns -= runs[i].starter_ns;
+    return ns > 0 ? ns / 1000 : 0;
+}
 
-/* A job's CPU time (µs) and memory now; its peak goes up to what this look saw. */
-static long look(run_t *r, long partner_shmem, int64_t *cpu_us) {
-    scan_t scan = {0, 0, 0};
+/* A job's CPU time (µs) and memory now; its peak goes up to what this look saw. A pair's
+ * partner is looked at first: the job's figures are the cgroup's less the partner's. */
+static long look(run_t *r, int64_t *cpu_us) {
+    scan_t scan = {0, 0, 0, 0};
     scan_uid(r->job->uid, 0, &scan, nruns == PAIR);
-    /* orphans are reaped by the cell's init, which keeps their CPU time for us */
-    long long ticks = scan.ticks + cell_reaped_ticks(&r->job->cell);
-    *cpu_us = r->res->cpu_us + ticks * 1000000 / hz;
+    const memcg_t *from = have_memcg ? &base : NULL;
+    long given = given_removed_kb(r->job), own_kb = 0; /* what we hold of output is ours */
+    for (int i = 0; i < nruns; i++)
+        own_kb += (long)((runs[i].res->stdout_buf.cap + runs[i].res->stderr_buf.cap) / 1024);
     long kb = scan.resident_kb;
-    if (nruns == PAIR) {
-        kb = pair_memory_kb(r->job, kb, have_memcg ? &base : NULL, partner_shmem);
-    } else if (have_memcg) { /* without what we hold of its output, which is ours */
-        long own_kb = (long)((r->res->stdout_buf.cap + r->res->stderr_buf.cap) / 1024);
-        kb = job_memory_kb(kb, &base, own_kb);
+    if (r->job->partner) {
+        /* its processes' CPU; orphans are reaped by its cell's init, which keeps theirs */
+        long long ticks = scan.ticks + cell_reaped_ticks(&r->job->cell);
+        r->used_us = r->res->cpu_us + ticks * 1000000 / hz;
+        r->share = (pair_share_t){partner_shmem_kb(r->job), scan.anon_kb};
+        kb = pair_memory_kb(r->job, kb, from, &r->share, own_kb, given);
+    } else if (nruns == PAIR) {
+        r->used_us = charged_us() - runs[1].used_us;
+        kb = pair_memory_kb(r->job, kb, from, &runs[1].share, own_kb, given);
+    } else {
+        r->used_us = charged_us();
+        if (from) kb = job_memory_kb(kb, from, own_kb, given);
     }
     if (kb > r->peak_kb) r->peak_kb = kb;
+    *cpu_us = r->used_us;
     return kb;
 }
 
@@ -236,7 +261,7 @@ static void run_end(run_t *r, const char *killed) {
     r->end = now_us();
     if (killed) r->res->killed = killed;
     int64_t cpu_us;
-    look(r, partner_shmem_now(), &cpu_us);
+    look(r, &cpu_us);
     if (r->status < 0) {
         kill(-r->pid, SIGKILL);
         kill(r->pid, SIGKILL);
@@ -247,6 +272,7 @@ static void run_end(run_t *r, const char *killed) {
     struct rusage orphans;
     cell_stop(&r->job->cell, &orphans); /* everything still in the cell dies */
     account(r, &orphans);
+    if (r->job->partner) r->used_us = r->res->cpu_us; /* all of it reaped by now */
     if (!r->job->isolate && geteuid() == 0) kill_uid(r->job->uid); /* a cell's died with it */
 }
 
@@ -300,14 +326,13 @@ static void watch_runs(int sfd) {
         int64_t t = now_us();
         int tick = t >= next_scan;
         if (tick) next_scan = t + TICK_MS * 1000;
-        long partner_shmem = tick ? partner_shmem_now() : 0;
-        for (int i = 0; i < nruns; i++) {
+        for (int i = nruns - 1; i >= 0; i--) { /* a partner first: see look() */
             run_t *r = &runs[i];
             if (r->end) continue;
             end_if_due(r, t);
             if (r->end || !tick) continue;
             int64_t cpu_us;
-            long kb = look(r, partner_shmem, &cpu_us);
+            long kb = look(r, &cpu_us);
             if (r->job->cpu_ms && cpu_us > r->job->cpu_ms * 1000) run_end(r, "cpu");
             else if (r->job->mem_kb && kb > r->job->mem_kb) run_end(r, "memory");
         }
@@ -336,6 +361,9 @@ static void run_result(run_t *r) {
     if (strcmp(res->killed, "none") == 0 && res->stdout_buf.total > r->job->out_bytes)
         res->killed = "output";
     res->wall_us = r->end - r->start;
+    /* a job's CPU time is the cgroup's, now that every process of the run has ended */
+    if (!r->job->partner)
+        res->cpu_us = charged_us() - (nruns == PAIR ? runs[1].res->cpu_us : 0);
     /* one process's peak never exceeds the job's: a floor under what the looks saw */
     if (r->peak_kb > res->maxrss_kb) res->maxrss_kb = r->peak_kb;
     if (r->status >= 0 && WIFEXITED(r->status)) {
@@ -350,6 +378,19 @@ static void run_result(run_t *r) {
 }
 
 /* ------------------------------------------------------------------ a run */
+
+/* What the run's jobs may hold beyond what the sandbox holds as it begins: their limits, an
+ * eighth more (their /tmp and /dev/shm: cell.c), and the supervisor's buffers for their output;
+ * the kernel holds the sandbox to it (ledger.c). Unbounded when a job has no memory limit. */
+static long run_budget_kb(void) {
+    long kb = 4096;
+    for (int i = 0; i < nruns; i++) {
+        const job_t *job = runs[i].job;
+        if (!job->mem_kb) return LONG_MAX / 2048;
+        kb += job->mem_kb + job->mem_kb / 8 + (long)((job->out_bytes + job->err_bytes) / 1024);
+    }
+    return kb;
+}
 
 /* Each job's cell; NULL, or why not (the failing job's cell_error says the sandbox is unfit). */
 static const char *open_cells(void) {
@@ -377,14 +418,16 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
         res[i].shmem_base_kb = -1;
         res[i].stdout_buf.limit = jobs[i]->out_bytes + 1; /* one past the cap tells OLE from a fit */
         res[i].stderr_buf.limit = jobs[i]->err_bytes;
-        runs[i] = (run_t){jobs[i], &res[i], -1, -1, -1, -1, -1, 0, 0, 0};
+        runs[i] = (run_t){.job = jobs[i], .res = &res[i], .pid = -1, .status = -1, .out = -1,
+                          .err = -1, .errpipe = -1};
         for (int k = 0; k < 4; k++) ends[i][k] = -1;
     }
     sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-    const char *why = open_pipes(ends);
+    const char *why = ledger_open();
+    if (!why) why = open_pipes(ends);
     if (!why) why = open_cells();
     if (why) {
         for (int i = 0; i < n; i++) {
@@ -399,7 +442,13 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
         close(sfd);
         return;
     }
+    /* a fork server that has to start does so before the window opens: its start is not the
+     * job's */
+    for (int i = 0; i < n; i++) runs[i].by_server = server_ready(jobs[i], &res[i]);
+    peak_start(run_budget_kb());
     have_memcg = memcg_read(&base) == 0;
+    base_cgroup_ns = ledger_cpu_ns();
+    base_self_ns = self_cpu_ns();
     long oom_before = oom_kills();
     watch(runs, n);
     for (int i = 0; i < n; i++) {
@@ -407,6 +456,7 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
         run_start(&runs[i], ends[i]);
     }
     watch_runs(sfd);
+    peak_end();
     close(sfd);
     long kills = oom_kills() - oom_before;
     for (int i = 0; i < n; i++) {

@@ -118,9 +118,10 @@ static void field(buf_t *b, char tag, const char *value) {
     buf_add(b, value, strlen(value) + 1);
 }
 
-/* The job's pid when the server took it; 0 when the caller must exec it instead (the reason
- * in res->server_error); -1 when the server failed after the job may have started. */
-pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res) {
+/* Whether the job's fork server is up, started now if it has to be (before the job's window
+ * opens: its start is not the job's, run.c). 0 when the job names none or it cannot be
+ * started: it is exec'ed then (the reason in res->server_error). */
+int server_ready(const job_t *job, result_t *res) {
     if (job->nserver == 0) return 0;
     char key[sizeof server_key];
     char *why = res->server_error;
@@ -130,7 +131,20 @@ pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res) {
         return 0;
     }
     if (server_pid > 0 && strcmp(key, server_key) != 0) server_stop();
-    if (server_pid <= 0 && server_start(job, key, why, why_size) < 0) return 0;
+    return server_pid > 0 || server_start(job, key, why, why_size) == 0;
+}
+
+/* Hand a job to its fork server (server_ready said it is up). The job's pid when the server
+ * took it, with the CPU time of the server's process that started it added to *starter_ns;
+ * 0 when the caller must exec it instead (the reason in res->server_error); -1 when the
+ * server failed after the job may have started. */
+pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res, int64_t *starter_ns) {
+    char *why = res->server_error;
+    size_t why_size = sizeof res->server_error;
+    if (server_pid <= 0) {
+        snprintf(why, why_size, "server gone before the job");
+        return 0;
+    }
 
     buf_t msg = {0};
     msg.limit = 15 * 1024; /* the server reads at most 16 KiB */
@@ -195,7 +209,12 @@ pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res) {
     }
     answer[n] = 0;
     long pid = 0;
-    if (strncmp(answer, "ok ", 3) == 0 && (pid = strtol(answer + 3, NULL, 10)) > 0) return (pid_t)pid;
+    char *end = answer;
+    /* "ok PID USEC": the job, and the CPU time of the process that started it */
+    if (strncmp(answer, "ok ", 3) == 0 && (pid = strtol(answer + 3, &end, 10)) > 0) {
+        *starter_ns += strtoll(end, NULL, 10) * 1000;
+        return (pid_t)pid;
+    }
     /* it refused before forking the job (a bad request, or fork failed): exec it instead */
     snprintf(why, why_size, "%.150s", strncmp(answer, "err ", 4) == 0 ? answer + 4 : answer);
     return 0;

@@ -7,11 +7,16 @@
  * no language runtime, and it must add next to nothing to a job's latency (fork+exec, no
  * interpreter start).
  *
- * Trust model: the supervisor runs as the container's root with only SETUID, SETGID, KILL
- * and CHOWN; each job runs under its own fresh unprivileged uid (chosen by the worker), in
- * its own work dir and, unless the worker asks otherwise, in a cell of its own (fresh user,
- * IPC, mount and PID namespaces, cell.c), with no capability, a seccomp filter of its own
- * and no-new-privileges. A job cannot signal or ptrace the supervisor or its partner
+ * Trust model: the supervisor starts as the container's root with only SETUID, SETGID, KILL
+ * and CHOWN and, given `--uid UID` (the worker always gives one, unique to the sandbox),
+ * drops root at once: it runs as UID with those four capabilities, so no process in the
+ * sandbox but Docker's init is root (its /proc is not masked: cell.c), and the namespaces of
+ * the cells it makes are that uid's, whose per-user budgets on the host are the sandbox's
+ * own. Each job runs under its own fresh unprivileged uid (chosen by the worker), in its own
+ * work dir and, unless the worker asks otherwise, in a cell of its own (fresh user, IPC,
+ * mount, PID and network namespaces, cell.c), with no capability, a seccomp filter of its own
+ * and no-new-privileges. A job's CPU time and memory are what the kernel charged the
+ * sandbox's cgroup while it ran (ledger.c, memory.c). A job cannot signal or ptrace the supervisor or its partner
  * (different uids), cannot reach the supervisor's stdout (all other descriptors are closed
  * before exec); what it made dies with its cell, and what it owns outside is killed and wiped
  * before the next job.
@@ -77,8 +82,11 @@ static int safe_name(const char *s) {
     }
 }
 
+static void given_hold(job_t *job, int fd);
+
 /* `file` body: "MODE NAME\n" then the content, streamed to disk. The file and the directories
- * its name needs are made as the job (its fsuid and fsgid): they are its own from the start. */
+ * its name needs are made as the job (its fsuid and fsgid): they are its own from the start.
+ * The supervisor holds each file (given_hold) until the job has ended. */
 static void read_file_record(job_t *job, size_t len) {
     char head[MAX_NAME + 16];
     size_t i = 0;
@@ -109,16 +117,20 @@ static void read_file_record(job_t *job, size_t len) {
             snprintf(job->error, sizeof job->error, "write %s: %s", name, strerror(err));
         if (fchmod(fd, mode) < 0 && !job->error[0])
             snprintf(job->error, sizeof job->error, "chmod %s: %s", name, strerror(errno));
+        given_hold(job, fd);
         close(fd);
     }
     setfsuid(geteuid());
     setfsgid(getegid());
 }
 
+/* The job's input: a file of the supervisor's, readable by all (mode 0444: the job may
+ * reopen /dev/stdin) and handed to the job read-only, so it can neither write nor truncate it
+ * (which would lower the sandbox's memory below what it held as the job started). */
 static void read_stdin_record(job_t *job, size_t len) {
     char path[96];
     snprintf(path, sizeof path, "%s/.stdin-%u", BOX_ROOT, (unsigned)job->uid);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
     if (fd >= 0) unlink(path); /* nothing on disk for the job to find; it gets the fd */
     else if (!job->error[0])
         snprintf(job->error, sizeof job->error, "stdin file: %s", strerror(errno));
@@ -126,13 +138,45 @@ static void read_stdin_record(job_t *job, size_t len) {
     if (fd >= 0) {
         if (err && !job->error[0])
             snprintf(job->error, sizeof job->error, "stdin write: %s", strerror(err));
-        lseek(fd, 0, SEEK_SET);
-        /* the job's own file, as a program's input file is: /dev/stdin can be reopened */
-        if (fchown(fd, job->uid, job->uid) < 0 && !job->error[0])
-            snprintf(job->error, sizeof job->error, "stdin chown: %s", strerror(errno));
+        char self[64];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+        int ro = open(self, O_RDONLY | O_CLOEXEC);
+        if (ro < 0 && !job->error[0])
+            snprintf(job->error, sizeof job->error, "stdin reopen: %s", strerror(errno));
+        close(fd);
         if (job->stdin_fd >= 0) close(job->stdin_fd);
-        job->stdin_fd = fd;
+        job->stdin_fd = ro;
     }
+}
+
+/* Hold a file the job was given (fd: open on it), and note its size: what the job frees of it
+ * by truncating it is counted as the job's memory (memory.c); one it unlinks stays held. */
+static void given_hold(job_t *job, int fd) {
+    char self[64];
+    struct stat st;
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    int held = open(self, O_PATH | O_CLOEXEC); /* O_PATH: never a writer, exec stays possible */
+    if (held < 0 || fstat(held, &st) < 0) {
+        if (held >= 0) close(held);
+        return;
+    }
+    int *given = realloc(job->given, (size_t)(job->ngiven + 1) * sizeof *given);
+    if (given) job->given = given;
+    long *blocks = realloc(job->given_blocks, (size_t)(job->ngiven + 1) * sizeof *blocks);
+    if (blocks) job->given_blocks = blocks;
+    if (!given || !blocks) die("out of memory");
+    job->given[job->ngiven] = held;
+    job->given_blocks[job->ngiven++] = (long)st.st_blocks;
+}
+
+/* The job has ended: its files go with its work dir. */
+static void given_release(job_t *job) {
+    for (int i = 0; i < job->ngiven; i++) close(job->given[i]);
+    free(job->given);
+    free(job->given_blocks);
+    job->given = NULL;
+    job->given_blocks = NULL;
+    job->ngiven = 0;
 }
 
 /* ------------------------------------------------------------------ requests */
@@ -150,6 +194,7 @@ static void init_job(job_t *job, int partner) {
 }
 
 static void free_job(job_t *job) {
+    given_release(job);
     for (int i = 0; i < job->nargs; i++) free(job->argv[i]);
     for (int i = 0; i < job->nenv; i++) free(job->envp[i]);
     for (int i = 0; i < job->ncollect; i++) free(job->collect[i]);
@@ -165,7 +210,7 @@ static void free_job(job_t *job) {
 static void read_uid(job_t *job, const job_t *other, const char *v) {
     job->uid = (uid_t)num("uid", v);
     if (job->uid < 1000 || job->uid == last_uids[0] || job->uid == last_uids[1] ||
-        (other && job->uid == other->uid))
+        job->uid == supervisor_uid || (other && job->uid == other->uid))
         die("uid %u not fresh", (unsigned)job->uid);
     snprintf(job->workdir, sizeof job->workdir, "%s/%u", BOX_ROOT, (unsigned)job->uid);
     /* mode before owner: once the dir is the job's, root without CAP_FOWNER can't chmod */
@@ -334,6 +379,7 @@ static void handle_run(void) {
             if (i) put("partner", "", 0);
             put_result(jobs[i], &res[i]);
             cell_failed |= res[i].cell_error[0] != 0;
+            given_release(jobs[i]); /* before the wipe: the memory is released with it */
         }
     }
     const char *bad = NULL;
@@ -379,6 +425,36 @@ static int selftest(int argc, char **argv) {
     return ok ? 0 : 1;
 }
 
+uid_t supervisor_uid;
+
+/* From now on run as uid (and gid) `uid`, not root, with the capabilities the container
+ * granted (its bounding set: SETUID, SETGID, KILL, CHOWN) kept in effect and as ambient ones,
+ * so that a fork server it execs has them too (to switch a job without a cell to its uid).
+ * /box becomes the uid's: work dirs are made there. */
+static void drop_root(uid_t uid) {
+    if (uid < 1000) die("--uid %u: an unprivileged uid, 1000 or more", (unsigned)uid);
+    if (chown(BOX_ROOT, uid, uid) < 0) die("chown %s: %s", BOX_ROOT, strerror(errno));
+    if (prctl(PR_SET_KEEPCAPS, 1) < 0 || setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+        setresuid(uid, uid, uid) < 0)
+        die("switch to uid %u: %s", (unsigned)uid, strerror(errno));
+    struct {
+        uint32_t version;
+        int pid;
+    } head = {0x20080522, 0}; /* _LINUX_CAPABILITY_VERSION_3 */
+    struct {
+        uint32_t effective, permitted, inheritable;
+    } caps[2];
+    if (syscall(SYS_capget, &head, caps) < 0) die("capget: %s", strerror(errno));
+    for (int i = 0; i < 2; i++) caps[i].effective = caps[i].inheritable = caps[i].permitted;
+    if (syscall(SYS_capset, &head, caps) < 0) die("capset: %s", strerror(errno));
+    for (int cap = 0; cap < 64; cap++)
+        if (caps[cap / 32].permitted & (1u << (cap % 32)) &&
+            prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+            die("ambient capability %d: %s", cap, strerror(errno));
+    prctl(PR_SET_KEEPCAPS, 0);
+    supervisor_uid = uid;
+}
+
 int main(int argc, char **argv) {
     /* a fixed threshold (glibc raises it as big blocks are freed): every buffer from 128 KiB
      * on is a mapping of its own, returned to the kernel when freed, so that what one job's
@@ -396,7 +472,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "--selftest") == 0) return selftest(argc, argv);
-    if (argc > 1) die("usage: supervisor [--version | --selftest EXPECTED -- ARGV...]");
+    if (argc == 3 && strcmp(argv[1], "--uid") == 0) {
+        peak_open(); /* files only root may write: opened before root is dropped */
+        drop_root((uid_t)num("--uid", argv[2]));
+    }
+    else if (argc > 1) die("usage: supervisor [--uid UID | --version | --selftest EXPECTED -- ARGV...]");
     prctl(PR_SET_DUMPABLE, 0); /* no job can ptrace or read us even if uids ever matched */
     for (;;) {
         char name[32];
@@ -413,6 +493,10 @@ int main(int argc, char **argv) {
             const char *why = cell_probe();
             put_str("isolation", why ? "uid" : "namespaces");
             if (why) put_str("isolation_error", why);
+            /* whether a job's CPU time and memory can be read off the sandbox's cgroup */
+            const char *ledger = ledger_open();
+            put_str("accounting", ledger ? ledger : "cgroup");
+            put_str("peak", peak_kind());
             flush_message();
         } else if (strcmp(op, "run") == 0) {
             handle_run();

@@ -1,6 +1,7 @@
 /* Shared declarations of the supervisor's parts: wire.c (utilities, wire format),
  * process.c (finding, killing and reaping a job's processes; cleaning up after it), cell.c
- * (the job's namespaces and seccomp filter), memory.c (what a job's memory is), run.c
+ * (the job's namespaces and seccomp filter), ledger.c (what the sandbox's cgroup was charged),
+ * memory.c (what a job's memory is), run.c
  * (running a job, or a pair of them, under their limits), pair.c (what is particular to a
  * pair: its pipes, its memory, its OOM kills), server.c (handing a job to a language's fork
  * server), supervisor.c (requests and main). See supervisor.c. */
@@ -38,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VERSION "3"
+#define VERSION "4"
 #define BOX_ROOT "/box"
 #define MAX_ARGS 64
 #define MAX_ENV 64
@@ -79,6 +80,11 @@ typedef struct {
     cell_t cell;
     char workdir[64];
     int stdin_fd;
+    /* the files it was given, held (O_PATH) while it runs, and their size then: a job that
+     * removes or truncates them frees memory the sandbox held as it started (memory.c) */
+    int *given;
+    long *given_blocks;
+    int ngiven;
     char error[256];
 } job_t;
 
@@ -102,14 +108,22 @@ typedef struct {
 } limit_t;
 
 typedef struct {
-    long anon_kb, shmem_kb;
+    long usage_kb;                 /* all the cgroup is charged for, the kernel's memory included */
+    long anon_kb, shmem_kb, file_kb; /* file: page cache, shmem included */
+    long peak_kb;                  /* the most usage_kb was since the run began, or -1 (ledger.c) */
 } memcg_t;
 
 typedef struct {
     int count;          /* live processes */
     long long ticks;    /* their CPU time so far, in clock ticks */
     long resident_kb;   /* their memory without shmem, shared pages once (memory.c) */
+    long anon_kb;       /* their anonymous resident pages, each process's in full */
 } scan_t;
+
+/* What of the sandbox's cgroup figures is a pair's partner's (memory.c). */
+typedef struct {
+    long shmem_kb, anon_kb;
+} pair_share_t;
 
 /* A job while it runs (run.c): its process, our ends of its pipes, its clock. What it used
  * (CPU, memory) goes straight into its result. */
@@ -121,6 +135,10 @@ typedef struct {
     int out, err, errpipe; /* our ends of its stdout (-1 in a pair), stderr, exec-error pipe */
     int64_t start, end;    /* end: 0 while it runs */
     long peak_kb;          /* its memory: the most any look saw */
+    int64_t starter_ns;    /* CPU of the process that started it (not the job's) */
+    int64_t used_us;       /* its CPU time as the last look saw it */
+    int by_server;         /* its fork server is up and will be asked for it */
+    pair_share_t share;    /* a partner's share of the cgroup, as its last look saw */
 } run_t;
 
 /* wire.c */
@@ -164,18 +182,30 @@ int job_filter_install(void);
 const char *job_filter_hex(void);
 int write_file(const char *path, const char *text);
 
-/* memory.c */
+/* ledger.c */
+const char *ledger_open(void);
+int64_t ledger_cpu_ns(void);
 int memcg_read(memcg_t *m);
-long proc_resident_kb(pid_t pid);
+int64_t self_cpu_ns(void);
+void peak_open(void);
+const char *peak_kind(void);
+void peak_start(long budget_kb);
+void peak_end(void);
+
+/* memory.c */
+long proc_resident_kb(pid_t pid, long *anon_kb);
 void proc_rollup(pid_t pid, long *private_kb, long *pss_kb);
-long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb);
-long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base, long partner_shmem_kb);
+long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb, long given_kb);
+long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base,
+                    const pair_share_t *partner, long own_kb, long given_kb);
 long partner_shmem_kb(const job_t *partner);
+long given_removed_kb(const job_t *job);
 
 /* run.c */
 int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
 void drain(int fd, buf_t *b);
 void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n);
+extern uid_t supervisor_uid; /* what the supervisor runs as (0 until it drops root) */
 void drop_capabilities(void);
 
 /* pair.c */
@@ -186,6 +216,7 @@ void pair_oom_kills(run_t runs[PAIR], long kills);
 extern int server_lost_job; /* the server failed with a job maybe half started: recycle */
 int is_server(pid_t pid);
 void server_gone(void);
-pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res);
+int server_ready(const job_t *job, result_t *res);
+pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res, int64_t *starter_ns);
 
 #endif

@@ -102,7 +102,7 @@ def test_collected_files_are_never_looked_for_through_a_symlink_or_waited_for(
         filters={"label": [f"{LABEL_OWNER}={spec.owner}", f"{LABEL_IMAGE}={spec.image}"]}
     )
     processes = docker_client.api.top(container.id, "-eo pid,args")["Processes"]
-    supervisor = min(int(pid) for pid, args in processes if args == SUPERVISOR)
+    supervisor = min(int(pid) for pid, args in processes if args.split()[0] == SUPERVISOR)
     assert os.listdir(f"/proc/{supervisor}/root/box") == []
 
 

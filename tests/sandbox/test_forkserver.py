@@ -174,27 +174,16 @@ def test_forked_jobs_get_fresh_randomness(pools: SandboxPools) -> None:
 
 
 def test_a_job_cannot_signal_or_inspect_the_fork_server(pools: SandboxPools) -> None:
+    """The server is not in the job's PID namespace: its /proc shows the job and its cell's
+    init alone, and no pid of the job's reaches the server."""
     source = (
         "import os\n"
-        "me = os.readlink('/proc/self')  # its pid here, outside its own pid namespace\n"
-        "for pid in os.listdir('/proc'):\n"
-        "    if pid.isdigit() and pid != me:  # a forked job looks like its server\n"
-        "        try:\n"
-        "            cmd = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
-        "        except OSError:\n"
-        "            continue\n"
-        "        if b'forkserver' in cmd:\n"
-        "            for attempt in (lambda: os.kill(int(pid), 9),\n"
-        "                            lambda: open(f'/proc/{pid}/environ').read(),\n"
-        "                            lambda: open(f'/proc/{pid}/mem', 'rb').read(1)):\n"
-        "                try:\n"
-        "                    attempt()\n"
-        "                    print('allowed')\n"
-        "                except (PermissionError, ProcessLookupError):\n"
-        "                    print('denied')  # by uid, or by the job's own pid namespace\n"
+        "me = os.getpid()  # a forked job looks like its server\n"
+        "for pid in (int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != me):\n"
+        "    print(pid, open(f'/proc/{pid}/cmdline', 'rb').read().split(b'\\0')[0])\n"
     )
     report = run(pools, source, server=True)
-    assert report.stdout == b"denied\ndenied\ndenied\n", report.stderr
+    assert report.stdout == b"1 b'/opt/runner/supervisor'\n", report.stderr
     assert run(pools, "print('still served')\n", server=True).stdout == b"still served\n"
 
 

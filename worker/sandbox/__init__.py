@@ -13,7 +13,7 @@ import structlog
 from worker.errors import SandboxError
 from worker.images.catalog import image_ref
 from worker.languages import LANGUAGES
-from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec
+from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec, memory_cgroup
 from worker.sandbox.pools import SandboxPools
 from worker.settings import Settings
 
@@ -85,6 +85,8 @@ def open_pools(
             detail="jobs share IPC, mount and PID namespaces; only the cleanup keeps them apart",
         )
     fleet = fleet_of(settings)
+    client = docker_client()
+    delegated = memory_cgroup(client)
     specs = {
         key: SandboxSpec(
             image=image_ref(settings.image_prefix, key),
@@ -94,11 +96,12 @@ def open_pools(
             runtime=settings.runtime,
             isolation=settings.isolation,
             extra_labels=extra_labels,
+            memory_cgroup=delegated,
         )
         for key in (images if images is not None else sandbox_images())
     }
     return SandboxPools(
-        docker_client(),
+        client,
         specs,
         size=size,
         max_jobs=max_jobs if max_jobs is not None else settings.max_jobs,

@@ -6,9 +6,21 @@ root, size-limited tmpfs work area, all capabilities dropped but the four the su
 (:mod:`worker.sandbox.seccomp`: Docker's default in spirit, plus what the supervisor needs to
 give each job namespaces of its own), pids, memory (= memory+swap) and CPU limits,
 ulimits, an init that reaps zombies, an empty environment, no container log, never
-privileged, no Docker socket. The supervisor runs as the container's root so it can give each
-job its own unprivileged uid and namespaces; the job never runs as root and holds no
-capability.
+privileged, no Docker socket. The supervisor starts as the container's root and drops it at
+once for a uid of the sandbox's own (:data:`SUPERVISOR_UIDS`, never a job's), keeping the four
+capabilities; it gives each job its own unprivileged uid and namespaces; the job never runs as
+root and holds no capability. Sandboxes that give jobs cells of their own have Docker's masks
+on /proc lifted (``systempaths=unconfined``): the kernel lets a cell mount a /proc of its own
+PID namespace only where no part of the container's /proc is hidden, and each cell masks the
+same paths in its own /proc (images/supervisor/cell.c). Only Docker's init is root there, and a
+/proc file of the host's is written by root alone.
+
+Where the engine runs cgroup v1 with its cgroupfs driver, sandboxes are made in one memory
+cgroup of their own (:data:`MEMORY_PARENT`) that is bound into each (:func:`memory_cgroup`): a
+sandbox's supervisor opens its own cgroup's peak and limit files there while it is still root,
+so that the kernel keeps the exact high-water mark of every job and holds each run to its
+limits (images/supervisor/ledger.c). Jobs never see the directory (their cells hide it), and
+the files are root's: the supervisor, once it has dropped root, writes only the two it opened.
 
 Every sandbox is labelled with its owner and its fleet (the broker its worker serves), and the
 engine removes it as soon as it exits (``AutoRemove``): the supervisor exits when its stdin
@@ -24,6 +36,7 @@ replaces it.
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import time
 from dataclasses import dataclass
@@ -58,6 +71,19 @@ LABEL_IMAGE = "io.runner.image"
 # and map that uid into the job's user namespace; KILL signals a job's processes (another
 # uid); CHOWN gives a job its work dir and files.
 CAPABILITIES = ("SETUID", "SETGID", "KILL", "CHOWN")
+# The supervisor's uid in each sandbox: drawn from a range no job's uid comes from (jobs' start
+# at Settings.job_uid_base, below it), one per sandbox, so that the per-user budgets of the host
+# that the jobs of a sandbox count against are that sandbox's alone (images/supervisor/cell.c).
+SUPERVISOR_UIDS = range((1 << 31) - (1 << 29), 1 << 31)
+# The memory cgroup sandboxes are made in where the engine lets their supervisors keep each
+# job's exact peak (memory_cgroup), and where the supervisor finds it (images/supervisor/ledger.c)
+MEMORY_PARENT = "runner-sandboxes"
+MEMORY_MOUNT = "/run/runner/memory"
+# hardening()'s arguments that configure the container itself; the rest are the host's
+CONTAINER_KEYS = (
+    "entrypoint", "command", "user", "stdin_open", "tty", "environment", "hostname",
+    "healthcheck", "labels",
+)  # fmt: skip
 # What a call into the engine can raise: the SDK's own errors, and the transport's when the
 # engine is down or restarting (the SDK lets requests' and the socket's errors through).
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
@@ -81,17 +107,20 @@ class SandboxSpec:
     runtime: str = ""
     isolation: str = "namespaces"  # see Settings.isolation
     extra_labels: tuple[tuple[str, str], ...] = ()
+    # the host directory of MEMORY_PARENT when the engine allows it (memory_cgroup), else ""
+    memory_cgroup: str = ""
 
 
-def hardening(spec: SandboxSpec) -> dict[str, Any]:
-    """docker SDK ``containers.create`` arguments that confine a sandbox."""
+def hardening(spec: SandboxSpec, supervisor_uid: int = SUPERVISOR_UIDS.start) -> dict[str, Any]:
+    """docker SDK arguments that confine a sandbox (:data:`CONTAINER_KEYS` the container's,
+    the others its host configuration's), its supervisor running as ``supervisor_uid``."""
     # The work area counts towards the memory cgroup (tmpfs pages are memory), so the ceiling
     # is the job's memory plus the work area plus a little for the supervisor and init.
     memory = f"{spec.memory_mb + spec.box_mb + 32}m"
     box_bytes = spec.box_mb * 1024 * 1024
     params: dict[str, Any] = {
         "entrypoint": [SUPERVISOR],
-        "command": [],
+        "command": ["--uid", str(supervisor_uid)],
         "user": "0:0",
         "stdin_open": True,
         "tty": False,
@@ -130,7 +159,31 @@ def hardening(spec: SandboxSpec) -> dict[str, Any]:
     }
     if spec.runtime:
         params["runtime"] = spec.runtime
+    if spec.memory_cgroup:
+        params["cgroup_parent"] = f"/{MEMORY_PARENT}"
+        params["binds"] = [f"{spec.memory_cgroup}:{MEMORY_MOUNT}:rw"]
     return params
+
+
+def memory_cgroup(client: docker.DockerClient) -> str:
+    """The host directory of the memory cgroup sandboxes are made in, where the engine lets
+    their supervisors keep each job's exact peak: cgroup v1 with the cgroupfs driver, whose
+    memory hierarchy is at /sys/fs/cgroup/memory (the engine makes the directory, a cgroup, the
+    first time it binds it). "" elsewhere: the supervisor then samples the peak."""
+    try:
+        info = client.info()
+    except ENGINE_ERRORS as exc:
+        raise SandboxError(f"the Docker engine is not reachable: {exc}") from exc
+    if str(info.get("CgroupVersion")) == "1" and info.get("CgroupDriver") == "cgroupfs":
+        return f"/sys/fs/cgroup/memory/{MEMORY_PARENT}"
+    return ""
+
+
+def system_paths(spec: SandboxSpec) -> dict[str, list[str]]:
+    """Host configuration the SDK has no argument for: no path of /proc masked or made
+    read-only by Docker where jobs get cells (each cell masks them in a /proc of its own; see
+    the module docstring); Docker's defaults where they do not."""
+    return {"MaskedPaths": [], "ReadonlyPaths": []} if spec.isolation == "namespaces" else {}
 
 
 class Sandbox:
@@ -144,15 +197,21 @@ class Sandbox:
         self._decoder = Decoder()
         self._frames = bytearray()
         self._stderr = bytearray()
+        self.id = ""
+        params = hardening(spec, random.choice(SUPERVISOR_UIDS))
         try:
-            self._container = client.containers.create(spec.image, **hardening(spec))
-            self.id: str = self._container.id or ""
+            host = client.api.create_host_config(
+                **{key: value for key, value in params.items() if key not in CONTAINER_KEYS}
+            )
+            host.update(system_paths(spec))
+            container = {key: params[key] for key in CONTAINER_KEYS}
+            self.id = client.api.create_container(spec.image, host_config=host, **container)["Id"]
             raw = client.api.attach_socket(
                 self.id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
             )
             self._raw = raw  # the SocketIO holds a reference on the socket's fd too
             self._sock: socket.socket = raw._sock
-            self._container.start()
+            client.api.start(self.id)
         except ENGINE_ERRORS as exc:
             self.remove()
             raise SandboxError(f"cannot start sandbox from {spec.image}: {exc}") from exc
@@ -171,6 +230,10 @@ class Sandbox:
         if pong.version != SUPERVISOR_VERSION:
             raise ProtocolError(
                 f"supervisor version {pong.version!r}, expected {SUPERVISOR_VERSION!r}"
+            )
+        if pong.accounting != "cgroup":
+            raise SandboxError(
+                f"{self.spec.image} cannot measure jobs here: {pong.accounting or 'no answer'}"
             )
         if self.spec.isolation == "namespaces" and pong.isolation != "namespaces":
             raise IsolationUnavailable(
@@ -235,11 +298,10 @@ class Sandbox:
                 raw.close()
                 self._sock.close()
             self._raw = None
-        container = getattr(self, "_container", None)
-        if container is None:
+        if not getattr(self, "id", ""):
             return
         try:
-            container.remove(force=True)
+            self._client.api.remove_container(self.id, force=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:

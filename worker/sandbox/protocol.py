@@ -5,7 +5,10 @@ message ends with the record ``end 0``. Binary-safe, trivially parsed in C, no J
 inside the sandbox.
 
 Requests: ``op ping`` (answer ``op pong``, ``version``, ``isolation``: ``namespaces`` when the
-supervisor can give jobs cells of their own here, else ``uid`` with ``isolation_error``) and
+supervisor can give jobs cells of their own here, else ``uid`` with ``isolation_error``;
+``accounting``: ``cgroup`` when it can read a job's CPU time and memory off the sandbox's
+cgroup, else why not; ``peak``: ``exact`` when the kernel keeps each job's high-water mark for
+it, ``sampled`` when it is what the supervisor's looks saw) and
 ``op run`` with the fields of :class:`Job`. Answers to ``run``: ``status`` (``ok``/``error``),
 ``error``, ``exit_code``, ``signal``, ``cpu_us``, ``wall_us``, ``maxrss_kb`` (the job's memory,
 images/supervisor/memory.c), ``killed`` (none/cpu/wall/output/memory), ``oom_kills``,
@@ -43,7 +46,7 @@ from dataclasses import dataclass, field
 from worker.errors import ProtocolError
 from worker.programs import File
 
-SUPERVISOR_VERSION = "3"
+SUPERVISOR_VERSION = "4"
 ISOLATIONS = ("namespaces", "uid")
 MAX_HEADER = 96
 # a file's name: a relative path (supervisor.c, safe_name)
@@ -231,6 +234,8 @@ class Pong:
     version: str
     isolation: str  # the strongest isolation the supervisor can give jobs here
     isolation_error: str = ""  # why cells cannot be made, when they cannot
+    accounting: str = ""  # "cgroup", or why a job's CPU and memory cannot be measured here
+    peak: str = ""  # "exact" (the kernel's high-water mark) or "sampled"
 
 
 def parse_pong(records: Iterable[tuple[str, bytes]]) -> Pong:
@@ -241,6 +246,8 @@ def parse_pong(records: Iterable[tuple[str, bytes]]) -> Pong:
         version=fields.get("version", b"").decode(),
         isolation=fields.get("isolation", b"uid").decode(),
         isolation_error=fields.get("isolation_error", b"").decode(errors="replace"),
+        accounting=fields.get("accounting", b"").decode(errors="replace"),
+        peak=fields.get("peak", b"").decode(errors="replace"),
     )
 
 

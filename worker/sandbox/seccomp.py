@@ -8,7 +8,7 @@ process that forks the job enters the cell) and ``mount`` (the cell's private /t
 /dev/shm, and /proc read-only). This profile is an allowlist of its own, by purpose, with
 those added and some of what Docker's default allows left out because no judged program needs
 it (io_uring, ptrace and process_vm_*, fanotify, handles to files by number, landlock, secret
-memory).
+memory, kernel AIO: :data:`KERNEL_AIO`).
 
 The container's profile applies to every process in it, jobs included; each job therefore
 also installs a filter of its own before it runs anything submitted (cell.c, ``DENIED``),
@@ -29,8 +29,7 @@ FILES = (
     "dup", "dup2", "dup3", "faccessat", "faccessat2", "fadvise64", "fallocate", "fchdir",
     "fchmod", "fchmodat", "fchown", "fchownat", "fcntl", "fdatasync", "flock", "fstat",
     "fstatfs", "fsync", "ftruncate", "futimesat", "getcwd", "getdents", "getdents64",
-    "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel",
-    "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit", "ioctl", "lchown",
+    "inotify_add_watch", "inotify_init", "inotify_init1", "inotify_rm_watch", "ioctl", "lchown",
     "link", "linkat", "lseek", "lstat", "memfd_create", "mkdir", "mkdirat", "mknod", "mknodat",
     "newfstatat", "open", "openat", "openat2", "pread64", "preadv", "preadv2", "pwrite64",
     "pwritev", "pwritev2", "read", "readahead", "readlink", "readlinkat", "readv", "rename",
@@ -88,6 +87,9 @@ SOCKETS = (
 # what the supervisor needs beyond an ordinary program: clone with namespace flags (clone is
 # allowed whole), entering a cell, mounting its tmpfs and making its /proc read-only
 SUPERVISOR = ("clone", "setns", "mount")
+# Kernel AIO reserves events from fs.aio-max-nr, one budget for the whole host: refused as on a
+# kernel built without it (ENOSYS); libc's POSIX AIO uses threads and needs none of it.
+KERNEL_AIO = ("io_cancel", "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit")
 # personality(2): Linux, its 32-bit and 2.6-uname flavours, and reading the current one
 PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
 
@@ -105,6 +107,7 @@ def profile() -> dict[str, object]:
         },
         # its flags are out of a filter's reach: ENOSYS makes libc fall back to clone
         {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+        {"names": list(KERNEL_AIO), "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
     ]
     rules += [
         {

@@ -1,0 +1,529 @@
+"""What the kernel charges is what a job is judged by: CPU time from the sandbox's cgroup, so
+no way of spawning or reaping hides any; memory from what the kernel holds for the job, so
+no data parked in kernel buffers escapes its limit; each job alone on its network and its
+/proc; no budget of the host or of another sandbox within a job's reach. Real sandboxes; each
+program stores its data and checks it, so a figure that misses it would judge it AC."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import textwrap
+import threading
+import time
+from dataclasses import replace
+
+import pytest
+
+from tests.sandbox.helpers import judge_source, python_job
+from worker.contract import Limits, TestResult, Verdict
+from worker.judge import Judge
+from worker.programs import File
+from worker.sandbox.pools import SandboxPools
+
+pytestmark = pytest.mark.docker
+
+TIGHT = Limits(cpu_time_ms=1000, wall_time_ms=6000, memory_mb=32, output_kb=64, processes=8)
+
+
+def judged(judge: Judge, language: str, source: str, limits: Limits = TIGHT) -> TestResult:
+    (result,) = judge_source(judge, language, textwrap.dedent(source), limits=limits)
+    return result
+
+
+# ------------------------------------------------------------------------------------ CPU
+
+
+# Children burn CPU one after another while the parent ignores SIGCHLD: the kernel reaps them
+# itself, so their time reaches no wait4 of any ancestor (about 2.5 s under a 1 s limit).
+IGNORED_CHILDREN_C = r"""
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void burn(void) {
+    volatile unsigned long x = 0;
+    for (unsigned long i = 0; i < 250000000UL; i++) x += i;
+}
+int main(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = FLAGS;
+    sigaction(SIGCHLD, &sa, NULL);
+    for (int i = 0; i < 10; i++) {
+        pid_t pid = fork();
+        if (pid == 0) { burn(); _exit(0); }
+        while (kill(pid, 0) == 0) usleep(1000);
+    }
+    puts("done");
+    return 0;
+}
+"""
+
+IGNORED_CHILDREN_PY = """
+import os, signal, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+for _ in range(10):
+    pid = os.fork()
+    if pid == 0:
+        x = 0
+        for i in range(3_000_000):
+            x += i
+        os._exit(0)
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.001)
+print("done")
+"""
+
+
+@pytest.mark.parametrize("flags", ["0", "SA_NOCLDWAIT"])
+def test_cpu_of_children_the_kernel_reaps_counts_in_c(judge: Judge, flags: str) -> None:
+    result = judged(judge, "c", IGNORED_CHILDREN_C.replace("FLAGS", flags))
+    assert result.verdict == Verdict.TLE, result
+    assert result.cpu_time_ms >= TIGHT.cpu_time_ms
+
+
+def test_cpu_of_children_the_kernel_reaps_counts_in_python(judge: Judge) -> None:
+    result = judged(judge, "python", IGNORED_CHILDREN_PY)
+    assert result.verdict == Verdict.TLE, result
+    assert result.cpu_time_ms >= TIGHT.cpu_time_ms
+
+
+def test_honest_cpu_time_is_what_the_program_itself_used(judge: Judge) -> None:
+    """The cgroup's figure for a program that hides nothing is its own CPU time, the program's
+    start included (a few milliseconds), never the supervisor's watching."""
+    result = judged(
+        judge,
+        "python",
+        """
+        import resource
+        x = 0
+        for i in range(4_000_000):
+            x += i
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        print(round(1000 * (own.ru_utime + own.ru_stime)))
+        """,
+        replace(TIGHT, cpu_time_ms=5000, memory_mb=64),
+    )
+    assert result.verdict == Verdict.AC, result
+    own_ms = int(result.stdout)
+    assert own_ms <= result.cpu_time_ms <= own_ms + 25, (own_ms, result.cpu_time_ms)
+
+
+# ------------------------------------------------------------------------------------ memory
+
+# Each stores its data in the kernel, reads it back and checks it; 32 MB limit.
+KERNEL_HELD_C = {
+    "message queues": r"""
+#include <stdio.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+struct { long type; char text[8000]; } msg;
+int main(void) {
+    static int ids[12000];
+    int n = 0;
+    for (; n < 12000; n++) { /* 16 KB a queue: 190 MB in all */
+        ids[n] = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+        if (ids[n] < 0) break;
+        msg.type = 1;
+        memset(msg.text, 'a' + n % 26, sizeof msg.text);
+        if (msgsnd(ids[n], &msg, sizeof msg.text, IPC_NOWAIT) < 0) break;
+        if (msgsnd(ids[n], &msg, sizeof msg.text, IPC_NOWAIT) < 0) break;
+    }
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++)
+            if (msgrcv(ids[i], &msg, sizeof msg.text, 0, IPC_NOWAIT) < 0
+                || msg.text[100] != 'a' + i % 26)
+                return puts("lost");
+    printf("kept %d MB\n", n * 16 / 1024);
+    return 0;
+}
+""",
+    "unix sockets": r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static char buf[65536];
+int main(void) {
+    int pairs[100][2], n = 0;
+    long total = 0;
+    for (; n < 100 && total < (200L << 20); n++) {
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, pairs[n]) < 0) break;
+        int size = 4 << 20;
+        setsockopt(pairs[n][0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        fcntl(pairs[n][0], F_SETFL, O_NONBLOCK);
+        memset(buf, 'a' + n % 26, sizeof buf);
+        for (long w; (w = write(pairs[n][0], buf, sizeof buf)) > 0;) total += w;
+    }
+    for (int i = 0; i < n; i++) {
+        fcntl(pairs[i][1], F_SETFL, O_NONBLOCK);
+        if (read(pairs[i][1], buf, 1000) != 1000 || buf[999] != 'a' + i % 26) return puts("lost");
+    }
+    printf("kept %ld MB\n", total >> 20);
+    return 0;
+}
+""",
+    "pipes": r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static char buf[65536];
+int main(void) {
+    int pipes[200][2], n = 0;
+    long total = 0;
+    for (; n < 200; n++) {
+        if (pipe(pipes[n]) < 0) break;
+        fcntl(pipes[n][1], F_SETPIPE_SZ, 1 << 20);
+        fcntl(pipes[n][1], F_SETFL, O_NONBLOCK);
+        memset(buf, 'a' + n % 26, sizeof buf);
+        long before = total;
+        for (long w; (w = write(pipes[n][1], buf, sizeof buf)) > 0;) total += w;
+        if (total == before) break;
+    }
+    for (int i = 0; i < n; i++)
+        if (read(pipes[i][0], buf, 1000) != 1000 || buf[999] != 'a' + i % 26) return puts("lost");
+    printf("kept %ld MB\n", total >> 20);
+    return 0;
+}
+""",
+    "extended attributes": r"""
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+static char buf[60000];
+int main(void) {
+    int fd = open("x", O_CREAT | O_RDWR, 0600), n = 0; /* in its work dir */
+    char name[32];
+    for (; n < 2000; n++) {
+        snprintf(name, sizeof name, "user.a%d", n);
+        memset(buf, 'a' + n % 26, sizeof buf);
+        if (fsetxattr(fd, name, buf, sizeof buf, 0) < 0) break;
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "user.a%d", i);
+        if (fgetxattr(fd, name, buf, sizeof buf) != sizeof buf || buf[5] != 'a' + i % 26)
+            return puts("lost");
+    }
+    printf("kept %d MB\n", n * 60 / 1024);
+    return 0;
+}
+""",
+}
+
+
+@pytest.mark.parametrize("where", sorted(KERNEL_HELD_C))
+def test_data_the_kernel_holds_counts_as_memory(judge: Judge, where: str) -> None:
+    # a uid's pipes hold about 30 MB at most (fs.pipe-user-pages-soft): a lower limit for them
+    limits = replace(TIGHT, memory_mb=16) if where == "pipes" else TIGHT
+    result = judged(judge, "c", KERNEL_HELD_C[where], limits)
+    assert result.verdict == Verdict.MLE, result
+    assert result.memory_kb > limits.memory_mb * 1024
+
+
+def test_unix_socket_buffers_count_in_python(judge: Judge) -> None:
+    result = judged(
+        judge,
+        "python",
+        """
+        import socket
+        pairs = []
+        for n in range(60):
+            a, b = socket.socketpair()
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+            a.setblocking(False)
+            try:
+                while True:
+                    a.send(bytes([97 + n % 26]) * 65536)
+            except BlockingIOError:
+                pass
+            pairs.append((a, b))
+        assert all(b.recv(10) == bytes([97 + n % 26]) * 10 for n, (a, b) in enumerate(pairs))
+        print("kept")
+        """,
+    )
+    assert result.verdict == Verdict.MLE, result
+
+
+def test_unix_socket_buffers_count_in_javascript(judge: Judge) -> None:
+    """Node parks what it cannot write yet in its own heap, the kernel the rest: both count."""
+    result = judged(
+        judge,
+        "javascript",
+        """
+        const net = require('net');
+        const server = net.createServer((c) => { c.pause(); });
+        server.listen('/tmp/s', () => {
+          const socks = [];
+          for (let i = 0; i < 40; i++) {
+            const s = net.connect('/tmp/s');
+            s.write(Buffer.alloc(2 << 20, 97 + i));
+            socks.push(s);
+          }
+          setTimeout(() => { console.log('kept'); process.exit(0); }, 1500);
+        });
+        """,
+        replace(TIGHT, memory_mb=96),
+    )
+    assert result.verdict == Verdict.MLE, result
+
+
+INET = {
+    "c": r"""
+#include <stdio.h>
+#include <sys/socket.h>
+int main(void) {
+    int tcp = socket(AF_INET, SOCK_STREAM, 0), tcp6 = socket(AF_INET6, SOCK_STREAM, 0);
+    int udp = socket(AF_INET, SOCK_DGRAM, 0), netlink = socket(16 /* AF_NETLINK */, SOCK_RAW, 0);
+    perror("socket");
+    printf("%d %d %d %d\n", tcp, tcp6, udp, netlink);
+    return 0;
+}
+""",
+    "python": """
+import socket
+for family in (socket.AF_INET, socket.AF_INET6):
+    try:
+        socket.socket(family)
+    except PermissionError as exc:
+        print(exc.errno)
+""",
+    "javascript": """
+const net = require('net');
+const server = net.createServer();
+server.on('error', (e) => { console.log(e.code); });
+server.listen(5555, '127.0.0.1');
+""",
+}
+INET_SAYS = {"c": "-1 -1 -1 -1\n", "python": "13\n13\n", "javascript": "EACCES\n"}
+
+
+@pytest.mark.parametrize("language", sorted(INET))
+def test_no_socket_whose_buffers_the_kernel_would_not_charge(judge: Judge, language: str) -> None:
+    """TCP and UDP buffers escape a cgroup v1 sandbox's memory (its TCP accounting is off):
+    a job may create Unix sockets only; anything else is refused with EACCES."""
+    result = judged(judge, language, INET[language], replace(TIGHT, memory_mb=96))
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == INET_SAYS[language]
+
+
+def test_stdin_is_read_only(judge: Judge) -> None:
+    """A job cannot write or truncate its input, neither by its descriptor nor by reopening
+    it: shrinking it would lower the sandbox's memory below what it held as the job started."""
+    (result,) = judge_source(
+        judge,
+        "python",
+        textwrap.dedent(
+            """
+            import os
+            for how in ("write", "reopen", "truncate"):
+                try:
+                    if how == "write":
+                        os.write(0, b"x")
+                    elif how == "reopen":
+                        open("/dev/stdin", "r+b")
+                    else:
+                        os.truncate("/proc/self/fd/0", 0)
+                    print(how, "allowed")
+                except OSError as exc:
+                    print(how, exc.errno)
+            print(len(open("/dev/stdin", "rb").read()))
+            """
+        ),
+        [(b"x" * 1000, None)],
+    )
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == "write 9\nreopen 13\ntruncate 13\n1000\n"
+
+
+SHRINK_AND_FILL = """
+import mmap, os
+data = os.open("/dev/shm/data", os.O_CREAT | os.O_RDWR)
+os.ftruncate(data, 20 << 20)
+with mmap.mmap(data, 20 << 20) as m:
+    m.write(b"z" * (20 << 20))
+os.close(data)
+print(open("/dev/shm/data", "rb").read(5))
+"""
+
+
+def test_a_given_file_shrunk_still_counts(pools: SandboxPools) -> None:
+    """12 MB of data it was given, truncated to nothing, make no room for 20 MB of its own
+    under a 16 MB limit."""
+    shrink = f"import os\nos.truncate('data.bin', 0)\n{SHRINK_AND_FILL}"
+    job = python_job(shrink.encode(), mem_kb=16 * 1024, cpu_ms=2000)
+    job = replace(job, files=(*job.files, File("data.bin", b"d" * (12 << 20))))
+    report = pools.run("python", job, 30)
+    assert report.killed == "memory" or report.maxrss_kb > 16 * 1024, report
+
+
+def test_stdin_cannot_be_shrunk_to_make_room(pools: SandboxPools) -> None:
+    job = python_job(
+        b"import os\ntry:\n    os.ftruncate(0, 0)\nexcept OSError:\n    pass\n"
+        + SHRINK_AND_FILL.encode(),
+        mem_kb=16 * 1024,
+        cpu_ms=2000,
+    )
+    report = pools.run("python", replace(job, stdin=b"i" * (12 << 20)), 30)
+    assert report.killed == "memory" or report.maxrss_kb > 16 * 1024, report
+
+
+# ------------------------------------------------------------------------------------ network
+
+
+def test_each_job_has_a_network_of_its_own(judge: Judge) -> None:
+    """Only a loopback interface, and nothing of an earlier job on it: an abstract Unix socket
+    a job bound is gone for the next, and /proc/net lists none."""
+    bind = """
+    import socket, sys
+    s = socket.socket(socket.AF_UNIX)
+    s.bind("\\0runner-token")
+    s.listen()
+    print(sorted(line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]))
+    """
+    for _ in range(2):  # the second would fail to bind the name if it were shared
+        result = judged(judge, "python", bind)
+        assert result.verdict == Verdict.AC, result
+        assert result.stdout == "['lo']\n"
+
+
+# ------------------------------------------------------------------------------------ /proc
+
+PID_STATUS = {
+    "python": "import os\nprint(open(f'/proc/{os.getpid()}/status').read().split()[1])\n"
+    "print(sorted(p for p in os.listdir('/proc') if p.isdigit()))\n",
+    "c": r"""
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(void) {
+    char path[64], name[64];
+    snprintf(path, sizeof path, "/proc/%d/status", getpid());
+    FILE *f = fopen(path, "r");
+    if (!f || fscanf(f, "Name: %63s", name) != 1) { puts("no status"); return 1; }
+    puts(name);
+    DIR *d = opendir("/proc");
+    int pids = 0;
+    for (struct dirent *e; (e = readdir(d));) pids += atoi(e->d_name) > 0;
+    printf("%d\n", pids);
+    return 0;
+}
+""",
+    "javascript": "const fs = require('fs');\n"
+    "console.log(fs.readFileSync(`/proc/${process.pid}/status`, 'utf8').split(/\\s+/)[1]);\n"
+    "console.log(fs.readdirSync('/proc').filter((p) => /^\\d+$/.test(p)).sort());\n",
+}
+PID_SAYS = {
+    "python": "python3\n['1', '2']\n",
+    "c": "main\n2\n",
+    "javascript": "node\n[ '1', '2' ]\n",
+}
+
+
+@pytest.mark.parametrize("language", sorted(PID_STATUS))
+def test_proc_is_the_jobs_own(judge: Judge, language: str) -> None:
+    """/proc/<getpid()> is the job's, and /proc lists its cell's init and itself alone."""
+    result = judged(judge, language, PID_STATUS[language], replace(TIGHT, memory_mb=96))
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == PID_SAYS[language]
+
+
+# ------------------------------------------------------------------------------------ budgets
+
+# Four processes take every inotify instance they can (each is held to 64 descriptors) and
+# keep them: more than the 128 a user may have on the host.
+INOTIFY_HOG = """
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+r, w = os.pipe()
+for _ in range(4):
+    if os.fork() == 0:
+        n = 0
+        while n < 10000 and libc.inotify_init1(0) >= 0:
+            n += 1
+        os.write(w, b"%d\\n" % n)
+        time.sleep(HOLD)
+        os._exit(0)
+os.close(w)
+counts = b""
+while counts.count(b"\\n") < 4:
+    counts += os.read(r, 100)
+print(sum(map(int, counts.split())), flush=True)
+time.sleep(HOLD)
+"""
+
+
+def test_a_jobs_inotify_instances_are_never_the_hosts(judge: Judge) -> None:
+    """Per-user budgets count against the owner of the cell's user namespace: the sandbox's
+    own uid, so that a job holding every inotify instance it can leaves the host's root and
+    the jobs of other sandboxes theirs."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    results: list[TestResult] = []
+    hog = threading.Thread(
+        target=lambda: results.append(
+            judged(judge, "python", INOTIFY_HOG.replace("HOLD", "3"), replace(TIGHT, memory_mb=64))
+        )
+    )
+    hog.start()
+    time.sleep(1.5)  # it has taken them by now
+    fd = libc.inotify_init1(0)
+    assert fd >= 0, f"the host's root got no inotify instance: {os.strerror(ctypes.get_errno())}"
+    os.close(fd)
+    other = judged(
+        judge,
+        "c",
+        r"""
+#include <stdio.h>
+#include <sys/inotify.h>
+int main(void) {
+    int n = 0;
+    while (n < 10000 && inotify_init1(0) >= 0) n++;
+    printf("%d\n", n);
+    return 0;
+}
+""",
+    )
+    hog.join()
+    (held,) = results
+    assert held.verdict == Verdict.AC, held
+    assert other.verdict == Verdict.AC, other
+    assert int(held.stdout) >= 120, held.stdout  # it did hold about all a user may
+    assert int(other.stdout) == 61, other.stdout  # what 64 descriptors allow: none taken
+
+
+def test_no_job_can_reserve_the_hosts_aio_events(judge: Judge) -> None:
+    """fs.aio-max-nr is one budget for the whole host: kernel AIO is refused (ENOSYS, as on a
+    kernel without it); POSIX AIO in libc uses threads and works."""
+    result = judged(
+        judge,
+        "c",
+        r"""
+#include <errno.h>
+#include <linux/aio_abi.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(void) {
+    aio_context_t ctx = 0;
+    long rc = syscall(SYS_io_setup, 65536, &ctx);
+    printf("%ld %d\n", rc, rc < 0 ? errno : 0);
+    return 0;
+}
+""",
+    )
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == f"-1 {38}\n"  # ENOSYS
