@@ -258,29 +258,6 @@ def test_unix_socket_buffers_count_in_python(judge: Judge) -> None:
     assert result.verdict == Verdict.MLE, result
 
 
-def test_unix_socket_buffers_count_in_javascript(judge: Judge) -> None:
-    """Node parks what it cannot write yet in its own heap, the kernel the rest: both count."""
-    result = judged(
-        judge,
-        "javascript",
-        """
-        const net = require('net');
-        const server = net.createServer((c) => { c.pause(); });
-        server.listen('/tmp/s', () => {
-          const socks = [];
-          for (let i = 0; i < 40; i++) {
-            const s = net.connect('/tmp/s');
-            s.write(Buffer.alloc(2 << 20, 97 + i));
-            socks.push(s);
-          }
-          setTimeout(() => { console.log('kept'); process.exit(0); }, 1500);
-        });
-        """,
-        replace(TIGHT, memory_mb=96),
-    )
-    assert result.verdict == Verdict.MLE, result
-
-
 INET = {
     "c": r"""
 #include <stdio.h>
@@ -349,55 +326,87 @@ def test_stdin_is_read_only(judge: Judge) -> None:
     assert result.stdout == "write 9\nreopen 13\ntruncate 13\n1000\n"
 
 
-SHRINK_AND_FILL = """
-import mmap, os
-data = os.open("/dev/shm/data", os.O_CREAT | os.O_RDWR)
-os.ftruncate(data, 20 << 20)
-with mmap.mmap(data, 20 << 20) as m:
-    m.write(b"z" * (20 << 20))
-os.close(data)
-print(open("/dev/shm/data", "rb").read(5))
+# Fills 24 MB of its work dir a megabyte at a time (its own memory stays small), reads it back.
+FILL = """
+with open("mine", "wb") as out:
+    for _ in range(24):
+        out.write(b"z" * (1 << 20))
+print(open("mine", "rb").read(5))
 """
 
 
 def test_a_given_file_shrunk_still_counts(pools: SandboxPools) -> None:
-    """12 MB of data it was given, truncated to nothing, make no room for 20 MB of its own
-    under a 16 MB limit."""
-    shrink = f"import os\nos.truncate('data.bin', 0)\n{SHRINK_AND_FILL}"
-    job = python_job(shrink.encode(), mem_kb=16 * 1024, cpu_ms=2000)
-    job = replace(job, files=(*job.files, File("data.bin", b"d" * (12 << 20))))
+    """24 MB of data it was given, truncated to nothing, make no room for 24 MB of its own
+    under a 20 MB limit."""
+    job = python_job(b"import os\nos.truncate('data.bin', 0)\n" + FILL.encode(), mem_kb=20 << 10)
+    job = replace(job, files=(*job.files, File("data.bin", b"d" * (24 << 20))), cpu_ms=2000)
     report = pools.run("python", job, 30)
-    assert report.killed == "memory" or report.maxrss_kb > 16 * 1024, report
+    assert report.killed == "memory" or report.maxrss_kb > 20 << 10, report
 
 
 def test_stdin_cannot_be_shrunk_to_make_room(pools: SandboxPools) -> None:
-    job = python_job(
-        b"import os\ntry:\n    os.ftruncate(0, 0)\nexcept OSError:\n    pass\n"
-        + SHRINK_AND_FILL.encode(),
-        mem_kb=16 * 1024,
-        cpu_ms=2000,
-    )
-    report = pools.run("python", replace(job, stdin=b"i" * (12 << 20)), 30)
-    assert report.killed == "memory" or report.maxrss_kb > 16 * 1024, report
+    shrink = b"import os\ntry:\n    os.ftruncate(0, 0)\nexcept OSError:\n    pass\n"
+    job = python_job(shrink + FILL.encode(), mem_kb=20 << 10, cpu_ms=2000)
+    report = pools.run("python", replace(job, stdin=b"i" * (24 << 20)), 30)
+    assert report.killed == "memory" or report.maxrss_kb > 20 << 10, report
+
+
+# Three children take 40 MB each and make themselves undumpable (their /proc entries become
+# root's: no look from outside reads their memory), while the program talks to an interactor.
+HIDDEN_CHILDREN = """
+import ctypes, os, sys, time
+for _ in range(3):
+    if os.fork() == 0:
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, first
+        held = bytearray(40 << 20)
+        for i in range(0, len(held), 4096):
+            held[i] = 1
+        time.sleep(2)
+        os._exit(0)
+time.sleep(0.5)
+print("ready", flush=True)
+print(sys.stdin.readline().strip())
+"""
+ANSWERS = "import sys, time\nsys.stdin.readline()\ntime.sleep(0.5)\nprint('done', flush=True)\n"
+
+
+def test_memory_of_undumpable_children_counts_beside_an_interactor(pools: SandboxPools) -> None:
+    partner = replace(python_job(ANSWERS.encode(), server=()), mem_kb=64 << 10, wall_ms=8000)
+    job = python_job(HIDDEN_CHILDREN.encode(), mem_kb=64 << 10, cpu_ms=3000, procs=8)
+    report = pools.run("python", replace(job, partner=partner), 30)
+    assert report.partner is not None and report.cleanup == "ok", report
+    assert report.killed == "memory", report
+    assert (report.partner.killed, report.partner.signal) == ("none", 0), report.partner
 
 
 # ------------------------------------------------------------------------------------ network
 
 
 def test_each_job_has_a_network_of_its_own(judge: Judge) -> None:
-    """Only a loopback interface, and nothing of an earlier job on it: an abstract Unix socket
-    a job bound is gone for the next, and /proc/net lists none."""
-    bind = """
-    import socket, sys
-    s = socket.socket(socket.AF_UNIX)
-    s.bind("\\0runner-token")
-    s.listen()
+    """A job sees no socket and no connection of any other job or of the sandbox's own
+    processes: a connection an earlier job made (which would linger in TIME_WAIT) is not in
+    its /proc/net, and neither are the supervisor's and fork server's sockets."""
+    connect = """
+    import socket
+    try:
+        server = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(server.getsockname())
+        peer, _ = server.accept()
+        client.sendall(b"token")
+        print(peer.recv(5))
+        client.close()  # the connection waits in TIME_WAIT on this side
+    except PermissionError:
+        print("refused")
+    """
+    assert judged(judge, "python", connect).verdict == Verdict.AC
+    look = """
+    tables = ("tcp", "tcp6", "udp", "unix")
+    print([len(open(f"/proc/net/{t}").readlines()) - 1 for t in tables])
     print(sorted(line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]))
     """
-    for _ in range(2):  # the second would fail to bind the name if it were shared
-        result = judged(judge, "python", bind)
-        assert result.verdict == Verdict.AC, result
-        assert result.stdout == "['lo']\n"
+    result = judged(judge, "python", look)
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == "[0, 0, 0, 0]\n['lo']\n"
 
 
 # ------------------------------------------------------------------------------------ /proc
