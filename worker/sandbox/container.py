@@ -235,6 +235,11 @@ class Sandbox:
             raise SandboxError(
                 f"{self.spec.image} cannot measure jobs here: {pong.accounting or 'no answer'}"
             )
+        if self.spec.memory_cgroup and pong.peak != "exact":
+            raise SandboxError(
+                f"{self.spec.image} cannot keep its jobs' memory peak: its memory cgroup "
+                f"({self.spec.memory_cgroup}) is not where the engine was to bind it"
+            )
         if self.spec.isolation == "namespaces" and pong.isolation != "namespaces":
             raise IsolationUnavailable(
                 f"jobs cannot get namespaces of their own in {self.spec.image} here "

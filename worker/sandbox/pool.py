@@ -299,6 +299,8 @@ class ImagePool:
             return {
                 "image": self.spec.image,
                 "isolation": self.spec.isolation,
+                # whether a job's memory peak is the kernel's high-water mark or sampled
+                "peak": "exact" if self.spec.memory_cgroup else "sampled",
                 "size": self.size,
                 "idle": len(self._idle),
                 "busy": len(self._busy),
