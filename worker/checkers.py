@@ -13,7 +13,8 @@ the test's input, the program's whole output and the expected answer. The contes
 never sees the answer; the checker sees nothing else of the contestant's. Its exit code decides
 (:data:`TESTLIB`); what it wrote on stderr is the test's message. A checker that crashes, is
 killed for its limits or exits with any other code is *its* failure, never the contestant's
-``WA``: ``IE`` with what it said. An interactor ends by the same codes.
+``WA``: ``IE`` with what it said, error code ``checker_failed`` (the problem's fault, not the
+fleet's ``internal_error``). An interactor ends by the same codes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from worker.compare import CompareMode, Comparison, compare
-from worker.verdicts import Verdict
+from worker.verdicts import CHECKER_FAILED, Verdict
 
 MESSAGE_BYTES = 1024  # of a checker's stderr, in the test's message
 
@@ -54,11 +55,19 @@ BUILTINS: dict[str, Builtin] = {
 
 @dataclass(frozen=True)
 class Judgement:
-    """What a checker (or interactor) decided about one test: ``fraction`` of its points."""
+    """What a checker (or interactor) decided about one test: ``fraction`` of its points; with
+    ``IE``, ``code`` says whose fault it is (``None``: the fleet's)."""
 
     verdict: Verdict
     fraction: float
     message: str
+    code: str | None = None
+
+
+def failed(message: str) -> Judgement:
+    """The judgement of a problem's checker or interactor that failed: its fault, not the
+    contestant's nor the fleet's."""
+    return Judgement(Verdict.IE, 0.0, message, CHECKER_FAILED)
 
 
 def judge_builtin(expected: bytes, output: bytes, how: Comparison) -> Judgement:
@@ -88,23 +97,21 @@ def judge_testlib(
     (``killed``: the supervisor's reason, ``none`` when it ended by itself)."""
     said = stderr[:MESSAGE_BYTES].decode(errors="replace").strip()
     if killed != "none":
-        return Judgement(Verdict.IE, 0.0, f"{role} exceeded its {killed} limit: {said}".rstrip())
+        return failed(f"{role} exceeded its {killed} limit: {said}".rstrip())
     if signal_name:
-        return Judgement(Verdict.IE, 0.0, f"{role} killed by {signal_name}: {said}".rstrip())
+        return failed(f"{role} killed by {signal_name}: {said}".rstrip())
     if exit_code == POINTS_EXIT:
         match = _POINTS.match(stderr[:MESSAGE_BYTES])
         fraction = float(match.group(1)) if match else -1.0
         if not 0.0 <= fraction <= 1.0:
-            return Judgement(
-                Verdict.IE, 0.0, f"{role} gave points outside [0, 1] (expected 'points X'): {said}"
-            )
+            return failed(f"{role} gave points outside [0, 1] (expected 'points X'): {said}")
         verdict = Verdict.AC if fraction == 1.0 else Verdict.WA
         return Judgement(verdict, fraction, said)
     known = TESTLIB.get(exit_code)
     if known is None:
-        return Judgement(Verdict.IE, 0.0, f"{role} exited with code {exit_code}: {said}".rstrip())
+        return failed(f"{role} exited with code {exit_code}: {said}".rstrip())
     verdict, what = known
     if verdict is Verdict.IE:
-        what = f"{role} {what}"
+        return failed(f"{role} {what}: {said}" if said else f"{role} {what}")
     message = f"{what}: {said}" if what and said else what or said
     return Judgement(verdict, 1.0 if verdict is Verdict.AC else 0.0, message)

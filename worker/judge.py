@@ -140,13 +140,14 @@ class Judge:
         if limited is not None:
             return result_of(test, report, *limited)
         judged = self.check(checker, test.stdin, report.stdout, test.expected_stdout)
-        return result_of(test, report, judged.verdict, judged.message, judged.fraction)
+        return result_of(test, report, judged.verdict, judged.message, judged.fraction, judged.code)
 
     def check(
         self, checker: Program, input_: bytes, output: bytes, answer: bytes | None
     ) -> Judgement:
         """Run a program checker on one test's files (testlib: ``checker input output
-        answer``); its failure is an ``IE`` judgement, never the contestant's ``WA``."""
+        answer``); its failure is an ``IE`` judgement (``checker_failed``), never the
+        contestant's ``WA``; a sandbox that could not run it is the fleet's ``IE``."""
         files = (File("input", input_), File("output", output), File("answer", answer or b""))
         job = program_job(
             Program(checker.language, (*checker.files, *files), checker.entry),

@@ -87,9 +87,11 @@ def result_of(
     verdict: Verdict,
     message: str,
     fraction: float | None = None,
+    code: str | None = None,
 ) -> TestResult:
-    """A test's result: the verdict, what the supervisor measured, and its partial score
-    (when a checker gave one that is neither all nor nothing)."""
+    """A test's result: the verdict, what the supervisor measured, its partial score (when a
+    checker gave one that is neither all nor nothing) and, with ``IE``, whose fault it is
+    (``code``: ``checker_failed``; ``None``, the fleet's)."""
     sig = signal_name(report.signal) if report.signal else None
     stdout, stdout_cut = shown(report.stdout)
     stderr, stderr_cut = shown(report.stderr)
@@ -107,6 +109,7 @@ def result_of(
         stderr_truncated=stderr_cut or report.stderr_total > SHOWN_BYTES,
         message=message,
         score=fraction if fraction is not None and 0.0 < fraction < 1.0 else None,
+        error_code=code if verdict is Verdict.IE else None,
     )
 
 

@@ -25,6 +25,7 @@ from worker.contract import (
     Verdict,
 )
 from worker.messages import CompileOutcome, GroupMsg, RunMeta, TestOutcome
+from worker.verdicts import INTERNAL_ERROR
 
 
 def fraction(result: TestResult) -> float:
@@ -133,7 +134,9 @@ def _result_of(
     error = None
     if verdict is Verdict.IE:
         assert failed is not None
-        error = ErrorInfo(code="internal_error", message=failed.message or "internal error")
+        # whose fault it is: the problem's checker or interactor, or the fleet
+        code = failed.error_code or INTERNAL_ERROR
+        error = ErrorInfo(code=code, message=failed.message or "internal error")
     return SubmissionResult(
         submission_id=meta.submission_id,
         verdict=verdict,
@@ -165,7 +168,7 @@ def _unrun(meta: RunMeta, ids: list[str], compiled: CompileOutcome) -> Submissio
     tests = [_skipped(test_id, f"not run: {compiled.message}") for test_id in ids]
     error = None
     if compiled.verdict is Verdict.IE:
-        error = ErrorInfo(code="internal_error", message=compiled.message or "internal error")
+        error = ErrorInfo(code=INTERNAL_ERROR, message=compiled.message or "internal error")
     groups = [
         GroupResult(
             name=g.name,

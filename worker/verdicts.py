@@ -1,5 +1,5 @@
 """The verdicts: one registry entry each, from which the contract's enum, its JSON Schema and
-docs/contract.md's table derive."""
+docs/contract.md's table derive; and the codes an ``IE`` carries, which say whose fault it is."""
 
 from __future__ import annotations
 
@@ -28,11 +28,22 @@ MEANINGS: dict[Verdict, str] = {
     Verdict.OLE: "output limit exceeded",
     Verdict.RE: "runtime error: non-zero exit or killed by a signal",
     Verdict.CE: "compile error (also Python and JavaScript syntax errors)",
-    Verdict.IE: "internal error of the judge, or of the problem's checker or interactor: not "
-    "the submission's fault",
+    Verdict.IE: "internal error of the judge (error code internal_error), or of the problem's "
+    "checker or interactor (checker_failed): not the submission's fault",
     Verdict.SK: "skipped: after an earlier failure (stop_on_first_failure, its group's), or "
     "its group depends on one not passed",
     Verdict.RJ: "rejected: the submission breaks the contract",
 }
 
 PASSING = frozenset({Verdict.AC})
+
+
+# An IE is never the submission's fault; its error code says whose it is, so that a backend can
+# tell a problem to fix from a fleet to call its operator about.
+INTERNAL_ERROR = "internal_error"
+CHECKER_FAILED = "checker_failed"
+IE_CODES: dict[str, str] = {
+    INTERNAL_ERROR: "the fleet failed (a sandbox, Redis, a bug of ours): send it again later",
+    CHECKER_FAILED: "the problem's own checker or interactor failed (a crash, its own limits, "
+    "testlib's FAIL or an unknown exit code, an interactor that hung): fix the problem",
+}

@@ -70,7 +70,7 @@ def test_a_wrong_answer_file_is_the_checkers_failure_not_the_contestants(
     result = judge.run_test(
         program(judge, "print(3, 4)"), TestCase("t", b"7\n", b"3 3\n"), FAST, pair_checker
     )
-    assert result.verdict == Verdict.IE
+    assert (result.verdict, result.error_code) == (Verdict.IE, "checker_failed")
     assert result.message.startswith("checker failed: FAIL the answer file's pair 3 3")
 
 
@@ -113,9 +113,10 @@ def test_the_float_checker_takes_its_tolerance(judge: Judge) -> None:
     ],
 )
 def test_a_checker_that_crashes_or_hangs_is_ie(judge: Judge, source: str, message: str) -> None:
+    """The problem's fault, not the contestant's nor the fleet's: checker_failed."""
     checker = build(judge, "c", {"main.c": source})
     result = judge.run_test(program(judge, "print(1)"), TestCase("t", b"", b"1"), FAST, checker)
-    assert result.verdict == Verdict.IE
+    assert (result.verdict, result.error_code) == (Verdict.IE, "checker_failed")
     assert message in result.message
 
 

@@ -13,6 +13,9 @@ from tests.unit.fleet import judged, start_runtime, sub
 from worker import runtime
 from worker.checkers import judge_testlib
 from worker.contract import Verdict
+from worker.errors import SandboxError
+from worker.sandbox.fake import report
+from worker.sandbox.protocol import Job, RunReport
 
 
 @pytest.mark.parametrize(
@@ -102,12 +105,49 @@ def test_a_python_checker_judges_ac_wa_and_partial_points(local: runtime.Runtime
 
 
 def test_a_checker_that_fails_is_ie_never_the_contestants_wa(local: runtime.Runtime) -> None:
+    """Nor the fleet's: error code checker_failed, not internal_error, so that a backend can
+    tell a problem to fix from a fleet at fault."""
     out = judged(local, with_checker(PERMUTATION, [("1", "")]))
     assert out["verdict"] == "IE"
     assert out["tests"][0]["message"] == "checker failed: FAIL the answer file is empty"
+    assert (out["error"]["code"], out["tests"][0]["error_code"]) == ("checker_failed",) * 2
+    assert out["error"]["message"] == out["tests"][0]["message"]
     crash = judged(local, with_checker("import os\nos.abort()", [("1", "1")]))
     assert crash["tests"][0]["verdict"] == "IE"
     assert "checker killed by SIGABRT" in crash["tests"][0]["message"]
+    assert (crash["error"]["code"], crash["tests"][0]["error_code"]) == ("checker_failed",) * 2
+
+
+@pytest.mark.parametrize(
+    ("code", "verdict", "error_code"),
+    [
+        (0, Verdict.AC, None),
+        (1, Verdict.WA, None),
+        (3, Verdict.IE, "checker_failed"),
+        (9, Verdict.IE, "checker_failed"),
+    ],
+)
+def test_the_code_of_a_checkers_failure_is_checker_failed(
+    code: int, verdict: Verdict, error_code: str | None
+) -> None:
+    judged_ = judge_testlib("interactor", code, None, "none", b"")
+    assert (judged_.verdict, judged_.code) == (verdict, error_code)
+
+
+def test_a_checker_the_sandbox_could_not_run_is_the_fleets_internal_error() -> None:
+    def script(image: str, job: Job) -> RunReport:
+        if job.argv[-3:] == ("input", "output", "answer"):
+            raise SandboxError("engine gone")
+        return report(stdout=job.stdin)
+
+    rt = start_runtime(fakeredis.FakeServer(), script=script)
+    try:
+        out = judged(rt, with_checker(PERMUTATION, [("1", "1")]))
+    finally:
+        runtime.install(None)
+    assert out["verdict"] == "IE" and "checker could not run" in out["tests"][0]["message"]
+    assert out["error"]["code"] == "internal_error"
+    assert "error_code" not in out["tests"][0]
 
 
 def test_a_checker_runs_only_for_a_program_that_ended_cleanly(local: runtime.Runtime) -> None:

@@ -87,6 +87,7 @@ def test_assemble_reports_a_lost_test_as_ie_instead_of_hanging_or_dropping_it() 
     assert [t.verdict for t in result.tests] == [Verdict.AC, Verdict.IE, Verdict.AC]
     assert result.verdict == Verdict.IE
     assert result.error is not None and "lost" in result.error.message
+    assert result.error.code == "internal_error"  # the fleet's fault, not the problem's
 
 
 def test_overall_verdict_is_the_first_failure_in_submission_order() -> None:

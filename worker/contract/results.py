@@ -16,7 +16,7 @@ from worker.contract.wire import (
     SubmissionResult,
 )
 from worker.errors import SubmissionRejected
-from worker.verdicts import Verdict
+from worker.verdicts import INTERNAL_ERROR, Verdict
 
 
 def rejected(submission_id: Any, exc: SubmissionRejected) -> SubmissionResult:
@@ -26,7 +26,7 @@ def rejected(submission_id: Any, exc: SubmissionRejected) -> SubmissionResult:
 
 def internal_error(submission_id: Any, message: str) -> SubmissionResult:
     """The ``IE`` result for a submission the fleet failed to check: a fault of ours."""
-    return _unjudged(submission_id, Verdict.IE, ErrorInfo(code="internal_error", message=message))
+    return _unjudged(submission_id, Verdict.IE, ErrorInfo(code=INTERNAL_ERROR, message=message))
 
 
 def echoed_id(submission_id: Any) -> str | None:

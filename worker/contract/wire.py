@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_mo
 
 from worker.checkers import BUILTINS
 from worker.languages import LANGUAGES
-from worker.verdicts import MEANINGS, Verdict
+from worker.verdicts import CHECKER_FAILED, IE_CODES, MEANINGS, Verdict
 
 CONTRACT_VERSION = "1.1"
 
@@ -205,7 +205,10 @@ class ProblemIn(_JudgedFields):
 
 
 class ErrorInfo(_Out):
-    code: str
+    code: str = Field(
+        description="With RJ, why it was refused (docs/contract.md lists the codes); with IE, "
+        + "; ".join(f"{code}: {meaning}" for code, meaning in IE_CODES.items())
+    )
     message: str
 
 
@@ -233,6 +236,12 @@ class TestResult(_Out):
     message: str = ""
     score: float | None = _added("Its fraction of its points, 0 to 1 (scored tests)")
     group: str | None = _added("Its group")
+    # Only a problem's own program can fail this way, and contract 1 has none: a contract-1
+    # result never carries it. An IE test without it is the fleet's fault (internal_error).
+    error_code: Literal[CHECKER_FAILED] | None = _added(  # type: ignore[valid-type]
+        f"With IE only, whose fault it is: {CHECKER_FAILED}, {IE_CODES[CHECKER_FAILED]}; "
+        "absent when the fleet failed"
+    )
 
 
 class GroupResult(_Out):
