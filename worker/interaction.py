@@ -8,18 +8,30 @@ answer``, with the test's ``stdin`` as its input file and its ``expected_stdout`
 (the program sees neither); it ends with a checker's exit codes (:mod:`worker.checkers`), and
 what it writes to ``output`` goes to a program checker, if the problem has one.
 
-Who is to blame, in this order:
+Who is to blame, in this order: the program's own ending decides before anything the
+interactor made of it, and the interactor is blamed only for failing on its own.
 
 1. the program past its own limits: ``TLE`` (its wall time counts its idle waiting), ``MLE``;
    but a program killed for wall time while it barely ran, beside an interactor that was busy
-   all along, waited on a hung interactor: ``IE``;
-2. the interactor failing (a crash, its limits, testlib's FAIL, an unknown exit code): ``IE``
-   with what it said;
+   all along, waited on a hung interactor: ``IE`` (``checker_failed``);
+2. the interactor failing on its own (a crash by any signal but ``SIGPIPE``, its own limits,
+   testlib's FAIL, an unknown exit code): ``IE`` (``checker_failed``) with what it said; the
+   program's ending may be its consequence (an EOF or a broken pipe mid-game);
 3. the program killed by a signal other than ``SIGPIPE`` (writing to an interactor that has
    finished): ``RE``, whatever the interactor then made of the lost conversation;
-4. the interactor's verdict: ``WA`` (too many queries, a wrong guess...), partial points;
-5. the program exiting with a non-zero code: ``RE``;
-6. a program checker on the interactor's output, when there is one; else ``AC``.
+4. the interactor killed by ``SIGPIPE``: it wrote to a program that had ended (or closed its
+   stdin), so the program ended the conversation, and the interactor said nothing: ``RE`` when
+   the program exited with a non-zero code (or died of ``SIGPIPE`` itself), else ``WA``, the
+   program ended the interaction before the interactor finished. The supervisor runs
+   interactors with ``SIGPIPE`` ignored, so a write to a program that has ended fails with
+   ``EPIPE`` and the interactor says its own verdict (5); only one that asked for ``SIGPIPE``
+   back dies of it;
+5. the interactor's verdict: ``WA`` (too many queries, a wrong guess, an unexpected EOF...),
+   partial points;
+6. the program exiting with a non-zero code: ``RE`` (one killed by ``SIGPIPE`` after the
+   interactor accepted wrote past the end of a game it won: not held against it, as an
+   interactor's extra line is not);
+7. a program checker on the interactor's output, when there is one; else ``AC``.
 """
 
 from __future__ import annotations
@@ -35,12 +47,17 @@ from worker.contract import Limits, TestCase, TestResult, Verdict
 from worker.errors import SandboxError
 from worker.programs import File, Program
 from worker.runs import crash_verdict, limit_verdict, program_job, result_of, signal_name
+from worker.verdicts import CHECKER_FAILED
 
 if TYPE_CHECKING:
     from worker.judge import Judge
 
 GRACE_MS = 5000  # the interactor's wall time beyond the program's, to say its verdict
 INTERACTOR_MEMORY_MB = 256
+ENDED_EARLY = (
+    "the program ended the interaction before the interactor finished (the interactor was "
+    "killed by SIGPIPE writing to it)"
+)
 
 
 def run_interaction(
@@ -78,15 +95,19 @@ def run_interaction(
         return result_of(test, report, Verdict.IE, f"sandbox could not run the interaction: {why}")
     if report.killed == "wall" and 2 * report.cpu_us < report.wall_us <= 2 * side.cpu_us:
         message = "the interactor was busy while the program waited for it (interactor hung)"
-        return result_of(test, report, Verdict.IE, message)
+        return result_of(test, report, Verdict.IE, message, code=CHECKER_FAILED)
     limited = limit_verdict(report, limits)
     if limited is not None:
         return result_of(test, report, *limited)
+    crashed = crash_verdict(report)
+    if side.signal == signals.SIGPIPE and side.killed == "none":
+        # not the interactor's failure: the program's ending broke the pipe, so the program's
+        # ending decides (steps 3 and 4), and it cut the interactor short
+        return result_of(test, report, *(crashed or (Verdict.WA, ENDED_EARLY)))
     sig = signal_name(side.signal) if side.signal else None
     said = judge_testlib("interactor", side.exit_code, sig, side.killed, side.stderr)
     if said.verdict is Verdict.IE:
-        return result_of(test, report, Verdict.IE, said.message)
-    crashed = crash_verdict(report)
+        return result_of(test, report, Verdict.IE, said.message, code=said.code)
     if crashed and report.signal and report.signal != signals.SIGPIPE:
         return result_of(test, report, *crashed)
     if said.verdict is not Verdict.AC:
@@ -97,5 +118,5 @@ def run_interaction(
         written = side.files.get("output")
         output = written.data if written else b""
         judged = judge.check(checker, test.stdin, output, test.expected_stdout)
-        return result_of(test, report, judged.verdict, judged.message, judged.fraction)
+        return result_of(test, report, judged.verdict, judged.message, judged.fraction, judged.code)
     return result_of(test, report, Verdict.AC, said.message)

@@ -1,6 +1,7 @@
 """Interactive problems judged in real sandboxes: the example's guessing game, with a program
-that wins, loses, exceeds its queries, hangs, crashes, and an interactor that crashes or hangs
-itself; each side's failure is blamed on that side (worker/interaction.py)."""
+that wins, loses, exceeds its queries, hangs, crashes, or ends while the interactor still
+writes, and an interactor that crashes or hangs itself; each side's failure is blamed on that
+side, and the program's own ending decides first (worker/interaction.py)."""
 
 from __future__ import annotations
 
@@ -98,8 +99,144 @@ def test_an_interactor_that_fails_is_ie_never_the_programs_fault(
 ) -> None:
     broken = compiled(judge, "c", source, static=True)
     result = play(judge, broken, SEARCH)
-    assert result.verdict == Verdict.IE, result
+    assert (result.verdict, result.error_code) == (Verdict.IE, "checker_failed"), result
     assert message in result.message
+
+
+# Interactors given a mode in their input file: "default" puts SIGPIPE back at its default, as
+# an interactor may (it then dies writing to a program that has ended); "inherit" keeps what the
+# supervisor gave it (ignored: such a write fails with EPIPE and it goes on).
+MODE = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static long secret;
+static void mode(int argc, char **argv) {
+    char how[16] = "";
+    FILE *in = argc > 1 ? fopen(argv[1], "r") : NULL;
+    if (!in || fscanf(in, "%ld %15s", &secret, how) != 2) {
+        fprintf(stderr, "FAIL bad input file\n");
+        _exit(3);
+    }
+    if (!strcmp(how, "default")) signal(SIGPIPE, SIG_DFL);
+}
+"""
+# Writes 1 MB (the pipe holds 64 KB) before it reads anything, then says WA as testlib would at
+# the program's EOF.
+FLOOD = (
+    MODE
+    + r"""
+int main(int argc, char **argv) {
+    static char line[4096];
+    mode(argc, argv);
+    memset(line, 'y', sizeof line - 1);
+    line[sizeof line - 1] = '\n';
+    for (int i = 0; i < 256; i++)
+        if (write(1, line, sizeof line) < 0) break;
+    fprintf(stderr, "wrong answer the program stopped reading\n");
+    return 1;
+}
+"""
+)
+# The example's game, except that once the program has won it waits for the program to end,
+# then writes one more line: a sure way to lose the race a testlib interactor's last line runs.
+EXTRA_LINE = (
+    MODE
+    + r"""
+int main(int argc, char **argv) {
+    long guess, queries = 0;
+    mode(argc, argv);
+    while (scanf("%ld", &guess) == 1) {
+        queries++;
+        if (guess == secret) {
+            printf("=\n");
+            fflush(stdout);
+            while (getchar() != EOF) {}
+            printf("bye\n");
+            fflush(stdout);
+            fprintf(stderr, "ok guessed %ld in %ld queries\n", secret, queries);
+            return 0;
+        }
+        printf("%s\n", guess > secret ? "<" : ">");
+        fflush(stdout);
+    }
+    fprintf(stderr, "wrong answer the program stopped after %ld queries\n", queries);
+    return 1;
+}
+"""
+)
+ENDED_EARLY = "the program ended the interaction before the interactor finished"
+
+
+@pytest.fixture(scope="module")
+def flood(judge: Judge) -> Program:
+    return compiled(judge, "c", FLOOD, static=True)
+
+
+@pytest.fixture(scope="module")
+def extra_line(judge: Judge) -> Program:
+    return compiled(judge, "c", EXTRA_LINE, static=True)
+
+
+WA, RE = Verdict.WA, Verdict.RE
+STOPPED = "wrong answer the program stopped reading"  # the interactor's own word
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "default", "inherit"),
+    [
+        # a clean exit cut the game short: WA, ours when the interactor died of SIGPIPE
+        ("python", "pass", (WA, ENDED_EARLY), (WA, STOPPED)),
+        ("c", "int main(void) { return 0; }", (WA, ENDED_EARLY), (WA, STOPPED)),
+        # a crash is the program's own, whatever the interactor made of it
+        ("python", "import os\nos.abort()", (RE, "SIGABRT"), (RE, "SIGABRT")),
+        ("c", "int main(void) { *(volatile int *)0 = 0; }", (RE, "SIGSEGV"), (RE, "SIGSEGV")),
+        # a non-zero exit: its RE, or the interactor's word on the game when it has one
+        ("python", "raise SystemExit(3)", (RE, "code 3"), (WA, STOPPED)),
+        ("c", "int main(void) { return 3; }", (RE, "code 3"), (WA, STOPPED)),
+    ],
+)
+@pytest.mark.parametrize("how", ["default", "inherit"])
+def test_a_program_that_ends_while_the_interactor_still_writes_is_judged_never_ie(
+    judge: Judge,
+    flood: Program,
+    how: str,
+    language: str,
+    source: str,
+    default: tuple[Verdict, str],
+    inherit: tuple[Verdict, str],
+) -> None:
+    """The interactor has 1 MB to write when the program ends: it dies of SIGPIPE (how:
+    default) or gets EPIPE and says WA (inherit: as the supervisor runs it). Both were IE
+    ("interactor killed by SIGPIPE") on the old main."""
+    program = compiled(judge, language, source)
+    result = judge.run_test(
+        program, TestCase("g", f"7 {how}".encode(), None), LIMITS, interactor=flood
+    )
+    verdict, message = default if how == "default" else inherit
+    assert (result.verdict, result.error_code) == (verdict, None), result
+    assert message in result.message
+
+
+def test_an_interactor_that_dies_of_sigpipe_after_a_won_game_is_not_ie(
+    judge: Judge, extra_line: Program
+) -> None:
+    """One that asked for SIGPIPE back and writes past the end of the game dies of it, having
+    said nothing: the program ended the game before it finished (WA, documented). It was IE."""
+    result = play(judge, extra_line, SEARCH, "700 default")
+    assert (result.verdict, result.error_code) == (Verdict.WA, None), result
+    assert ENDED_EARLY in result.message
+
+
+def test_an_interactor_that_writes_past_a_won_game_gets_epipe_and_accepts(
+    judge: Judge, extra_line: Program
+) -> None:
+    """As the supervisor runs interactors (SIGPIPE ignored, inherited across exec), the extra
+    line fails with EPIPE and the interactor says its verdict. It was IE."""
+    result = play(judge, extra_line, SEARCH, "700 inherit")
+    assert (result.verdict, result.error_code) == (Verdict.AC, None), result
+    assert result.message.startswith("ok guessed 700 in")
 
 
 def test_the_program_cannot_read_the_interactors_input_or_answer(
