@@ -24,13 +24,17 @@
  *
  * Its peak: where the worker delegates the sandbox's memory cgroup (a host directory of
  * cgroup v1's memory hierarchy bound at PEAK_DIR, the parent of the sandbox's own cgroup), the
- * supervisor opens its own cgroup's memory.max_usage_in_bytes and memory.limit_in_bytes while
- * it is still root and keeps them: for each run it resets the first (the kernel then keeps
- * the exact high-water mark of the run, however briefly a job held its memory) and lowers the
- * second to what the run may use beyond what the sandbox holds, so that the kernel itself
- * stops a job far past its limit (the OOM killer takes the job's processes first, cell.c);
- * the limit is put back after the run. Elsewhere (cgroup v2, the systemd driver) the peak is
- * what the looks saw, every 10 ms and at the job's end. */
+ * supervisor opens its own cgroup's memory.max_usage_in_bytes while it is still root and keeps
+ * it: it resets it for each run, and the kernel then keeps the exact high-water mark of the
+ * run, however briefly a job held its memory. Elsewhere (cgroup v2, the systemd driver) the
+ * peak is what the looks saw, every 10 ms and at the job's end.
+ *
+ * The sandbox's memory limit is not lowered to a run's: memory a job leaves in the kernel when
+ * its processes are gone (message queues, files in its cell's tmpfs) is freed only when its
+ * cell ends, and until then the supervisor, the fork server and the cell's init would have to
+ * allocate under that limit, where the OOM killer finds no job process left to take. The
+ * kernel holds the sandbox to its own ceiling; a job is ended at the first look past its
+ * limit, and a burst between two looks is in the high-water mark. */
 #include "supervisor.h"
 
 #define NO_FILE -2 /* not looked for yet */
@@ -38,8 +42,7 @@
 
 static int cpu_fd = NO_FILE, usage_fd = NO_FILE, stat_fd = NO_FILE;
 static int cpu_v2, mem_v2;
-static int peak_fd = -1, limit_fd = -1;
-static char sandbox_limit[32]; /* the sandbox's own memory limit, put back after each run */
+static int peak_fd = -1;
 
 static int open_first(const char *const *paths, int count, int *which) {
     for (int i = 0; i < count; i++) {
@@ -120,7 +123,7 @@ int memcg_read(memcg_t *m) {
     return 0;
 }
 
-/* As root, at start: the delegated cgroup files (see the top), when the worker bound them. */
+/* As root, at start: the delegated high-water mark (see the top), when the worker bound it. */
 void peak_open(void) {
     char line[512], path[600];
     FILE *f = fopen("/proc/self/cgroup", "re");
@@ -134,37 +137,16 @@ void peak_open(void) {
     }
     if (f) fclose(f);
     if (!id || !id[1]) return;
-    snprintf(path, sizeof path, "%s/%s/memory.limit_in_bytes", PEAK_DIR, id + 1);
-    limit_fd = open(path, O_RDWR | O_CLOEXEC);
     snprintf(path, sizeof path, "%s/%s/memory.max_usage_in_bytes", PEAK_DIR, id + 1);
     peak_fd = open(path, O_RDWR | O_CLOEXEC);
-    if (limit_fd < 0 || peak_fd < 0 || read_at(limit_fd, sandbox_limit, sizeof sandbox_limit) <= 0) {
-        if (limit_fd >= 0) close(limit_fd);
-        if (peak_fd >= 0) close(peak_fd);
-        limit_fd = peak_fd = -1;
-    }
 }
 
 /* "exact" where the peak is the kernel's high-water mark, "sampled" where it is the looks'. */
 const char *peak_kind(void) { return peak_fd >= 0 ? "exact" : "sampled"; }
 
-/* A run begins: the high-water mark from now on, and at most budget_kb more than the sandbox
- * holds now (never more than its own limit). */
-void peak_start(long budget_kb) {
-    memcg_t now;
-    if (peak_fd < 0 || memcg_read(&now) < 0) return;
-    char text[32];
-    long long limit = ((long long)now.usage_kb + budget_kb) * 1024;
-    if (limit < atoll(sandbox_limit)) {
-        int n = snprintf(text, sizeof text, "%lld", limit);
-        if (pwrite(limit_fd, text, (size_t)n, 0) < 0) {}
-    }
-    if (pwrite(peak_fd, "0", 1, 0) < 0) {}
-}
-
-/* A run has ended: the sandbox's own limit again. */
-void peak_end(void) {
-    if (limit_fd >= 0 && pwrite(limit_fd, sandbox_limit, strlen(sandbox_limit), 0) < 0) {}
+/* A run begins: the high-water mark starts again from what the sandbox holds now. */
+void peak_start(void) {
+    if (peak_fd >= 0 && pwrite(peak_fd, "0", 1, 0) < 0) {}
 }
 
 /* This process's CPU time as the scheduler charged it (its schedstat runtime). */

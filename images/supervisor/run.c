@@ -379,19 +379,6 @@ static void run_result(run_t *r) {
 
 /* ------------------------------------------------------------------ a run */
 
-/* What the run's jobs may hold beyond what the sandbox holds as it begins: their limits, an
- * eighth more (their /tmp and /dev/shm: cell.c), and the supervisor's buffers for their output;
- * the kernel holds the sandbox to it (ledger.c). Unbounded when a job has no memory limit. */
-static long run_budget_kb(void) {
-    long kb = 4096;
-    for (int i = 0; i < nruns; i++) {
-        const job_t *job = runs[i].job;
-        if (!job->mem_kb) return LONG_MAX / 2048;
-        kb += job->mem_kb + job->mem_kb / 8 + (long)((job->out_bytes + job->err_bytes) / 1024);
-    }
-    return kb;
-}
-
 /* Each job's cell; NULL, or why not (the failing job's cell_error says the sandbox is unfit). */
 static const char *open_cells(void) {
     static char why[160];
@@ -445,7 +432,7 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
     /* a fork server that has to start does so before the window opens: its start is not the
      * job's */
     for (int i = 0; i < n; i++) runs[i].by_server = server_ready(jobs[i], &res[i]);
-    peak_start(run_budget_kb());
+    peak_start();
     have_memcg = memcg_read(&base) == 0;
     base_cgroup_ns = ledger_cpu_ns();
     base_self_ns = self_cpu_ns();
@@ -456,7 +443,6 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
         run_start(&runs[i], ends[i]);
     }
     watch_runs(sfd);
-    peak_end();
     close(sfd);
     long kills = oom_kills() - oom_before;
     for (int i = 0; i < n; i++) {

@@ -189,8 +189,7 @@ int memcg_read(memcg_t *m);
 int64_t self_cpu_ns(void);
 void peak_open(void);
 const char *peak_kind(void);
-void peak_start(long budget_kb);
-void peak_end(void);
+void peak_start(void);
 
 /* memory.c */
 long proc_resident_kb(pid_t pid, long *anon_kb);

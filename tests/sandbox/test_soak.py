@@ -41,18 +41,25 @@ NOISE_KB = 512
 
 # One hostile C program, its attack chosen by its input: each leaves something behind for the
 # next job or takes something from it (memory, /dev/shm, /tmp, processes, descriptors, the OOM
-# killer's choice), or ends badly (limits, signals, its own cell's processes killed).
+# killer's choice, per-user budgets), hides what it uses from what processes show (children the
+# kernel reaps, data the kernel holds), or ends badly (limits, signals, its cell's processes
+# killed).
 HOSTILE_C = r"""
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 static void fill(const char *dir, int files) { /* 64 KB each, then the dir locked */
     char path[256], chunk[1 << 16];
@@ -102,6 +109,40 @@ int main(void) {
         raise(SIGSEGV);
     } else if (!strcmp(what, "spin")) {
         for (volatile long i = 0;; i++) {}
+    } else if (!strcmp(what, "ignchld")) { /* children the kernel reaps, burning CPU: TLE */
+        signal(SIGCHLD, SIG_IGN);
+        for (;;) if (fork() == 0) { for (volatile long i = 0; i < 100000000L; i++) {} _exit(0); }
+    } else if (!strcmp(what, "msgq")) { /* kernel memory in SysV queues: MLE */
+        static struct { long type; char text[8000]; } m = {1, {0}};
+        for (int q; (q = msgget(IPC_PRIVATE, IPC_CREAT | 0600)) >= 0;)
+            for (int k = 0; k < 2; k++) msgsnd(q, &m, sizeof m.text, IPC_NOWAIT);
+        pause();
+    } else if (!strcmp(what, "sockbuf")) { /* in Unix socket buffers: MLE */
+        static char chunk[1 << 16];
+        for (int i = 0; i < 60; i++) {
+            int sv[2], big = 4 << 20;
+            if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) break;
+            setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+            fcntl(sv[0], F_SETFL, O_NONBLOCK);
+            while (write(sv[0], chunk, sizeof chunk) > 0) {}
+        }
+        pause();
+    } else if (!strcmp(what, "xattr")) { /* in extended attributes of its own file: MLE */
+        static char value[60000];
+        int fd = open("x", O_CREAT | O_RDWR, 0600);
+        char name[32];
+        for (int i = 0; i < 4000; i++) {
+            snprintf(name, sizeof name, "user.%d", i);
+            if (fsetxattr(fd, name, value, sizeof value, 0) < 0) break;
+        }
+        pause();
+    } else if (!strcmp(what, "inotify")) { /* every inotify instance it may have */
+        while (inotify_init1(0) >= 0) {}
+    } else if (!strcmp(what, "aio")) { /* the host's AIO budget: refused */
+        unsigned long ctx = 0;
+        if (syscall(SYS_io_setup, 65536, &ctx) == 0) return 8;
+    } else if (!strcmp(what, "stdin")) { /* make room by shrinking its input: refused */
+        if (ftruncate(0, 0) == 0 || write(0, "x", 1) == 1) return 7;
     }
     puts(what);
     return 0;
@@ -117,6 +158,9 @@ HOSTILE_VERDICTS = {
     "c:hog": Verdict.MLE,
     "c:segv": Verdict.RE,
     "c:spin": Verdict.TLE,
+    "c:ignchld": Verdict.TLE,
+    **{f"c:{attack}": Verdict.MLE for attack in ("msgq", "sockbuf", "xattr")},
+    **{f"c:{attack}": Verdict.AC for attack in ("inotify", "aio", "stdin")},
     **{f"py:{attack}": Verdict.AC for attack in ("sysv", "state", "threads", "sleeper")},
     **{f"py:{attack}": Verdict.RE for attack in ("killall", "atexit_crash", "fds")},
     "py:shm_full": Verdict.MLE,
@@ -277,7 +321,8 @@ def streams(judge: Judge) -> tuple[Stream, Stream, Stream]:
 
     hostile_c, honest_c = program("c", HOSTILE_C), program("c", HONEST_C)
     hostile: Stream = [
-        (f"c:{a}", hostile_c, a.encode(), SHORT if a == "spin" else LIMITS) for a in ATTACKS_C
+        (f"c:{a}", hostile_c, a.encode(), SHORT if a in ("spin", "ignchld") else LIMITS)
+        for a in ATTACKS_C
     ]
     hostile_py: Stream = [
         (f"py:{name}", program("python", source), b"", LIMITS)

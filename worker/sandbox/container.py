@@ -17,10 +17,10 @@ same paths in its own /proc (images/supervisor/cell.c). Only Docker's init is ro
 
 Where the engine runs cgroup v1 with its cgroupfs driver, sandboxes are made in one memory
 cgroup of their own (:data:`MEMORY_PARENT`) that is bound into each (:func:`memory_cgroup`): a
-sandbox's supervisor opens its own cgroup's peak and limit files there while it is still root,
-so that the kernel keeps the exact high-water mark of every job and holds each run to its
-limits (images/supervisor/ledger.c). Jobs never see the directory (their cells hide it), and
-the files are root's: the supervisor, once it has dropped root, writes only the two it opened.
+sandbox's supervisor opens its own cgroup's high-water mark there while it is still root, so
+that the kernel keeps the exact memory peak of every job (images/supervisor/ledger.c). Jobs
+never see the directory (their cells hide it), and the files are root's: the supervisor, once
+it has dropped root, writes only the one it opened.
 
 Every sandbox is labelled with its owner and its fleet (the broker its worker serves), and the
 engine removes it as soon as it exits (``AutoRemove``): the supervisor exits when its stdin
