@@ -25,6 +25,7 @@ from redis.retry import Retry
 from worker.admission import Admission, Ticket, release, tenant_of
 from worker.artifacts import ArtifactStore
 from worker.contract import Judging, ProgramSpec, Submission
+from worker.contract.fields import quoted
 from worker.errors import RunnerError, SubmissionRejected
 from worker.languages import LANGUAGES
 from worker.messages import CompileOutcome, JudgingMsg, RunMeta, StoredProgram
@@ -73,7 +74,7 @@ class Intake:
             if record is None:
                 raise SubmissionRejected(
                     "unknown_problem",
-                    f"problem: {submission.problem!r} is not registered (or has expired; "
+                    f"problem: {quoted(submission.problem)} is not registered (or has expired; "
                     "register it again: the same problem gets the same id)",
                 )
             tests, judging = record.tests, record.judging

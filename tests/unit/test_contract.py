@@ -266,3 +266,33 @@ def test_schema_accepts_a_valid_submission_and_rejects_an_unknown_field() -> Non
     jsonschema.validate(good(), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(good(colour="red"), schema)
+
+
+# -- a value quoted in a message: 200 characters of it at most ---------------------------------
+
+HUGE = "g" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("raw", "code", "where"),
+    [
+        (grouped([{"name": "a", "points": 1}], [HUGE]), "unknown_group", "tests.0.group: 'ggg"),
+        (cpp(tests=[{"group": HUGE}]), "unknown_group", "tests.0.group: 'ggg"),
+        (grouped([{"name": "a", "points": 1, "depends_on": [HUGE]}], ["a"]), "unknown_group",
+         "groups.0.depends_on.0: 'ggg"),
+        ({**CPP, "source": None, "files": [{"name": "a.cpp", "content": ""}], "entry": HUGE},
+         "missing_entry", "entry: 'ggg"),
+        (cpp(entry=HUGE), "bad_file_name", "entry: 'ggg"),
+        (cpp(files=[{"name": HUGE, "content": ""}]), "bad_file_name", "files.0.name: 'ggg"),
+        (cpp(compiler_options=[HUGE]), "compiler_option_not_allowed", "compiler_options.0: 'ggg"),
+        (good(language=HUGE), "unknown_language", "language: 'ggg"),
+        (cpp(checker={"language": HUGE, "source": ""}), "unknown_language", "checker.language"),
+    ],
+)  # fmt: skip
+def test_a_value_100_kb_long_is_quoted_200_characters_at_most(
+    raw: Any, code: str, where: str
+) -> None:
+    exc = rejection(raw)
+    assert exc.code == code
+    assert where in exc.message
+    assert "g" * 200 not in exc.message and len(exc.message) < 400

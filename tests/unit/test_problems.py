@@ -102,6 +102,13 @@ def test_submissions_naming_an_unknown_problem_or_overriding_one_are_rejected(
 ) -> None:
     unknown = submit.apply(args=({"language": "python", "source": SORT, "problem": "p0"},)).get()
     assert (unknown["verdict"], unknown["error"]["code"]) == ("RJ", "unknown_problem")
+    # the id is quoted, 200 characters of it at most, however long it is
+    huge = {"language": "python", "source": SORT, "problem": "p" * 100_000}
+    unknown = submit.apply(args=(huge,)).get()
+    assert unknown["error"]["code"] == "unknown_problem"
+    message = unknown["error"]["message"]
+    assert message.startswith("problem: 'ppp") and "p" * 200 not in message
+    assert len(message) < 400
     pid = register(problem())["problem"]
     both = {"language": "python", "source": SORT, "problem": pid, "limits": {"cpu_time_ms": 9}}
     out = submit.apply(args=(both,)).get()

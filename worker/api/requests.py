@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from worker.api.limits import retry_after
+from worker.contract.fields import quoted
 
 
 class Problem(Exception):
@@ -33,7 +34,9 @@ def wait_s(request: Request, most: int) -> float:
     try:
         wait = float(given)
     except ValueError:
-        raise Problem(400, "bad_wait", f"wait: {given!r} is not a number of seconds") from None
+        raise Problem(
+            400, "bad_wait", f"wait: {quoted(given)} is not a number of seconds"
+        ) from None
     if not 0 <= wait <= most:
         raise Problem(400, "bad_wait", f"wait: from 0 to {most} seconds")
     return wait

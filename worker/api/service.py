@@ -25,6 +25,7 @@ from worker.api.records import RESULT_KEY, record_key, stored_result
 from worker.api.requests import Problem, wait_s
 from worker.client import Client
 from worker.contract import rejected
+from worker.contract.fields import quoted
 from worker.errors import BrokerError, SubmissionRejected
 from worker.fairqueue import SLOTS_KEY
 from worker.settings import Settings
@@ -166,9 +167,9 @@ class Service:
             raw_record, stored, progress = await pipe.execute()
         record = {k.decode(): v.decode() for k, v in raw_record.items()}
         if caller.key is not None and record.get("key") != caller.key.id:
-            raise Problem(404, "not_found", f"no submission {sid!r} of this key")
+            raise Problem(404, "not_found", f"no submission {quoted(sid)} of this key")
         if not record and stored is None and not progress:
-            raise Problem(404, "not_found", f"no submission {sid!r} (or its result expired)")
+            raise Problem(404, "not_found", f"no submission {quoted(sid)} (or its result expired)")
         result = stored_result(stored) if stored is not None else None
         tests = [
             {"index": int(index), "result": json.loads(body)}

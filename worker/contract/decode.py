@@ -23,7 +23,15 @@ from worker.contract.decoded import (
     Submission,
     TestCase,
 )
-from worker.contract.fields import Decode, check_json, decoder, json_type, where_of
+from worker.contract.fields import (
+    Decode,
+    check_json,
+    decoder,
+    json_type,
+    quoted,
+    shorten,
+    where_of,
+)
 from worker.contract.program import helper_program, known_language, program_of
 from worker.contract.wire import (
     GroupIn,
@@ -131,7 +139,7 @@ def _judging(
         test_id = test.id if test.id is not None else str(index)
         if test_id in seen:
             raise SubmissionRejected(
-                "duplicate_test_id", f"tests.{index}.id: {test_id!r} is used twice"
+                "duplicate_test_id", f"tests.{index}.id: {quoted(test_id)} is used twice"
             )
         seen.add(test_id)
         stdin = decode(test.stdin, f"tests.{index}.stdin")
@@ -188,13 +196,12 @@ def _checker(
 def _groups(
     given: list[GroupIn] | None, tests: Sequence[TestCase], max_score: float | None
 ) -> tuple[Group, ...]:
-    named = {test.group for test in tests if test.group is not None}
     if given is None:
-        if named:
-            index = next(i for i, t in enumerate(tests) if t.group is not None)
-            raise SubmissionRejected(
-                "unknown_group", f"tests.{index}.group: {tests[index].group!r} names no group"
-            )
+        for index, test in enumerate(tests):
+            if test.group is not None:
+                raise SubmissionRejected(
+                    "unknown_group", f"tests.{index}.group: {quoted(test.group)} names no group"
+                )
         if max_score is not None:
             raise SubmissionRejected("points_mismatch", "max_score: there are no groups")
         return ()
@@ -202,7 +209,7 @@ def _groups(
     for index, group in enumerate(given):
         if group.name in by_name:
             raise SubmissionRejected(
-                "duplicate_group", f"groups.{index}.name: {group.name!r} is used twice"
+                "duplicate_group", f"groups.{index}.name: {quoted(group.name)} is used twice"
             )
         if not math.isfinite(group.points):
             raise SubmissionRejected("invalid_value", f"groups.{index}.points: not finite")
@@ -210,18 +217,19 @@ def _groups(
     for index, test in enumerate(tests):
         if test.group is not None and test.group not in by_name:
             raise SubmissionRejected(
-                "unknown_group", f"tests.{index}.group: {test.group!r} names no group"
+                "unknown_group", f"tests.{index}.group: {quoted(test.group)} names no group"
             )
+    named = {test.group for test in tests if test.group is not None}
     for index, group in enumerate(given):
         if group.name not in named:
             raise SubmissionRejected(
-                "empty_group", f"groups.{index}: group {group.name!r} has no tests"
+                "empty_group", f"groups.{index}: group {quoted(group.name)} has no tests"
             )
         for dep_index, dep in enumerate(group.depends_on):
             if dep not in by_name:
                 raise SubmissionRejected(
                     "unknown_group",
-                    f"groups.{index}.depends_on.{dep_index}: {dep!r} names no group",
+                    f"groups.{index}.depends_on.{dep_index}: {quoted(dep)} names no group",
                 )
     _no_cycle(by_name)
     total = sum(group.points for group in given)
@@ -251,7 +259,7 @@ def _no_cycle(groups: dict[str, GroupIn]) -> None:
         if state.get(name) == "open":
             loop = [*trail[trail.index(name) :], name]
             raise SubmissionRejected(
-                "group_cycle", f"groups: {' -> '.join(loop)} depend on each other"
+                "group_cycle", f"groups: {shorten(' -> '.join(loop))} depend on each other"
             )
         state[name] = "open"
         for dep in groups[name].depends_on:

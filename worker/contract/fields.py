@@ -38,7 +38,7 @@ def check_json(raw: dict[str, Any]) -> None:
                 if isinstance(key, str) and not is_utf8(key):
                     raise SubmissionRejected(
                         "invalid_utf8",
-                        f"{spell(path)}: field name {shorten(repr(key))} is not valid UTF-8",
+                        f"{spell(path)}: field name {quoted(key)} is not valid UTF-8",
                     )
         items = container.items() if isinstance(container, dict) else enumerate(container)
         for key, value in items:
@@ -84,6 +84,12 @@ def where_of(loc: Iterable[str | int]) -> str:
 
 def shorten(text: str) -> str:
     return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
+
+
+def quoted(value: str) -> str:
+    """A submitted value as every message quotes it: its ``repr``, at most ``_SHOWN``
+    characters of it (and ``...``), however long the value (only its start is even looked at)."""
+    return shorten(repr(value[: _SHOWN + 1]))
 
 
 def json_type(value: Any) -> str:

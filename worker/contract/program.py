@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from worker.contract.decoded import Maxima, ProgramSpec, SourceFile
-from worker.contract.fields import Decode, decoder, is_utf8, shorten
+from worker.contract.fields import Decode, decoder, is_utf8, quoted, shorten
 from worker.contract.wire import FileIn, ProgramIn, _ProgramFields
 from worker.errors import SubmissionRejected
 from worker.languages import LANGUAGES, Language
@@ -28,7 +28,7 @@ def helper_program(
         static = [name for name, lang in LANGUAGES.items() if lang.compile and lang.compile.static]
         raise SubmissionRejected(
             "unsupported_interactor",
-            f"interactor.language: {wire.language!r} cannot be an interactor (it runs beside "
+            f"interactor.language: {quoted(wire.language)} cannot be an interactor (it runs beside "
             f"the program, in the program's sandbox); use {' or '.join(static)}",
         )
     return program_of(wire, wire.language, f"{role}.", decode, maxima, args=None, role=role)
@@ -67,19 +67,21 @@ def program_of(
         if file.name in first:
             raise SubmissionRejected(
                 "duplicate_file",
-                f"{at}: {file.name!r} is given twice (first at {first[file.name]})",
+                f"{at}: {quoted(file.name)} is given twice (first at {first[file.name]})",
             )
         first[file.name] = at
     names = set(first)
     if entry not in names:
         raise SubmissionRejected(
             "missing_entry",
-            f"{where}entry: {entry!r} is not among the files ({', '.join(sorted(names))})",
+            f"{where}entry: {quoted(entry)} is not among the files "
+            f"({shorten(', '.join(sorted(names)))})",
         )
     if language.compile and not language.is_source(entry):
         raise SubmissionRejected(
             "bad_entry",
-            f"{where}entry: {entry!r} is not a {name} source file ({', '.join(language.sources)})",
+            f"{where}entry: {quoted(entry)} is not a {name} source file "
+            f"({', '.join(language.sources)})",
         )
     total = sum(len(f.data) for _, f in files)
     if total > maxima.source_kb * 1024:
@@ -125,7 +127,7 @@ def _file_name(name: str, where: str, role: str, language: Language) -> None:
     elif name in RESERVED.get(role, ()) or (language.compile and name == language.compile.artifact):
         why = "is a name the judge gives a file of its own"
     if why:
-        raise SubmissionRejected("bad_file_name", f"{where}: {shorten(repr(name))} {why}")
+        raise SubmissionRejected("bad_file_name", f"{where}: {quoted(name)} {why}")
 
 
 def _options(given: list[str], language: Language, where: str, maxima: Maxima) -> tuple[str, ...]:
@@ -141,7 +143,7 @@ def _options(given: list[str], language: Language, where: str, maxima: Maxima) -
         if not language.option_allowed(option, extra):
             raise SubmissionRejected(
                 "compiler_option_not_allowed",
-                f"{where}compiler_options.{index}: {shorten(repr(option))} is not allowed for "
+                f"{where}compiler_options.{index}: {quoted(option)} is not allowed for "
                 f"{language.name} (docs/contract.md lists what is)",
             )
     return tuple(given)
@@ -166,5 +168,5 @@ def known_language(name: str, where: str, languages: frozenset[str]) -> None:
     if name not in languages:
         raise SubmissionRejected(
             "unknown_language",
-            f"{where}: {shorten(repr(name))} is not one of {', '.join(sorted(languages))}",
+            f"{where}: {quoted(name)} is not one of {', '.join(sorted(languages))}",
         )
