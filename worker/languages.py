@@ -8,8 +8,11 @@ a syntax check of every source file, so a syntax error is a ``CE`` before any te
 
 Argument templates: ``{entry}`` is the program's entry file, ``{sources}`` every source file
 (the entry first), ``{options}`` the submission's ``compiler_options``, each checked against the
-language's allow-list (:data:`Compile.options`, regular expressions a whole option must match)
-and the operator's additions (``RUNNER_COMPILER_OPTIONS``, exact options); never a shell.
+language's allow-list (:attr:`Compile.standards` for ``-std=``, :attr:`Compile.options`,
+regular expressions a whole option must match) and the operator's additions
+(``RUNNER_COMPILER_OPTIONS``, exact options); never a shell. The allow-list is exactly what the
+image's compiler accepts: tests/sandbox/test_options.py compiles a program with every form it
+documents, so it can promise nothing the compiler refuses.
 """
 
 from __future__ import annotations
@@ -39,9 +42,24 @@ for (const file of process.argv.slice(1)) {
 process.exit(failed ? 1 : 0);
 """
 BASE_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8")
-# C and C++ options anyone may ask for: a standard, an optimisation level, warnings, a macro
-_DEFINE = r"-D[A-Za-z_][A-Za-z0-9_]*(=[A-Za-z0-9_.+-]{0,64})?"
-_COMMON_OPTIONS = (r"-O[0-3sg]|-Ofast", r"-W(all|extra|error|pedantic)|-w", _DEFINE, r"-U\w+")
+# C and C++ options anyone may ask for: a standard (as GCC 12, Debian bookworm's, names them:
+# it knows c2x, not yet c23), an optimisation level, warnings, a macro defined or undefined
+C_STANDARDS = tuple(
+    f"{d}{v}" for d in ("c", "gnu") for v in ("89", "90", "99", "11", "17", "18", "2x")
+)
+CPP_STANDARDS = tuple(
+    f"{d}++{v}"
+    for d in ("c", "gnu")
+    for v in ("98", "03", "11", "14", "17", "20", "2a", "23", "2b")
+)
+OPTIMISATIONS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og", "-Ofast")
+WARNINGS = ("-Wall", "-Wextra", "-Werror", "-Wpedantic", "-w")
+_MACRO = r"[A-Za-z_][A-Za-z0-9_]*"
+_COMMON_OPTIONS = (
+    "|".join(map(re.escape, (*OPTIMISATIONS, *WARNINGS))),
+    rf"-D{_MACRO}(=[A-Za-z0-9_.+-]{{0,64}})?",
+    rf"-U{_MACRO}",
+)
 
 
 @dataclass(frozen=True)
@@ -53,9 +71,13 @@ class Compile:
     wall_time_ms: int = 20_000
     memory_mb: int = 512
     processes: int = 16
-    options: tuple[str, ...] = ()  # what compiler_options may hold (patterns)
+    standards: tuple[str, ...] = ()  # what -std= may name in compiler_options
+    options: tuple[str, ...] = ()  # what else compiler_options may hold (patterns)
     static: tuple[str, ...] = ()  # options for a program that must run in any image
     max_options: int = 16
+    # a bound on each, whatever the allow-list's patterns let through: an argument of 128 KB
+    # is more than exec takes (E2BIG), and nobody needs a macro name a screen long
+    max_option_chars: int = 256
 
     def command(self, sources: Iterable[str], options: Iterable[str]) -> tuple[str, ...]:
         expanded: list[str] = []
@@ -104,10 +126,13 @@ class Language:
 
     def option_allowed(self, option: str, extra: frozenset[str] = frozenset()) -> bool:
         """Whether ``compiler_options`` may hold ``option`` (``extra``: the operator's)."""
+        if self.compile is None or len(option) > self.compile.max_option_chars:
+            return False
         if option in extra:
             return True
-        patterns = self.compile.options if self.compile else ()
-        return any(re.fullmatch(pattern, option) for pattern in patterns)
+        if option.startswith("-std="):
+            return option.removeprefix("-std=") in self.compile.standards
+        return any(re.fullmatch(pattern, option) for pattern in self.compile.options)
 
 
 LANGUAGES: dict[str, Language] = {
@@ -148,7 +173,8 @@ LANGUAGES: dict[str, Language] = {
                     *("-o", "main", "{sources}", "-lm"),
                 ),
                 artifact="main",
-                options=(r"-std=(c|gnu)(89|90|99|11|17|18|2x|23)", *_COMMON_OPTIONS),
+                standards=C_STANDARDS,
+                options=_COMMON_OPTIONS,
                 static=("-static",),
             ),
         ),
@@ -167,7 +193,8 @@ LANGUAGES: dict[str, Language] = {
                     *("-o", "main", "{sources}"),
                 ),
                 artifact="main",
-                options=(r"-std=(c|gnu)\+\+(98|03|11|14|17|20|2a|23|2b)", *_COMMON_OPTIONS),
+                standards=CPP_STANDARDS,
+                options=_COMMON_OPTIONS,
                 static=("-static",),
             ),
         ),

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from worker.contract import (
     rejected,
 )
 from worker.errors import SubmissionRejected
+from worker.languages import LANGUAGES, OPTIMISATIONS, WARNINGS
 
 LANGS = frozenset({"python", "c", "cpp", "javascript"})
 MAXIMA = Maxima(tests=3, source_kb=1, stdin_kb=1, memory_mb=512)
@@ -268,6 +270,68 @@ def test_schema_accepts_a_valid_submission_and_rejects_an_unknown_field() -> Non
         jsonschema.validate(good(colour="red"), schema)
 
 
+# -- options: bounded, and only what the compiler accepts ----------------------------------
+
+LONG = "-D" + "X" * 200_000  # a macro name exec cannot even pass (E2BIG): it was IE
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (cpp(compiler_options=[LONG]), "compiler_options.0: 200002 characters, at most 256"),
+        (cpp(checker={**PROGRAM, "compiler_options": ["-O2", LONG]}),
+         "checker.compiler_options.1: 200002 characters"),
+        (cpp(interactor={**PROGRAM, "compiler_options": [LONG]}),
+         "interactor.compiler_options.0: 200002 characters"),
+        (cpp(compiler_options=["-D" + "X" * 255]), "compiler_options.0: 257 characters"),
+        (cpp(compiler_options=["-std=c++17", "-U" + "Y" * 300]), "compiler_options.1: 302"),
+        (cpp(compiler_options=["-Uñ"]), "'-Uñ' is not allowed"),  # not a macro name
+        ({**CPP, "language": "c", "compiler_options": ["-std=c23"]}, "'-std=c23' is not allowed"),
+        ({**CPP, "language": "c", "compiler_options": ["-std=gnu23"]}, "'-std=gnu23'"),
+        (cpp(compiler_options=["-std=c++26"]), "'-std=c++26' is not allowed"),
+        (cpp(compiler_options=["-std=c2x"]), "'-std=c2x' is not allowed for cpp"),
+    ],
+)  # fmt: skip
+def test_an_option_too_long_or_unknown_to_the_compiler_is_refused(raw: Any, where: str) -> None:
+    exc = rejection(raw)
+    assert exc.code == "compiler_option_not_allowed"
+    assert where in exc.message
+    assert len(exc.message) < 400  # 200 characters of the option at most
+
+
+@pytest.mark.parametrize(
+    ("language", "options"),
+    [
+        ("cpp", ["-D" + "X" * 254, "-std=c++23", "-std=gnu++2b", "-UNDEBUG", "-DN=1.5e+3"]),
+        ("c", ["-std=c2x", "-std=gnu2x", "-std=c17", "-Ofast", "-Wpedantic", "-w"]),
+    ],
+)
+def test_the_longest_option_and_the_newest_standards_the_compiler_knows_are_taken(
+    language: str, options: list[str]
+) -> None:
+    sub = parse_submission(
+        {**CPP, "language": language, "compiler_options": options}, MAXIMA, LANGS
+    )
+    assert sub.program.options == tuple(options)
+
+
+def test_the_contract_documents_exactly_the_standards_the_allow_list_takes() -> None:
+    """docs/contract.md names each standard in backquotes; tests/sandbox/test_options.py
+    compiles a program with each one, so the docs promise nothing the compiler refuses."""
+    docs = (Path(__file__).parents[2] / "docs" / "contract.md").read_text()
+    allowed = docs[docs.index("Compiler options allowed") :]
+    allowed = allowed[: allowed.index("\n\n")]
+    documented = set(re.findall(r"`((?:c|gnu)(?:\+\+)?[0-9][0-9a-z]|-\w+)`", allowed))
+    steps = [LANGUAGES[lang].compile for lang in ("c", "cpp")]
+    standards = {std for step in steps if step is not None for std in step.standards}
+    assert {d for d in documented if not d.startswith("-")} == standards
+    assert {d for d in documented if d.startswith("-O") or d.startswith("-W") or d == "-w"} == {
+        *OPTIMISATIONS,
+        *WARNINGS,
+    }
+    assert "256 characters" in allowed
+
+
 # -- a value quoted in a message: 200 characters of it at most ---------------------------------
 
 HUGE = "g" * 100_000
@@ -284,7 +348,7 @@ HUGE = "g" * 100_000
          "missing_entry", "entry: 'ggg"),
         (cpp(entry=HUGE), "bad_file_name", "entry: 'ggg"),
         (cpp(files=[{"name": HUGE, "content": ""}]), "bad_file_name", "files.0.name: 'ggg"),
-        (cpp(compiler_options=[HUGE]), "compiler_option_not_allowed", "compiler_options.0: 'ggg"),
+        (cpp(compiler_options=[HUGE]), "compiler_option_not_allowed", "100000 characters"),
         (good(language=HUGE), "unknown_language", "language: 'ggg"),
         (cpp(checker={"language": HUGE, "source": ""}), "unknown_language", "checker.language"),
     ],

@@ -87,6 +87,11 @@ def test_a_problems_data_is_stored_once_and_kept_after_its_runs(local: runtime.R
         ({"max_score": 7}, "points_mismatch"),
         ({"checker": {"language": "cobol", "source": ""}}, "unknown_language"),
         ({"tests": []}, "no_tests"),
+        # an option exec cannot even pass (E2BIG) was IE, for a checker and an interactor alike
+        ({"checker": {"language": "cpp", "source": "int main() {}",
+                      "compiler_options": ["-D" + "X" * 200_000]}}, "compiler_option_not_allowed"),
+        ({"interactor": {"language": "c", "source": "int main(void) {}",
+                         "compiler_options": ["-DX=1"] * 17}}, "too_many_options"),
     ],
 )  # fmt: skip
 def test_a_bad_problem_is_refused_with_its_code_and_nothing_stored(

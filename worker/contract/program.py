@@ -139,12 +139,19 @@ def _options(given: list[str], language: Language, where: str, maxima: Maxima) -
             f"{where}compiler_options: {len(given)} options, at most {limit} allowed for "
             f"{language.name}",
         )
+    longest = language.compile.max_option_chars if language.compile else 0
     for index, option in enumerate(given):
+        at = f"{where}compiler_options.{index}"
+        if language.compile and len(option) > longest:
+            raise SubmissionRejected(
+                "compiler_option_not_allowed",
+                f"{at}: {len(option)} characters, at most {longest} allowed: {quoted(option)}",
+            )
         if not language.option_allowed(option, extra):
             raise SubmissionRejected(
                 "compiler_option_not_allowed",
-                f"{where}compiler_options.{index}: {quoted(option)} is not allowed for "
-                f"{language.name} (docs/contract.md lists what is)",
+                f"{at}: {quoted(option)} is not allowed for {language.name} (docs/contract.md "
+                "lists what is)",
             )
     return tuple(given)
 
