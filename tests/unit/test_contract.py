@@ -8,11 +8,13 @@ from typing import Any
 
 import jsonschema
 import pytest
+from pydantic import ValidationError
 
 from worker.compare import CompareMode, Comparison
 from worker.contract import (
     Maxima,
     SubmissionResult,
+    TestResult,
     Verdict,
     json_schemas,
     parse_submission,
@@ -330,6 +332,35 @@ def test_the_contract_documents_exactly_the_standards_the_allow_list_takes() -> 
         *WARNINGS,
     }
     assert "256 characters" in allowed
+
+
+# -- every number in a result is one JSON can carry -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("groups", "where"),
+    [
+        ([{"name": "a", "points": 1e308}, {"name": "b", "points": 1e308}], "groups: the points"),
+        ([{"name": "a", "points": 1.7e308}, {"name": "b", "points": 10**308}], "add up to inf"),
+    ],
+)  # fmt: skip
+def test_points_that_add_up_to_infinity_are_an_invalid_value(
+    groups: list[dict[str, Any]], where: str
+) -> None:
+    """Each is finite, their sum is not: the result's score was Infinity, which is not JSON."""
+    exc = rejection(grouped(groups, ["a", "b"]))
+    assert exc.code == "invalid_value"
+    assert where in exc.message
+
+
+def test_no_result_can_hold_an_infinite_or_nan_number() -> None:
+    for value in (INF, -INF, NAN):
+        with pytest.raises(ValidationError, match="finite number"):
+            SubmissionResult(
+                submission_id=None, verdict=Verdict.AC, passed=0, total=0, tests=[], score=value
+            )
+        with pytest.raises(ValidationError, match="finite number"):
+            TestResult(id="t", verdict=Verdict.WA, score=value)
 
 
 # -- a value quoted in a message: 200 characters of it at most ---------------------------------

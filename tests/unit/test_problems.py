@@ -87,6 +87,9 @@ def test_a_problems_data_is_stored_once_and_kept_after_its_runs(local: runtime.R
         ({"max_score": 7}, "points_mismatch"),
         ({"checker": {"language": "cobol", "source": ""}}, "unknown_language"),
         ({"tests": []}, "no_tests"),
+        # points whose sum is no finite number: the score would be Infinity, which is no JSON
+        ({"groups": [{"name": "g1", "points": 1e308}, {"name": "g2", "points": 1e308}]},
+         "invalid_value"),
         # an option exec cannot even pass (E2BIG) was IE, for a checker and an interactor alike
         ({"checker": {"language": "cpp", "source": "int main() {}",
                       "compiler_options": ["-D" + "X" * 200_000]}}, "compiler_option_not_allowed"),

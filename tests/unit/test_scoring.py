@@ -3,6 +3,7 @@ policies, partial points, and the verdict keeping contract 1's meaning."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -119,3 +120,11 @@ def test_the_same_reports_in_any_order_or_repeated_give_the_same_result() -> Non
     again = assemble(m, ids, None, list(reversed(parts[:3])))
     assert first == again
     assert [g.score for g in first.groups] == [0.0, 2.0]
+
+
+def test_points_near_a_doubles_range_score_a_result_that_is_json() -> None:
+    """Intake refuses points whose sum is infinite; any it takes add up to a finite score."""
+    m = meta([{"name": "a", "points": 8e307}, {"name": "b", "points": 8e307}], ["a", "b"])
+    result = judge(m, [AC, AC])
+    assert (result.score, result.max_score) == (1.6e308, 1.6e308)
+    assert json.loads(json.dumps(result.model_dump(mode="json"), allow_nan=False))

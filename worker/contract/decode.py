@@ -7,6 +7,7 @@ into an ``RJ`` result, never an exception into the void. Programs are decoded in
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -232,7 +233,15 @@ def _groups(
                     f"groups.{index}.depends_on.{dep_index}: {quoted(dep)} names no group",
                 )
     _no_cycle(by_name)
+    # every score the join adds up is at most this sum (each group's at most its points): a
+    # finite sum keeps every score in the result a number JSON can carry
     total = sum(group.points for group in given)
+    if not math.isfinite(total):
+        raise SubmissionRejected(
+            "invalid_value",
+            f"groups: the points add up to {total} (past {sys.float_info.max:g}, the largest "
+            "number a score can be)",
+        )
     if max_score is not None and not math.isclose(total, max_score, rel_tol=1e-9, abs_tol=1e-9):
         raise SubmissionRejected(
             "points_mismatch",

@@ -42,9 +42,11 @@ class _Wire(BaseModel):
 
 
 class _Out(BaseModel):
-    """Output: read back from JSON, where verdicts arrive as plain strings."""
+    """Output: read back from JSON, where verdicts arrive as plain strings. No number in it may
+    be infinite or NaN, which JSON cannot carry (intake refuses points that could add up to
+    one); a result that would hold one is a bug, caught here rather than sent."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class LimitsIn(_Wire):
