@@ -139,8 +139,9 @@ int main(int argc, char **argv) {
 }
 """
 )
-# The example's game, except that once the program has won it waits for the program to end,
-# then writes one more line: a sure way to lose the race a testlib interactor's last line runs.
+# The example's game, except that once the program has won it waits for the program's EOF, then
+# writes lines until a write fails: a sure way to lose the race a testlib interactor's last line
+# runs (a program may close its stdout before its stdin, so one line could still fit).
 EXTRA_LINE = (
     MODE
     + r"""
@@ -153,8 +154,7 @@ int main(int argc, char **argv) {
             printf("=\n");
             fflush(stdout);
             while (getchar() != EOF) {}
-            printf("bye\n");
-            fflush(stdout);
+            while (printf("bye\n") >= 0 && fflush(stdout) == 0) {}
             fprintf(stderr, "ok guessed %ld in %ld queries\n", secret, queries);
             return 0;
         }

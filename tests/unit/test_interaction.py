@@ -141,9 +141,10 @@ FLOOD = (
     "#!/bin/sh\n{trap}while echo y; do :; done 2>/dev/null\n"
     "echo 'wrong answer unexpected EOF' >&2\nexit 1\n"
 )
-# Plays one round, waits for the program to end, then writes one more line.
+# Plays one round, waits for the program's EOF, then writes until a write fails.
 EXTRA_LINE = (
-    "#!/bin/sh\n{trap}read guess\necho =\ncat >/dev/null\necho bye 2>/dev/null\n"
+    "#!/bin/sh\n{trap}read guess\necho =\ncat >/dev/null\n"
+    "while echo bye; do :; done 2>/dev/null\n"
     "echo 'ok guessed in 1' >&2\nexit 0\n"
 )
 
