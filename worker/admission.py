@@ -64,7 +64,8 @@ end
 # KEYS: RUNS, DEADLINES, TOTAL, the tenant's hash. ARGV: run, tenant, tests, bytes, now,
 # deadline, max tests in flight, the tenant's max tests, its max bytes, the keys' TTL, and
 # "peek" to check without recording. Returns {"ok"} or {what is over, what the tenant (or the
-# fleet) held already}.
+# fleet) held already}. A run recorded already is admitted as it was (a call tried again once
+# Redis is back), never counted twice.
 ADMIT = (
     _FORGET
     + """
@@ -72,6 +73,7 @@ local now = tonumber(ARGV[5])
 for _, run in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do
     forget(run)
 end
+if ARGV[11] ~= 'peek' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'ok'} end
 local tests, bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
 local total = tonumber(redis.call('GET', KEYS[3]) or '0')
 if tonumber(ARGV[7]) > 0 and total + tests > tonumber(ARGV[7]) then

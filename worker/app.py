@@ -13,20 +13,28 @@ first needs it, not at import. Reliability choices, each for a reason:
 - the thread pool, ``RUNNER_CONCURRENCY`` threads: a worker process holds one set of warm
   sandbox pools that its threads share (:mod:`worker.runtime`), so the plain
   ``celery -A worker.app worker`` runs what ``runner worker`` runs. A pool that would run tests
-  in other processes or in green threads stops the start (:func:`worker.runtime.check_pool`).
+  in other processes or in green threads stops the start (:func:`worker.runtime.check_pool`);
+- a Redis restart ridden out (``RUNNER_OUTAGE_WINDOW_S``, :mod:`worker.outages`): the result
+  backend's calls wait for Redis (:mod:`worker.backend`), sending a task is retried over the
+  window, and a consumer that lost the broker tries again every 0.5 to 2 s (kombu's 2, 4, 6 ...
+  30 s apart brought a worker back up to 12 s after a 30 s restart).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
 from celery import Celery
+from celery.app.amqp import AMQP
+from kombu.connection import Connection
 from kombu.entity import Queue
 
 import worker.backend  # noqa: F401 - registers the redis:// result backend that rides out restarts
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES
+from worker.outages import WINDOW_OPTION
 from worker.settings import Settings
 from worker.transport import SHARE_OPTION  # importing it registers the redis:// transport
 
@@ -67,6 +75,20 @@ def concurrency_of(settings: Settings) -> int:
     return settings.concurrency or round(2 * available_cpus())
 
 
+def publish_retry_policy(window_s: int) -> dict[str, float]:
+    """How Celery sends a task again while the broker's Redis is away (a submission's steps, a
+    chord's join as its last test ends): 0, 0.5, 1, 1.5 s, then every 2 s, for the outage
+    window (a lost join would leave a submission unanswered)."""
+    step, most = 0.5, 2.0
+    retries = 4 + max(0, math.ceil((window_s - 3.0) / most))  # waits: 3 s, then 2 s each
+    return {
+        "max_retries": retries,
+        "interval_start": 0,
+        "interval_step": step,
+        "interval_max": most,
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
     hard = task_time_limit(settings)
     if settings.visibility_timeout_s <= hard:
@@ -77,6 +99,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     options = {
         "visibility_timeout": settings.visibility_timeout_s,
         SHARE_OPTION: settings.tenant_max_share_pct,
+        WINDOW_OPTION: settings.outage_window_s,
         "socket_keepalive": True,
         "retry_on_timeout": True,
         "health_check_interval": 10,
@@ -86,11 +109,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend": settings.result_backend,
         "broker_transport_options": options,
         "broker_connection_retry_on_startup": True,
-        # a result that cannot be stored during a Redis restart is retried, not turned into a
-        # task failure (which would fail the whole chord)
-        "result_backend_always_retry": True,
-        "result_backend_max_retries": 30,
-        "result_backend_max_sleep_between_retries_ms": 2000,
+        # the result backend's client waits out a Redis restart itself (worker.backend), so a
+        # result that cannot be stored meanwhile is not a task failure (which would fail the
+        # whole chord); only an outage past RUNNER_OUTAGE_WINDOW_S is
+        "result_backend_transport_options": {WINDOW_OPTION: settings.outage_window_s},
+        "task_publish_retry_policy": publish_retry_policy(settings.outage_window_s),
         "broker_connection_max_retries": None,
         "task_serializer": "json",
         "result_serializer": "json",
@@ -115,8 +138,39 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+class BrokerConnection(Connection):
+    """A broker connection tried again every 0.5 to 2 s while Redis is away, unless the caller
+    says otherwise (Celery's consumer does not)."""
+
+    def _ensure_connection(
+        self,
+        errback: Any = None,
+        max_retries: Any = None,
+        interval_start: Any = 0.5,
+        interval_step: Any = 0.5,
+        interval_max: Any = 2.0,
+        callback: Any = None,
+        reraise_as_library_errors: Any = True,
+        timeout: Any = None,
+    ) -> Any:
+        return super()._ensure_connection(
+            errback,
+            max_retries,
+            interval_start,
+            interval_step,
+            interval_max,
+            callback,
+            reraise_as_library_errors,
+            timeout,
+        )
+
+
+class BrokerAMQP(AMQP):  # type: ignore[misc]
+    Connection = BrokerConnection
+
+
 def create_app() -> Celery:
-    app = Celery("runner", include=["worker.tasks"])
+    app = Celery("runner", include=["worker.tasks"], amqp=f"{__name__}:BrokerAMQP")
     # a promise: the environment is read when Celery first needs its configuration
     app.add_defaults(lambda: celery_config(Settings.from_env()))
     return app

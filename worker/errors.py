@@ -9,12 +9,16 @@
     ├── SandboxError             a sandbox container misbehaved (Docker failure, dead or
     │   │                        silent supervisor, broken protocol); the pool recycles it
     │   ├── SandboxTimeout       the supervisor did not answer before the outer deadline
+    │   ├── SandboxLost          the sandbox died under its job (its container gone, with the
+    │   │                        engine's restart say): the job runs again on a fresh one
+    │   ├── EngineUnavailable    the Docker engine stayed away longer than the outage window
     │   ├── ProtocolError        the supervisor's answer could not be parsed
     │   └── IsolationUnavailable the host refuses the isolation the settings ask for
     ├── PoolClosed               a lease was asked of a pool that is shutting down
     ├── SubmissionRejected       the submission breaks the contract (verdict ``RJ``)
     ├── ApiKeyError              an API key cannot be created or revoked as asked
     └── BrokerError              Redis or Celery could not be reached or answered wrongly
+        └── RedisUnavailable     Redis stayed away longer than the outage window
 
 Docker, Redis and Celery exceptions are translated where they cross into our code
 (``raise SandboxError(...) from exc``), so callers catch one family.
@@ -51,6 +55,16 @@ class ProtocolError(SandboxError):
     """The supervisor sent something that is not a valid answer."""
 
 
+class SandboxLost(SandboxError):
+    """The sandbox died under its job (the supervisor's connection closed: its container was
+    killed, with an engine restart say); the job did not fail, and runs again on a fresh one."""
+
+
+class EngineUnavailable(SandboxError):
+    """The Docker engine did not answer for longer than ``RUNNER_OUTAGE_WINDOW_S``; the
+    message says so (``Docker engine unreachable for 60 s ...``)."""
+
+
 class IsolationUnavailable(SandboxError):
     """The kernel or the container's profile refuses the namespaces jobs are to get; the
     sandbox is unfit rather than run jobs with weaker isolation than asked."""
@@ -71,6 +85,11 @@ class SubmissionRejected(RunnerError):
 
 class BrokerError(RunnerError):
     """Redis or the Celery broker could not be reached or answered wrongly."""
+
+
+class RedisUnavailable(BrokerError):
+    """Redis did not answer for longer than ``RUNNER_OUTAGE_WINDOW_S``; the message says so
+    (``Redis unreachable for 60 s ...``)."""
 
 
 class ApiKeyError(RunnerError):

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 import redis
 import structlog
 from celery.canvas import Signature
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from worker.admission import Admission, Ticket, release, tenant_of
 from worker.artifacts import ArtifactStore
@@ -29,6 +27,7 @@ from worker.contract.fields import quoted
 from worker.errors import RunnerError, SubmissionRejected
 from worker.languages import LANGUAGES
 from worker.messages import CompileOutcome, JudgingMsg, RunMeta, StoredProgram
+from worker.outages import redis_client as redis_client  # where `runner status` finds it
 from worker.problems import ProblemStore
 from worker.programs import program_key
 from worker.settings import Settings
@@ -36,18 +35,6 @@ from worker.storage import DataStore, program_files, stored_program, test_specs
 from worker.workflow import canvas, judging_of, meta_of, run_key
 
 log = structlog.get_logger()
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A client that rides out a Redis restart: retries with backoff for about 15 seconds."""
-    return redis.Redis.from_url(
-        url,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=10),
-        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=10,
-    )
 
 
 @dataclass
@@ -134,8 +121,10 @@ class Intake:
         cls, settings: Settings, connect: Callable[[str], redis.Redis] | None = None
     ) -> Intake:
         """Clients for the broker, the result backend and the cache, from ``settings``
-        (``connect``: how a URL becomes a client; tests pass fakeredis)."""
-        connect = connect or redis_client
+        (``connect``: how a URL becomes a client; tests pass fakeredis). Each rides out an
+        outage of its Redis of up to ``RUNNER_OUTAGE_WINDOW_S`` (:mod:`worker.outages`)."""
+        window = settings.outage_window_s
+        connect = connect or (lambda url: redis_client(url, window))
         backend = connect(settings.result_backend)
         cache = connect(settings.cache_url) if settings.cache_url else backend
         data = DataStore(backend, settings.result_expires_s, settings.data_cache_mb * 2**20)

@@ -120,6 +120,16 @@ class Settings:
         "died holding it); must exceed the longest task time limit.",
         low=10,
     )
+    outage_window_s: int = _setting(
+        60,
+        "Seconds a Redis or Docker engine outage (a restart, a crash recovered from Redis's "
+        "append-only file) is waited out: meanwhile a worker's Redis calls and sandbox leases "
+        "wait and retry, and sandboxes lost with the engine are made again, so tests are only "
+        "delayed. An outage longer than this ends the tests caught in it IE, saying so: "
+        "Redis unreachable for 60 s, Docker engine unreachable for 60 s.",
+        low=1,
+        high=3_600,
+    )
     problem_expires_s: int = _setting(
         604_800,
         "Seconds a registered problem (and its test data) is kept after it was registered or "

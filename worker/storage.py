@@ -43,11 +43,13 @@ KEPT = "runner:kept"  # data digest -> until when a registered problem keeps it
 LEVEL = 1  # fast: 8 MB in about 40 ms; text test data still shrinks 3-10x
 LINGER_S = 60  # how long data no run in flight uses stays (a repeat finds it in place)
 
-# KEYS[1]: HOLDS, KEYS[2]: the run's set of digests. ARGV: TTL, then the digests.
+# KEYS[1]: HOLDS, KEYS[2]: the run's set of digests. ARGV: TTL, then the digests. A digest the
+# run holds already is not counted again (a call tried again once Redis is back).
 HOLD = """
 for i = 2, #ARGV do
-    redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
-    redis.call('SADD', KEYS[2], ARGV[i])
+    if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+        redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+    end
 end
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])

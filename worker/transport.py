@@ -34,6 +34,12 @@ drains at full speed. The fleet's workers consume one queue. Consumers without a
 (control replies) and a global key prefix (kombu prefixes only the first key of an EVALSHA)
 keep kombu's BRPOP.
 
+**A Redis restart ridden out.** A test that ends while Redis is away is acknowledged once it is
+back (within ``RUNNER_OUTAGE_WINDOW_S``, :mod:`worker.outages`), not left unacknowledged until
+the visibility timeout hands it out again. Every heartbeat may lapse during an outage, so a
+worker whose sweep failed reclaims nothing until the live consumers have had time to beat
+again (:data:`OUTAGE_GRACE_S`).
+
 **Fair between tenants.** A message that names its tenant waits in that tenant's list, with a
 doorbell in the queue's own list for consumers to wait on, and a claim takes the message of the
 tenant running the fewest (:mod:`worker.fairqueue`, whose scripts the claim, publish, ack and
@@ -61,6 +67,7 @@ from queue import Empty
 from time import monotonic, time
 from typing import Any
 
+import redis
 import structlog
 from kombu.transport import TRANSPORT_ALIASES, virtual
 from kombu.transport import redis as kombu_redis
@@ -79,6 +86,7 @@ from worker.fairqueue import (
     tenant_list,
     tenant_of_headers,
 )
+from worker.outages import DEFAULT_WINDOW_S, WINDOW_OPTION, Outage, redis_retryable, ride_out
 
 log = structlog.get_logger()
 
@@ -90,6 +98,7 @@ CONSUMERS_KEY = "_runner.consumers"  # every consumer id that has beaten and not
 INFLIGHT = "inflight"  # hand-off list of consumer C for list L: L + sep + INFLIGHT + sep + C
 HEARTBEAT_TTL_S = 30
 HEARTBEAT_EVERY_S = 5
+OUTAGE_GRACE_S = 3 * HEARTBEAT_EVERY_S  # after a failed sweep: no reclaiming for this long
 
 
 def heartbeat_key(consumer: str) -> str:
@@ -113,6 +122,18 @@ class QoS(kombu_redis.QoS):
             keys=[self.tenant_key], args=[delivery_tag, time(), self.channel.sep], client=pipe
         )
         return pipe
+
+    def ack(self, delivery_tag: Any) -> None:
+        self._ride_out(lambda: kombu_redis.QoS.ack(self, delivery_tag))
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        self._ride_out(lambda: kombu_redis.QoS.reject(self, delivery_tag, requeue))
+
+    def _ride_out(self, call: Callable[[], None]) -> None:
+        # safe to do again: removing the message from the indices and releasing its tenant's
+        # slot find nothing the second time; the local bookkeeping comes after them. Past the
+        # window, a connection error still, which Celery logs for an ack it could not make
+        ride_out(call, self.channel.outage, redis_retryable, redis.ConnectionError)
 
     def append(self, message: Any, delivery_tag: Any) -> None:
         if delivery_tag is not None and delivery_tag == self.channel._claimed_tag:
@@ -143,6 +164,8 @@ class Channel(kombu_redis.Channel):
         options = self.connection.client.transport_options
         self._consumer_id = str(options.get(CONSUMER_OPTION, ""))
         self._share_pct = int(options.get(SHARE_OPTION, 0))
+        window = float(options.get(WINDOW_OPTION) or DEFAULT_WINDOW_S)
+        self.outage = Outage("Redis", "redis", window, redis="broker")
 
     def script(self, source: str) -> Any:
         """One of :mod:`worker.fairqueue`'s scripts, registered once per channel (redis-py
@@ -327,9 +350,21 @@ class Reclaimer:
         self.consumer = consumer
         self.slots = slots
         self.queues = queues
+        self._reclaim_after = 0.0  # time.monotonic(): before it, consumers are not judged dead
 
     def sweep(self) -> int:
-        """Beat for this consumer, then give back dead consumers' messages; how many."""
+        """Beat for this consumer, then give back dead consumers' messages; how many. None
+        while live consumers may not have beaten since an outage: a sweep that fails (Redis
+        away) holds reclaiming back for :data:`OUTAGE_GRACE_S`."""
+        try:
+            return self._sweep(monotonic() >= self._reclaim_after)
+        except Exception:
+            # every heartbeat may lapse meanwhile: once Redis is back, give the live
+            # consumers time to beat again before taking any of them for dead
+            self._reclaim_after = monotonic() + OUTAGE_GRACE_S
+            raise
+
+    def _sweep(self, reclaiming: bool) -> int:
         with self._connect() as conn:
             channel = conn.default_channel
             client = channel._create_client()
@@ -344,6 +379,8 @@ class Reclaimer:
             consumers = sorted(known | set(owners.values()))
             beats = client.mget([heartbeat_key(c) for c in consumers])
             dead = {c for c, beat in zip(consumers, beats, strict=True) if beat is None}
+            if not reclaiming:
+                dead = set()
             slots = sum(int(beat) for beat in beats if beat is not None and beat.isdigit())
             client.set(SLOTS_KEY, slots, ex=HEARTBEAT_TTL_S)
             for queue in self.queues:

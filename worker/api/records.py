@@ -19,6 +19,7 @@ import redis
 import structlog
 
 from worker.contract import internal_error
+from worker.errors import BrokerError
 
 log = structlog.get_logger()
 
@@ -62,7 +63,7 @@ def finished(client: redis.Redis, submission_id: str) -> None:
         client.eval(
             FINISHED, 2, record_key(submission_id), DUE_KEY, submission_id, now_ms(), _INFLIGHT
         )
-    except redis.RedisError as exc:
+    except (redis.RedisError, BrokerError) as exc:  # BrokerError: away past the outage window
         log.warning("api.notice_failed", error=str(exc)[:200])
 
 
