@@ -19,7 +19,7 @@ from worker import metrics
 from worker.checkers import Judgement, judge_builtin, judge_testlib
 from worker.compare import Comparison
 from worker.contract import CompileResult, Limits, TestCase, TestResult, Verdict
-from worker.errors import SandboxError, SandboxTimeout
+from worker.errors import EngineUnavailable, SandboxError, SandboxLost, SandboxTimeout
 from worker.interaction import run_interaction
 from worker.languages import Language
 from worker.programs import File, Program
@@ -33,6 +33,9 @@ COMPILE_OUTPUT_BYTES = 64 * 1024
 ARTIFACT_KB = 64 * 1024  # largest file a compile step may write
 GRACE_S = 5.0  # outer deadline beyond the job's wall limit, for transfer and cleanup
 RETRIES = 1  # a sandbox that broke is recycled and the test retried once on another
+# a sandbox that died under its job (an engine restart kills them all) is replaced and the job
+# run again, up to this many times (each lease waits out the engine's outage meanwhile)
+LOST_RETRIES = 3
 # what a checker may take for one test (it reads three files and writes a line)
 TOKENS = Comparison()  # the default checker
 CHECKER_LIMITS = Limits(cpu_time_ms=5000, wall_time_ms=10000, memory_mb=256, processes=4)
@@ -174,15 +177,26 @@ class Judge:
     def _attempts(self, image: str, job: Job) -> RunReport:
         wall_ms = max(job.wall_ms, job.partner.wall_ms if job.partner else 0)
         deadline = wall_ms / 1000 + GRACE_S
-        for _ in range(RETRIES):
+        broken = lost = 0
+        while True:
             try:
                 return self.runner.run(image, job, deadline)
-            except SandboxTimeout:
-                raise  # the job already had its full time; running it again doubles the wait
+            except (SandboxTimeout, EngineUnavailable):
+                # a timeout: the job already had its full time, running it again doubles the
+                # wait; the engine: its lease waited out the outage window already
+                raise
+            except SandboxLost as exc:
+                lost += 1
+                if lost > LOST_RETRIES:
+                    raise
+                metrics.SANDBOX_FAILURES.labels(image).inc()
+                log.warning("sandbox.retry", image=image, error=str(exc), lost=True)
             except SandboxError as exc:
+                broken += 1
+                if broken > RETRIES:
+                    raise
                 metrics.SANDBOX_FAILURES.labels(image).inc()
                 log.warning("sandbox.retry", image=image, error=str(exc))
-        return self.runner.run(image, job, deadline)
 
 
 def verdict_of(

@@ -107,4 +107,5 @@ def open_pools(
         max_jobs=max_jobs if max_jobs is not None else settings.max_jobs,
         uid_base=settings.job_uid_base,
         health_interval_s=settings.health_interval_s,
+        outage_window_s=settings.outage_window_s,
     )

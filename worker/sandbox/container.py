@@ -48,7 +48,13 @@ import docker.types
 import requests.exceptions
 import structlog
 
-from worker.errors import IsolationUnavailable, ProtocolError, SandboxError, SandboxTimeout
+from worker.errors import (
+    IsolationUnavailable,
+    ProtocolError,
+    SandboxError,
+    SandboxLost,
+    SandboxTimeout,
+)
 from worker.sandbox.protocol import (
     SUPERVISOR_VERSION,
     Decoder,
@@ -273,7 +279,7 @@ class Sandbox:
                 self._sock.settimeout(left)
                 data = self._sock.recv(1 << 20)
                 if not data:
-                    raise SandboxError(f"supervisor exited: {self.supervisor_stderr()!r}")
+                    raise SandboxLost(f"supervisor exited: {self.supervisor_stderr()!r}")
                 for stream, payload in demux(data, self._frames):
                     if stream == STDOUT:
                         self._decoder.feed(payload)
@@ -286,10 +292,21 @@ class Sandbox:
             ) from exc
         except OSError as exc:
             self.broken = f"socket: {exc}"
-            raise SandboxError(f"sandbox {self.short_id} connection failed: {exc}") from exc
+            raise SandboxLost(f"sandbox {self.short_id} connection failed: {exc}") from exc
         except SandboxError as exc:
             self.broken = str(exc)
             raise
+
+    def alive(self) -> bool:
+        """Whether the supervisor's connection is still open, without waiting: an idle
+        sandbox whose container died (an engine restart kills them all) reads end of file."""
+        try:
+            self._sock.settimeout(0.0)  # each exchange sets its own timeout again
+            return bool(self._sock.recv(1, socket.MSG_PEEK))
+        except BlockingIOError:
+            return True  # open, nothing to read: an idle supervisor
+        except (OSError, AttributeError):  # reset, closed, or never attached
+            return False
 
     def supervisor_stderr(self) -> str:
         return self._stderr[-2000:].decode(errors="replace")

@@ -7,6 +7,15 @@ is empty. Every container carries the owner and fleet labels: at start the pool 
 an earlier process with the same owner left behind (a crashed worker), and on close it removes
 its own. Every sweep stays within the pool's fleet (see :mod:`worker.sandbox.reaper`).
 
+**Engine outages are ridden out.** A restart of the Docker engine kills every sandbox; their
+supervisors' connections then read end of file. A lease never hands out such a sandbox (it
+looks first, without waiting) but recycles it; a job whose sandbox dies under it raises
+:class:`~worker.errors.SandboxLost` (the judge runs it again on a fresh one); sandboxes that
+cannot be made because the engine does not answer are made again as soon as it does. Leases
+wait for the engine meanwhile, up to ``RUNNER_OUTAGE_WINDOW_S`` from the outage's start
+(:class:`~worker.outages.Outage`, shared by a worker's pools): only then does a lease give up,
+with :class:`~worker.errors.EngineUnavailable` ("Docker engine unreachable for 60 s").
+
 A dead worker's sandboxes are removed by the engine as soon as their supervisor exits (it
 exits when the worker's attach connection closes: at once when idle, after the running job
 otherwise, so within the job's wall-time limit). What that misses (an exited sandbox the
@@ -28,13 +37,15 @@ import docker
 import docker.errors
 import structlog
 
-from worker.errors import PoolClosed, SandboxError
+from worker.errors import EngineUnavailable, PoolClosed, SandboxError
+from worker.outages import Outage
 from worker.sandbox.container import Sandbox, SandboxSpec
 from worker.sandbox.protocol import Job, RunReport, check_job
 
 log = structlog.get_logger()
 
 UID_SPAN = 1 << 30  # jobs' uids are drawn from [base, base + span): never reused in practice
+ENGINE_POLL_S = 0.5  # how often a lease waiting out an engine outage looks at it again
 
 
 @dataclass
@@ -93,11 +104,13 @@ class ImagePool:
         size: int,
         max_jobs: int,
         uids: UidSource,
+        engine: Outage | None = None,
     ) -> None:
         self.spec = spec
         self.size = size
         self.max_jobs = max_jobs
         self.stats = PoolStats()
+        self.engine = engine or Outage("Docker engine", "docker")
         self._client = client
         self._uids = uids
         self._idle: deque[Sandbox] = deque()
@@ -195,31 +208,45 @@ class ImagePool:
         )
 
     def _acquire(self, timeout: float) -> Sandbox:
+        """A live idle sandbox, waiting for one at most ``timeout`` seconds, and while the
+        engine is away until it is back (at most the outage window from the outage's start),
+        then ``timeout`` more."""
         start = time.monotonic()
+        deadline = start + timeout
         with self._cond:
             self.stats.leases += 1
             waited = False
-            while not self._idle:
+            while True:
                 if self._closed:
                     raise PoolClosed(f"pool for {self.spec.image} is closed")
+                while self._idle:
+                    sandbox = self._idle.popleft()
+                    if not sandbox.alive():  # died idle (an engine restart): never handed out
+                        sandbox.broken = "lost: its connection closed while idle"
+                        self._busy.add(sandbox)
+                        self._release(sandbox, 0)
+                        continue
+                    if waited:
+                        self.stats.waits += 1
+                        self.stats.wait_s += time.monotonic() - start
+                    self._busy.add(sandbox)
+                    return sandbox
                 if len(self._busy) + self._pending < self.size:
                     self._pending += 1
                     self._background(self._refill)
                 waited = True
-                left = start + timeout - time.monotonic()
+                now = time.monotonic()
+                if self.engine.down_since is not None:
+                    if self.engine.expired() and not self._engine_back():
+                        self.engine.give_up()
+                        raise EngineUnavailable(self.engine.message())
+                    deadline = max(deadline, now + timeout)
+                left = deadline - now
                 if left <= 0:
                     raise SandboxError(
                         f"no sandbox of {self.spec.image} free within {timeout:.0f}s"
                     )
-                self._cond.wait(left)
-            if self._closed:
-                raise PoolClosed(f"pool for {self.spec.image} is closed")
-            if waited:
-                self.stats.waits += 1
-                self.stats.wait_s += time.monotonic() - start
-            sandbox = self._idle.popleft()
-            self._busy.add(sandbox)
-            return sandbox
+                self._cond.wait(min(left, ENGINE_POLL_S))
 
     def _release(self, sandbox: Sandbox, jobs_done: int) -> None:
         reason = sandbox.broken or ("max_jobs" if sandbox.jobs >= self.max_jobs else "")
@@ -247,19 +274,33 @@ class ImagePool:
             self._refill()
 
     def _refill(self) -> None:
-        """Create one sandbox, probe it, and add it to the idle set (runs in the background)."""
+        """Create one sandbox, probe it, and add it to the idle set (runs in the background).
+        While the engine does not answer (a restart), it tries again as soon as it does, until
+        the outage outlasts its window."""
         started = time.monotonic()
         sandbox: Sandbox | None = None
+        attempt = 0
         try:
-            sandbox = Sandbox(self._client, self.spec)
-            sandbox.ping()
-        except Exception as exc:
-            self.stats.last_error = str(exc)
-            log.error("sandbox.create_failed", image=self.spec.image, error=str(exc))
-            if sandbox is not None:
-                sandbox.remove()
-            sandbox = None
-            time.sleep(1.0)  # an engine in trouble should not be hammered
+            while True:
+                try:
+                    sandbox = Sandbox(self._client, self.spec)
+                    sandbox.ping()
+                    self.engine.succeeded()
+                    break
+                except Exception as exc:
+                    if sandbox is not None:
+                        sandbox.remove()
+                    sandbox = None
+                    if self._closed:
+                        break
+                    if self._engine_away(exc) and not self.engine.expired():
+                        time.sleep(min(0.1 * 2**attempt, 1.0))
+                        attempt += 1
+                        continue
+                    self.stats.last_error = str(exc)
+                    log.error("sandbox.create_failed", image=self.spec.image, error=str(exc))
+                    time.sleep(1.0)  # an engine in trouble should not be hammered
+                    break
         finally:
             with self._cond:
                 self._pending -= 1
@@ -273,6 +314,42 @@ class ImagePool:
                 self._cond.notify_all()
         if sandbox is not None and not keep:
             sandbox.remove()
+
+    def _engine_back(self) -> bool:
+        """Whether the engine answers again after an outage that outlasted the window (the
+        pool's lock, held by the caller, is let go meanwhile)."""
+        self._cond.release()
+        try:
+            self._client.ping()
+        except Exception:
+            return False
+        finally:
+            self._cond.acquire()
+        self.engine.succeeded()
+        return True
+
+    def _engine_away(self, exc: Exception) -> bool:
+        """Whether a sandbox could not be made because the engine does not answer (then the
+        outage is recorded, with ``exc`` as its error)."""
+        try:
+            self._client.ping()
+        except Exception:
+            self.engine.failed(exc)
+            return True
+        self.engine.succeeded()
+        return False
+
+    def top_up(self) -> int:
+        """Start making the sandboxes the pool lacks (refills given up while the engine was
+        away longer than the window); how many."""
+        with self._cond:
+            missing = self.size - len(self._idle) - len(self._busy) - self._pending
+            if self._closed or missing <= 0:
+                return 0
+            self._pending += missing
+        for _ in range(missing):
+            self._background(self._refill)
+        return missing
 
     def ids(self) -> set[str]:
         with self._cond:
@@ -292,6 +369,7 @@ class ImagePool:
                 sandbox.broken = sandbox.broken or f"health: {exc}"
                 failed += 1
             self._release(sandbox, 0)
+        self.top_up()
         return failed
 
     def state(self) -> dict[str, object]:

@@ -13,6 +13,7 @@ import structlog
 
 from worker.errors import SandboxError
 from worker.metrics import HEALTH_FAILURES
+from worker.outages import DEFAULT_WINDOW_S, Outage
 from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec
 from worker.sandbox.pool import ImagePool, UidSource
 from worker.sandbox.protocol import Job, RunReport
@@ -38,6 +39,7 @@ class SandboxPools:
         max_jobs: int,
         uid_base: int,
         health_interval_s: float = 30.0,
+        outage_window_s: float = DEFAULT_WINDOW_S,
     ) -> None:
         first = next(iter(specs.values()), None)
         self.owner = first.owner if first else ""
@@ -46,8 +48,11 @@ class SandboxPools:
             raise ValueError("every pool of one SandboxPools has the same owner and fleet")
         self._client = client
         uids = UidSource(uid_base)
+        # one engine for all the pools: an outage is waited out (and logged) once
+        self.engine = Outage("Docker engine", "docker", outage_window_s)
         self._pools = {
-            key: ImagePool(client, spec, size, max_jobs, uids) for key, spec in specs.items()
+            key: ImagePool(client, spec, size, max_jobs, uids, self.engine)
+            for key, spec in specs.items()
         }
         self._health_interval = health_interval_s
         self._stop = threading.Event()
