@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -349,3 +350,58 @@ def test_a_consumer_killed_between_its_wait_and_its_claim_gives_the_message_back
     with Connection(URL) as conn:
         (message,) = drain(conn, [Queue(queue)], 1)
     assert message.payload == {"n": 1}
+
+
+def test_an_ack_made_while_redis_restarts_is_made_once_it_is_back(tmp_path: Path) -> None:
+    """A test that ends while the broker's Redis is away is acknowledged when it is back, not
+    left to the visibility timeout (which would hand it out again minutes later)."""
+    from tests.fleet.test_reliability import OwnRedis
+    from worker.outages import WINDOW_OPTION
+
+    server = OwnRedis(tmp_path)
+    server.start()
+    (queue,) = names(1)
+    url = server.url(0)
+    try:
+        options = {WINDOW_OPTION: 30}
+        with Connection(url, transport=OURS, transport_options=options) as conn:
+            Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+            held: list[Any] = []
+            with Consumer(conn, [Queue(queue)], callbacks=[lambda _, m: held.append(m)]):
+                conn.drain_events(timeout=10)
+            assert server.client().hlen("unacked") == 1
+            with capture_logs() as logs:
+                server.stop("kill")  # recovered from its append-only file
+                ack = threading.Thread(target=held[0].ack)
+                ack.start()
+                time.sleep(1.0)
+                server.start()
+                ack.join(30)
+            assert not ack.is_alive()
+        assert (server.client().hlen("unacked"), server.client().llen(queue)) == (0, 0)
+        ridden = [e["event"] for e in logs if e.get("redis") == "broker"]
+        assert ridden == ["redis.retrying", "redis.recovered"]
+    finally:
+        server.close()
+
+
+def test_after_a_redis_outage_live_consumers_get_time_to_beat_before_any_is_taken_for_dead(
+    broker: redis.Redis,
+) -> None:
+    """Every heartbeat may lapse while Redis is away: a worker whose sweep failed does not
+    give back the messages of consumers that have not beaten since, until they have had time."""
+    (queue,) = names(1)
+    with Connection(URL) as conn:
+        Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
+    run_until_killed(CONSUME_AND_DIE, queue, "ours")  # "doomed" holds it, with no heartbeat
+    away = f"redis://127.0.0.1:{free_port()}/0"
+    urls = [away]
+    sweeper = worker.transport.Reclaimer(lambda: Connection(urls[-1], transport=OURS), "sweeper")
+    with pytest.raises(Exception):  # noqa: B017 - whatever kombu raises for a Redis away
+        sweeper.sweep()
+    urls.append(URL)  # Redis is back
+    assert sweeper.sweep() == 0
+    assert broker.llen(queue) == 0 and broker.hlen("unacked") == 1
+    sweeper._reclaim_after = 0.0  # as if OUTAGE_GRACE_S had passed
+    assert sweeper.sweep() == 1
+    assert broker.llen(queue) == 1
