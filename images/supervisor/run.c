@@ -225,6 +225,13 @@ static int64_t charged_us(void) {
     return ns > 0 ? ns / 1000 : 0;
 }
 
+/* A pair's job's CPU time: the run's, less its partner's (never below nothing: the partner's
+ * is counted by ticks while it runs). */
+static int64_t pair_job_us(int64_t partner_us) {
+    int64_t us = charged_us() - partner_us;
+    return us > 0 ? us : 0;
+}
+
 /* A job's CPU time (µs) and memory now; its peak goes up to what this look saw. A pair's
  * partner is looked at first: the job's figures are the cgroup's less the partner's. */
 static long look(run_t *r, int64_t *cpu_us) {
@@ -242,7 +249,7 @@ static long look(run_t *r, int64_t *cpu_us) {
         r->share = (pair_share_t){partner_shmem_kb(r->job), scan.anon_kb};
         kb = pair_memory_kb(r->job, kb, from, &r->share, own_kb, given);
     } else if (nruns == PAIR) {
-        r->used_us = charged_us() - runs[1].used_us;
+        r->used_us = pair_job_us(runs[1].used_us);
         kb = pair_memory_kb(r->job, kb, from, &runs[1].share, own_kb, given);
     } else {
         r->used_us = charged_us();
@@ -362,8 +369,7 @@ static void run_result(run_t *r) {
         res->killed = "output";
     res->wall_us = r->end - r->start;
     /* a job's CPU time is the cgroup's, now that every process of the run has ended */
-    if (!r->job->partner)
-        res->cpu_us = charged_us() - (nruns == PAIR ? runs[1].res->cpu_us : 0);
+    if (!r->job->partner) res->cpu_us = nruns == PAIR ? pair_job_us(runs[1].res->cpu_us) : charged_us();
     /* one process's peak never exceeds the job's: a floor under what the looks saw */
     if (r->peak_kb > res->maxrss_kb) res->maxrss_kb = r->peak_kb;
     if (r->status >= 0 && WIFEXITED(r->status)) {
