@@ -24,17 +24,34 @@ intermediate is gone, so the job already belongs to the supervisor.
 
 The job then does what the exec path's job does (images/supervisor/run.c, ``child_exec``):
 descriptors, new session, rlimits, work dir, uid, no capabilities, umask, and instead of exec
-it runs the script the way ``python3 main.py`` would: a fresh ``__main__``, ``sys.argv``,
-``sys.path[0]``, the environment, the whole recursion limit ahead of the script's first frame
-(``_jobstart.run``), uncaught exceptions printed by ``sys.excepthook`` without this file's
-frames, exit statuses as CPython computes them, and what a program can observe of the
-interpreter's shutdown (see :func:`finish`). Modules only the server needed are taken out of
-``sys.modules``, so the program sees the modules a fresh interpreter has.
+it runs the script the way ``python3 main.py`` would: a fresh ``__main__`` with its names in
+the interpreter's order, ``sys.argv``, ``sys.path[0]``, the environment, standard streams made
+afresh for the job's descriptors (:func:`std_streams`: a pipe is a pipe), ``site``'s user
+paths from the job's $HOME (:func:`user_site`), new threads' default stack from the job's
+RLIMIT_STACK as glibc sizes it at a process's start (``_jobstart.thread_stack``), the script
+run from C with the whole recursion limit ahead and no frame of this file below it
+(``_jobstart.run``: sys._getframe, inspect, tracebacks, warnings' stacklevel, faulthandler),
+the streams flushed once it has run, uncaught exceptions printed by ``sys.excepthook``, exit
+statuses as CPython computes them, and what a program can observe of the interpreter's
+shutdown (see :func:`finish`), whose callbacks see no frame of this file either. Modules only
+the server needed are taken out of ``sys.modules``, so the program sees the modules a fresh
+interpreter has; nothing is frozen for the collector while it runs (see the end of the file).
 tests/sandbox/test_forkserver.py runs probe programs and a corpus of contestants' idioms both
 ways and compares them byte for byte.
 
-One difference stays visible: a forked job's /proc/self/cmdline is the server's (changing it
-needs CAP_SYS_RESOURCE); ``sys.argv`` and ``sys.orig_argv`` are the job's.
+What a fork cannot give is exec'ed instead, from the job itself once it is set up, exactly as
+the exec path execs it (``_jobstart.execve``), so that it is never judged differently: a user
+site directory (python3 puts it on sys.path and runs its .pth files while it starts), and a
+stack limit the server's address layout has no room for (an exec'ed interpreter's layout
+leaves its main thread room to grow to RLIMIT_STACK; a fork has the server's, made for the
+server's limit: STACK_ROOM). What stays visible, and changes no verdict: the address-space
+layout, inherited from the server and so the same for every job of a sandbox (ASLR happens
+once per sandbox), with the libraries the server loaded; /proc/self/cmdline and
+/proc/self/environ are the server's (changing them needs CAP_SYS_RESOURCE; ``sys.argv``,
+``sys.orig_argv`` and ``os.environ`` are the job's); the collector's counters and the server's
+few hundred objects of its own (gc.get_count(), gc.get_stats(), gc.get_objects()), and during
+the last collections at exit the server's objects are frozen; CPU time the interpreter's
+start did not cost (time.process_time(), resource.getrusage()).
 
 Trust: the server runs as the sandbox's root with the supervisor's few capabilities, like the
 supervisor, and never runs submitted code itself; a job drops to its own uid and every
@@ -52,11 +69,13 @@ import _weakref  # noqa: E402
 import atexit  # noqa: E402
 import builtins  # noqa: E402
 import gc  # noqa: E402
+import io  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 
 import _jobstart  # noqa: E402 - jobstart.c, next to this file
 
+bare = _jobstart.bare  # calls as the interpreter does from C: no frame of this file below
 FDS = 4  # stdin, stdout, stderr, exec-error pipe; then the cell, when the job has one
 INTERRUPTED = "interrupted"  # run_script's status for an uncaught KeyboardInterrupt
 ModuleType = type(sys)
@@ -65,6 +84,10 @@ ModuleType = type(sys)
 # server's, shared with every job, and a forked copy that tore them down would write to
 # nearly every page it shares.
 BUILTINS = dict(vars(builtins))
+# The server's own standard streams, made for its descriptors (stdin is /dev/null): a job
+# gets streams made afresh for its own (see std_streams), and these stay alive here, so that
+# nothing of theirs is finalized in a job.
+SERVER_STREAMS = (sys.stdin, sys.stdout, sys.stderr)
 SERVER_MODULES = tuple(sys.modules.values())  # held, so that their ids stay theirs
 SERVER_MODULE_IDS = frozenset(map(id, SERVER_MODULES))
 # names CPython's shutdown sets to None in sys before it removes the modules
@@ -111,7 +134,7 @@ def run_script(code, namespace):
     except BaseException as exc:
         # the traceback as the interpreter shows it: from the script's frame, not this one
         exc.__traceback__ = exc.__traceback__.tb_next
-        sys.excepthook(type(exc), exc, exc.__traceback__)
+        bare(sys.excepthook, type(exc), exc, exc.__traceback__)
         return INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 1
     return 0
 
@@ -156,31 +179,7 @@ def unraisable(exc, obj):
     with the traceback from the frame that raised it, as C code would have no frame of its own
     in it (CPython's own reporting, called from here, would add this frame)."""
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-    sys.unraisablehook(UnraisableHookArgs((type(exc), exc, tb, None, obj)))
-
-
-def is_closed(stream):
-    """CPython's test at exit: a stream whose ``closed`` is missing or fails counts as open."""
-    try:
-        return bool(stream.closed)
-    except Exception:
-        return False
-
-
-def flush_std_files():
-    """CPython's flush of sys.stdout and sys.stderr at exit: False when one failed; a failed
-    stdout flush is reported, a failed stderr one is not."""
-    ok = True
-    for stream in (sys.stdout, sys.stderr):
-        if stream is None or is_closed(stream):
-            continue
-        try:
-            stream.flush()
-        except Exception as exc:
-            ok = False
-            if stream is sys.stdout:
-                unraisable(exc, stream)
-    return ok
+    bare(sys.unraisablehook, UnraisableHookArgs((type(exc), exc, tb, None, obj)))
 
 
 def clear_module(namespace):
@@ -190,7 +189,7 @@ def clear_module(namespace):
     for underscore in (True, False):
         for name in names:
             if underscore == (name.startswith("_") and not name.startswith("__")):
-                namespace[name] = None
+                bare(namespace.__setitem__, name, None)
 
 
 def finish(status):
@@ -209,6 +208,10 @@ def finish(status):
     and the original streams flushed as their finalization would. An uncaught
     KeyboardInterrupt ends as death by SIGINT. Objects kept alive only by the server's own
     modules are not finalized, which CPython does not promise either.
+
+    Whatever may run the program's code (its threads' ends, atexit callbacks, its streams'
+    flushes, its finalizers) is called through ``bare``, as CPython calls it from C: with no
+    frame of this file below it.
     """
     interrupted = status == INTERRUPTED
     if interrupted:
@@ -216,33 +219,35 @@ def finish(status):
     threading = sys.modules.get("threading")
     if threading is not None:
         try:
-            threading._shutdown()
+            bare(threading._shutdown)
         except BaseException as exc:
             unraisable(exc, threading)
-    atexit._run_exitfuncs()
-    if not flush_std_files():
+    bare(atexit._run_exitfuncs)
+    if not _jobstart.flush_std_files():
         status = 120
+    _jobstart.freeze_server()  # the server's objects, alive for good: only the job's collected
     if gc.isenabled():
-        gc.collect()
+        bare(gc.collect)
     originals = [sys.__dict__.get(f"__{name}__") for name in ("stdin", "stdout", "stderr")]
     if "_" in builtins.__dict__:
-        builtins.__dict__["_"] = None
+        bare(builtins.__dict__.__setitem__, "_", None)
     for name in SYS_CLEARED:
-        sys.__dict__[name] = None
-    sys.stdin, sys.stdout, sys.stderr = originals
+        bare(sys.__dict__.__setitem__, name, None)
+    for name, stream in zip(("stdin", "stdout", "stderr"), originals, strict=True):
+        bare(sys.__dict__.__setitem__, name, stream)
     # every module leaves sys.modules (a finalizer that imports, or a traceback printed from
     # one, finds none); only the script's are looked after, the server's hold nothing of it
     alive = []
     for name, module in list(sys.modules.items()):
         if isinstance(module, ModuleType) and id(module) not in SERVER_MODULE_IDS:
             alive.append(_weakref.ref(module))
-        sys.modules[name] = None
+        bare(sys.modules.__setitem__, name, None)
     del module
-    sys.modules.clear()
+    bare(sys.modules.clear)
     if builtins.__dict__ != BUILTINS:  # compared by identity first: nothing is written
-        builtins.__dict__.clear()
+        bare(builtins.__dict__.clear)
         builtins.__dict__.update(BUILTINS)
-    gc.collect()
+    bare(gc.collect)
     for ref in reversed(alive):
         module = ref()
         if module is not None:
@@ -251,7 +256,7 @@ def finish(status):
     for stream in originals:
         if stream is not None:
             try:  # noqa: SIM105 - contextlib would be one more module in every job
-                stream.flush()
+                bare(stream.flush)
             except Exception:
                 pass  # CPython reports it to sys.stderr, which is gone by now
     if interrupted:
@@ -261,6 +266,71 @@ def finish(status):
 
 
 # ---------------------------------------------------------------------------------- the job
+
+
+def std_streams():
+    """sys.stdin, stdout and stderr made afresh for the job's descriptors 0-2, as the
+    interpreter makes them when it starts (pylifecycle.c, create_stdio): the server's were made
+    for its own and keep what they found there (a stream caches whether it can seek, its
+    buffer size...), so a pipe would look like the server's /dev/null."""
+    buffered = not SERVER_STREAMS[1].write_through  # -u / PYTHONUNBUFFERED, as the server has
+    for fd, name, like in zip(
+        (0, 1, 2), ("stdin", "stdout", "stderr"), SERVER_STREAMS, strict=True
+    ):
+        write = fd > 0
+        buffering = -1 if buffered or not write else 0
+        buf = open(fd, "wb" if write else "rb", buffering, None, None, None, False)  # noqa: SIM115
+        raw = buf.raw if buffering else buf
+        raw.name = f"<{name}>"
+        line_buffering = buffered and (raw.isatty() or fd == 2)
+        stream = io.TextIOWrapper(
+            buf, like.encoding, like.errors, "\n", line_buffering, not buffered
+        )
+        stream.mode = "w" if write else "r"
+        setattr(sys, f"__{name}__", stream)
+        setattr(sys, name, stream)
+
+
+def user_site():
+    """``site``'s user paths from the job's environment (its HOME), as a fresh start computes
+    them; "user site" when the user site directory exists, whose .pth files and place in
+    sys.path only a fresh start gives (the job is exec'ed then). The usual case, no such
+    directory, adds nothing to sys.path."""
+    site = sys.modules.get("site")  # None with -S, as in a fresh start
+    if site is None:
+        return ""
+    site.USER_BASE = site.USER_SITE = None
+    user_site = site.getusersitepackages()
+    return "user site" if site.ENABLE_USER_SITE and os.path.isdir(user_site) else ""
+
+
+def stack_room():
+    """How far the main thread's stack can grow here, in bytes: down to the mapping below it,
+    less the kernel's guard gap. An exec'ed interpreter is laid out to grow to its
+    RLIMIT_STACK; a forked job has its server's layout, made for the server's limit."""
+    spans = []
+    with open("/proc/self/maps", "rb") as maps:
+        for line in maps:
+            low, high = (int(x, 16) for x in line.split(None, 1)[0].split(b"-"))
+            spans.append((low, high, line.rstrip().endswith(b"[stack]")))
+    (stack,) = [low for low, _, is_stack in spans if is_stack]
+    below = max((high for _, high, _ in spans if high <= stack), default=0)
+    pages = 256  # the kernel's stack_guard_gap unless its command line says otherwise
+    try:
+        with open("/proc/cmdline") as cmdline:
+            words = cmdline.read().split()
+    except OSError:
+        words = []
+    for word in words:
+        if word.startswith("stack_guard_gap="):
+            pages = int(word.partition("=")[2], 0)
+    return stack - below - pages * resource.getpagesize()
+
+
+def stack_needed():
+    """The job's main-thread stack limit in bytes (unlimited: as much as the machine has)."""
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0]
+    return MEMORY if soft == resource.RLIM_INFINITY else soft
 
 
 def become_job(request, fds):
@@ -279,6 +349,8 @@ def become_job(request, fds):
         for res, soft, hard in job["limits"]:
             step = f"setrlimit {res}"
             resource.setrlimit(res, (soft, hard))
+        step = "thread stack"
+        _jobstart.thread_stack()  # from the job's RLIMIT_STACK, as glibc sizes it at a start
         step = "chdir"
         os.chdir(job["dir"])
         step = "switch uid"
@@ -299,22 +371,34 @@ def become_job(request, fds):
         name, _, value = entry.partition("=")
         os.environ[name] = value
     argv = job["argv"]
-    path = os.path.abspath(argv[1])
-    os.close(errpipe)  # the job runs: the same signal as a successful exec
     for name in set(sys.modules) - FRESH:
         del sys.modules[name]
+    why = user_site()
+    if not why and stack_needed() > STACK_ROOM:
+        why = "stack"
+    if why:  # what a fork cannot give as `python3 main.py` has it: the exec path's own way
+        try:
+            _jobstart.execve(argv[0], argv, job["env"])
+        except OSError as exc:
+            os.write(errpipe, f"exec {argv[0]}: {exc.strerror}".encode()[:127])
+            os._exit(127)
+    path = os.path.abspath(argv[1])
+    os.close(errpipe)  # the job runs: the same signal as a successful exec
+    std_streams()
     sys.path_importer_cache.pop(sys.path[0], None)
     sys.argv = argv[1:]
     sys.orig_argv = list(argv)
     sys.path[0] = os.path.dirname(path)
+    # __main__ as the interpreter makes it: the module's own five names, then __annotations__
+    # and __builtins__ (add_main_module), then __file__ and __cached__ (the script's run)
     main = ModuleType("__main__")
     main.__dict__.update(
+        __annotations__={},
+        __builtins__=sys.modules["builtins"],
         __file__=path,
         __cached__=None,
-        __builtins__=sys.modules["builtins"],
-        __annotations__={},
-        __loader__=sys.modules["_frozen_importlib_external"].SourceFileLoader("__main__", path),
     )
+    main.__loader__ = sys.modules["_frozen_importlib_external"].SourceFileLoader("__main__", path)
     sys.modules["__main__"] = main
     namespace = main.__dict__
     del main, job, fds, request  # the module lives in sys.modules only, as in a plain start
@@ -331,7 +415,7 @@ def become_job(request, fds):
         code = compile(source, path, "exec")
     except (SyntaxError, ValueError) as exc:
         exc.__traceback__ = None  # the interpreter shows no frame for a script's syntax error
-        sys.excepthook(type(exc), exc, None)
+        bare(sys.excepthook, type(exc), exc, None)
         del namespace, exc
         finish(1)
     del source
@@ -340,8 +424,14 @@ def become_job(request, fds):
     finish(status)
 
 
-# Everything the server holds moves to the collector's permanent generation: a job's
-# collections then never walk it, so they neither take time on it nor copy its pages.
+STACK_ROOM = stack_room()
+MEMORY = os.sysconf("SC_PHYS_PAGES") * resource.getpagesize()
 compile(b"import sys\n", "warm", "exec")  # the compiler's first use is slow: not per job
-gc.freeze()
+# Nothing is frozen while a job runs: its collector tracks and walks what a fresh
+# interpreter's does (gc.get_freeze_count() 0, gc.get_objects(), gc.get_referrers()). At its
+# exit the server's objects are frozen (finish), so that the last collections, which are what
+# a trivial job's collector costs, neither walk them nor copy their pages: they are marked
+# here, all in the oldest generation.
+gc.collect(1)
+_jobstart.mark_server()
 become_job(*_jobstart.serve(3))  # returns in each job, never in the server

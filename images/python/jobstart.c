@@ -17,19 +17,42 @@
  * forked per job, not two.
  *
  * run(code, globals) runs a script's code object as `python3 main.py` does: from C, with the
- * whole recursion limit ahead of its first frame, whatever frames of the server's lie below.
+ * whole recursion limit ahead of its first frame and no frame below it, whatever frames of
+ * the server's lie below (sys._getframe, tracebacks, inspect, warnings' stacklevel and
+ * faulthandler all stop at the script's frame), then flushes sys.stderr and sys.stdout as
+ * the interpreter does once a script has run. bare(callable, *args) calls what the
+ * interpreter calls from C (excepthook, and at shutdown atexit callbacks, flushes,
+ * collections) the same way; flush_std_files() is CPython's own flush at exit.
+ *
+ * mark_server() puts the server's objects, all in the collector's oldest generation, between
+ * two markers of its own; freeze_server(), in a job at exit, moves them to the permanent
+ * generation (gc.freeze), so that the job's last collections walk only what the job made:
+ * a job sees nothing frozen while it runs, and its exit does not copy the server's pages.
+ *
+ * thread_stack() sets the default stack size of the threads a job starts from its
+ * RLIMIT_STACK, as glibc does once, when a process starts (a forked job would keep its
+ * server's).
  *
  * drop_capabilities() gives up every capability (the bounding set too) and makes the process
- * dumpable again, after its uid switch. */
+ * dumpable again, after its uid switch.
+ *
+ * execve(path, argv, env) execs a job that cannot run forked exactly as `python3 main.py`
+ * would (forkserver.py says when), as the supervisor's exec path does: no signal blocked,
+ * none ignored. */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
+#define Py_BUILD_CORE_MODULE /* the collector's lists (mark_server, freeze_server) */
 #include <Python.h>
+#include <internal/pycore_gc.h>
+#include <internal/pycore_interp.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
@@ -42,6 +65,14 @@
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
 #error "run() knows where CPython 3.11 keeps a thread's recursion count"
+#endif
+
+/* glibc's ARCH_STACK_DEFAULT_SIZE (sysdeps/<arch>/nptl/pthreaddef.h): a new thread's stack
+ * when RLIMIT_STACK is unlimited */
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__i386__) || defined(__arm__)
+#define THREAD_STACK_UNLIMITED (2 * 1024 * 1024)
+#else
+#error "the default thread stack for an unlimited RLIMIT_STACK: see glibc's pthreaddef.h"
 #endif
 
 #define CELL_FLAGS (CLONE_NEWUSER | CLONE_NEWIPC | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET)
@@ -232,15 +263,242 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     }
 }
 
+/* What a call from C at the interpreter's top level has: no Python frame below it and the
+ * whole recursion limit ahead. The server's frames stay where they are (on the thread's data
+ * stack); only the chain a program walks starts afresh, and is put back on return. */
+struct top {
+    struct _PyInterpreterFrame *below;
+    int remaining;
+};
+
+static struct top top_enter(PyThreadState *tstate) {
+    struct top saved = {tstate->cframe->current_frame, tstate->recursion_remaining};
+    tstate->cframe->current_frame = NULL;
+    tstate->recursion_remaining = tstate->recursion_limit;
+    return saved;
+}
+
+static void top_leave(PyThreadState *tstate, struct top saved) {
+    tstate->cframe->current_frame = saved.below;
+    tstate->recursion_remaining = saved.remaining;
+}
+
+/* pythonrun.c's flush_io, which runs once the script has: sys.stderr then sys.stdout
+ * flushed, their errors ignored, the script's own exception (if any) kept. */
+static void flush_io(void) {
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    const char *names[] = {"stderr", "stdout"};
+    for (int i = 0; i < 2; i++) {
+        PyObject *file = PySys_GetObject(names[i]);
+        if (!file) continue;
+        Py_INCREF(file);
+        PyObject *r = PyObject_CallMethod(file, "flush", NULL);
+        if (r)
+            Py_DECREF(r);
+        else
+            PyErr_Clear();
+        Py_DECREF(file);
+    }
+    PyErr_Restore(type, value, traceback);
+}
+
 static PyObject *run(PyObject *self, PyObject *args) {
     PyObject *code, *globals;
     if (!PyArg_ParseTuple(args, "O!O!", &PyCode_Type, &code, &PyDict_Type, &globals)) return NULL;
     PyThreadState *tstate = PyThreadState_Get();
-    int below = tstate->recursion_remaining;
-    tstate->recursion_remaining = tstate->recursion_limit; /* as if no frame were below */
+    struct top saved = top_enter(tstate);
     PyObject *result = PyEval_EvalCode(code, globals, globals);
-    tstate->recursion_remaining = below;
+    flush_io();
+    top_leave(tstate, saved);
     return result;
+}
+
+static PyObject *bare(PyObject *self, PyObject *args) {
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    if (n < 1) {
+        PyErr_SetString(PyExc_TypeError, "bare(callable, *args)");
+        return NULL;
+    }
+    PyObject *rest = PyTuple_GetSlice(args, 1, n);
+    if (!rest) return NULL;
+    PyThreadState *tstate = PyThreadState_Get();
+    struct top saved = top_enter(tstate);
+    PyObject *result = PyObject_Call(PyTuple_GET_ITEM(args, 0), rest, NULL);
+    top_leave(tstate, saved);
+    Py_DECREF(rest);
+    return result;
+}
+
+/* CPython's flush of sys.stdout and sys.stderr at exit (pylifecycle.c: flush_std_files and
+ * file_is_closed), from the top: False when one failed; a failed stdout flush is reported as
+ * unraisable, a failed stderr one is not. */
+static int file_is_closed(PyObject *file) {
+    PyObject *closed = PyObject_GetAttrString(file, "closed");
+    if (!closed) {
+        PyErr_Clear();
+        return 0;
+    }
+    int r = PyObject_IsTrue(closed);
+    Py_DECREF(closed);
+    if (r < 0) PyErr_Clear();
+    return r > 0;
+}
+
+static PyObject *flush_std_files(PyObject *self, PyObject *unused) {
+    PyThreadState *tstate = PyThreadState_Get();
+    struct top saved = top_enter(tstate);
+    PyObject *out = PySys_GetObject("stdout"), *err = PySys_GetObject("stderr");
+    Py_XINCREF(out);
+    Py_XINCREF(err);
+    int ok = 1;
+    if (out && out != Py_None && !file_is_closed(out)) {
+        PyObject *r = PyObject_CallMethod(out, "flush", NULL);
+        if (!r) {
+            PyErr_WriteUnraisable(out);
+            ok = 0;
+        }
+        Py_XDECREF(r);
+    }
+    if (err && err != Py_None && !file_is_closed(err)) {
+        PyObject *r = PyObject_CallMethod(err, "flush", NULL);
+        if (!r) {
+            PyErr_Clear();
+            ok = 0;
+        }
+        Py_XDECREF(r);
+    }
+    Py_XDECREF(out);
+    Py_XDECREF(err);
+    top_leave(tstate, saved);
+    return PyBool_FromLong(ok);
+}
+
+/* The server's objects: between these two, in the oldest generation's list. The collector
+ * only ever appends to a list (objects it tracks, generations it merges, objects it finds
+ * reachable after all) and never moves these two (always referenced from here), so the
+ * objects between them stay the server's, in whichever list holds them, however a job
+ * collects, freezes or unfreezes. */
+static PyObject *marker[2];
+
+static void gc_unlink(PyGC_Head *node) {
+    PyGC_Head *prev = _PyGCHead_PREV(node), *next = _PyGCHead_NEXT(node);
+    _PyGCHead_SET_NEXT(prev, next);
+    _PyGCHead_SET_PREV(next, prev);
+}
+
+static void gc_link_after(PyGC_Head *at, PyGC_Head *node) {
+    PyGC_Head *next = _PyGCHead_NEXT(at);
+    _PyGCHead_SET_PREV(node, at);
+    _PyGCHead_SET_NEXT(node, next);
+    _PyGCHead_SET_NEXT(at, node);
+    _PyGCHead_SET_PREV(next, node);
+}
+
+/* In the server, after gc.collect(1) (everything in the oldest generation), before "ready". */
+static PyObject *mark_server(PyObject *self, PyObject *unused) {
+    struct _gc_runtime_state *gc = &PyInterpreterState_Get()->gc;
+    PyGC_Head *oldest = &gc->generations[NUM_GENERATIONS - 1].head;
+    for (int i = 0; i < 2; i++) {
+        if (!marker[i] && !(marker[i] = PyList_New(0))) return NULL;
+        gc_unlink(_Py_AS_GC(marker[i]));
+    }
+    gc_link_after(oldest, _Py_AS_GC(marker[0]));                   /* first */
+    gc_link_after(_PyGCHead_PREV(oldest), _Py_AS_GC(marker[1])); /* last */
+    Py_RETURN_NONE;
+}
+
+/* In a job, before the collections of its exit: the server's objects frozen, unless the
+ * program froze objects itself (theirs are frozen already, the rest stays as it is). */
+static PyObject *freeze_server(PyObject *self, PyObject *unused) {
+    struct _gc_runtime_state *gc = &PyInterpreterState_Get()->gc;
+    PyGC_Head *frozen = &gc->permanent_generation.head;
+    if (!marker[0] || _PyGCHead_NEXT(frozen) != frozen) Py_RETURN_FALSE;
+    PyGC_Head *first = _Py_AS_GC(marker[0]), *last = _Py_AS_GC(marker[1]);
+    PyGC_Head *before = _PyGCHead_PREV(first), *after = _PyGCHead_NEXT(last);
+    _PyGCHead_SET_NEXT(before, after);
+    _PyGCHead_SET_PREV(after, before);
+    _PyGCHead_SET_NEXT(frozen, first);
+    _PyGCHead_SET_PREV(first, frozen);
+    _PyGCHead_SET_NEXT(last, frozen);
+    _PyGCHead_SET_PREV(frozen, last);
+    Py_RETURN_TRUE;
+}
+
+/* glibc's __pthread_early_init: the default stack of a new thread is RLIMIT_STACK as the
+ * process found it at its start (unlimited: the architecture's default; at least
+ * PTHREAD_STACK_MIN), rounded up to a page. The guard and everything else stay glibc's. */
+static PyObject *thread_stack(PyObject *self, PyObject *unused) {
+    struct rlimit rl;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), size;
+    if (getrlimit(RLIMIT_STACK, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        size = THREAD_STACK_UNLIMITED;
+    else if (rl.rlim_cur < (rlim_t)PTHREAD_STACK_MIN)
+        size = PTHREAD_STACK_MIN;
+    else
+        size = (size_t)rl.rlim_cur;
+    size = (size + page - 1) / page * page;
+    pthread_attr_t attr;
+    int err = pthread_getattr_default_np(&attr);
+    if (err == 0) {
+        err = pthread_attr_setstacksize(&attr, size);
+        if (err == 0) err = pthread_setattr_default_np(&attr);
+        pthread_attr_destroy(&attr);
+    }
+    if (err) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromSize_t(size);
+}
+
+/* A NULL-terminated copy of a list of str (file system encoding); NULL with an exception. */
+static char **strings(PyObject *list, PyObject **keep) {
+    Py_ssize_t n = PyList_Check(list) ? PyList_GET_SIZE(list) : -1;
+    if (n < 0) {
+        PyErr_SetString(PyExc_TypeError, "a list of str expected");
+        return NULL;
+    }
+    *keep = PyList_New(n);
+    char **out = PyMem_Calloc((size_t)n + 1, sizeof *out);
+    if (!*keep || !out) {
+        PyMem_Free(out);
+        return (char **)PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *bytes = PyUnicode_EncodeFSDefault(PyList_GET_ITEM(list, i));
+        if (!bytes) {
+            PyMem_Free(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(*keep, i, bytes);
+        out[i] = PyBytes_AS_STRING(bytes);
+    }
+    return out;
+}
+
+static PyObject *job_execve(PyObject *self, PyObject *args) {
+    PyObject *path, *argv, *env, *keep_argv = NULL, *keep_env = NULL;
+    if (!PyArg_ParseTuple(args, "O&OO", PyUnicode_FSConverter, &path, &argv, &env)) return NULL;
+    char **cargv = strings(argv, &keep_argv);
+    char **cenv = cargv ? strings(env, &keep_env) : NULL;
+    if (cenv) {
+        /* as the supervisor's child before its exec (run.c): nothing blocked, and the
+         * signals the interpreter ignores back to their defaults */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGXFSZ, SIG_DFL);
+        execve(PyBytes_AS_STRING(path), cargv, cenv);
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyMem_Free(cargv);
+    PyMem_Free(cenv);
+    Py_XDECREF(keep_argv);
+    Py_XDECREF(keep_env);
+    Py_DECREF(path);
+    return NULL;
 }
 
 static PyObject *drop_capabilities(PyObject *self, PyObject *unused) {
@@ -260,7 +518,13 @@ static PyObject *drop_capabilities(PyObject *self, PyObject *unused) {
 
 static PyMethodDef methods[] = {
     {"serve", serve, METH_VARARGS, "serve(sock) -> (request, fds), in a job only"},
-    {"run", run, METH_VARARGS, "run(code, globals): the script, with the whole recursion limit"},
+    {"run", run, METH_VARARGS, "run(code, globals): the script, as the interpreter's top level"},
+    {"bare", bare, METH_VARARGS, "bare(callable, *args): called as from the interpreter's top"},
+    {"flush_std_files", flush_std_files, METH_NOARGS, "sys.stdout and sys.stderr flushed at exit"},
+    {"mark_server", mark_server, METH_NOARGS, "the server's objects between two markers"},
+    {"freeze_server", freeze_server, METH_NOARGS, "the server's objects frozen, at a job's exit"},
+    {"thread_stack", thread_stack, METH_NOARGS, "new threads' stack from RLIMIT_STACK; its size"},
+    {"execve", job_execve, METH_VARARGS, "execve(path, argv, env): exec the job; raises on failure"},
     {"drop_capabilities", drop_capabilities, METH_NOARGS, "no capability left, dumpable"},
     {NULL, NULL, 0, NULL},
 };

@@ -64,6 +64,12 @@ IDIOMS: dict[str, tuple[str, bytes]] = {
         NUMBERS,
     ),
     "fastio_then_exit": (FASTIO + "print('partial')\nsys.exit(0)\n", b""),
+    # the interpreter flushes sys.stdout once the script has run, before atexit callbacks
+    "fastio_then_atexit_write": (
+        FASTIO + "import atexit\natexit.register(os.write, 1, b'from atexit\\n')\n"
+        "print('buffered by FastIO')\n",
+        b"",
+    ),
     "os_write_output": (
         "import os, sys\nout = []\nfor i in range(1000):\n    out.append(str(i))\n"
         "os.write(1, '\\n'.join(out).encode() + b'\\n')\nprint('after', flush=False)\n",
@@ -134,6 +140,20 @@ IDIOMS: dict[str, tuple[str, bytes]] = {
         "def dfs(n):\n    return 0 if n == 0 else 1 + dfs(n - 1)\n"
         "def main():\n    print(dfs(100000))\n"
         "t = threading.Thread(target=main)\nt.start()\nt.join()\n",
+        b"",
+    ),
+    # the same without stack_size: new threads get the default stack, which glibc sizes from
+    # RLIMIT_STACK (the job's memory limit) when the process starts; recursion through C
+    # (a generator in sum(), an lru_cache) needs the C stack, some 400 bytes a level
+    "thread_deep_recursion": (
+        "import sys, threading\nfrom functools import lru_cache\nsys.setrecursionlimit(10 ** 6)\n"
+        "@lru_cache(None)\ndef depth(n):\n    return 0 if n == 0 else 1 + depth(n - 1)\n"
+        "def dfs(v, adj, seen):\n    seen[v] = True\n"
+        "    return 1 + sum(dfs(w, adj, seen) for w in adj[v] if not seen[w])\n"
+        "def main():\n    n = 50000\n    print(depth(n))\n"
+        "    adj = [[i + 1] if i + 1 < n else [] for i in range(n)]\n"
+        "    print(dfs(0, adj, [False] * n))\n"
+        "threading.Thread(target=main).start()\n",
         b"",
     ),
     "raise_stack_limit": (

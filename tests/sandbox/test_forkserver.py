@@ -28,13 +28,13 @@ PYTHON = LANGUAGES["python"]
 
 # Everything a program can see of how it was started.
 STATE = r"""
-import os, resource, signal, sys
-print(sorted(globals()))
+import gc, os, resource, signal, site, sys
+print(list(globals()))
 print(__file__, __name__, __package__, __spec__, __cached__, __doc__, __annotations__)
 print(type(__loader__).__name__, __loader__.name, __loader__.path, __builtins__)
 print(sys.argv, sys.orig_argv, sys.path, sys.flags, sys.executable)
 print(sorted(sys.modules))
-print(sorted(os.environ.items()))
+print(list(os.environ.items()))
 print(os.getcwd(), os.getresuid(), os.getresgid(), os.getgroups(), os.umask(0o22))
 print(os.getsid(0) == os.getpid(), os.getpgrp() == os.getpid(), os.stat("/proc/self").st_uid)
 print(open("/proc/self/oom_score_adj").read().strip())
@@ -45,7 +45,33 @@ print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))
 for f in (sys.stdin, sys.stdout, sys.stderr):
     print(f.encoding, f.errors, f.line_buffering, f.write_through, f.seekable(), f.isatty(), f.mode)
 print([line for line in open("/proc/self/status") if line[:3] in ("Cap", "NoN", "Sec")])
+print(gc.get_freeze_count(), gc.isenabled(), gc.get_threshold())
+print(any(r is vars(os) for r in gc.get_referrers(os.path)))  # the interpreter's own, tracked
+print(site.USER_BASE, site.USER_SITE, site.ENABLE_USER_SITE, os.getppid())
 print(input(), sys.stdin.read())
+import ctypes  # noqa: E402 - after sys.modules was printed
+attr = ctypes.create_string_buffer(256)
+size = ctypes.c_size_t()
+libc = ctypes.CDLL(None)
+libc.pthread_getattr_default_np(attr)
+libc.pthread_attr_getstacksize(attr, ctypes.byref(size))
+print("new threads' stack", size.value, resource.getrlimit(resource.RLIMIT_STACK))
+"""
+
+# What a program sees below its own frames: nothing, as the interpreter runs a script from C.
+FRAMES = r"""
+import faulthandler, inspect, sys, traceback, warnings
+try:
+    sys._getframe(1)
+except ValueError as exc:
+    print("no frame below the script's:", exc)
+print([(f.function, f.lineno) for f in inspect.stack()])
+traceback.print_stack()
+warnings.warn("at the top", stacklevel=2)
+def nested():
+    warnings.warn("two up", stacklevel=3)
+nested()
+faulthandler.dump_traceback(all_threads=False)
 """
 
 # How a program ends: status, signal, and what the interpreter prints on the way out.
@@ -81,6 +107,32 @@ ENDINGS = {
     ),
     "stderr": "import sys\nprint('to err', file=sys.stderr)\nprint('to out')\n",
     "kill_self": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
+    # the frames below what the interpreter calls from C at exit: none
+    "frames_at_exit": (
+        "import atexit, sys\n"
+        "def show(where, getframe=sys._getframe, out=sys.__stdout__):\n"
+        "    names, frame = [], getframe().f_back\n"
+        "    while frame is not None:\n"
+        "        names.append(frame.f_code.co_name)\n"
+        "        frame = frame.f_back\n"
+        "    print(where, names, file=out, flush=True)\n"
+        "class Late:\n"
+        "    def __del__(self, show=show):\n"
+        "        show('finalizer')\n"
+        "class Out:\n"
+        "    def write(self, text):\n"
+        "        return sys.__stdout__.write(text)\n"
+        "    def flush(self, show=show):\n"
+        "        show('flush')\n"
+        "atexit.register(show, 'atexit')\n"
+        "sys.excepthook = lambda *exc: show('excepthook')\n"
+        "late = Late()\n"
+        "cycle = Late()\n"
+        "cycle.me = cycle\n"
+        "del cycle\n"
+        "sys.stdout = Out()\n"
+        "raise ValueError\n"
+    ),
 }
 
 
@@ -119,6 +171,100 @@ def test_a_forked_job_starts_exactly_like_an_execed_interpreter(pools: SandboxPo
     assert seen(server_run) == seen(exec_run)
     # not vacuous: the probe printed the capabilities (none), its uid owns its /proc entry
     assert b"CapEff:\\t0000000000000000" in server_run.stdout
+    # new threads get the stack glibc gives a process started under the job's 64 MB limit
+    assert b"new threads' stack 67108864 (67108864, 67108864)" in server_run.stdout
+    # __main__'s names in the order the interpreter makes them, and a user site under $HOME
+    names = "__name__ __doc__ __package__ __loader__ __spec__ __annotations__ __builtins__"
+    assert server_run.stdout.startswith(
+        repr([*names.split(), "__file__", "__cached__", "gc"])[:-1].encode()
+    )
+    user_site = rb"\n(/box/\d+)/\.local \1/\.local/lib/python3\.\d+/site-packages True"
+    assert re.search(user_site, exec_run.stdout), exec_run.stdout
+
+
+def test_a_forked_job_sees_no_frame_below_its_own(pools: SandboxPools) -> None:
+    """sys._getframe, inspect, traceback, warnings' stacklevel and faulthandler stop at the
+    script's frame, as in a script the interpreter runs from C."""
+    exec_run = run(pools, FRAMES, server=False)
+    assert exec_run.exit_code == 0, exec_run.stderr
+    assert seen(run(pools, FRAMES, server=True)) == seen(exec_run)
+    assert b"no frame below the script's: call stack is not deep enough" in exec_run.stdout
+    assert b"sys:1: UserWarning: at the top" in exec_run.stderr
+
+
+def test_a_forked_jobs_stdin_is_what_it_is_a_pipe_from_an_interactor(
+    pools: SandboxPools,
+) -> None:
+    """The standard streams are made for the job's own descriptors: with an interactor, stdin
+    is a pipe, which cannot seek (the server's own stdin is /dev/null, which can)."""
+    probe = (
+        "import os, stat, sys\n"
+        "for f in (sys.stdin, sys.stdout, sys.stderr):\n"
+        "    raw = f.buffer.raw\n"
+        "    print(f.seekable(), f.isatty(), f.line_buffering, f.write_through, f.mode,\n"
+        "          f.encoding, f.errors, raw.name, raw.mode, raw._blksize, f.buffer.seekable(),\n"
+        "          stat.S_ISFIFO(os.fstat(f.fileno()).st_mode), file=sys.stderr)\n"
+        "print(input(), file=sys.stderr)\n"
+        "print('bye', flush=True)\n"
+    )
+    partner = python_job(b"print('hello', flush=True)\ninput()\n", server=(), cpu_ms=2000)
+
+    def paired(server: bool) -> RunReport:
+        job = python_job(probe.encode(), server=None if server else (), cpu_ms=2000)
+        report = pools.run(PYTHON.image, dataclasses.replace(job, partner=partner), 30)
+        assert report.partner is not None and report.partner.exit_code == 0, report.partner
+        assert report.via == ("server" if server else "exec"), report.server_error
+        return report
+
+    exec_run = paired(server=False)
+    assert exec_run.stderr.startswith(b"False False False False r utf-8 strict <stdin> rb "), (
+        exec_run.stderr
+    )
+    assert seen(paired(server=True)) == seen(exec_run)
+
+
+def test_a_user_site_directory_is_processed_as_python3_does(pools: SandboxPools) -> None:
+    """A submission may carry ``.local/lib/python3.X/site-packages`` (its $HOME is its work
+    dir): python3 adds it to sys.path and runs its .pth files before the script. A fork cannot
+    have done that when it started, so such a job is exec'ed, and runs as python3 runs it."""
+    site_dir = ".local/lib/python3.11/site-packages"
+    files = (
+        File(f"{site_dir}/extra.pth", b"mods\nimport sys; print('pth ran', file=sys.stderr)\n"),
+        File(f"{site_dir}/mods/helper.py", b"NAME = 'helper from the user site'\n"),
+    )
+    source = "import helper, sys\nprint(helper.NAME)\nprint(sys.path)\n"
+
+    def with_user_site(server: bool) -> RunReport:
+        job = python_job(source.encode(), server=None if server else (), cpu_ms=2000)
+        job = dataclasses.replace(job, files=job.files + files)
+        report = pools.run(PYTHON.image, job, 30)
+        assert report.via == ("server" if server else "exec"), report.server_error
+        return report
+
+    exec_run = with_user_site(server=False)
+    assert (exec_run.exit_code, exec_run.stderr) == (0, b"pth ran\n"), exec_run.stderr
+    assert exec_run.stdout.startswith(b"helper from the user site\n")
+    assert seen(with_user_site(server=True)) == seen(exec_run)
+
+
+def test_a_job_whose_stack_limit_the_servers_layout_cannot_give_is_execed(
+    pools: SandboxPools,
+) -> None:
+    """An exec'ed interpreter is laid out so that its main thread's stack can grow to its
+    RLIMIT_STACK; a fork has its server's layout. A job whose limit does not fit there (4 TiB
+    here, beyond any layout's room) is exec'ed: it runs as python3 with its own command line."""
+    source = "print(open('/proc/self/cmdline', 'rb').read().split(b'\\0'))\n"
+    reports = [
+        pools.run(
+            PYTHON.image,
+            python_job(source.encode(), server=None if server else (), stack_kb=4 << 30),
+            30,
+        )
+        for server in (False, True)
+    ]
+    for report in reports:
+        assert report.stdout == b"[b'/usr/bin/python3', b'main.py', b'']\n", report.stderr
+    assert [r.via for r in reports] == ["exec", "server"]
 
 
 @pytest.mark.parametrize("name", sorted(ENDINGS))
