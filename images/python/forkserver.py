@@ -2,7 +2,8 @@
 
 Why: starting CPython costs about 10-14 ms of CPU here, most of a trivial test's whole cost;
 forking an interpreter that has already started costs well under 1 ms. The supervisor starts
-this server once per sandbox (as ``python3 forkserver.py``, with the language's environment,
+this server once per sandbox (as ``python3 /opt/runner/forkserver.py``, which runs this file as
+compiled when the image was built: forkserver-start.py; with the language's environment,
 stdin on /dev/null and stdout/stderr on pipes, exactly like a job) and hands it each job
 over a SOCK_SEQPACKET socket on fd 3: one datagram of NUL-terminated fields, each tagged by
 its first byte (``u`` uid, ``d`` work dir, ``r`` "resource soft hard", ``a`` argv entry,
