@@ -80,13 +80,19 @@ static int cell_mounts(long kb) {
 }
 
 /* The cell's own /proc (see the top), read-only, with what Docker masks in a container masked:
- * files behind /dev/null, directories behind an empty read-only tmpfs. NULL, or what failed. */
+ * files behind /dev/null, directories behind an empty read-only tmpfs. And the same for what a
+ * job must not reach of the sandbox: the sandbox's cgroup (its figures mix the job's with the
+ * pair's partner's and its files', the answer's size among them: ledger.c), pseudo-terminals
+ * (their buffers are charged to no cgroup and their number is the host's; their echo runs in
+ * the kernel's workers, outside the sandbox's CPU), POSIX message queues. NULL, or what
+ * failed. */
 static const char *cell_proc(void) {
     static const char *const files[] = {"/proc/kcore",      "/proc/keys",        "/proc/latency_stats",
-                                        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug"};
-    /* and the sandbox's cgroup files (ledger.c), which are the supervisor's business only */
-    static const char *const dirs[] = {"/proc/acpi", "/proc/asound", "/proc/scsi", "/sys/firmware",
-                                       "/run/runner"};
+                                        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                                        "/dev/ptmx"};
+    static const char *const dirs[] = {"/proc/acpi",  "/proc/asound",   "/proc/scsi",
+                                       "/sys/firmware", "/run/runner", "/sys/fs/cgroup",
+                                       "/dev/pts",    "/dev/mqueue"};
     const unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
     if (mount("proc", "/proc", "proc", flags, NULL) < 0) return "mount /proc";
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)
@@ -174,6 +180,9 @@ static void cell_init(int sock) {
              * job's /tmp and /dev/shm go now, the rest of the cell as we exit */
             int dir = workdir[0] ? open(workdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
             int wiped = dir < 0 || rm_tree_at(dir) == 0;
+            /* its SysV objects now: the kernel would free them with the IPC namespace, later,
+             * while the next job runs */
+            remove_ipc((uid_t)-1);
             umount2("/tmp", MNT_DETACH);
             umount2("/dev/shm", MNT_DETACH);
             if (send(sock, wiped ? "w" : "!", 1, 0) < 0) {}
@@ -278,9 +287,14 @@ void cell_prepare(int count) {
     }
 }
 
+/* The last run's cells gone: their inits reaped, so that the kernel frees their namespaces. */
+void cell_reap_retired(void) {
+    for (int i = 0; i < PAIR; i++) cell_reap(&retired[i], 0, NULL);
+}
+
 int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size) {
     /* the job must not see the last run's cells on their way out */
-    for (int i = 0; i < PAIR; i++) cell_reap(&retired[i], 0, NULL);
+    cell_reap_retired();
     cell_t *spare = spares[0].pid > 0 ? &spares[0] : spares[1].pid > 0 ? &spares[1] : NULL;
     if (spare) {
         *cell = *spare;
@@ -398,16 +412,19 @@ const char *cell_probe(void) {
 #error "the job filter knows x86_64 and aarch64"
 #endif
 
-#define NS_CLONE_FLAGS                                                                      \
+/* namespaces, and CLONE_PARENT: a child of the job's parent would be the supervisor's, out of
+ * its cell's init's reach as it dies */
+#define DENIED_CLONE_FLAGS                                                                  \
     (CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |          \
-     CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME)
+     CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWTIME | CLONE_PARENT)
 
 /* What a job may not call, though the container's profile allows it (the supervisor makes
  * cells with the first group) or Docker's default does (the rest: attack surface no judged
- * program needs). clone is allowed without namespace flags; clone3, whose flags a filter
- * cannot read, answers ENOSYS so that libc falls back to clone. socket is allowed for Unix
- * sockets only (EACCES for any other family): the kernel charges their buffers to the
- * sandbox's cgroup, and cgroup v1 does not charge TCP's or UDP's (ledger.c). */
+ * program needs). clone is allowed without namespace flags or CLONE_PARENT; clone3, whose
+ * flags a filter cannot read, answers ENOSYS so that libc falls back to clone. socket and
+ * socketpair are allowed for Unix sockets only (EACCES for any other family): the kernel
+ * charges their buffers to the sandbox's cgroup, and cgroup v1 does not charge TCP's or UDP's
+ * (ledger.c). */
 static const int DENIED[] = {
     SYS_unshare, SYS_setns, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot,
     SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
@@ -437,14 +454,15 @@ static void build_filter(void) {
     filter[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, X32_BIT, 0, 1);
     filter[n++] = RET_ERRNO(ENOSYS);
 #endif
-    filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 4);
+    filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 1, 0);
+    filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_socketpair, 0, 4);
     filter[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
     filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 0, 1);
     filter[n++] = STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     filter[n++] = RET_ERRNO(EACCES);
     filter[n++] = JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 3);
     filter[n++] = STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
-    filter[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, NS_CLONE_FLAGS, 0, 2); /* else: allow */
+    filter[n++] = JUMP(BPF_JMP | BPF_JSET | BPF_K, DENIED_CLONE_FLAGS, 0, 2); /* else: allow */
     filter[n++] = RET_ERRNO(EPERM);
     /* the hot path: every syscall numbered below the lowest denied one goes straight through */
     filter[n++] = JUMP(BPF_JMP | BPF_JGE | BPF_K, lowest, 1, 0);

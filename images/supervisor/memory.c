@@ -8,14 +8,13 @@
  *   job started: files on tmpfs (its work dir, its /tmp and /dev/shm), SysV segments whether
  *   attached or not, and shared anonymous mappings. The cgroup charges each page once, however
  *   many processes map it, and whether anything maps it at all.
- * resident: the job's processes, without shmem (counted above): the largest process's
- *   anonymous and file-backed resident pages (what `ru_maxrss` counts for one process), plus
- *   the pages only each other process maps (its private pages): a page shared between forked
- *   processes counts once. A job forked from a started interpreter counts the interpreter's
- *   pages it maps, as the same program started the plain way would.
+ * resident: the largest process's anonymous and file-backed resident pages, without shmem
+ *   (counted above): what `ru_maxrss` counts for one process. A job forked from a started
+ *   interpreter counts the interpreter's pages it maps, as the same program started the plain
+ *   way would.
  * created: anonymous pages the cgroup gained during the job, less the supervisor's own
- *   buffers for the job's output. A floor under `resident`: pages shared among several
- *   processes none of which is the largest are in it.
+ *   buffers for the job's output: the other processes' pages, a page shared between forked
+ *   processes once.
  * charged: all the cgroup gained during the job but the page cache of the image's files
  *   (ledger.c): the job's anonymous and shared memory and the kernel's memory for it (page
  *   tables, kernel stacks, pipe and Unix socket buffers, SysV message queues, extended
@@ -43,12 +42,12 @@
  *   its work dir) is counted as the job's: the partner is the problem's own program, which
  *   holds none of that, and a contestant's job cannot pass its own shared memory off as the
  *   partner's, since each runs under its own uid in a cell of its own.
- * resident: per uid as above; what the cgroup's anonymous pages gained is both jobs', so the
- *   floor under it is taken per job instead: the sum of its processes' proportional resident
- *   pages (Pss without shmem), which counts a page several of its processes share once, whether
- *   or not the largest maps it. It is read only for a job of three processes or more: of two,
- *   the larger maps whatever they share. Pages shared with the fork server count in part there,
- *   whole in the largest process's resident pages.
+ * resident: the job's, the largest process's as above (what the cgroup's anonymous pages
+ *   gained is both jobs': the job's other processes are in `charged`, less the partner's).
+ *   The partner's, the problem's own program, which hides nothing and whose mappings are its
+ *   author's: the largest process's plus what only each other maps, and with three processes
+ *   or more at least the sum of their proportional resident pages (Pss without shmem), which
+ *   counts a page several of its processes share once.
  * partner's (in `charged`): its shmem as above and the anonymous pages of its processes; the
  *   kernel's few pages for the partner's own processes count as the job's. A pair's
  *   `charged` is what the looks saw: the high-water mark is both jobs' at a moment when

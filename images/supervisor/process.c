@@ -18,9 +18,12 @@ static ssize_t read_proc(pid_t pid, const char *name, char *buf, size_t size) {
 #define MAX_SCAN 1024
 
 /* Every live process of uid, by scanning /proc: kills them (do_kill), or measures them. The
- * count is returned; with scan, their CPU ticks and memory (memory.c) are filled in, with pss
- * the floor a pair's job takes per job (memory.c). */
-int scan_uid(uid_t uid, int do_kill, scan_t *scan, int pss) {
+ * count is returned; with scan, their CPU ticks and memory (memory.c) are filled in: the
+ * largest process's resident pages, and with `detail` (a pair's partner, memory.c) what only
+ * each other maps, read from their smaps_rollup. A job's own processes are never read that
+ * way: its cost grows with the mappings a job makes, and the sandbox's cgroup counts their
+ * pages anyway. */
+int scan_uid(uid_t uid, int do_kill, scan_t *scan, int detail) {
     DIR *d = opendir("/proc");
     if (!d) return -1;
     int count = 0;
@@ -64,12 +67,12 @@ int scan_uid(uid_t uid, int do_kill, scan_t *scan, int pss) {
         scan->count = count;
         scan->ticks = ticks;
         scan->anon_kb = anon;
-        /* the largest process whole, the others by what only they map; with pss and three
-         * processes or more, at least their proportional shares (pages only smaller ones
-         * share count once) */
+        /* the largest process whole; with detail, the others by what only they map, and with
+         * three processes or more at least their proportional shares (pages only smaller
+         * ones share count once) */
         long kb = largest >= 0 && resident[largest] > 0 ? resident[largest] : 0, shares = 0;
-        int n = count < MAX_SCAN ? count : MAX_SCAN;
-        pss = pss && n >= 3;
+        int n = detail ? (count < MAX_SCAN ? count : MAX_SCAN) : 0;
+        int pss = n >= 3;
         for (int i = 0; i < n; i++) {
             long only, share;
             if (i == largest && !pss) continue;
@@ -168,26 +171,49 @@ long oom_kills(void) {
 
 /* ------------------------------------------------------------------ cleanup (as the job uid) */
 
+/* Empty the directory dirfd (and close it), depth first with one directory open at a time,
+ * so that however deep a job nests directories it takes two descriptors: into a directory
+ * that is not empty, then back up by ".." to remove it. 0 when it is empty, -1 at the first
+ * thing that cannot be removed (the caller recycles the sandbox). */
 int rm_tree_at(int dirfd) {
-    DIR *d = fdopendir(dirfd);
-    if (!d) return -1;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        if (unlinkat(dirfd, e->d_name, 0) == 0) continue;
-        /* a directory, maybe chmod'ed shut by the job: open it up as its owner, then recurse */
-        fchmodat(dirfd, e->d_name, 0700, 0);
-        int sub = openat(dirfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sub < 0 || rm_tree_at(sub) < 0 || unlinkat(dirfd, e->d_name, AT_REMOVEDIR) < 0) rc = -1;
+    int fd = dirfd, depth = 0;
+    for (;;) {
+        DIR *d = fdopendir(fd);
+        if (!d) {
+            close(fd);
+            return -1;
+        }
+        int down = -1, failed = 0;
+        struct dirent *e;
+        while (down < 0 && !failed && (e = readdir(d))) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+            if (unlinkat(fd, e->d_name, 0) == 0 || unlinkat(fd, e->d_name, AT_REMOVEDIR) == 0)
+                continue;
+            /* a directory with something in it, maybe chmod'ed shut by the job: opened up as its
+             * owner, and entered */
+            fchmodat(fd, e->d_name, 0700, 0);
+            down = openat(fd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            failed = down < 0;
+        }
+        int ascend = !failed && down < 0 && depth > 0;
+        int up = ascend ? openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        closedir(d);
+        if (failed) return -1;
+        if (down >= 0) {
+            fd = down, depth++;
+        } else if (depth == 0) {
+            return 0;
+        } else if (up < 0) {
+            return -1;
+        } else {
+            fd = up, depth--; /* the parent again: the emptied directory goes now */
+        }
     }
-    closedir(d);
-    return rc;
 }
 
-/* SysV objects the uid made or owns: how many (removed too, with `remove`), or -1 when one
- * could not be removed. A job can give an object to another owner (IPC_SET), never to
- * another creator: both columns count. */
+/* SysV objects the uid made or owns (any uid's: (uid_t)-1): how many (removed too, with
+ * `remove`), or -1 when one could not be removed. A job can give an object to another owner
+ * (IPC_SET), never to another creator: both columns count. */
 static int owned_ipc(uid_t uid, int remove) {
     const char *tables[] = {"/proc/sysvipc/shm", "/proc/sysvipc/sem", "/proc/sysvipc/msg"};
     int found = 0, failed = 0;
@@ -210,7 +236,7 @@ static int owned_ipc(uid_t uid, int remove) {
                 if (col == uid_col) owner = atol(tok);
                 if (col == cuid_col) creator = atol(tok);
             }
-            if ((owner != (long)uid && creator != (long)uid) || id < 0) continue;
+            if ((uid != (uid_t)-1 && owner != (long)uid && creator != (long)uid) || id < 0) continue;
             found++;
             if (!remove) continue;
             int gone = t == 0   ? shmctl((int)id, IPC_RMID, NULL)
@@ -222,6 +248,8 @@ static int owned_ipc(uid_t uid, int remove) {
     }
     return failed ? -1 : found;
 }
+
+int remove_ipc(uid_t uid) { return owned_ipc(uid, 1); }
 
 /* What the uid owns directly in dir: how many entries (removed too, with `remove`: locked
  * directories opened up first, as their owner), or -1 when something could not be removed. */
@@ -265,6 +293,7 @@ const char *wipe(job_t *job) {
     if (job->isolate && job->cell.pid > 0) {
         if (cell_end(&job->cell) < 0 || rmdir(job->workdir) < 0)
             return "work dir not empty after the job's cell ended";
+        reap(NULL); /* whatever of the job's was our child, gone with its cell */
         if (owned_outside(job->uid, 0) != 0)
             return "the job left files or SysV IPC objects outside its cell";
         if (scan_uid(job->uid, 0, NULL, 0) != 0) {

@@ -217,6 +217,10 @@ void drain(int fd, buf_t *b) {
 
 /* ------------------------------------------------------------------ watching it */
 
+/* What a buffer of ours holds in memory: the pages its bytes take, not its capacity (what is
+ * not written is not resident). */
+static long held_kb(const buf_t *b) { return (long)((b->len + 4095) / 4096 * 4); }
+
 /* The CPU time (µs) the sandbox's cgroup was charged since the run's window opened, less the
  * supervisor's own and what started the jobs: every job's of the run (ledger.c). */
 static int64_t charged_us(void) {
@@ -236,11 +240,11 @@ static int64_t pair_job_us(int64_t partner_us) {
  * partner is looked at first: the job's figures are the cgroup's less the partner's. */
 static long look(run_t *r, int64_t *cpu_us) {
     scan_t scan = {0, 0, 0, 0};
-    scan_uid(r->job->uid, 0, &scan, nruns == PAIR);
+    scan_uid(r->job->uid, 0, &scan, r->job->partner);
     const memcg_t *from = have_memcg ? &base : NULL;
     long given = given_removed_kb(r->job), own_kb = 0; /* what we hold of output is ours */
     for (int i = 0; i < nruns; i++)
-        own_kb += (long)((runs[i].res->stdout_buf.cap + runs[i].res->stderr_buf.cap) / 1024);
+        own_kb += held_kb(&runs[i].res->stdout_buf) + held_kb(&runs[i].res->stderr_buf);
     long kb = scan.resident_kb;
     if (r->job->partner) {
         /* its processes' CPU; orphans are reaped by its cell's init, which keeps theirs */
@@ -408,7 +412,6 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
         memset(&res[i], 0, sizeof res[i]);
         res[i].killed = "none";
         res[i].via = "exec";
-        res[i].shmem_base_kb = -1;
         res[i].stdout_buf.limit = jobs[i]->out_bytes + 1; /* one past the cap tells OLE from a fit */
         res[i].stderr_buf.limit = jobs[i]->err_bytes;
         runs[i] = (run_t){.job = jobs[i], .res = &res[i], .pid = -1, .status = -1, .out = -1,
@@ -445,7 +448,6 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
     long oom_before = oom_kills();
     watch(runs, n);
     for (int i = 0; i < n; i++) {
-        res[i].shmem_base_kb = have_memcg ? base.shmem_kb : -1;
         run_start(&runs[i], ends[i]);
     }
     watch_runs(sfd);

@@ -23,6 +23,8 @@ static char server_key[8192];
 
 int is_server(pid_t pid) { return pid > 0 && pid == server_pid; }
 
+pid_t server_process(void) { return server_pid; }
+
 void server_gone(void) {
     server_pid = 0;
     if (server_sock >= 0) close(server_sock);

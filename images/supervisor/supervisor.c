@@ -193,13 +193,19 @@ static void init_job(job_t *job, int partner) {
     job->partner = partner;
 }
 
-static void free_job(job_t *job) {
+/* A job's input and given files let go: they are the supervisor's until the job has ended. */
+static void job_release(job_t *job) {
     given_release(job);
+    if (job->stdin_fd >= 0) close(job->stdin_fd);
+    job->stdin_fd = -1;
+}
+
+static void free_job(job_t *job) {
+    job_release(job);
     for (int i = 0; i < job->nargs; i++) free(job->argv[i]);
     for (int i = 0; i < job->nenv; i++) free(job->envp[i]);
     for (int i = 0; i < job->ncollect; i++) free(job->collect[i]);
     for (int i = 0; i < job->nserver; i++) free(job->server[i]);
-    if (job->stdin_fd >= 0) close(job->stdin_fd);
 }
 
 /* The job's uid, fresh: unprivileged, neither of the last run's jobs' nor the other job's of
@@ -338,23 +344,33 @@ static void put_result(job_t *job, result_t *res) {
     buf_free(&res->stderr_buf);
 }
 
-/* After a run: its shared memory gone from the sandbox's cgroup, down to what the sandbox held
- * as it started (the jobs' files and stdin included, and gone too by now). A cell's SysV
- * segments are freed a few milliseconds after the cell dies (the kernel defers it), so this
- * waits a little; memory that stays would count against the next run and crowd it out. */
-static const char *memory_released(long base_kb) {
-    memcg_t now;
-    for (int i = 0; base_kb >= 0 && i < 2000; i++) {
-        if (memcg_read(&now) < 0 || now.shmem_kb <= base_kb + 64) return NULL;
+/* After a run: the sandbox back to what it held before it (held_by_jobs_kb: its jobs' files,
+ * input, cells and whatever the kernel kept for them all gone), within RESIDUE_KB (the
+ * kernel's per-CPU batches of charges), and never more than SETTLED_KB above the least it held
+ * before any run (what runs leave, below RESIDUE_KB each, must not pile up). The kernel frees a
+ * cell's namespaces, and what they held, a little after its init is reaped, so this waits a
+ * little. Memory a run leaves would be freed while the next job runs, hiding as much of that
+ * job's, or crowd it out (negative dentries the job made, say, that the next one's
+ * allocations would have to reclaim). */
+#define RESIDUE_KB 2048
+#define SETTLED_KB (16 * 1024)
+static const char *memory_back(long before_kb) {
+    static long least_kb = LONG_MAX;
+    if (before_kb >= 0 && before_kb < least_kb) least_kb = before_kb;
+    cell_reap_retired();
+    for (int i = 0; before_kb >= 0 && i < 500; i++) {
+        long now = held_by_jobs_kb();
+        if (now < 0 || (now <= before_kb + RESIDUE_KB && now <= least_kb + SETTLED_KB)) return NULL;
         usleep(1000);
     }
-    return base_kb >= 0 ? "shared memory still held after the job" : NULL;
+    return before_kb >= 0 ? "memory still held after the job" : NULL;
 }
 
 static void handle_run(void) {
     job_t job, partner;
     init_job(&job, 0);
     init_job(&partner, 1);
+    long before_kb = held_by_jobs_kb();
     int n = read_request(&job, &partner);
     job_t *jobs[PAIR] = {&job, &partner};
     last_uids[0] = job.uid;
@@ -362,7 +378,6 @@ static void handle_run(void) {
 
     put_str("op", "result");
     int cell_failed = 0, ran = 0;
-    long shmem_base_kb = -1;
     if (job.error[0] || (n == PAIR && partner.error[0])) { /* neither runs */
         for (int i = 0; i < n; i++) {
             if (i) put("partner", "", 0);
@@ -374,14 +389,13 @@ static void handle_run(void) {
         result_t res[PAIR];
         run_jobs(jobs, res, n);
         ran = 1;
-        shmem_base_kb = res[0].shmem_base_kb;
         for (int i = 0; i < n; i++) {
             if (i) put("partner", "", 0);
             put_result(jobs[i], &res[i]);
             cell_failed |= res[i].cell_error[0] != 0;
-            given_release(jobs[i]); /* before the wipe: the memory is released with it */
         }
     }
+    for (int i = 0; i < n; i++) job_release(jobs[i]); /* before the wipe: gone with it */
     const char *bad = NULL;
     for (int i = 0; i < n; i++) {
         const char *left = wipe(jobs[i]);
@@ -389,7 +403,7 @@ static void handle_run(void) {
     }
     if (!bad && server_lost_job) bad = "the fork server failed during a job";
     if (!bad && cell_failed) bad = "the job's cell could not be made";
-    if (!bad && ran) bad = memory_released(shmem_base_kb);
+    if (!bad && ran) bad = memory_back(before_kb);
     server_lost_job = 0;
     put_str("cleanup", bad ? bad : "ok");
     free_job(&job);

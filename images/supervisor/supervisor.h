@@ -99,7 +99,6 @@ typedef struct {
     const char *via;         /* "exec" or "server" */
     char server_error[160];  /* why the fork server was not used, when it was asked for */
     char cell_error[160];    /* why the job's cell could not be made: the sandbox is unfit */
-    long shmem_base_kb;      /* the sandbox's shared memory as the job started, or -1 */
 } result_t;
 
 typedef struct {
@@ -159,7 +158,7 @@ void put_num(const char *name, long long v);
 void flush_message(void);
 
 /* process.c */
-int scan_uid(uid_t uid, int do_kill, scan_t *scan, int pss);
+int scan_uid(uid_t uid, int do_kill, scan_t *scan, int detail);
 void watch(run_t *runs, int n);
 void account(run_t *run, const struct rusage *ru);
 void reap(run_t *until);
@@ -167,6 +166,7 @@ int kill_uid(uid_t uid);
 long oom_kills(void);
 const char *wipe(job_t *job);
 int rm_tree_at(int dirfd);
+int remove_ipc(uid_t uid);
 
 /* cell.c */
 int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size);
@@ -174,6 +174,7 @@ void cell_stop(cell_t *cell, struct rusage *ru);
 int cell_end(cell_t *cell);
 void cell_discard(cell_t *cell);
 void cell_prepare(int count);
+void cell_reap_retired(void);
 int idle_cell_reaped(pid_t pid);
 long long cell_reaped_ticks(const cell_t *cell);
 const char *cell_probe(void);
@@ -187,6 +188,7 @@ const char *ledger_open(void);
 int64_t ledger_cpu_ns(void);
 int memcg_read(memcg_t *m);
 int64_t self_cpu_ns(void);
+long held_by_jobs_kb(void);
 void peak_open(void);
 const char *peak_kind(void);
 void peak_start(void);
@@ -214,6 +216,7 @@ void pair_oom_kills(run_t runs[PAIR], long kills);
 /* server.c */
 extern int server_lost_job; /* the server failed with a job maybe half started: recycle */
 int is_server(pid_t pid);
+pid_t server_process(void);
 void server_gone(void);
 int server_ready(const job_t *job, result_t *res);
 pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res, int64_t *starter_ns);

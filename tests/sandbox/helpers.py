@@ -9,6 +9,7 @@ from worker.contract import Limits, TestCase, TestResult
 from worker.judge import Judge
 from worker.languages import LANGUAGES
 from worker.programs import File
+from worker.sandbox.pools import SandboxPools
 from worker.sandbox.protocol import Job
 
 FAST = Limits(cpu_time_ms=1000, wall_time_ms=3000, memory_mb=128, output_kb=64, processes=8)
@@ -55,3 +56,27 @@ def python_job(source: bytes, server: tuple[str, ...] | None = None, **limits: A
         server=python.forkserver if server is None else server,
         **{"wall_ms": 5000, **limits},
     )
+
+
+def compile_static(pools: SandboxPools, name: str, source: str, compiler: str) -> File:
+    """A static binary from the gcc image: it runs in every run image, C++ runtime or not."""
+    src = f"{name}.{'cpp' if compiler.endswith('++') else 'c'}"
+    job = Job(
+        uid=0,
+        argv=(compiler, "-static", "-O2", "-o", name, src),
+        env=LANGUAGES["c"].job_env,
+        files=(File(src, source.encode()),),
+        cpu_ms=20_000,
+        wall_ms=30_000,
+        mem_kb=512 * 1024,
+        procs=16,
+        fsize_kb=64 * 1024,
+        collect=(name,),
+    )
+    report = pools.run("gcc", job, 60)
+    assert (report.status, report.exit_code) == ("ok", 0), report.stderr
+    return report.files[name]
+
+
+def native(binary: File, **limits: int) -> Job:
+    return Job(uid=0, argv=("./main",), env=LANGUAGES["c"].job_env, files=(binary,), **limits)

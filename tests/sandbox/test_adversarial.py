@@ -10,6 +10,7 @@ import pytest
 from tests.sandbox.helpers import FAST, judge_source
 from worker.contract import Limits, TestResult, Verdict
 from worker.judge import Judge
+from worker.sandbox.pools import SandboxPools
 
 pytestmark = pytest.mark.docker
 
@@ -332,3 +333,50 @@ def test_non_utf8_output_compares_as_bytes_and_is_shown_replaced(judge: Judge) -
     )
     assert result.verdict == Verdict.AC
     assert result.stdout == "\ufffd\ufffd ok"
+
+
+def test_no_pseudo_terminal_message_queue_or_cgroup_within_reach(judge: Judge) -> None:
+    """Pseudo-terminals buffer data no cgroup is charged for, their number is the host's and
+    their echo runs in the kernel's workers, outside the sandbox's CPU; the sandbox's cgroup
+    files would tell a job its interactor's memory and the size of the answer: a cell has
+    none of them (and no POSIX message queues)."""
+    result = run_py(
+        judge,
+        """
+        import os, socket
+        try:
+            os.openpty()
+            print("pty")
+        except OSError:
+            print("no pty")
+        print(os.listdir("/sys/fs/cgroup"), os.listdir("/dev/mqueue"), os.listdir("/dev/pts"))
+        try:
+            socket.socketpair(socket.AF_INET)
+        except OSError as exc:
+            print(exc.errno)
+        """,
+    )
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == "no pty\n[] [] []\n13\n"
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "d = os.open('.', os.O_RDONLY)\nfor _ in range(400):\n    os.mkdir('d', dir_fd=d)\n"
+        "    d, up = os.open('d', os.O_RDONLY, dir_fd=d), d\n    os.close(up)\n",  # 400 deep
+        "import ctypes\nprint(ctypes.CDLL(None).syscall(56, 0x8000, 0, 0, 0, 0))\n",  # CLONE_PARENT
+    ],
+    ids=["deep", "clone_parent"],
+)
+def test_no_cheap_way_to_cost_the_sandbox(judge: Judge, how: str) -> None:
+    """What a job leaves is taken apart without giving up the sandbox: a directory nested
+    deeper than descriptors allow, a child made a sibling of the job (refused)."""
+    pools = judge.runner
+    assert isinstance(pools, SandboxPools)
+    before = sum(sum(state["recycles"].values()) for state in pools.state())
+    result = run_py(judge, f"import os\n{how}print('done')\n")
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout.endswith("done\n")
+    assert sum(sum(state["recycles"].values()) for state in pools.state()) == before
+    assert_next_job_sees_nothing(judge)

@@ -17,7 +17,7 @@ import docker
 import pytest
 
 from tests.conftest import started_pools
-from tests.sandbox.helpers import python_job
+from tests.sandbox.helpers import compile_static, native, python_job
 from worker.languages import LANGUAGES
 from worker.programs import File
 from worker.sandbox.container import LABEL_IMAGE, LABEL_OWNER, SUPERVISOR, SUPERVISOR_UIDS
@@ -127,26 +127,6 @@ int main(void) {
 """
 
 
-def compile_static(pools: SandboxPools, name: str, source: str, compiler: str) -> File:
-    """A static binary from the gcc image: it runs in every run image, C++ runtime or not."""
-    src = f"{name}.{'cpp' if compiler.endswith('++') else 'c'}"
-    job = Job(
-        uid=0,
-        argv=(compiler, "-static", "-O2", "-o", name, src),
-        env=LANGUAGES["c"].job_env,
-        files=(File(src, source.encode()),),
-        cpu_ms=20_000,
-        wall_ms=30_000,
-        mem_kb=512 * 1024,
-        procs=16,
-        fsize_kb=64 * 1024,
-        collect=(name,),
-    )
-    report = pools.run("gcc", job, 60)
-    assert (report.status, report.exit_code) == ("ok", 0), report.stderr
-    return report.files[name]
-
-
 @pytest.fixture(scope="module")
 def binaries(pools: SandboxPools) -> dict[str, File]:
     return {
@@ -167,10 +147,6 @@ def interactor(
         collect=("result.txt",),
         **{"cpu_ms": 2000, "wall_ms": 4000, "mem_kb": 64 * 1024, "procs": 4, **limits},
     )
-
-
-def native(binary: File, **limits: int) -> Job:
-    return Job(uid=0, argv=("./main",), env=LANGUAGES["c"].job_env, files=(binary,), **limits)
 
 
 def pair(pools: SandboxPools, image: str, job: Job, partner: Job) -> tuple[RunReport, RunReport]:

@@ -20,9 +20,9 @@ from worker.contract import Limits, Verdict
 from worker.errors import IsolationUnavailable
 from worker.judge import Judge
 from worker.sandbox import open_pools
-from worker.sandbox.container import Sandbox
+from worker.sandbox.container import CAPABILITIES, Sandbox
 from worker.sandbox.pools import SandboxPools
-from worker.sandbox.seccomp import profile
+from worker.sandbox.seccomp import profile, profile_json
 from worker.settings import Settings
 
 pytestmark = pytest.mark.docker
@@ -487,3 +487,42 @@ def test_a_job_can_reopen_its_own_stdin_and_stdout(judge: Judge) -> None:
     )
     result = one(judge, "python", source, stdin=b"in\n")
     assert (result.verdict, result.stdout) == (Verdict.AC, "in\nagain\n"), result
+
+
+BECOME_ROOT = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(void) {
+    /* with CAP_SETUID: any uid but root */
+    int to_root = setresuid(0, 0, 0) == 0 ? 0 : errno;
+    int to_other = setresuid(4242, 4242, 4242) == 0 ? 0 : errno;
+    printf("%d %d\n", to_root, to_other);
+    return 0;
+}
+"""
+
+
+def test_nothing_in_a_sandbox_becomes_root_again(
+    docker_client: docker.DockerClient, images: dict[str, str]
+) -> None:
+    """The supervisor drops root at its start, keeping CAP_SETUID to give jobs their uids; the
+    sandbox's seccomp profile refuses every switch to uid or gid 0, so no process there, the
+    supervisor and the fork server included, can be root again (the container's /proc is not
+    masked: cells mount their own)."""
+    output = docker_client.containers.run(
+        images["gcc"],
+        user="0:0",
+        network_mode="none",
+        cap_drop=["ALL"],
+        cap_add=list(CAPABILITIES),
+        security_opt=["no-new-privileges:true", f"seccomp={profile_json()}"],
+        tmpfs={"/tmp": "rw,exec,size=64m"},
+        environment={"PATH": "/usr/bin:/bin"},
+        entrypoint=["sh", "-c", 'printf "%s" "$0" > /tmp/t.c && gcc -o /tmp/t /tmp/t.c && /tmp/t'],
+        command=[BECOME_ROOT],
+        labels={TEST_LABEL: RUN_ID},
+        remove=True,
+    )
+    assert output == b"1 0\n"  # EPERM to root, anything else allowed

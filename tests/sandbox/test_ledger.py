@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.sandbox.helpers import judge_source, python_job
+from tests.sandbox.helpers import compile_static, judge_source, native, python_job
 from worker.contract import Limits, TestResult, Verdict
 from worker.judge import Judge
 from worker.programs import File
@@ -573,3 +573,117 @@ def test_the_peak_is_the_kernels_and_each_tests_own(pools: SandboxPools) -> None
     # a burst shorter than a look's interval: the kernel's mark has it
     report = pools.run("python", python_job(BURST.encode(), mem_kb=16 << 10), 30)
     assert report.maxrss_kb > 16 << 10 or report.killed == "memory", report
+
+
+# ------------------------------------------------------------------------------------ leftovers
+
+# Leaves 200 MB of semaphore arrays in its IPC namespace, which the kernel frees a little
+# after the cell ends: while the next job runs, were the next job's window opened at once.
+LEAVE_SEMS = r"""
+#include <stdio.h>
+#include <sys/ipc.h>
+#include <sys/sem.h>
+int main(void) {
+    int n = 0;
+    while (n < 100 && semget(IPC_PRIVATE, 32000, IPC_CREAT | 0600) >= 0) n++;
+    printf("%d\n", n);
+    return 0;
+}
+"""
+# Then stores 150 MB in message queues, checks them and waits a little.
+HOLD_QUEUES = r"""
+#include <stdio.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <unistd.h>
+struct { long type; char text[8000]; } m;
+int main(void) {
+    static int ids[10000];
+    int n = 0;
+    for (m.type = 1; n < 9600 && (ids[n] = msgget(IPC_PRIVATE, IPC_CREAT | 0600)) >= 0; n++) {
+        memset(m.text, 'a' + n % 26, sizeof m.text);
+        if (msgsnd(ids[n], &m, sizeof m.text, IPC_NOWAIT) || msgsnd(ids[n], &m, sizeof m.text, 0))
+            break;
+    }
+    usleep(300000);
+    for (int i = 0; i < n; i++)
+        if (msgrcv(ids[i], &m, sizeof m.text, 0, IPC_NOWAIT) < 0 || m.text[9] != 'a' + i % 26)
+            return puts("lost");
+    printf("%d MB\n", n * 16 / 1024);
+    return 0;
+}
+"""
+
+
+def test_what_a_job_leaves_in_the_kernel_never_makes_room_for_the_next(judge: Judge) -> None:
+    """The next job's window opens once the sandbox holds what it held before the last run:
+    memory the kernel frees late cannot be taken out of the next job's figure."""
+    roomy = replace(TIGHT, memory_mb=256, processes=8)
+    for _ in range(2):
+        left = judged(judge, "c", LEAVE_SEMS, roomy)
+        assert left.verdict == Verdict.AC and int(left.stdout) > 50, left
+        hidden = judged(judge, "c", HOLD_QUEUES, replace(TIGHT, memory_mb=64))
+        assert hidden.verdict == Verdict.MLE, hidden
+
+
+# Looks up names that are not there, under the image's root: each leaves a negative dentry in
+# the kernel's cache, charged to the sandbox and reclaimed only under pressure: from the next
+# jobs' allocations, at their cost, had the sandbox gone on.
+NEGATIVE_DENTRIES = r"""
+#include <stdio.h>
+#include <sys/stat.h>
+int main(void) {
+    char name[64];
+    struct stat st;
+    for (int i = 0; i < 400000; i++) {
+        snprintf(name, sizeof name, "/usr/lib/nothing-%d", i);
+        stat(name, &st);
+    }
+    puts("looked");
+    return 0;
+}
+"""
+
+
+def test_kernel_memory_a_job_leaves_behind_ends_its_sandbox(pools: SandboxPools) -> None:
+    """A run whose sandbox does not give back what the run took (negative dentries here,
+    charged to the sandbox and reclaimed only under pressure, at the cost of the next jobs'
+    allocations) ends its sandbox: the next job gets a fresh one."""
+    binary = compile_static(pools, "main", NEGATIVE_DENTRIES, "/usr/bin/gcc")
+    job = native(binary, mem_kb=256 << 10, cpu_ms=8000, wall_ms=20000, procs=4)
+    report = pools.run("native", job, 60)
+    assert report.stdout == b"looked\n", report
+    assert report.cleanup == "memory still held after the job", report.cleanup
+    (state,) = (s for s in pools.state() if s["image"] == pools.specs["native"].image)
+    assert state["recycles"].get("cleanup"), state
+
+
+OUTPUT_THEN_QUEUES = r"""
+#include <stdio.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <unistd.h>
+struct { long type; char text[8000]; } m = {1, {0}};
+int main(void) {
+    static char line[1 << 16];
+    memset(line, 'o', sizeof line - 1);
+    for (int i = 0; i < 130; i++) fputs(line, stdout); /* 8.3 MB of output, a 16 MB limit */
+    fflush(stdout);
+    for (int n = 0; n < 640; n++) { /* 10 MB in message queues, an 8 MB limit */
+        int q = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+        if (q < 0 || msgsnd(q, &m, sizeof m.text, 0) || msgsnd(q, &m, sizeof m.text, 0)) break;
+    }
+    usleep(300000);
+    return 0;
+}
+"""
+
+
+def test_the_supervisors_buffers_never_make_room_for_the_job(judge: Judge) -> None:
+    """What the supervisor holds of a job's output is taken out of the sandbox's figure as the
+    bytes it holds, not as the buffer it may grow to."""
+    limits = replace(TIGHT, memory_mb=8, output_kb=16 << 10)
+    result = judged(judge, "c", OUTPUT_THEN_QUEUES, limits)
+    assert result.verdict == Verdict.MLE, result

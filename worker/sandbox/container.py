@@ -116,6 +116,13 @@ class SandboxSpec:
     # the host directory of MEMORY_PARENT when the engine allows it (memory_cgroup), else ""
     memory_cgroup: str = ""
 
+    @property
+    def exact_peak(self) -> bool:
+        """Whether its supervisor keeps the kernel's high-water mark of each job: where the
+        engine allows it, and only for sandboxes whose jobs get cells (a cell hides the
+        directory the sandbox's cgroup is bound at)."""
+        return bool(self.memory_cgroup) and self.isolation == "namespaces"
+
 
 def hardening(spec: SandboxSpec, supervisor_uid: int = SUPERVISOR_UIDS.start) -> dict[str, Any]:
     """docker SDK arguments that confine a sandbox (:data:`CONTAINER_KEYS` the container's,
@@ -165,7 +172,7 @@ def hardening(spec: SandboxSpec, supervisor_uid: int = SUPERVISOR_UIDS.start) ->
     }
     if spec.runtime:
         params["runtime"] = spec.runtime
-    if spec.memory_cgroup:
+    if spec.exact_peak:
         params["cgroup_parent"] = f"/{MEMORY_PARENT}"
         params["binds"] = [f"{spec.memory_cgroup}:{MEMORY_MOUNT}:rw"]
     return params
@@ -241,7 +248,7 @@ class Sandbox:
             raise SandboxError(
                 f"{self.spec.image} cannot measure jobs here: {pong.accounting or 'no answer'}"
             )
-        if self.spec.memory_cgroup and pong.peak != "exact":
+        if self.spec.exact_peak and pong.peak != "exact":
             raise SandboxError(
                 f"{self.spec.image} cannot keep its jobs' memory peak: its memory cgroup "
                 f"({self.spec.memory_cgroup}) is not where the engine was to bind it"

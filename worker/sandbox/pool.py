@@ -378,7 +378,7 @@ class ImagePool:
                 "image": self.spec.image,
                 "isolation": self.spec.isolation,
                 # whether a job's memory peak is the kernel's high-water mark or sampled
-                "peak": "exact" if self.spec.memory_cgroup else "sampled",
+                "peak": "exact" if self.spec.exact_peak else "sampled",
                 "size": self.size,
                 "idle": len(self._idle),
                 "busy": len(self._busy),

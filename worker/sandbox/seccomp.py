@@ -58,11 +58,15 @@ PROCESSES = (
     "setrlimit", "setsid", "sysinfo", "tgkill", "times", "tkill", "uname", "vfork", "wait4",
     "waitid",
 )  # fmt: skip
-IDENTITY = (
-    "getegid", "geteuid", "getgid", "getgroups", "getresgid", "getresuid", "getuid",
-    "setfsgid", "setfsuid", "setgid", "setgroups", "setregid", "setresgid", "setresuid",
-    "setreuid", "setuid",
-)  # fmt: skip
+IDENTITY = ("getegid", "geteuid", "getgid", "getgroups", "getresgid", "getresuid", "getuid",
+            "setgroups")  # fmt: skip
+# Switching ids is allowed to any but 0 (root): the supervisor drops root at its start, and
+# nothing in a sandbox may become root again, whatever capabilities it keeps. Each call and
+# how many id arguments it has (-1, "unchanged", is not 0).
+SWITCH_IDS = {
+    "setuid": 1, "setgid": 1, "setfsuid": 1, "setfsgid": 1,
+    "setreuid": 2, "setregid": 2, "setresuid": 3, "setresgid": 3,
+}  # fmt: skip
 SIGNALS_AND_TIME = (
     "adjtimex", "alarm", "clock_adjtime", "clock_getres", "clock_gettime", "clock_nanosleep",
     "getitimer", "gettimeofday", "nanosleep", "pause", "rt_sigaction", "rt_sigpending",
@@ -108,6 +112,14 @@ def profile() -> dict[str, object]:
         # its flags are out of a filter's reach: ENOSYS makes libc fall back to clone
         {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
         {"names": list(KERNEL_AIO), "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+    ]
+    rules += [
+        {
+            "names": [name],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": i, "value": 0, "op": "SCMP_CMP_NE"} for i in range(ids)],
+        }
+        for name, ids in SWITCH_IDS.items()
     ]
     rules += [
         {
