@@ -12,8 +12,10 @@ Who is to blame, in this order: the program's own ending decides before anything
 interactor made of it, and the interactor is blamed only for failing on its own.
 
 1. the program past its own limits: ``TLE`` (its wall time counts its idle waiting), ``MLE``;
-   but a program killed for wall time while it barely ran, beside an interactor that was busy
-   all along, waited on a hung interactor: ``IE`` (``checker_failed``);
+   but a program killed for wall time whose interactor then did not end by itself either (the
+   program's end gave it an end of file, and it went on until its own limits) waited on a hung
+   interactor: ``IE`` (``checker_failed``). How busy either was says nothing: a program can
+   keep an interactor busy (a flood of whitespace to skip) and then let its time run out;
 2. the interactor failing on its own (a crash by any signal but ``SIGPIPE``, its own limits,
    testlib's FAIL, an unknown exit code): ``IE`` (``checker_failed``) with what it said; the
    program's ending may be its consequence (an EOF or a broken pipe mid-game);
@@ -93,8 +95,8 @@ def run_interaction(
     if report.status != "ok" or side is None:
         why = report.error or "the supervisor ran no interactor"
         return result_of(test, report, Verdict.IE, f"sandbox could not run the interaction: {why}")
-    if report.killed == "wall" and 2 * report.cpu_us < report.wall_us <= 2 * side.cpu_us:
-        message = "the interactor was busy while the program waited for it (interactor hung)"
+    if report.killed == "wall" and side.killed in ("wall", "cpu"):
+        message = "the interactor did not end when the program did (interactor hung)"
         return result_of(test, report, Verdict.IE, message, code=CHECKER_FAILED)
     limited = limit_verdict(report, limits)
     if limited is not None:

@@ -89,6 +89,16 @@ def test_an_interactor_that_fails_on_its_own_is_the_problems_fault(
     assert result.message.startswith(message)
 
 
+def test_a_program_that_keeps_its_interactor_busy_then_runs_out_of_time_is_tle() -> None:
+    """A flood of whitespace keeps the interactor parsing while the program idles: the
+    interactor, given its end of file when the program is killed, ends by itself."""
+    result = play(
+        killed_by(KILL, killed="wall", wall_us=2_000_000, cpu_us=50_000),
+        {"exit_code": 1, "cpu_us": 1_900_000, "stderr": b"wrong answer unexpected EOF"},
+    )
+    assert result.verdict == Verdict.TLE, result
+
+
 def test_a_hung_interactor_is_the_problems_fault_not_the_programs_tle() -> None:
     result = play(
         killed_by(KILL, killed="wall", wall_us=2_000_000, cpu_us=10_000),
