@@ -73,6 +73,7 @@ import gc  # noqa: E402
 import io  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
+from stat import S_ISDIR  # noqa: E402
 
 import _jobstart  # noqa: E402 - jobstart.c, next to this file
 
@@ -269,15 +270,30 @@ def finish(status):
 # ---------------------------------------------------------------------------------- the job
 
 
+def fd_nature(fd):
+    """What the standard streams the interpreter makes for a descriptor take from it and keep:
+    its block size (their buffers'), whether it is a terminal (line buffering) and its
+    position, or None where it cannot seek (whether they can seek, and where they start)."""
+    try:
+        position = os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        position = None
+    return os.fstat(fd).st_blksize, os.isatty(fd), position
+
+
 def std_streams():
-    """sys.stdin, stdout and stderr made afresh for the job's descriptors 0-2, as the
-    interpreter makes them when it starts (pylifecycle.c, create_stdio): the server's were made
-    for its own and keep what they found there (a stream caches whether it can seek, its
-    buffer size...), so a pipe would look like the server's /dev/null."""
+    """sys.stdin, stdout and stderr as the interpreter makes them at its start for the job's
+    descriptors 0-2 (pylifecycle.c, create_stdio). The server's were made for its own and keep
+    what they found there (fd_nature): where a job's descriptor differs (stdin a pipe from an
+    interactor, where the server's is /dev/null, which can seek), its stream is made afresh;
+    where it does not, the server's, never used, is what a fresh one would be, and stays (making
+    three streams costs a job more than the rest of its start)."""
     buffered = not SERVER_STREAMS[1].write_through  # -u / PYTHONUNBUFFERED, as the server has
     for fd, name, like in zip(
         (0, 1, 2), ("stdin", "stdout", "stderr"), SERVER_STREAMS, strict=True
     ):
+        if fd_nature(fd) == SERVER_NATURE[fd]:
+            continue
         write = fd > 0
         buffering = -1 if buffered or not write else 0
         buf = open(fd, "wb" if write else "rb", buffering, None, None, None, False)  # noqa: SIM115
@@ -292,17 +308,30 @@ def std_streams():
         setattr(sys, name, stream)
 
 
-def user_site():
-    """``site``'s user paths from the job's environment (its HOME), as a fresh start computes
-    them; "user site" when the user site directory exists, whose .pth files and place in
-    sys.path only a fresh start gives (the job is exec'ed then). The usual case, no such
-    directory, adds nothing to sys.path."""
+def user_site(env):
+    """``site``'s user paths from the job's environment, as a fresh start computes them
+    (site.getuserbase and getusersitepackages: $PYTHONUSERBASE, else ~/.local, ~ being $HOME);
+    "user site" when the user site directory exists, whose .pth files and place in sys.path
+    only a fresh start gives (the job is exec'ed then). The usual case, no such directory, adds
+    nothing to sys.path. Computed here from the server's own figures rather than by site's
+    functions, which would cost a job a fifth of a millisecond; tests compare the two."""
     site = sys.modules.get("site")  # None with -S, as in a fresh start
-    if site is None:
+    if site is None or not site.USER_SITE:
         return ""
-    site.USER_BASE = site.USER_SITE = None
-    user_site = site.getusersitepackages()
-    return "user site" if site.ENABLE_USER_SITE and os.path.isdir(user_site) else ""
+    if not env.get("PYTHONUSERBASE"):  # else the server's figures are the job's
+        base, path = site.USER_BASE, site.USER_SITE
+        if "HOME" in env and path.startswith(base):  # ~/.local, /lib/python3.X/site-packages
+            site.USER_BASE = env["HOME"].rstrip("/") + "/.local"
+            site.USER_SITE = site.USER_BASE + path[len(base) :]
+        else:  # ~ from the password database: as site finds it
+            site.USER_BASE = site.USER_SITE = None
+            site.getusersitepackages()
+    if not site.ENABLE_USER_SITE:
+        return ""
+    try:  # os.path.isdir
+        return "user site" if S_ISDIR(os.stat(site.USER_SITE).st_mode) else ""
+    except (OSError, ValueError):
+        return ""
 
 
 def stack_room():
@@ -368,13 +397,14 @@ def become_job(request, fds):
         os.write(errpipe, f"{step} {job['argv'][0]}: {reason}".encode()[:127])
         os._exit(127)
     os.environ.clear()
+    env = {}
     for entry in job["env"]:
         name, _, value = entry.partition("=")
-        os.environ[name] = value
+        os.environ[name] = env[name] = value
     argv = job["argv"]
     for name in set(sys.modules) - FRESH:
         del sys.modules[name]
-    why = user_site()
+    why = user_site(env)
     if not why and stack_needed() > STACK_ROOM:
         why = "stack"
     if why:  # what a fork cannot give as `python3 main.py` has it: the exec path's own way
@@ -425,6 +455,7 @@ def become_job(request, fds):
     finish(status)
 
 
+SERVER_NATURE = [fd_nature(fd) for fd in (0, 1, 2)]  # what SERVER_STREAMS were made for
 STACK_ROOM = stack_room()
 MEMORY = os.sysconf("SC_PHYS_PAGES") * resource.getpagesize()
 compile(b"import sys\n", "warm", "exec")  # the compiler's first use is slow: not per job
