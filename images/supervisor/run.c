@@ -45,19 +45,22 @@ int job_limits(const job_t *job, limit_t out[MAX_LIMITS]) {
     return n;
 }
 
+/* This process's capability sets, read (`write` 0) or replaced: -1 with errno. */
+int capabilities(capsets_t caps[2], int write) {
+    struct {
+        uint32_t version;
+        int pid;
+    } head = {0x20080522, 0}; /* _LINUX_CAPABILITY_VERSION_3: each set in two words */
+    return (int)syscall(write ? SYS_capset : SYS_capget, &head, caps);
+}
+
 /* Give up every capability: the bounding set too, where the job may (in its cell it may,
  * and must: a job that is not exec'ed keeps what setns gave it). */
 void drop_capabilities(void) {
     for (int cap = 0; prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++)
         prctl(PR_CAPBSET_DROP, cap, 0, 0, 0);
-    struct {
-        uint32_t version;
-        int pid;
-    } head = {0x20080522, 0}; /* _LINUX_CAPABILITY_VERSION_3 */
-    struct {
-        uint32_t effective, permitted, inheritable;
-    } none[2] = {{0, 0, 0}, {0, 0, 0}};
-    syscall(SYS_capset, &head, none);
+    capsets_t none[2] = {{0, 0, 0}, {0, 0, 0}};
+    capabilities(none, 1);
 }
 
 /* The job's own process (forked by one that entered its cell): descriptors, signals, session,

@@ -451,16 +451,10 @@ static void drop_root(uid_t uid) {
     if (prctl(PR_SET_KEEPCAPS, 1) < 0 || setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
         setresuid(uid, uid, uid) < 0)
         die("switch to uid %u: %s", (unsigned)uid, strerror(errno));
-    struct {
-        uint32_t version;
-        int pid;
-    } head = {0x20080522, 0}; /* _LINUX_CAPABILITY_VERSION_3 */
-    struct {
-        uint32_t effective, permitted, inheritable;
-    } caps[2];
-    if (syscall(SYS_capget, &head, caps) < 0) die("capget: %s", strerror(errno));
+    capsets_t caps[2];
+    if (capabilities(caps, 0) < 0) die("capget: %s", strerror(errno));
     for (int i = 0; i < 2; i++) caps[i].effective = caps[i].inheritable = caps[i].permitted;
-    if (syscall(SYS_capset, &head, caps) < 0) die("capset: %s", strerror(errno));
+    if (capabilities(caps, 1) < 0) die("capset: %s", strerror(errno));
     for (int cap = 0; cap < 64; cap++)
         if (caps[cap / 32].permitted & (1u << (cap % 32)) &&
             prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)

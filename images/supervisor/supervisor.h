@@ -107,6 +107,10 @@ typedef struct {
 } limit_t;
 
 typedef struct {
+    uint32_t effective, permitted, inheritable;
+} capsets_t;
+
+typedef struct {
     long usage_kb;                 /* all the cgroup is charged for, the kernel's memory included */
     long anon_kb, shmem_kb, file_kb; /* file: page cache, shmem included */
     long peak_kb;                  /* the most usage_kb was since the run began, or -1 (ledger.c) */
@@ -208,6 +212,7 @@ void drain(int fd, buf_t *b);
 void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n);
 extern uid_t supervisor_uid; /* what the supervisor runs as (0 until it drops root) */
 void drop_capabilities(void);
+int capabilities(capsets_t caps[2], int write);
 
 /* pair.c */
 int pair_pipes(const run_t runs[PAIR], int ends[PAIR][4]);

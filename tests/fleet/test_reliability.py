@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -405,6 +405,32 @@ def longest_test_s(fleet: list[Worker]) -> float:
     return max(float(str(e["duration_ms"])) for w in fleet for e in w.events("test.done")) / 1000
 
 
+def judged_through(
+    what: str, fault: Callable[[], str], fleet: list[Worker], results: redis.Redis, ids: list[str]
+) -> None:
+    """Once the fleet is under load, ``fault`` happens (it says what to report of itself); then
+    every test is judged as without it, and every worker is still up."""
+    started = time.monotonic()
+    wait_until(lambda: judged_so_far(results, ids) >= 40, 120, "the fleet to be under load")
+    done_before = judged_so_far(results, ids)
+    said = fault()
+    back_at = time.monotonic()
+    found = await_results(results, ids, timeout=240)
+    finished = time.monotonic()
+    print(
+        f"\n{what}: {done_before} of {LOAD_SUBMISSIONS * LOAD_TESTS} tests done when it went "
+        f"away; {said}; all done {finished - back_at:.1f} s after it was back, "
+        f"{finished - started:.1f} s in all; the longest test took {longest_test_s(fleet):.1f} s"
+    )
+    assert_all_accepted(found)
+    for worker in fleet:
+        assert worker.proc is not None and worker.proc.poll() is None
+
+
+def outage_s() -> float:
+    return float(os.environ.get("TESTS_OUTAGE_S", "3"))
+
+
 @pytest.mark.parametrize("how", ["clean", "kill"])
 def test_redis_restart_under_load_delays_tests_never_fails_them(
     own_redis: OwnRedis, workers, tmp_path: Path, how: str
@@ -414,25 +440,14 @@ def test_redis_restart_under_load_delays_tests_never_fails_them(
     recovered from the append-only file). Every test is judged as without the fault."""
     env = {"RUNNER_BROKER_URL": own_redis.url(0), "RUNNER_RESULT_BACKEND": own_redis.url(1)}
     fleet = [workers(f"redis-{how}-{n}", **env) for n in range(2)]
-    started = time.monotonic()
     ids = send_load(f"redis-{how}", env, tmp_path)
-    results = own_redis.client(1)
-    wait_until(lambda: judged_so_far(results, ids) >= 40, 120, "the fleet to be under load")
-    done_before = judged_so_far(results, ids)
-    fault_at = time.monotonic()
-    own_redis.restart(how, down_s=float(os.environ.get("TESTS_OUTAGE_S", "3")))
-    back_at = time.monotonic()
-    found = await_results(results, ids, timeout=180)
-    finished = time.monotonic()
-    print(
-        f"\nredis {how}: {done_before} of {LOAD_SUBMISSIONS * LOAD_TESTS} tests done when it "
-        f"went away, down {back_at - fault_at:.1f} s; all done {finished - back_at:.1f} s after "
-        f"it was back, {finished - started:.1f} s in all; the longest test took "
-        f"{longest_test_s(fleet):.1f} s"
-    )
-    assert_all_accepted(found)
-    for worker in fleet:
-        assert worker.proc is not None and worker.proc.poll() is None
+
+    def restart() -> str:
+        fault_at = time.monotonic()
+        own_redis.restart(how, down_s=outage_s())
+        return f"down {time.monotonic() - fault_at:.1f} s"
+
+    judged_through(f"redis {how}", restart, fleet, own_redis.client(1), ids)
 
 
 class Engine:
@@ -512,31 +527,24 @@ def test_docker_engine_restart_under_load_delays_tests_never_fails_them(
     two workers judge 400 tests: every test is judged as without the fault. It restarts the
     host's engine: every container on it dies; run it alone (-k docker_engine_restart)."""
     fleet = [workers(f"dockerd-{n}") for n in range(2)]
-    started = time.monotonic()
     ids = [client.submit(sub).id for sub in load("dockerd")]
+
+    def restart() -> str:
+        engine = Engine()
+        stopped_at = down_at = time.monotonic()
+        try:
+            engine.stop()
+            down_at = time.monotonic()
+            time.sleep(outage_s())
+        finally:
+            if engine.stopping:
+                engine.start()  # whatever happened, the engine is left running
+        return (
+            f"stopping took {down_at - stopped_at:.1f} s, unreachable "
+            f"{time.monotonic() - stopped_at:.1f} s in all"
+        )
+
     results = redis.Redis.from_url(TEST_ENV["RUNNER_RESULT_BACKEND"])
-    wait_until(lambda: judged_so_far(results, ids) >= 40, 120, "the fleet to be under load")
-    done_before = judged_so_far(results, ids)
-    engine = Engine()
-    stopped_at = down_at = time.monotonic()
-    try:
-        engine.stop()
-        down_at = time.monotonic()
-        time.sleep(float(os.environ.get("TESTS_OUTAGE_S", "3")))
-    finally:
-        if engine.stopping:
-            engine.start()  # whatever happened, the engine is left running
-    back_at = time.monotonic()
-    found = await_results(results, ids, timeout=240)
-    finished = time.monotonic()
-    print(
-        f"\ndocker engine: {done_before} of {LOAD_SUBMISSIONS * LOAD_TESTS} tests done when it "
-        f"was stopped; stopping took {down_at - stopped_at:.1f} s, unreachable "
-        f"{back_at - stopped_at:.1f} s in all; all done {finished - back_at:.1f} s after it "
-        f"was back, {finished - started:.1f} s in all; the longest test took "
-        f"{longest_test_s(fleet):.1f} s"
-    )
-    assert_all_accepted(found)
+    judged_through("docker engine", restart, fleet, results, ids)
     for worker in fleet:
-        assert worker.proc is not None and worker.proc.poll() is None
         assert worker.events("docker.recovered") or worker.events("sandbox.recycle")
