@@ -64,6 +64,18 @@ def test_pong_says_whether_jobs_can_get_namespaces() -> None:
     assert (able.isolation, able.isolation_error) == ("namespaces", "")
 
 
+def test_pong_says_how_jobs_are_measured() -> None:
+    """Whether the sandbox's cgroup can be read (a sandbox that cannot is unfit) and whether
+    the memory peak is the kernel's high-water mark or sampled."""
+    fields = [("op", b"pong"), ("version", b"4"), ("isolation", b"namespaces")]
+    exact = parse_pong([*fields, ("accounting", b"cgroup"), ("peak", b"exact")])
+    assert (exact.accounting, exact.peak) == ("cgroup", "exact")
+    blind = parse_pong(
+        [*fields, ("accounting", b"the sandbox's cgroup CPU accounting cannot be read")]
+    )
+    assert blind.accounting.startswith("the sandbox's cgroup") and blind.peak == ""
+
+
 def test_garbage_header_is_a_protocol_error() -> None:
     decoder = Decoder()
     decoder.feed(b"this is not a record\n")
