@@ -1,4 +1,7 @@
 """The language registry: data, not code paths. A new language is an entry here plus an image.
+Everything that names languages derives from it: the contract's checks and JSON Schema, the
+aliases a submission may use instead of a name (:data:`NAMES`), the CLI's help, the HTTP API's
+``/v1/languages``.
 
 Each entry names the image its programs run in (keys of :data:`worker.images.catalog.IMAGES`),
 the file a lone ``source`` is written to (also the default entry point), which of a program's
@@ -97,6 +100,9 @@ class Language:
     display: str
     version: str
     image: str
+    # other names a submission may give it, in any case: what users of other judges type
+    # (Judge0's `c++`, `py`, `js`), so their habits work; no two languages share one
+    aliases: tuple[str, ...]
     source_file: str
     run: tuple[str, ...]  # with {entry}
     sources: tuple[str, ...]  # suffixes of the files the compile step takes
@@ -106,6 +112,16 @@ class Language:
     runtime_threads: int = 0
     # a fork server in the image that runs ``run`` without starting a new interpreter
     forkserver: tuple[str, ...] = ()
+
+    @property
+    def compiled(self) -> bool:
+        """Whether a compile step builds a program (C, C++); a step that produces none only
+        checks the sources' syntax (Python, JavaScript)."""
+        return self.compile is not None and self.compile.artifact is not None
+
+    @property
+    def syntax_checked(self) -> bool:
+        return self.compile is not None and self.compile.artifact is None
 
     @property
     def compile_image(self) -> str:
@@ -140,6 +156,7 @@ LANGUAGES: dict[str, Language] = {
     for lang in (
         Language(
             name="python",
+            aliases=("py", "python3", "py3"),
             display="Python 3 (CPython, Debian)",
             version="3.11",
             image="python",
@@ -160,6 +177,7 @@ LANGUAGES: dict[str, Language] = {
         ),
         Language(
             name="c",
+            aliases=("gcc",),
             display="C17 (gcc, -O2)",
             version="gcc 12",
             image="native",
@@ -180,6 +198,7 @@ LANGUAGES: dict[str, Language] = {
         ),
         Language(
             name="cpp",
+            aliases=("c++", "cxx", "g++"),
             display="C++17 (g++, -O2)",
             version="g++ 12",
             image="native",
@@ -200,6 +219,7 @@ LANGUAGES: dict[str, Language] = {
         ),
         Language(
             name="javascript",
+            aliases=("js", "node", "nodejs"),
             display="JavaScript (Node.js, Debian)",
             version="18",
             image="javascript",
@@ -218,3 +238,14 @@ LANGUAGES: dict[str, Language] = {
         ),
     )
 }
+
+# every name a submission may give a language, in lower case -> the language's own name
+NAMES: dict[str, str] = {
+    alias.lower(): lang.name for lang in LANGUAGES.values() for alias in (lang.name, *lang.aliases)
+}
+
+
+def language_named(name: str) -> Language | None:
+    """The language a submission names, by its name or an alias, in any case."""
+    found = NAMES.get(name.lower())
+    return LANGUAGES[found] if found is not None else None

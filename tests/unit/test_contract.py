@@ -391,3 +391,30 @@ def test_a_value_100_kb_long_is_quoted_200_characters_at_most(
     assert exc.code == code
     assert where in exc.message
     assert "g" * 200 not in exc.message and len(exc.message) < 400
+
+
+@pytest.mark.parametrize(
+    ("given", "name"),
+    [
+        *(("c++", "cpp"), ("CPP", "cpp"), ("g++", "cpp"), ("py", "python")),
+        *(("Python3", "python"), ("js", "javascript"), ("node", "javascript"), ("gcc", "c")),
+    ],
+)
+def test_a_language_is_named_by_its_name_or_an_alias_in_any_case(given: str, name: str) -> None:
+    sub = parse_submission(
+        good(language=given, source="int main() {}" if name in ("c", "cpp") else "1"),
+        MAXIMA,
+        LANGS,
+    )
+    assert sub.program.language == name
+    assert sub.program.entry == LANGUAGES[name].source_file
+    checker = {"language": given, "source": "int main() {}"}
+    if name in ("c", "cpp"):  # an interactor must be C or C++: an alias says so too
+        judged = parse_submission(good(interactor=checker), MAXIMA, LANGS)
+        assert judged.judging.interactor is not None
+        assert judged.judging.interactor.language == name
+
+
+def test_no_alias_names_two_languages() -> None:
+    names = [alias.lower() for lang in LANGUAGES.values() for alias in (lang.name, *lang.aliases)]
+    assert len(names) == len(set(names))

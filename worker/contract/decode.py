@@ -63,9 +63,9 @@ _PYDANTIC_CODES = {
 def parse_submission(raw: Any, maxima: Maxima, languages: frozenset[str]) -> Submission:
     """Validate and decode a wire submission, or raise :class:`SubmissionRejected`."""
     wire = _validate(SubmissionIn, raw)
-    known_language(wire.language, "language", languages)
+    language = known_language(wire.language, "language", languages)
     decode = decoder(wire.encoding)
-    program = program_of(wire, wire.language, "", decode, maxima, args=wire.args, role="program")
+    program = program_of(wire, language, "", decode, maxima, args=wire.args, role="program")
     common: dict[str, Any] = {
         "id": wire.id,
         "program": program,

@@ -9,7 +9,7 @@ from worker.contract.decoded import Maxima, ProgramSpec, SourceFile
 from worker.contract.fields import Decode, decoder, is_utf8, quoted, shorten
 from worker.contract.wire import FileIn, ProgramIn, _ProgramFields
 from worker.errors import SubmissionRejected
-from worker.languages import LANGUAGES, Language
+from worker.languages import LANGUAGES, Language, language_named
 
 _PART = re.compile(r"[A-Za-z0-9._-]+")
 MAX_PATH_PARTS = 8
@@ -22,8 +22,7 @@ def helper_program(
     wire: ProgramIn, role: str, decode: Decode, maxima: Maxima, languages: frozenset[str]
 ) -> ProgramSpec:
     """A checker's or interactor's program."""
-    known_language(wire.language, f"{role}.language", languages)
-    language = LANGUAGES[wire.language]
+    language = LANGUAGES[known_language(wire.language, f"{role}.language", languages)]
     if role == "interactor" and (language.compile is None or not language.compile.static):
         static = [name for name, lang in LANGUAGES.items() if lang.compile and lang.compile.static]
         raise SubmissionRejected(
@@ -31,7 +30,7 @@ def helper_program(
             f"interactor.language: {quoted(wire.language)} cannot be an interactor (it runs beside "
             f"the program, in the program's sandbox); use {' or '.join(static)}",
         )
-    return program_of(wire, wire.language, f"{role}.", decode, maxima, args=None, role=role)
+    return program_of(wire, language.name, f"{role}.", decode, maxima, args=None, role=role)
 
 
 def program_of(
@@ -171,9 +170,13 @@ def _args(given: list[str], maxima: Maxima) -> tuple[str, ...]:
     return tuple(given)
 
 
-def known_language(name: str, where: str, languages: frozenset[str]) -> None:
-    if name not in languages:
+def known_language(name: str, where: str, languages: frozenset[str]) -> str:
+    """The name of the language ``name`` names (itself or an alias, in any case)."""
+    found = language_named(name)
+    if found is None or found.name not in languages:
         raise SubmissionRejected(
             "unknown_language",
-            f"{where}: {quoted(name)} is not one of {', '.join(sorted(languages))}",
+            f"{where}: {quoted(name)} is not one of {', '.join(sorted(languages))} (or an "
+            "alias of one: GET /v1/languages, docs/contract.md)",
         )
+    return found.name

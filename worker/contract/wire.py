@@ -21,7 +21,13 @@ DEFAULT_MEMORY_MB = 256
 DEFAULT_OUTPUT_KB = 1024
 DEFAULT_PROCESSES = 8
 
-LANGUAGE_NAMES = ", ".join(LANGUAGES)
+LANGUAGE_NAMES = (
+    "; ".join(
+        f"{lang.name} (or {', '.join(lang.aliases)})" if lang.aliases else lang.name
+        for lang in LANGUAGES.values()
+    )
+    + ". Any case."
+)
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # tenants, groups
 
 
