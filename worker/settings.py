@@ -1,8 +1,17 @@
 """Settings: one frozen dataclass, read once from the environment at start.
 
 Every field is documented where it is declared; its environment variable is ``RUNNER_`` plus
-the field name in upper case. A ``RUNNER_*`` variable that names no field, or a value that does
-not parse or is out of range, raises :class:`~worker.errors.SettingsError` quoting the name.
+the field name in upper case. A value that does not parse or is out of range raises
+:class:`~worker.errors.SettingsError` quoting the name.
+
+``RUNNER_`` is a prefix other tools use too: GitHub Actions sets ``RUNNER_OS``,
+``RUNNER_TEMP``, ``RUNNER_TOOL_CACHE``... on every job. So a ``RUNNER_*`` variable that names
+no field is refused only when it is a near miss of one (:func:`near_miss`: a typo, a missing or
+extra unit such as ``RUNNER_OUTAGE_WINDOW`` for ``RUNNER_OUTAGE_WINDOW_S``), naming the setting
+it resembles; any other is left to whoever set it (``runner settings`` lists them as ignored).
+
+Secrets (``secret=True``, and the password of any URL) are never printed: :meth:`shown` and
+``repr()`` give them redacted, and refusals quote URLs without their password.
 Nothing here reads the environment at import time: call :meth:`Settings.from_env`.
 """
 
@@ -10,10 +19,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from worker.contract import Maxima
 from worker.errors import SettingsError
@@ -29,10 +38,10 @@ def _setting(
     low: int | None = None,
     high: int | None = None,
     choices: tuple[str, ...] = (),
+    secret: bool = False,
 ) -> Any:
-    return field(
-        default=default, metadata={"doc": doc, "low": low, "high": high, "choices": choices}
-    )
+    metadata = {"doc": doc, "low": low, "high": high, "choices": choices, "secret": secret}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -233,6 +242,7 @@ class Settings:
         "",
         "Signs the webhooks of submissions sent without a key (RUNNER_API_OPEN=1); with it "
         "empty they take no callback_url. Keyed submissions use their key's secret.",
+        secret=True,
     )
     api_webhook_retry_s: int = _setting(
         3_600,
@@ -280,7 +290,8 @@ class Settings:
             url = getattr(self, name)
             if not url.startswith(("redis://", "rediss://", "unix://")):
                 raise SettingsError(
-                    f"RUNNER_{name.upper()}={url!r} is not a redis://, rediss:// or unix:// URL"
+                    f"RUNNER_{name.upper()}={redact_url(url)!r} is not a redis://, rediss:// or "
+                    "unix:// URL"
                 )
         for part in self.compiler_options.split(";"):
             language, equals, options = part.partition("=")
@@ -303,10 +314,15 @@ class Settings:
         """Read the settings from ``environ`` (default: ``os.environ``), rejecting bad values."""
         env = os.environ if environ is None else environ
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        for key in env:
-            if key.startswith(PREFIX) and key[len(PREFIX) :].lower() not in fields:
-                known = ", ".join(PREFIX + name.upper() for name in fields)
-                raise SettingsError(f"unknown setting {key!r}; known settings: {known}")
+        for key in sorted(env):
+            if not key.startswith(PREFIX) or key[len(PREFIX) :].lower() in fields:
+                continue
+            meant = near_miss(key[len(PREFIX) :].lower(), fields)
+            if meant is not None:
+                raise SettingsError(
+                    f"unknown setting {key!r}: did you mean {PREFIX + meant.upper()}? "
+                    "(`runner settings` lists them all)"
+                )
         values: dict[str, Any] = {}
         for name, f in fields.items():
             key = PREFIX + name.upper()
@@ -353,22 +369,110 @@ class Settings:
             for f in dataclasses.fields(cls)
         ]
 
+    @classmethod
+    def ignored(cls, environ: Mapping[str, str] | None = None) -> list[str]:
+        """The ``RUNNER_*`` variables of ``environ`` that are no setting and no near miss of
+        one: other tools' (GitHub Actions' RUNNER_OS...), which :meth:`from_env` leaves alone."""
+        env = os.environ if environ is None else environ
+        names = {f.name for f in dataclasses.fields(cls)}
+        return sorted(
+            key
+            for key in env
+            if key.startswith(PREFIX)
+            and key[len(PREFIX) :].lower() not in names
+            and near_miss(key[len(PREFIX) :].lower(), names) is None
+        )
+
+    def shown(self, name: str) -> str:
+        """A setting's value as it may be printed or logged: a secret as ``'***'`` (or ``''``
+        when unset), a URL without its password."""
+        f = next(f for f in dataclasses.fields(self) if f.name == name)
+        value = getattr(self, name)
+        if _is_secret(f):
+            return repr("***" if value else "")
+        if isinstance(value, str):
+            return repr(redact_url(value))
+        return repr(value)
+
+    def __repr__(self) -> str:
+        # the dataclass's own would print every secret and password
+        shown = ", ".join(f"{f.name}={self.shown(f.name)}" for f in dataclasses.fields(self))
+        return f"Settings({shown})"
+
+
+# What makes a setting secret besides its own ``secret=True``: a setting added later with one
+# of these words in its name is redacted without anyone having to remember the flag.
+SECRET_WORDS = ("secret", "password", "token")
+# A trailing word a setting's name may be given without, or with one too many, and still be
+# meant for it: RUNNER_OUTAGE_WINDOW for RUNNER_OUTAGE_WINDOW_S, RUNNER_REDIS for _REDIS_URL.
+_WORD = "_"
+
+
+def _is_secret(f: dataclasses.Field[Any]) -> bool:
+    return bool(f.metadata.get("secret")) or any(word in f.name for word in SECRET_WORDS)
+
+
+def near_miss(name: str, known: Iterable[str]) -> str | None:
+    """The known setting ``name`` (both lower case, without the prefix) is most likely meant
+    for, or None when it resembles none: at most one edit (an insertion, deletion, substitution
+    or swap of neighbours) from a name of up to 6 characters, two from a longer one, or the
+    same but for one trailing ``_word``. Names other tools set in CI (GitHub Actions' os, temp,
+    arch, name, tool_cache, workspace...) are far from every setting (tests/unit/test_settings.py
+    keeps them so)."""
+    best: tuple[int, str] | None = None
+    for candidate in sorted(known):
+        allowed = 1 if len(candidate) <= 6 else 2
+        distance = _distance(name, candidate)
+        if name.rpartition(_WORD)[0] == candidate or candidate.rpartition(_WORD)[0] == name:
+            distance = min(distance, allowed)
+        if distance <= allowed and (best is None or distance < best[0]):
+            best = (distance, candidate)
+    return None if best is None else best[1]
+
+
+def _distance(a: str, b: str) -> int:
+    """Edits from ``a`` to ``b``: insertions, deletions, substitutions and swaps of two
+    neighbouring characters (optimal string alignment)."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, y in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (x != y))
+            if i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        previous2, previous = previous, row
+    return previous[-1]
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the password of a URL in it replaced by ``***``
+    (``redis://:***@host:6379/0``); anything else unchanged."""
+    parts = urlsplit(text) if "://" in text else None
+    if parts is None or not parts.password:
+        return text
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
 
 def _parse(key: str, raw: str, f: dataclasses.Field[Any]) -> Any:
     convert: Callable[[str], Any] = int if f.type in (int, "int") else str
+    # a refusal quotes the value, but never a secret's or a URL's password
+    quoted = "***" if _is_secret(f) else redact_url(raw)
     try:
         value = convert(raw.strip())
     except ValueError:
-        raise SettingsError(f"{key}={raw!r} is not a whole number") from None
+        raise SettingsError(f"{key}={quoted!r} is not a whole number") from None
     low = f.metadata["low"]
     if low is not None and value < low:
-        raise SettingsError(f"{key}={raw!r} must be at least {low}")
+        raise SettingsError(f"{key}={quoted!r} must be at least {low}")
     high = f.metadata["high"]
     if high is not None and value > high:
-        raise SettingsError(f"{key}={raw!r} must be at most {high}")
+        raise SettingsError(f"{key}={quoted!r} must be at most {high}")
     choices = f.metadata["choices"]
     if choices and value not in choices:
-        raise SettingsError(f"{key}={raw!r} must be one of {', '.join(choices)}")
+        raise SettingsError(f"{key}={quoted!r} must be one of {', '.join(choices)}")
     return value
 
 
@@ -376,10 +480,12 @@ def _server(url: str) -> str:
     """RUNNER_REDIS_URL without a trailing slash, once checked to name a server only."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-        raise SettingsError(f"RUNNER_REDIS_URL={url!r} is not a redis:// or rediss:// URL")
+        raise SettingsError(
+            f"RUNNER_REDIS_URL={redact_url(url)!r} is not a redis:// or rediss:// URL"
+        )
     if parts.path.strip("/") or parts.query:
         raise SettingsError(
-            f"RUNNER_REDIS_URL={url!r} names a database; give the server only (the broker "
-            "uses database 0 and the result backend database 1)"
+            f"RUNNER_REDIS_URL={redact_url(url)!r} names a database; give the server only "
+            "(the broker uses database 0 and the result backend database 1)"
         )
     return url.strip().rstrip("/")

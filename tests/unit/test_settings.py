@@ -21,6 +21,82 @@ def test_unknown_runner_variable_is_rejected_with_its_name() -> None:
         Settings.from_env({"RUNNER_MAX_JOB": "5"})
 
 
+# What GitHub Actions sets on every job (hosted and self-hosted runners), as of 2025.
+GITHUB_ACTIONS = {
+    "RUNNER_OS": "Linux",
+    "RUNNER_ARCH": "X64",
+    "RUNNER_NAME": "GitHub Actions 12",
+    "RUNNER_ENVIRONMENT": "github-hosted",
+    "RUNNER_TEMP": "/home/runner/work/_temp",
+    "RUNNER_TOOL_CACHE": "/opt/hostedtoolcache",
+    "RUNNER_DEBUG": "1",
+    "RUNNER_WORKSPACE": "/home/runner/work/shop",
+    "RUNNER_PERFLOG": "/home/runner/perflog",
+    "RUNNER_TRACKING_ID": "github_0b2f",
+    "RUNNER_USER": "runner",
+    "RUNNER_TOOLSDIRECTORY": "/opt/hostedtoolcache",
+    "RUNNER_ALLOW_RUNASROOT": "1",
+    "RUNNER_LABELS": "ubuntu-latest",
+    "RUNNER_WORKDIR": "/home/runner/work",
+}
+
+
+def test_the_variables_github_actions_sets_are_left_alone() -> None:
+    """A backend's CI job (which has these in its environment) can make a Client and run
+    runner commands unchanged; the settings it does give still count."""
+    settings = Settings.from_env({**GITHUB_ACTIONS, "RUNNER_MAX_JOBS": "7"})
+    assert settings == Settings(max_jobs=7)
+    assert Settings.ignored({**GITHUB_ACTIONS, "RUNNER_MAX_JOBS": "7"}) == sorted(GITHUB_ACTIONS)
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [
+        ("RUNNER_CONCURENCY", "RUNNER_CONCURRENCY"),  # a letter missing
+        ("RUNNER_LOG_LEVLE", "RUNNER_LOG_LEVEL"),  # two swapped
+        ("RUNNER_QUEU", "RUNNER_QUEUE"),
+        ("RUNNER_REDIS_URI", "RUNNER_REDIS_URL"),
+        ("RUNNER_OUTAGE_WINDOW", "RUNNER_OUTAGE_WINDOW_S"),  # the unit left out
+        ("RUNNER_OUTAGE_WINDOW_MS", "RUNNER_OUTAGE_WINDOW_S"),  # another unit
+        ("RUNNER_REDIS", "RUNNER_REDIS_URL"),
+        ("RUNNER_MAX_MEMORY", "RUNNER_MAX_MEMORY_MB"),
+        ("RUNNER_MAX_TEST", "RUNNER_MAX_TESTS"),
+    ],
+)
+def test_a_near_miss_of_a_setting_is_refused_naming_the_one_meant(typo: str, meant: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({**GITHUB_ACTIONS, typo: "1"})
+    assert f"unknown setting {typo!r}: did you mean {meant}?" in str(info.value)
+    assert typo not in Settings.ignored({typo: "1"})
+
+
+def test_secrets_and_url_passwords_are_never_shown() -> None:
+    settings = Settings.from_env(
+        {
+            "RUNNER_REDIS_URL": "redis://:hunter2@redis:6379",
+            "RUNNER_CACHE_URL": "redis://cache-user:hunter3@cache:6379/0",
+            "RUNNER_API_WEBHOOK_SECRET": "whsec_c2VjcmV0",
+        }
+    )
+    assert settings.broker_url == "redis://:hunter2@redis:6379/0"  # used as given
+    shown = repr(settings)
+    for secret in ("hunter2", "hunter3", "whsec_c2VjcmV0"):
+        assert secret not in shown
+    assert settings.shown("broker_url") == "'redis://:***@redis:6379/0'"
+    assert settings.shown("cache_url") == "'redis://cache-user:***@cache:6379/0'"
+    assert settings.shown("api_webhook_secret") == "'***'"
+    assert Settings().shown("api_webhook_secret") == "''"  # unset says so
+    # refusals quote the value, never its password
+    for env in (
+        {"RUNNER_BROKER_URL": "amqp://u:hunter2@h"},
+        {"RUNNER_REDIS_URL": "redis://:hunter2@h:1/3"},
+        {"RUNNER_REDIS_URL": "http://:hunter2@h:1"},
+    ):
+        with pytest.raises(SettingsError) as info:
+            Settings.from_env(env)
+        assert "hunter2" not in str(info.value) and ":***@h" in str(info.value), info.value
+
+
 def test_other_variables_are_ignored() -> None:
     assert Settings.from_env({"PATH": "/bin", "RUNNERX": "1"}) == Settings()
 
