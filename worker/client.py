@@ -26,9 +26,11 @@ import celery.exceptions
 import redis
 from celery import Celery
 from celery.result import AsyncResult
+from kombu.exceptions import KombuError
 
 from worker.admission import Ticket, tenant_of
 from worker.app import app as default_app
+from worker.app import publish_retry_policy
 from worker.contract import (
     ErrorInfo,
     ProblemIn,
@@ -40,7 +42,7 @@ from worker.contract import (
     parse_submission,
     rejected,
 )
-from worker.errors import BrokerError, SubmissionRejected
+from worker.errors import BrokerError, RunnerError, SubmissionRejected
 from worker.intake import Intake
 from worker.languages import LANGUAGES
 from worker.settings import Settings
@@ -165,9 +167,16 @@ class Client:
             sid = raw.get("id") if isinstance(raw, dict) else None
             return Handle(self.app, self._redis, None, run_id, 0, rejected(sid, exc))
         try:
-            # the join's id is the run's: its result is the submission's, by the same id
-            sent = work.apply_async(queue=self.settings.queue, task_id=run_id)
-        except (redis.RedisError, OSError) as exc:
+            # the join's id is the run's: its result is the submission's, by the same id. The
+            # broker is waited for as long as this client's outage window, not the app's
+            sent = work.apply_async(
+                queue=self.settings.queue,
+                task_id=run_id,
+                retry_policy=publish_retry_policy(self.settings.outage_window_s),
+            )
+        except (redis.RedisError, OSError, KombuError, RunnerError) as exc:
+            # kombu says the broker is away with its own OperationalError: whatever the
+            # reason, the run was admitted and will never run, so its place is given back
             self.intake.give_back(Ticket(tenant_of(parsed.tenant), run_id))
             raise BrokerError(f"cannot send submission: {exc}") from exc
         return Handle(self.app, self._redis, sent, run_id, len(parsed.tests))
@@ -195,7 +204,7 @@ class Client:
             answer = sent.get(timeout=timeout, propagate=True)
         except celery.exceptions.TimeoutError as exc:
             raise TimeoutError(f"problem not registered after {timeout} s") from exc
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, KombuError) as exc:
             raise BrokerError(f"cannot register the problem: {exc}") from exc
         return ProblemResult.model_validate(answer)
 
@@ -203,7 +212,7 @@ class Client:
         """Send the one task ``runner.submit``, as a backend in another language would."""
         try:
             sent = self.app.send_task(SUBMIT_TASK, args=[submission], queue=self.settings.queue)
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, OSError, KombuError) as exc:
             raise BrokerError(f"cannot send submission: {exc}") from exc
         total = len(submission.get("tests") or []) if isinstance(submission, dict) else 0
         return Handle(self.app, self._redis, sent, sent.id, total)

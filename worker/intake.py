@@ -13,8 +13,10 @@ so a submission is treated the same whichever way it came.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 import structlog
@@ -35,6 +37,57 @@ from worker.storage import DataStore, program_files, stored_program, test_specs
 from worker.workflow import canvas, judging_of, meta_of, run_key
 
 log = structlog.get_logger()
+OWED_RETRY_S = 1.0
+
+
+class Owed:
+    """Clean-ups that failed while Redis was away, each tried again every second by one daemon
+    thread until it succeeds or its deadline passes (what it frees lapses by itself then).
+    Admission's counts and a key's in-flight slots are shared by the whole fleet: a run that
+    was admitted but never sent must not hold them for an hour because Redis blinked."""
+
+    def __init__(self) -> None:
+        self._calls: list[tuple[float, str, Callable[[], None]]] = []
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def settle(self, what: str, call: Callable[[], None], within_s: float) -> None:
+        """``call()`` now; if it fails, again every second for at most ``within_s``."""
+        try:
+            call()
+            return
+        except (RunnerError, redis.RedisError) as exc:
+            log.warning("owed.retrying", what=what, error=str(exc)[:200])
+        with self._lock:
+            self._calls.append((time.monotonic() + within_s, what, call))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="owed", daemon=True)
+                self._thread.start()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._calls)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(OWED_RETRY_S)
+            with self._lock:
+                calls, self._calls = self._calls, []
+            kept = []
+            for deadline, what, call in calls:
+                try:
+                    call()
+                    log.info("owed.settled", what=what)
+                except (RunnerError, redis.RedisError) as exc:
+                    if time.monotonic() < deadline:
+                        kept.append((deadline, what, call))
+                    else:
+                        log.error("owed.lapsed", what=what, error=str(exc)[:200])
+            with self._lock:
+                self._calls.extend(kept)
+                if not self._calls:
+                    self._thread = None
+                    return
 
 
 @dataclass
@@ -47,6 +100,7 @@ class Intake:
     artifacts: ArtifactStore
     problems: ProblemStore
     backend: redis.Redis
+    owed: Owed = field(default_factory=Owed)
 
     def accept(self, submission: Submission, run_id: str) -> Signature:
         """The submission's canvas, ready to send; raises
@@ -109,12 +163,14 @@ class Intake:
         )
 
     def give_back(self, ticket: Ticket) -> None:
-        """Undo an admission whose run will not be sent (or that has ended)."""
-        try:
+        """Undo an admission whose run will not be sent (or that has ended); with Redis away,
+        once it is back (:class:`Owed`)."""
+
+        def undo() -> None:
             release(self.backend, ticket)
             self.data.let_go(ticket.run)
-        except RunnerError as exc:  # both lapse by themselves
-            log.warning("admission.release_failed", error=str(exc))
+
+        self.owed.settle(f"admission of run {ticket.run}", undo, self.settings.result_expires_s)
 
     @classmethod
     def open(

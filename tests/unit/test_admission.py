@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import fakeredis
+import kombu.exceptions
 import pytest
 
+import worker.intake
 import worker.storage
 from tests.unit.fleet import open_intake, parsed, run_all, start_runtime, sub
 from worker import runtime
 from worker.admission import DEADLINES, RUNS, TENANT, Ticket
+from worker.admission import TOTAL as ADMITTED_TESTS
 from worker.artifacts import LRU, PREFIX, TOTAL, Stored
-from worker.errors import SubmissionRejected
+from worker.client import Client
+from worker.errors import BrokerError, RedisUnavailable, SubmissionRejected
 from worker.fairqueue import TENANT_HEADER
-from worker.intake import Intake
+from worker.intake import Intake, Owed
 from worker.programs import File
+from worker.settings import Settings
 from worker.storage import DATA, LINGER_S, digest
 from worker.tasks import run_test, submit
 
@@ -253,3 +259,55 @@ def test_test_data_leaves_soon_after_the_last_run_that_holds_it(
     assert run_all(second)["verdict"] == "AC"
     assert 0 < client.ttl(data) <= LINGER_S
     assert client.keys("runner:run:*") == []
+
+
+class _Unsendable:
+    """A canvas the broker cannot take: kombu says so with its own OperationalError."""
+
+    def apply_async(self, **_: object) -> None:
+        raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379")
+
+
+def test_a_submission_the_broker_cannot_take_gives_its_admission_back(
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client(Settings.from_env({}))
+    client.intake = intake = open_intake(server)
+    admit = intake.accept
+    monkeypatch.setattr(intake, "accept", lambda sub_, run: (admit(sub_, run), _Unsendable())[1])
+    with pytest.raises(BrokerError, match="cannot send submission: Error 111"):
+        client.submit(sub(4, tenant="shop"))
+    backend = intake.backend
+    assert backend.hgetall(RUNS) == {}
+    assert int(backend.get(ADMITTED_TESTS) or 0) == 0
+    assert int(backend.hget(TENANT + "shop", "tests") or 0) == 0
+
+
+def test_a_give_back_that_fails_while_redis_is_away_is_made_once_it_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker.intake, "OWED_RETRY_S", 0.01)
+    owed, tries = Owed(), []
+
+    def give_back() -> None:
+        tries.append(1)
+        if len(tries) < 3:
+            raise RedisUnavailable("Redis unreachable for 1 s (connection refused)")
+
+    owed.settle("admission of run r1", give_back, within_s=60)
+    assert owed.pending() == 1
+    deadline = time.monotonic() + 10
+    while owed.pending():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert len(tries) == 3
+    lapsing = Owed()
+    lapsing.settle("admission of run r2", give_back_never, within_s=0.05)
+    deadline = time.monotonic() + 10
+    while lapsing.pending():  # given up at its deadline: what it frees lapses by itself
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def give_back_never() -> None:
+    raise RedisUnavailable("Redis unreachable for 1 s (connection refused)")
