@@ -10,7 +10,9 @@ duplicates, into one :class:`~worker.contract.SubmissionResult`, the same for th
 - A group's score: ``all``, its points when every test is ``AC``, else 0; ``min``, its points
   times the least of its tests' fractions (``AC`` 1, a checker's partial points, else 0).
 - The verdict keeps contract 1's meaning: ``AC`` when every test is, else the verdict of the
-  first test that is neither ``AC`` nor ``SK``.
+  first test that is neither ``AC`` nor ``SK``; but a submission cancelled before all its tests
+  ran is ``SK`` (error ``cancelled``): the tests it skipped are ``SK`` with that reason, those
+  that ran keep their verdicts, and none of them stands for the whole.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ from worker.contract import (
     Verdict,
 )
 from worker.messages import CompileOutcome, GroupMsg, RunMeta, TestOutcome
-from worker.verdicts import INTERNAL_ERROR
+from worker.verdicts import CANCELLED_CODE, INTERNAL_ERROR
+
+# What a test task reports for a test it did not run because the submission was cancelled
+CANCELLED = "cancelled"
 
 
 def fraction(result: TestResult) -> float:
@@ -83,7 +88,14 @@ def assemble(
                 results[index] = _skipped(
                     ids[index], "skipped: a group it depends on did not pass"
                 ).model_copy(update={"group": entry.name})
-    return _result_of(meta, results, group_results, compiled)
+    cancelled = sum(
+        1
+        for index, outcome in reported.items()
+        if outcome.skipped == CANCELLED
+        and index < len(results)
+        and results[index].verdict is Verdict.SK
+    )
+    return _result_of(meta, results, group_results, compiled, cancelled)
 
 
 def _groups(
@@ -128,11 +140,19 @@ def _result_of(
     tests: list[TestResult],
     groups: list[GroupResult],
     compiled: CompileOutcome | None,
+    cancelled: int = 0,
 ) -> SubmissionResult:
     failed = next((t for t in tests if t.verdict not in _NEUTRAL), None)
     verdict = Verdict.AC if failed is None else failed.verdict
     error = None
-    if verdict is Verdict.IE:
+    if cancelled:
+        # not judged whole: no verdict of the tests that did run stands for the submission
+        verdict = Verdict.SK
+        error = ErrorInfo(
+            code=CANCELLED_CODE,
+            message=f"cancelled by its submitter: {cancelled} of {len(tests)} tests not run",
+        )
+    elif verdict is Verdict.IE:
         assert failed is not None
         # whose fault it is: the problem's checker or interactor, or the fleet
         code = failed.error_code or INTERNAL_ERROR
@@ -207,9 +227,14 @@ def _result(outcome: TestOutcome | None, test_id: str) -> TestResult:
         )
     if outcome.result is not None:
         return outcome.result
+    if outcome.skipped == CANCELLED:
+        return _skipped(test_id, CANCELLED_MESSAGE)
     # not run because an earlier test failed: the rules above make it SK; reaching here means
     # they did not, which only a lost result could cause
     return TestResult(id=test_id, verdict=Verdict.IE, message=f"not run: {outcome.skipped}")
+
+
+CANCELLED_MESSAGE = "not run: the submission was cancelled before this test started"
 
 
 def _skipped(test_id: str, message: str) -> TestResult:

@@ -48,7 +48,7 @@ from worker.messages import (
 )
 from worker.problems import problem_id
 from worker.programs import Program
-from worker.scoring import assemble, fails
+from worker.scoring import CANCELLED, assemble, fails
 from worker.storage import inline, program_files, test_specs
 from worker.workflow import (
     COMPILE_TASK,
@@ -63,7 +63,8 @@ log = structlog.get_logger()
 
 # A hash of hints for the tests still to run (the join decides on its own): "*" the lowest
 # failing test (stop_on_first_failure), a group's name the lowest test that ended its chances,
-# "~" + a group's name that it will not get all its points (its dependents need not run).
+# "~" + a group's name that it will not get all its points (its dependents need not run),
+# "cancelled" when the submitter cancelled the submission (no test not yet started runs).
 LOWER = """
 for i = 1, #ARGV - 1, 2 do
     local current = redis.call('HGET', KEYS[1], ARGV[i])
@@ -266,9 +267,9 @@ def run_test(
 def _not_needed(rt: runtime.Runtime, meta: RunMeta, index: int) -> str:
     """Why a test need not run (the join will skip it whatever it did), or ``""``."""
     group = meta.group_of(index)
-    if not (meta.stop_on_first_failure or group):
-        return ""
     hints = {k.decode(): int(v) for k, v in rt.redis.hgetall(run_key(meta.run, "failed")).items()}
+    if CANCELLED in hints:  # the submitter cancelled it (DELETE over HTTP): SK, said so
+        return CANCELLED
     if meta.stop_on_first_failure and hints.get("*", index) < index:
         return "an earlier test failed"
     if group is None:

@@ -31,7 +31,8 @@ MEANINGS: dict[Verdict, str] = {
     Verdict.IE: "internal error of the judge (error code internal_error), or of the problem's "
     "checker or interactor (checker_failed): not the submission's fault",
     Verdict.SK: "skipped: after an earlier failure (stop_on_first_failure, its group's), or "
-    "its group depends on one not passed",
+    "its group depends on one not passed, or the submission was cancelled before it ran (a "
+    "cancelled submission's verdict, error code cancelled)",
     Verdict.RJ: "rejected: the submission breaks the contract",
 }
 
@@ -41,6 +42,7 @@ PASSING = frozenset({Verdict.AC})
 # An IE is never the submission's fault; its error code says whose it is, so that a backend can
 # tell a problem to fix from a fleet to call its operator about.
 INTERNAL_ERROR = "internal_error"
+CANCELLED_CODE = "cancelled"  # the error of a submission cancelled before all its tests ran
 CHECKER_FAILED = "checker_failed"
 IE_CODES: dict[str, str] = {
     INTERNAL_ERROR: "the fleet failed (a sandbox, Redis, a bug of ours): send it again later",

@@ -19,10 +19,18 @@ from worker.errors import SandboxError
 from worker.messages import CompileOutcome, RunMeta, TestOutcome, TestSpec
 from worker.sandbox.fake import report
 from worker.sandbox.protocol import Job, RunReport
-from worker.scoring import assemble
+from worker.scoring import CANCELLED, assemble
 from worker.storage import stored_program
-from worker.tasks import run_test, submit
-from worker.workflow import COMPILE_TASK, JOIN_TASK, TEST_TASK, canvas, judging_of, meta_of
+from worker.tasks import join_results, run_test, submit
+from worker.workflow import (
+    COMPILE_TASK,
+    JOIN_TASK,
+    TEST_TASK,
+    canvas,
+    judging_of,
+    meta_of,
+    run_key,
+)
 
 IDS = ["t0", "t1", "t2"]
 
@@ -302,3 +310,27 @@ def test_unknown_source_or_identity_gets_no_shortcut(fake_runtime: runtime.Runti
     assert accepted(fake_runtime, sub(1), run="run3")[0] is not None  # no identity yet
     fake_runtime.store.publish_identity("python", fake_runtime.runner.identity("python"))
     assert accepted(fake_runtime, sub(1), run="run4")[0] is not None  # never compiled
+
+
+def test_tests_not_started_when_a_submission_is_cancelled_are_sk_and_so_is_its_verdict(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    """DELETE /v1/submissions/{id} leaves the hint; tests that ran keep their verdicts."""
+    compile_step, tests, join = accepted(fake_runtime, sub(3))
+    compiled = compile_step.apply().get()
+    parts = [run_test.apply(args=(compiled, *tests[0].args)).get()]
+    fake_runtime.redis.hset(run_key("run1", "failed"), CANCELLED, 1)
+    calls = len(fake_runtime.runner.calls)  # type: ignore[attr-defined]
+    parts += [run_test.apply(args=(compiled, *task.args)).get() for task in tests[1:]]
+    assert len(fake_runtime.runner.calls) == calls  # type: ignore[attr-defined]
+    out = join_results.apply(args=(parts, *join.args)).get()
+    assert [t["verdict"] for t in out["tests"]] == ["AC", "SK", "SK"]
+    assert (
+        out["tests"][1]["message"]
+        == "not run: the submission was cancelled before this test started"
+    )
+    assert (out["verdict"], out["passed"]) == ("SK", 1)
+    assert out["error"] == {
+        "code": "cancelled",
+        "message": "cancelled by its submitter: 2 of 3 tests not run",
+    }
