@@ -75,12 +75,12 @@ def test_secrets_and_url_passwords_are_never_shown() -> None:
         {
             "RUNNER_REDIS_URL": "redis://:hunter2@redis:6379",
             "RUNNER_CACHE_URL": "redis://cache-user:hunter3@cache:6379/0",
-            "RUNNER_API_WEBHOOK_SECRET": "whsec_c2VjcmV0",
+            "RUNNER_API_WEBHOOK_SECRET": "whsec_aHVudGVyMy1odW50ZXIzLWh1bnRlcjMtaHVudGVyMyE=",
         }
     )
     assert settings.broker_url == "redis://:hunter2@redis:6379/0"  # used as given
     shown = repr(settings)
-    for secret in ("hunter2", "hunter3", "whsec_c2VjcmV0"):
+    for secret in ("hunter2", "hunter3", "aHVudGVyMy1odW50"):
         assert secret not in shown
     assert settings.shown("broker_url") == "'redis://:***@redis:6379/0'"
     assert settings.shown("cache_url") == "'redis://cache-user:***@cache:6379/0'"

@@ -13,8 +13,11 @@
 
 Exit codes (every command): 0 done (a submission: accepted), 1 a submission judged and not
 accepted, 2 refused (``RJ``) or a usage error (bad flags, a missing or malformed file, a bad
-setting), 3 the fleet is unreachable (Redis away, or no worker consuming the queue). Expected
-failures are one line on stderr starting ``runner:``, never a traceback.
+setting, an id nobody knows), 3 the fleet is unreachable or could not do it (Redis away, no
+worker consuming the queue or answering, nothing final in time), 4 not final yet (``runner
+result`` without ``--wait``). Expected failures are one line on stderr starting ``runner:``,
+never a traceback; a reader that goes away (``runner settings | head -1``) ends the command
+quietly with 141, as the shell reports any command a closed pipe stopped.
 
 The rooms: ``judging`` (submit, result, problem: files in, tables out) and ``operating``
 (worker, api, keys, status, ping, settings, schema).
@@ -23,6 +26,8 @@ The rooms: ``judging`` (submit, result, problem: files in, tables out) and ``ope
 from __future__ import annotations
 
 import argparse
+import difflib
+import os
 import sys
 from pathlib import Path
 
@@ -30,7 +35,8 @@ from worker.errors import ApiKeyError, BrokerError, RunnerError, SettingsError
 from worker.logs import configure_logging
 from worker.settings import Settings
 
-ACCEPTED, NOT_ACCEPTED, REFUSED, UNREACHABLE = 0, 1, 2, 3
+ACCEPTED, NOT_ACCEPTED, REFUSED, UNREACHABLE, NOT_FINAL = 0, 1, 2, 3, 4
+CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
 
 
 class UsageError(RunnerError):
@@ -49,14 +55,17 @@ def parser() -> argparse.ArgumentParser:
         prog="runner",
         description="Code-judging worker fleet",
         epilog="exit codes: 0 accepted/done, 1 not accepted, 2 refused or usage error, "
-        "3 fleet unreachable. RUNNER_REDIS_URL=redis://HOST:PORT points every command at one "
-        "Redis (the demo's: redis://127.0.0.1:6380).",
+        "3 fleet unreachable, 4 not final yet. RUNNER_REDIS_URL=redis://HOST:PORT points every "
+        "command at one Redis (the demo's: redis://127.0.0.1:6380).",
     )
+    top.add_argument("--version", action="version", version=version_line())
     sub = top.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("submit", help="send a submission (and follow it with --wait)")
     p.add_argument("files", type=Path, nargs="+", help="source files; the first is the entry point")
-    p.add_argument("--lang", required=True, help=languages)
+    p.add_argument(
+        "--lang", help=f"{languages} (or an alias); default: from the first file's extension"
+    )
     p.add_argument(
         "--tests",
         type=Path,
@@ -123,10 +132,73 @@ def following(p: argparse.ArgumentParser) -> None:
     p.add_argument("--wait", action="store_true", help="show tests as they finish, then a table")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits at most")
+    p.add_argument(
+        "--stdout",
+        action="store_true",
+        help="show every test's output under its row (tests without an expected output "
+        "always show theirs)",
+    )
+
+
+def version_line() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from worker.contract import CONTRACT_VERSION
+
+    try:
+        installed = version("code-runner-fleet")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        installed = "unknown"
+    return f"runner {installed} (contract {CONTRACT_VERSION})"
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """The arguments, or exit 2 with the usage of the (sub)command they were meant for:
+    argparse itself would answer a mistyped flag of ``runner submit`` with the top-level
+    usage, which lists commands, not the flag."""
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    if extra:
+        meant = _subcommand(top, args)
+        flags = [o for action in meant._actions for o in action.option_strings]
+        hints = []
+        for word in extra:
+            if word.startswith("-"):
+                close = difflib.get_close_matches(word.partition("=")[0], flags, n=1)
+                hints += [f"{word}: did you mean {close[0]}?"] if close else []
+        said = f" ({'; '.join(hints)})" if hints else ""
+        meant.error(f"unrecognized arguments: {' '.join(extra)}{said}")
+    return args
+
+
+def _subcommand(top: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The innermost parser ``args`` went through (``runner keys create``'s, say)."""
+    current = top
+    while True:
+        chosen = [
+            action.choices[getattr(args, action.dest)]
+            for action in current._actions
+            if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None)
+        ]
+        if not chosen:
+            return current
+        current = chosen[0]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)  # exits 2 with its usage line on bad flags
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would be a traceback
+    except BrokenPipeError:
+        # the reader went away (`runner settings | head -1`): nothing more is wanted. Later
+        # writes, and the interpreter's own flush at exit, go nowhere instead of failing.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return CLOSED_PIPE
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
+    args = parse(argv)  # exits 2 with its usage line on bad flags
     from worker.cli import judging, operating
 
     handlers = {
@@ -147,10 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         return handlers[args.command](args, settings)
     except (UsageError, SettingsError, ApiKeyError) as exc:
         return _say(exc, REFUSED)
-    except (Unreachable, BrokerError) as exc:
+    except (Unreachable, BrokerError, TimeoutError) as exc:
         return _say(exc, UNREACHABLE)
     except RunnerError as exc:
-        return _say(exc, NOT_ACCEPTED)
+        # the fleet failed in a way of its own: never 1, which says a submission was judged
+        return _say(exc, UNREACHABLE)
     except KeyboardInterrupt:
         return 130
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from worker.cli import ACCEPTED, NOT_ACCEPTED, REFUSED, Unreachable, UsageError
+from worker.cli import ACCEPTED, NOT_ACCEPTED, NOT_FINAL, REFUSED, Unreachable, UsageError
 from worker.settings import Settings
 
 VERDICT_STYLE = {"AC": "\033[32m", "SK": "\033[2m"}
@@ -31,7 +31,8 @@ def submit(args: argparse.Namespace, settings: Settings) -> int:
     if (args.tests is None) == (args.problem is None):
         raise UsageError("give --tests or --problem (one of them)")
     entry, files = program_files(args.files)
-    submission: dict[str, Any] = {"language": args.lang, "files": files, "entry": entry}
+    language = args.lang or language_of(entry)
+    submission: dict[str, Any] = {"language": language, "files": files, "entry": entry}
     if args.problem:
         submission["problem"] = args.problem
     else:
@@ -60,8 +61,27 @@ def submit(args: argparse.Namespace, settings: Settings) -> int:
     if not args.wait:
         print(json.dumps({"id": handle.id}) if args.json else handle.id)
         return ACCEPTED
-    ids = [str(t.get("id", i)) for i, t in enumerate(submission.get("tests", []))]
-    return follow(args, settings, handle, ids)
+    tests = submission.get("tests", [])
+    ids = [str(t.get("id", i)) if isinstance(t, dict) else str(i) for i, t in enumerate(tests)]
+    # "just run it": a test without an expected output passes on a clean exit, and its
+    # output is what the person wanted to see
+    just_run = {
+        i for i, t in enumerate(tests) if isinstance(t, dict) and "expected_stdout" not in t
+    }
+    return follow(args, settings, handle, ids, just_run)
+
+
+def language_of(entry: str) -> str:
+    """The language whose source files end like ``entry`` (``--lang`` left out)."""
+    from worker.languages import LANGUAGES
+
+    found = [lang.name for lang in LANGUAGES.values() if lang.is_source(entry)]
+    if len(found) != 1:
+        raise UsageError(
+            f"--lang: cannot tell the language of {entry} from its name; give --lang "
+            f"({', '.join(LANGUAGES)})"
+        )
+    return found[0]
 
 
 def result(args: argparse.Namespace, settings: Settings) -> int:
@@ -74,16 +94,39 @@ def result(args: argparse.Namespace, settings: Settings) -> int:
     stored = handle.peek()
     if stored is None:
         done = len(handle.finished_tests())
-        state = "running" if done else "queued, or unknown (results are kept for a while)"
+        if not done and not admitted(settings, args.id):
+            raise UsageError(
+                f"no submission {args.id!r} is known: never sent, not taken from the queue yet, "
+                f"or its result expired (results are kept {settings.result_expires_s} s, "
+                "RUNNER_RESULT_EXPIRES_S)"
+            )
+        state = "running" if done else "queued"
         if args.json:
             print(json.dumps({"id": args.id, "state": state, "finished": done}))
         else:
             print(f"{args.id}: {state}; {done} tests finished (--wait follows it)")
-        return NOT_ACCEPTED
+        return NOT_FINAL
     return shown(args, stored.model_dump(mode="json"))
 
 
-def follow(args: argparse.Namespace, settings: Settings, handle: Any, ids: list[str]) -> int:
+def admitted(settings: Settings, sid: str) -> bool:
+    """Whether ``sid`` is a run admitted and not yet joined (queued, or its compile step)."""
+    from worker.admission import RUNS
+
+    client = redis.Redis.from_url(settings.result_backend, socket_timeout=5)
+    try:
+        return bool(client.hexists(RUNS, sid))
+    except redis.RedisError as exc:
+        raise Unreachable(f"cannot read {sid}'s state ({exc})") from None
+
+
+def follow(
+    args: argparse.Namespace,
+    settings: Settings,
+    handle: Any,
+    ids: list[str],
+    just_run: set[int] | frozenset[int] = frozenset(),
+) -> int:
     """Tests as they finish, then the table; a submission nobody takes is said to be waiting."""
     quiet_until = time.monotonic() + NOBODY_S
     while not handle.started() and time.monotonic() < quiet_until:
@@ -106,7 +149,7 @@ def follow(args: argparse.Namespace, settings: Settings, handle: Any, ids: list[
             f"{handle.id} is not finished after {args.timeout:g} s; `runner result "
             f"{handle.id} --wait` follows it"
         ) from None
-    return shown(args, final.model_dump(mode="json"))
+    return shown(args, final.model_dump(mode="json"), just_run)
 
 
 def nobody(settings: Settings, sid: str) -> None:
@@ -138,15 +181,22 @@ def problem(args: argparse.Namespace, settings: Settings) -> int:
     return REFUSED if answer.error is not None else ACCEPTED
 
 
-def shown(args: argparse.Namespace, result: dict[str, Any]) -> int:
-    """Print a result (a table, or JSON); its exit code."""
+def shown(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    just_run: set[int] | frozenset[int] = frozenset(),
+) -> int:
+    """Print a result (a table, or JSON); its exit code. The tests of ``just_run`` (or every
+    test, with ``--stdout``) show their output under their row."""
     if args.json:
         print(json.dumps(result, indent=2))
     elif result["verdict"] == "RJ":
         error = result.get("error") or {}
         print(f"runner: refused: {error.get('code')}: {error.get('message')}", file=sys.stderr)
     else:
-        print(render_table(result))
+        everything = getattr(args, "stdout", False)
+        outputs = set(range(len(result["tests"]))) if everything else set(just_run)
+        print(render_table(result, outputs))
     if result["verdict"] == "RJ":
         return REFUSED
     return ACCEPTED if result["verdict"] == "AC" else NOT_ACCEPTED
@@ -239,11 +289,13 @@ def parse_json(text: str, where: str) -> Any:
         raise UsageError(f"{where}:{exc.lineno}:{exc.colno}: not JSON: {exc.msg}") from None
 
 
-def render_table(result: dict[str, Any]) -> str:
+def render_table(result: dict[str, Any], outputs: set[int] | frozenset[int] = frozenset()) -> str:
+    """The per-test table and the verdict line; the tests of ``outputs`` (by index) with their
+    standard output under their row."""
     tty = sys.stdout.isatty()
     w = max([4, *(len(test["id"]) for test in result["tests"])])
     lines = [f"{'TEST':<{w}}  {'VERDICT':<8} {'CPU ms':>7} {'WALL ms':>8} {'MEM KB':>8}  MESSAGE"]
-    for test in result["tests"]:
+    for index, test in enumerate(result["tests"]):
         verdict = test["verdict"]
         colour = VERDICT_STYLE.get(verdict, "\033[31m")
         styled = f"{colour}{verdict:<8}\033[0m" if tty else f"{verdict:<8}"
@@ -251,6 +303,8 @@ def render_table(result: dict[str, Any]) -> str:
             f"{test['id']:<{w}}  {styled} {test['cpu_time_ms']:>7} {test['wall_time_ms']:>8} "
             f"{test['memory_kb']:>8}  {test['message']}"
         )
+        if index in outputs and verdict != "SK":
+            lines.extend(output_lines(test))
     compile_ = result.get("compile")
     if compile_ and compile_.get("output") and result["verdict"] == "CE":
         lines.append("compiler output:\n" + compile_["output"].rstrip())
@@ -266,3 +320,24 @@ def render_table(result: dict[str, Any]) -> str:
         f"max cpu {result['max_cpu_time_ms']} ms  max memory {result['max_memory_kb']} KB{score}"
     )
     return "\n".join(lines)
+
+
+OUTPUT_LINES = 20  # of a test's output in the table; --json has all the result keeps
+
+
+def output_lines(test: dict[str, Any]) -> list[str]:
+    """A test's standard output as the table shows it: indented under its row, ``stdout:``
+    first, cut after OUTPUT_LINES lines (saying so)."""
+    text = test.get("stdout") or ""
+    if not text:
+        return ["    stdout: (empty)"]
+    shown_lines = text.splitlines()
+    cut = len(shown_lines) > OUTPUT_LINES
+    lines = ["    stdout: " + shown_lines[0]] + [
+        "            " + line for line in shown_lines[1:OUTPUT_LINES]
+    ]
+    if cut:
+        lines.append(f"            ... {len(shown_lines) - OUTPUT_LINES} more lines (--json)")
+    elif test.get("stdout_truncated"):
+        lines.append("            ... (the result keeps only the start of it)")
+    return lines

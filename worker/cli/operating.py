@@ -9,7 +9,7 @@ import socket
 import sys
 from typing import Any
 
-from worker.cli import ACCEPTED, NOT_ACCEPTED, UsageError
+from worker.cli import ACCEPTED, Unreachable, UsageError
 from worker.cli.judging import reachable
 from worker.settings import Settings
 
@@ -136,8 +136,8 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     )
     replies = app.control.broadcast("pool_state", reply=True, timeout=2.0)
     if not replies:
-        print("no workers answered (start one: runner worker)")
-        return NOT_ACCEPTED
+        sys.stdout.flush()  # the queue's line first, then why nothing follows it
+        raise Unreachable("no worker answered within 2 s (start one: runner worker)")
     for reply in replies:
         for node, pools in reply.items():
             print(f"worker {node}")
@@ -156,17 +156,28 @@ def ping(args: argparse.Namespace, settings: Settings) -> int:
     replies = app.control.ping(destination=destination, timeout=args.timeout) or []
     names = sorted(name for reply in replies for name in reply)
     if not names:
-        print(f"{args.hostname or 'no worker'}: no answer", file=sys.stderr)
-        return NOT_ACCEPTED
+        if args.hostname:
+            raise Unreachable(
+                f"{args.hostname}: no answer within {args.timeout:g} s (`runner ping` without "
+                "-n lists the workers that answer)"
+            )
+        raise Unreachable(
+            f"no worker answered within {args.timeout:g} s (start one: runner worker)"
+        )
     for name in names:
         print(f"{name}: ok")
     return ACCEPTED
 
 
 def settings(args: argparse.Namespace, current: Settings) -> int:
+    """Every setting with its value (secrets and passwords in URLs redacted), then the
+    ``RUNNER_*`` variables that are none of ours (CI's own), which were left alone."""
     for name, default, doc in Settings.describe():
-        value = getattr(current, name.removeprefix("RUNNER_").lower())
-        print(f"{name}={value!r}  (default {default})\n    {doc}")
+        value = current.shown(name.removeprefix("RUNNER_").lower())
+        print(f"{name}={value}  (default {default})\n    {doc}")
+    ignored = Settings.ignored()
+    if ignored:
+        print(f"\nignored, no setting of this fleet (another tool's): {', '.join(ignored)}")
     return ACCEPTED
 
 
