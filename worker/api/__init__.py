@@ -1,10 +1,12 @@
 """The HTTP API (``runner api``): submissions, results, progress and webhooks over HTTP, for
 backends that do not speak Celery's wire protocol.
 
-The rooms: ``routes`` (the ASGI app: the routes, the OpenAPI document, the playground page),
-``service`` (what the routes do: callers, sending, status, events), ``requests`` (reading a
-body within its limit, refusals), ``models`` (the API's own models), ``keys`` (API keys, hashed
-at rest), ``limits`` (per-key rate and in-flight caps in Redis), ``records`` (what the API
+The rooms: ``routes`` (the ASGI app: the routes, Request-Id and security headers, the
+playground page), ``openapi`` (the OpenAPI document, 3.1 and 3.0), ``service`` (what the routes
+do: callers, sending once per Idempotency-Key, batches, pages, status, events, cancelling),
+``requests`` (reading a body within its limit, refusals), ``models`` (the API's own models),
+``keys`` (API keys, hashed at rest), ``limits`` (per-key rates, in-flight and stream caps in
+Redis), ``records`` (what the API
 keeps per submission, and the join's notice that one is final: the only part the workers
 import), ``callbacks`` (which webhook URLs are allowed, and where
 they resolve) and ``webhooks`` (signed delivery, retried with backoff).

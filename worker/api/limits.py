@@ -1,44 +1,88 @@
-"""Per-key limits, kept in Redis so every API process counts alike: a token bucket for the
-request rate, and the submissions not yet final (the join frees a slot, see
-:mod:`worker.api.records`; a slot whose submission never ends lapses with its record)."""
+"""Per-key limits, kept in Redis so every API process counts alike: token buckets for the
+request rate (one for submissions, one for reads, so pollers never use up a key's submissions),
+the submissions not yet final (the join frees a slot, see :mod:`worker.api.records`; a slot
+whose submission never ends lapses with its record), and the event streams open at once.
+
+Every answer to a keyed request says where its bucket stands in the IETF draft's
+``RateLimit-Policy`` and ``RateLimit`` header fields (draft-ietf-httpapi-ratelimit-headers):
+the quota is the bucket's burst, its window the seconds an empty bucket takes to fill.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
 from worker.api.records import inflight_key, now_ms
 
-# KEYS: the bucket. ARGV: rate per second, burst, now (ms). Returns 0 when the request may go,
-# else the milliseconds until a token is back.
+READS_PER_SUBMIT = 10  # a key's read rate and burst, per unit of its submission rate and burst
+MAX_STREAMS = 20  # event streams one key may hold open at once
+STREAM_LEASE_S = 30  # an open stream renews its place this often; a dead process's lapses
+
+# KEYS: the bucket. ARGV: rate per second, burst, now (ms), tokens this request costs.
+# Returns {0 when the request may go, else the milliseconds until enough tokens are back;
+# the tokens left, in thousandths}.
 BUCKET = """
 local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
 local tokens, at = tonumber(state[1]) or burst, tonumber(state[2]) or now
 tokens = math.min(burst, tokens + (now - at) * rate / 1000)
 local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) * 1000 / rate) end
+if tokens >= cost then
+    tokens = tokens - cost
+else
+    wait = math.ceil((cost - tokens) * 1000 / rate)
+end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return wait
+return {wait, math.floor(tokens * 1000)}
 """
 
-# KEYS: the key's in-flight set. ARGV: the cap, now (ms), the submission id, until (ms).
-# Returns 1 when admitted (the id counted until `until` or until the join frees it), else 0.
+# KEYS: a sorted set of holders. ARGV: the cap, now (ms), the holder, until (ms).
+# Returns 1 when admitted (the holder counted until `until`, or until it is removed), else 0;
+# a holder admitted again keeps its place, until the new `until`.
 ADMIT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local held = redis.call('ZSCORE', KEYS[1], ARGV[3])
+if not held and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 return 1
 """
 
 
-async def take_token(client: aioredis.Redis, key_id: str, rate: int, burst: int) -> float:
-    """0 when this request may go; else the seconds to wait (for ``Retry-After``)."""
-    wait = await client.eval(BUCKET, 1, f"runner:api:rate:{key_id}", rate, burst, now_ms())
-    return int(wait) / 1000
+@dataclass(frozen=True)
+class Bucket:
+    """Where a key's bucket of one kind (``submit`` or ``read``) stands after a request."""
+
+    kind: str
+    rate: int  # per second
+    burst: int
+    wait_s: float  # 0: the request may go
+    left: float  # tokens
+
+    def headers(self) -> dict[str, str]:
+        window = math.ceil(self.burst / self.rate)
+        refill = math.ceil((self.burst - self.left) / self.rate)
+        return {
+            "RateLimit-Policy": f'"{self.kind}";q={self.burst};w={window}',
+            "RateLimit": f'"{self.kind}";r={math.floor(self.left)};t={refill}',
+        }
+
+
+async def take_tokens(
+    client: aioredis.Redis, key_id: str, kind: str, rate: int, burst: int, cost: int = 1
+) -> Bucket:
+    """Take ``cost`` tokens from the key's ``kind`` bucket, or say how long until it can."""
+    if kind == "read":
+        rate, burst = rate * READS_PER_SUBMIT, burst * READS_PER_SUBMIT
+    wait, left = await client.eval(
+        BUCKET, 1, f"runner:api:rate:{key_id}:{kind}", rate, burst, now_ms(), cost
+    )
+    return Bucket(kind, rate, burst, int(wait) / 1000, int(left) / 1000)
 
 
 def retry_after(seconds: float) -> str:
@@ -55,6 +99,17 @@ async def admit(
     return bool(answer)
 
 
-async def release(client: aioredis.Redis, key_id: str, submission_id: str) -> None:
-    """A slot given back by the API itself: the submission was refused after admission."""
-    await client.zrem(inflight_key(key_id), submission_id)
+def streams_key(key_id: str) -> str:
+    return f"runner:api:streams:{key_id}"
+
+
+async def open_stream(client: aioredis.Redis, key_id: str, stream: str) -> bool:
+    """Count an event stream against its key (or renew its place); False past the cap."""
+    now = now_ms()
+    until = now + STREAM_LEASE_S * 1000
+    answer = await client.eval(ADMIT, 1, streams_key(key_id), MAX_STREAMS, now, stream, until)
+    return bool(answer)
+
+
+async def close_stream(client: aioredis.Redis, key_id: str, stream: str) -> None:
+    await client.zrem(streams_key(key_id), stream)

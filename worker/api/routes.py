@@ -2,25 +2,31 @@
 
 ::
 
-    POST /v1/submissions[?wait=S]     a submission (contract 1.1, plus callback_url) -> 202
-                                      {id, ...}; with wait, 200 and the result once final
-    GET  /v1/submissions/{id}         state, tests finished so far, the result, the webhook
-    GET  /v1/submissions/{id}/events  server-sent events: one per finished test, then the result
-    GET  /v1/languages                the language registry
-    GET  /healthz, /readyz            alive; Redis reachable and a worker alive
-    GET  /openapi.json                the OpenAPI document (from the contract's models)
-    GET  /                            the playground page (shipped in the package, no CDN)
+    POST   /v1/submissions[?wait=S|true]  a submission (contract 1.1, plus callback_url) ->
+                                          202 {id, ...}; with wait, 200 and the result once
+                                          final; once per Idempotency-Key
+    POST   /v1/submissions/batch          up to 20 submissions, each answered apart
+    GET    /v1/submissions[?limit&before] the key's submissions, newest first, a page at a time
+    GET    /v1/submissions/{id}           state, tests finished so far, the result, the webhook
+    DELETE /v1/submissions/{id}           cancel: tests not yet started end SK
+    GET    /v1/submissions/{id}/events    server-sent events: one per finished test, then the
+                                          result
+    GET    /v1/languages                  the language registry, with the operator's limits
+    GET    /healthz, /readyz              alive; Redis reachable and a worker alive
+    GET    /openapi.json, /openapi-3.0.json   the OpenAPI document, 3.1 and 3.0
+    GET    /                              the playground page (shipped in the package, no CDN)
 
-Refusals: 400 (not JSON, with line and column), 401 (no key, unknown or revoked), 404, 413
-(body too large), 415 (not application/json), 422 (the contract's ``RJ`` result, the same code
-and message as the Celery path), 429 + ``Retry-After`` (the key's rate or in-flight cap, or
-``tenant_busy``), 503 + ``Retry-After`` (``fleet_busy``, Redis away).
+Every answer carries ``Request-Id`` (the client's, or a new one; also in the API's log lines),
+the keyed ones the ``RateLimit`` header fields, and every error is ``{"error": {"code",
+"message"}}`` (docs/api.md lists them all), unknown routes and methods included.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import re
+import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -28,20 +34,79 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from structlog.contextvars import bound_contextvars
 
-from worker.api.models import ApiSubmission, ErrorBody, SubmissionStatus
-from worker.api.requests import Problem, json_body
-from worker.api.service import Caller, Service
+from worker.api import openapi
+from worker.api.limits import MAX_STREAMS, open_stream
+from worker.api.models import (
+    BatchAnswer,
+    ErrorBody,
+    LanguageInfo,
+    SubmissionAccepted,
+    SubmissionPage,
+    SubmissionStatus,
+)
+from worker.api.requests import Problem, body_bytes, parsed_json, wait_s
+from worker.api.service import MAX_BATCH, PAGE, Service, unreachable
 from worker.api.webhooks import Deliverer, Policy
 from worker.contract import SubmissionResult
-from worker.languages import LANGUAGES
+from worker.errors import BrokerError
 from worker.settings import Settings
 
 log = structlog.get_logger()
 
 STATIC = Path(__file__).with_name("static")
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# The playground ships its script and style as files: nothing inline, nothing from elsewhere
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
+CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+class Stamp:
+    """Every answer: ``Request-Id`` (the client's when it is a sane one, else a new one; bound
+    to every log line of the request), the ``RateLimit`` fields of the bucket the request was
+    charged to, and headers that keep a browser from sniffing, framing or running anything
+    the page did not ship. Plain ASGI, so event streams pass through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"request-id", b"").decode("latin-1")
+        request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        page = scope["path"] == "/" or scope["path"].startswith("/static/")
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["Request-Id"] = request_id
+                headers["X-Content-Type-Options"] = "nosniff"
+                headers["X-Frame-Options"] = "DENY"
+                headers["Referrer-Policy"] = "no-referrer"
+                headers["Content-Security-Policy"] = PAGE_POLICY if page else DATA_POLICY
+                bucket = state.get("bucket")
+                if bucket is not None:
+                    for name, value in bucket.headers().items():
+                        headers[name] = value
+            await send(message)
+
+        with bound_contextvars(request_id=request_id):
+            await self.app(scope, receive, stamped)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -75,117 +140,253 @@ def create_app(settings: Settings) -> FastAPI:
         summary="Submissions, results, progress and webhooks over HTTP (docs/api.md).",
         docs_url=None,  # Swagger UI and ReDoc load from a CDN: the OpenAPI JSON is served
         redoc_url=None,
+        openapi_url=None,  # served below, with the 3.0 form beside it
         lifespan=lifespan,
     )
     app.state.service = service
+    app.add_middleware(Stamp)
 
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> JSONResponse:
         return exc.response()
 
-    def guarded(
-        handler: Callable[[Request, Caller], Awaitable[Response]],
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def route(request: Request) -> Response:
-            try:
-                return await handler(request, await service.caller(request))
-            except aioredis.RedisError as exc:
-                log.error("api.redis_unavailable", error=str(exc)[:200])
-                return Problem(503, "fleet_unreachable", "Redis is unreachable", 5).response()
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = CODES.get(exc.status_code, "bad_request")
+        if exc.status_code == 404:
+            message = f"no route {request.url.path} (docs/api.md lists them)"
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return Problem(exc.status_code, code, message, headers=dict(exc.headers or {})).response()
 
-        return route
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return Problem(400, "bad_request", str(exc.errors()[0].get("msg", exc))).response()
 
-    async def post_submission(request: Request, caller: Caller) -> Response:
-        raw = await json_body(request, settings.api_max_body_mb)
-        status, body = await service.submit(request, caller, raw)
-        return JSONResponse(body, status_code=status)
+    @app.exception_handler(aioredis.RedisError)
+    @app.exception_handler(BrokerError)
+    async def away(_: Request, exc: Exception) -> JSONResponse:
+        log.error("api.redis_unavailable", error=str(exc)[:200])
+        return unreachable().response()
 
-    async def get_submission(request: Request, caller: Caller) -> Response:
-        sid = request.path_params["sid"]
-        return JSONResponse(await service.status(sid, caller))
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette answers this one outside the middleware: its headers are added here
+        request_id = getattr(request.state, "request_id", "")
+        log.error("api.failed", request_id=request_id, exc_info=exc)
+        message = f"the API failed (Request-Id {request_id})"
+        stamped = {"Request-Id": request_id, "X-Content-Type-Options": "nosniff"}
+        return Problem(500, "internal_error", message, headers=stamped).response()
 
-    async def get_events(request: Request, caller: Caller) -> Response:
-        sid = request.path_params["sid"]
+    def path(request: Request) -> str:
+        return str(request.path_params["sid"])
+
+    async def post_submission(request: Request) -> Response:
+        caller = await service.caller(request, "submit")
+        wait = wait_s(request, settings.api_max_wait_s)  # a bad one before anything is sent
+        body = await body_bytes(request, settings.api_max_body_mb)
+
+        async def send() -> tuple[int, Any]:
+            return await service.submit(caller, parsed_json(body))
+
+        status, answer, replayed = await service.once(request, caller, body, send)
+        if status == 202 and wait:
+            done = await service.wait(answer["id"], caller, wait)
+            if done is not None:
+                status, answer = done
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return JSONResponse(answer, status_code=status, headers=headers)
+
+    async def post_batch(request: Request) -> Response:
+        caller = await service.caller(request, "submit", cost=0)
+        body = await body_bytes(request, settings.api_max_body_mb)
+        raw = parsed_json(body)
+        items = raw.get("submissions") if isinstance(raw, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH or len(raw) != 1:
+            raise Problem(
+                422,
+                "bad_batch",
+                f'a batch is {{"submissions": [1 to {MAX_BATCH} submissions]}} and nothing else',
+            )
+        await service.charge(request, caller, "submit", len(items))
+
+        async def send() -> tuple[int, Any]:
+            return 200, {"submissions": await service.batch(caller, items)}
+
+        status, answer, replayed = await service.once(request, caller, body, send)
+        headers = {"Idempotent-Replayed": "true"} if replayed else None
+        return JSONResponse(answer, status_code=status, headers=headers)
+
+    async def list_submissions(request: Request) -> Response:
+        caller = await service.caller(request)
+        query = request.query_params
+        try:
+            limit = int(query.get("limit", PAGE[0]))
+            before = float(query["before"]) if "before" in query else None
+        except ValueError:
+            raise Problem(400, "bad_query", "limit: a whole number; before: a number") from None
+        if not 1 <= limit <= PAGE[1]:
+            raise Problem(400, "bad_query", f"limit: from 1 to {PAGE[1]}")
+        return JSONResponse(await service.page(caller, limit, before))
+
+    async def get_submission(request: Request) -> Response:
+        caller = await service.caller(request)
+        return JSONResponse(await service.status(path(request), caller))
+
+    async def cancel_submission(request: Request) -> Response:
+        caller = await service.caller(request, "submit")
+        return JSONResponse(await service.cancel(path(request), caller), status_code=202)
+
+    async def get_events(request: Request) -> Response:
+        caller = await service.caller(request)
+        sid = path(request)
         await service.status(sid, caller)  # a 404 before the stream starts
+        stream = uuid.uuid4().hex
+        if caller.key is not None and not await open_stream(service.redis, caller.key.id, stream):
+            raise Problem(
+                429, "too_many_streams", f"this key has {MAX_STREAMS} event streams open", 5
+            )
         return StreamingResponse(
-            service.events(request, sid, caller),
+            service.events(request, sid, caller, stream),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    body_schema = ApiSubmission.model_json_schema(ref_template="#/components/schemas/{model}")
-    definitions = body_schema.pop("$defs", {})
-    app.add_api_route(
+    def add(
+        route: str,
+        handler: Any,
+        method: str,
+        status: int,
+        model: Any,
+        refusals: tuple[int, ...],
+        answers: dict[int | str, dict[str, Any]] | None = None,
+        **extra: Any,
+    ) -> None:
+        app.add_api_route(
+            route,
+            handler,
+            methods=[method],
+            status_code=status,
+            response_model=model,
+            responses=openapi.refusals(refusals) | (answers or {}),
+            **extra,
+        )
+
+    add(
         "/v1/submissions",
-        guarded(post_submission),
-        methods=["POST"],
-        status_code=202,
-        responses={
+        post_submission,
+        "POST",
+        202,
+        SubmissionAccepted,
+        (400, 401, 409, 413, 415, 429, 503),
+        {
             200: {"model": SubmissionStatus, "description": "final within ?wait"},
-            400: {"model": ErrorBody},
-            401: {"model": ErrorBody},
-            413: {"model": ErrorBody},
-            415: {"model": ErrorBody},
-            422: {"model": SubmissionResult, "description": "the RJ result"},
-            429: {"model": ErrorBody},
-            503: {"model": ErrorBody},
+            422: {"model": SubmissionResult, "description": "refused by the contract: the RJ"},
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": body_schema}},
-            },
-            "parameters": [
-                {
-                    "name": "wait",
-                    "in": "query",
-                    "required": False,
-                    "schema": {"type": "number", "minimum": 0},
-                    "description": "seconds to wait for the final result (at most "
-                    "RUNNER_API_MAX_WAIT_S)",
-                }
-            ],
-        },
+        operation_id="createSubmission",
         summary="Send a submission",
+        description="Once per Idempotency-Key; with ?wait, 200 and the result once final.",
+        openapi_extra=openapi.submission_extra(service.settings.api_max_wait_s),
     )
-    app.add_api_route(
+    add(
+        "/v1/submissions/batch",
+        post_batch,
+        "POST",
+        200,
+        BatchAnswer,
+        (400, 401, 409, 413, 415, 422, 429, 503),
+        operation_id="createSubmissions",
+        summary=f"Send up to {MAX_BATCH} submissions, each answered as the single route would",
+        openapi_extra=openapi.batch_extra(),
+    )
+    add(
+        "/v1/submissions",
+        list_submissions,
+        "GET",
+        200,
+        SubmissionPage,
+        (400, 401, 429, 503),
+        operation_id="listSubmissions",
+        summary="The key's submissions, newest first, a page at a time",
+        openapi_extra={"parameters": openapi.PAGE_PARAMETERS},
+    )
+    add(
         "/v1/submissions/{sid}",
-        guarded(get_submission),
-        methods=["GET"],
-        responses={200: {"model": SubmissionStatus}, 404: {"model": ErrorBody}},
+        get_submission,
+        "GET",
+        200,
+        SubmissionStatus,
+        (401, 404, 429, 503),
+        operation_id="getSubmission",
         summary="A submission's state, progress and result",
+        openapi_extra={"parameters": [openapi.SID]},
     )
-    app.add_api_route(
+    add(
+        "/v1/submissions/{sid}",
+        cancel_submission,
+        "DELETE",
+        202,
+        SubmissionStatus,
+        (401, 404, 409, 429, 503),
+        operation_id="cancelSubmission",
+        summary="Cancel a submission: its tests not yet started end SK, and so does it",
+        openapi_extra={"parameters": [openapi.SID]},
+    )
+    add(
         "/v1/submissions/{sid}/events",
-        guarded(get_events),
-        methods=["GET"],
-        responses={200: {"content": {"text/event-stream": {}}}, 404: {"model": ErrorBody}},
+        get_events,
+        "GET",
+        200,
+        None,
+        (401, 404, 429, 503),
+        operation_id="streamSubmissionEvents",
         summary="Server-sent events: a test event per finished test, then a result event",
+        openapi_extra=openapi.events_extra(),
     )
 
-    @app.get("/v1/languages", summary="The languages the fleet judges")
-    async def languages() -> list[dict[str, Any]]:
-        return [
-            {
-                "name": lang.name,
-                "display": lang.display,
-                "version": lang.version,
-                "source_file": lang.source_file,
-                "sources": list(lang.sources),
-                "compiled": lang.compile is not None,
-                "compiler_options": list(lang.compile.options) if lang.compile else [],
-            }
-            for lang in LANGUAGES.values()
-        ]
+    @app.get(
+        "/v1/languages",
+        summary="The languages the fleet judges, with the limits its operator allows",
+        operation_id="listLanguages",
+        response_model=list[LanguageInfo],
+        openapi_extra={"security": []},
+    )
+    async def languages() -> JSONResponse:
+        return JSONResponse(service.languages())
 
-    @app.get("/healthz", summary="The API process is up")
+    @app.get(
+        "/healthz",
+        summary="The API process is up",
+        operation_id="health",
+        openapi_extra={"security": []},
+    )
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Redis is reachable and at least one worker is alive")
-    async def readyz() -> JSONResponse:
+    @app.get(
+        "/readyz",
+        summary="Redis is reachable and at least one worker is alive",
+        operation_id="ready",
+        responses={503: {"model": ErrorBody, "description": "not ready: the reason"}},
+        openapi_extra={"security": []},
+    )
+    async def readyz(request: Request) -> JSONResponse:
         ok, why = await service.ready()
-        return JSONResponse({"ready": ok, "reason": why}, status_code=200 if ok else 503)
+        shown: dict[str, Any] = {"ready": ok}
+        with suppress(Problem, aioredis.RedisError):  # the reason: for key holders only
+            await service.caller(request, cost=0)
+            shown["reason"] = why
+        return JSONResponse(shown, status_code=200 if ok else 503)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_31() -> JSONResponse:
+        return JSONResponse(document())
+
+    @app.get("/openapi-3.0.json", include_in_schema=False)
+    async def openapi_30() -> JSONResponse:
+        return JSONResponse(openapi.as_30(document()))
 
     @app.get("/", include_in_schema=False)
     async def playground() -> FileResponse:
@@ -193,16 +394,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    def openapi() -> dict[str, Any]:
+    def document() -> dict[str, Any]:
         if app.openapi_schema is None:
-            from fastapi.openapi.utils import get_openapi
-
-            schema = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
-            )
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(definitions)
-            app.openapi_schema = schema
+            app.openapi_schema = openapi.document(app, open_api=bool(settings.api_open))
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
     return app

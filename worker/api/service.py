@@ -1,15 +1,20 @@
 """What the routes do, apart from HTTP: who calls (API keys, rate limits), sending a
-submission (through :meth:`worker.client.Client.submit`, the one path), a submission's status
-and its event stream, readiness. Routes: :mod:`worker.api.routes`."""
+submission (through :meth:`worker.client.Client.submit`, the one path), once per
+``Idempotency-Key``, alone or in a batch, a key's submissions page by page, a submission's
+status, its event stream and its cancellation, the language registry, readiness.
+Routes: :mod:`worker.api.routes`."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +25,30 @@ from starlette.concurrency import run_in_threadpool
 
 from worker.api.callbacks import CallbackRefused, resolve
 from worker.api.keys import ApiKey, KeyStore
-from worker.api.limits import admit, release, take_token
-from worker.api.records import RESULT_KEY, record_key, stored_result
-from worker.api.requests import Problem, wait_s
+from worker.api.limits import (
+    STREAM_LEASE_S,
+    Bucket,
+    admit,
+    close_stream,
+    open_stream,
+    take_tokens,
+)
+from worker.api.records import RESULT_KEY, inflight_key, record_key, stored_result
+from worker.api.requests import Problem
 from worker.client import Client
 from worker.contract import rejected
 from worker.contract.fields import quoted
+from worker.contract.wire import (
+    DEFAULT_CPU_TIME_MS,
+    DEFAULT_MEMORY_MB,
+    DEFAULT_OUTPUT_KB,
+    DEFAULT_PROCESSES,
+    DEFAULT_WALL_TIME_MS,
+)
 from worker.errors import BrokerError, SubmissionRejected
 from worker.fairqueue import SLOTS_KEY
+from worker.languages import LANGUAGES
+from worker.scoring import CANCELLED
 from worker.settings import Settings
 from worker.workflow import run_key
 
@@ -37,11 +58,63 @@ ID = r"^[A-Za-z0-9-]{1,64}$"
 KEY_CACHE_S = 2.0  # a revoked key stops working within this
 BUSY = {"fleet_busy": (503, 5), "tenant_busy": (429, 2)}  # RJ code -> status, Retry-After
 EVENT_POLL_S = 0.1
+# A request waits this long for Redis, then answers 503 with Retry-After: the fleet's outage
+# window (RUNNER_OUTAGE_WINDOW_S) is for workers, whose tests must not fail for a restart; a
+# client over HTTP is better told at once, and sends again (with the same Idempotency-Key).
+REDIS_WAIT_S = 1
+UNREACHABLE_S = 5  # Retry-After of a 503 fleet_unreachable
+MAX_BATCH = 20  # submissions in one POST /v1/submissions/batch
+PAGE = (20, 100)  # a page of GET /v1/submissions: by default, at most
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, as Stripe's
+ANSWERING_S = 60  # an Idempotency-Key's first request is taken for dead after this
+_IDEMPOTENT = "runner:api:idem:"  # + key id + ":" + SHA-256 of the Idempotency-Key
+_INDEX = "runner:api:subs:"  # + key id: sorted set, submission id -> accepted (microseconds)
+
+# KEYS: per submission, its result, its progress hash and its record. Returns per submission
+# {state, verdict, passed, total, created (ms)}, "" where there is none yet.
+SUMMARIES = """
+local out = {}
+for i = 1, #KEYS, 3 do
+    local record = redis.call('HMGET', KEYS[i + 2], 'total', 'created_ms')
+    local stored = redis.call('GET', KEYS[i])
+    local row = {'queued', '', '', record[1] or '', record[2] or ''}
+    if stored then
+        local ok, meta = pcall(cjson.decode, stored)
+        local r = ok and meta['result']
+        row[1] = 'done'
+        if type(r) == 'table' and meta['status'] == 'SUCCESS' then
+            row[2] = tostring(r['verdict'])
+            row[3], row[4] = tostring(r['passed']), tostring(r['total'])
+        else
+            row[2] = 'IE'  -- a join that failed reads as the contract's IE (stored_result)
+        end
+    elseif redis.call('EXISTS', KEYS[i + 1]) == 1 then
+        row[1] = 'running'
+    end
+    out[#out + 1] = row
+end
+return out
+"""
 
 
 @dataclass
 class Caller:
     key: ApiKey | None  # None: an open API
+
+    @property
+    def key_id(self) -> str:
+        return self.key.id if self.key is not None else ""
+
+
+def unreachable() -> Problem:
+    """The fleet's Redis (or broker) is away. The message names no address: anyone with a
+    key reads it; the API's log has the error."""
+    return Problem(
+        503,
+        "fleet_unreachable",
+        "the fleet cannot be reached now; nothing was kept: send it again later",
+        UNREACHABLE_S,
+    )
 
 
 class Service:
@@ -51,11 +124,15 @@ class Service:
         self.settings = settings
         self.redis = aioredis.Redis.from_url(settings.result_backend)
         self.broker = aioredis.Redis.from_url(settings.broker_url)
-        self.client = Client(settings)
+        self.client = Client(dataclasses.replace(settings, outage_window_s=REDIS_WAIT_S))
         self.keys = KeyStore(self.redis)
         self._seen: dict[str, tuple[float, ApiKey | str]] = {}
 
-    async def caller(self, request: Request) -> Caller:
+    # --- who calls -----------------------------------------------------------------------
+
+    async def caller(self, request: Request, kind: str = "read", cost: int = 1) -> Caller:
+        """The request's key (401 without a valid one), its ``kind`` bucket charged ``cost``
+        tokens (429 when empty; ``cost`` 0: charged later, by :meth:`charge`)."""
         if self.settings.api_open:
             return Caller(None)
         token = request.headers.get("x-api-key") or ""
@@ -74,13 +151,86 @@ class Service:
         key = seen[1]
         if isinstance(key, str):
             raise Problem(401, "bad_key", key)
-        wait = await take_token(self.redis, key.id, key.rate_per_s, key.burst)
-        if wait:
-            raise Problem(429, "rate_limited", f"more than {key.rate_per_s} requests/s", wait)
-        return Caller(key)
+        caller = Caller(key)
+        if cost:
+            await self.charge(request, caller, kind, cost)
+        return caller
 
-    async def submit(self, request: Request, caller: Caller, raw: Any) -> tuple[int, Any]:
-        wait = wait_s(request, self.settings.api_max_wait_s)  # a bad one before anything is sent
+    async def charge(self, request: Request, caller: Caller, kind: str, cost: int) -> None:
+        """Take ``cost`` tokens of the caller's ``kind`` bucket (``submit`` or ``read``)."""
+        if caller.key is None:
+            return
+        key = caller.key
+        bucket: Bucket = await take_tokens(
+            self.redis, key.id, kind, key.rate_per_s, key.burst, cost
+        )
+        request.state.bucket = bucket  # for the RateLimit header fields of the answer
+        if bucket.wait_s:
+            what = "submissions" if kind == "submit" else "reads"
+            raise Problem(
+                429,
+                "rate_limited",
+                f"more than {bucket.rate} {what}/s (a burst of at most {bucket.burst})",
+                bucket.wait_s,
+            )
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def once(
+        self,
+        request: Request,
+        caller: Caller,
+        body: bytes,
+        answer: Callable[[], Awaitable[tuple[int, Any]]],
+    ) -> tuple[int, Any, bool]:
+        """``answer()``, or with an ``Idempotency-Key`` the answer its first request got:
+        (status, body, replayed). Kept are final answers only (accepted, or refused by the
+        contract); a busy or unreachable fleet's are not, so the retry is tried afresh."""
+        token = request.headers.get("idempotency-key")
+        if token is None:
+            status, body_ = await answer()
+            return status, body_, False
+        if not IDEMPOTENCY_KEY.fullmatch(token):
+            raise Problem(
+                400,
+                "bad_idempotency_key",
+                "Idempotency-Key: 1 to 255 printable ASCII characters (a UUID, say)",
+            )
+        where = f"{_IDEMPOTENT}{caller.key_id}:{hashlib.sha256(token.encode()).hexdigest()}"
+        sent = hashlib.sha256(request.url.path.encode() + b"\n" + body).hexdigest()
+        if await self.redis.set(where, json.dumps({"sent": sent}), nx=True, ex=ANSWERING_S):
+            try:
+                status, body_ = await answer()
+            except BaseException:
+                with suppress(aioredis.RedisError):
+                    await self.redis.delete(where)
+                raise
+            if status in (200, 202, 422):
+                kept = {"sent": sent, "status": status, "answer": body_}
+                await self.redis.set(where, json.dumps(kept), ex=self.settings.result_expires_s)
+            else:
+                await self.redis.delete(where)
+            return status, body_, False
+        first = json.loads(await self.redis.get(where) or '{"sent": null}')
+        if first["sent"] != sent:
+            raise Problem(
+                422,
+                "idempotency_key_reused",
+                f"Idempotency-Key {quoted(token)} was sent with another body (or to another "
+                f"route) in the last {self.settings.result_expires_s} s; use a new key",
+            )
+        if "status" not in first:
+            raise Problem(
+                409,
+                "idempotency_key_in_use",
+                f"a request with Idempotency-Key {quoted(token)} is still being answered",
+                1,
+            )
+        return first["status"], first["answer"], True
+
+    async def submit(self, caller: Caller, raw: Any) -> tuple[int, Any]:
+        """Send one submission: ``(202, where to follow it)`` or ``(422, the RJ result)``;
+        other refusals raise :class:`Problem`. Nothing of a refused one is kept."""
         sid = uuid.uuid4().hex
         callback = raw.pop("callback_url", None) if isinstance(raw, dict) else None
         echo = raw.get("id") if isinstance(raw, dict) else None
@@ -96,24 +246,29 @@ class Service:
                     )
         except SubmissionRejected as exc:
             return 422, rejected(echo, exc).model_dump(mode="json")
-        key_id = caller.key.id if caller.key else ""
+        key_id = caller.key_id
+        expires = self.settings.result_expires_s
         if caller.key is not None:
             cap = caller.key.max_in_flight
-            if not await admit(self.redis, key_id, cap, sid, self.settings.result_expires_s):
+            if not await admit(self.redis, key_id, cap, sid, expires):
                 raise Problem(429, "too_many_in_flight", f"{cap} submissions not final yet", 1)
-        record: dict[str, str | int] = {"key": key_id}
+        created_us = time.time_ns() // 1000
+        record: dict[str, str | int] = {"key": key_id, "created_ms": created_us // 1000}
         if callback is not None:
             record |= {"callback": callback, "hook_state": "waiting", "hook_attempts": 0}
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(record_key(sid), mapping=record)
-            pipe.expire(record_key(sid), self.settings.result_expires_s)
-            await pipe.execute()
         try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(record_key(sid), mapping=record)
+                pipe.expire(record_key(sid), expires)
+                pipe.zadd(_INDEX + key_id, {sid: created_us})
+                pipe.zremrangebyscore(_INDEX + key_id, "-inf", created_us - expires * 10**6)
+                pipe.expire(_INDEX + key_id, expires)
+                await pipe.execute()
             handle = await run_in_threadpool(self.client.submit, raw, sid)
-        except BrokerError as exc:
+        except (aioredis.RedisError, BrokerError) as exc:
+            log.error("api.not_sent", submission_id=sid, error=str(exc)[:200])
             await self._forget(key_id, sid)
-            message = f"the fleet cannot take it now: {exc}"
-            raise Problem(503, "fleet_unreachable", message, 5) from exc
+            raise unreachable() from exc
         refusal = handle.refusal
         if refusal is not None:
             await self._forget(key_id, sid)
@@ -126,17 +281,43 @@ class Service:
         if handle.total:  # unknown here for a submission against a registered problem
             await self.redis.hset(record_key(sid), "total", handle.total)
         log.info("api.accepted", submission_id=sid, key=key_id, tests=handle.total)
-        if wait:
-            deadline = time.monotonic() + wait
-            pause = 0.005
-            while time.monotonic() < deadline:
-                if await self.redis.exists(RESULT_KEY + sid):
-                    return 200, await self.status(sid, caller)
-                await asyncio.sleep(pause)
-                pause = min(0.05, pause * 1.5)
         path = f"/v1/submissions/{sid}"
-        links = {"status_url": path, "events_url": f"{path}/events"}
-        return 202, {"id": sid, "state": "queued", **links}
+        return 202, {
+            "id": sid,
+            "state": "queued",
+            "status_url": path,
+            "events_url": f"{path}/events",
+        }
+
+    async def batch(self, caller: Caller, submissions: list[Any]) -> list[dict[str, Any]]:
+        """Each submission sent as :meth:`submit` would, in order; each answered apart."""
+        answers: list[dict[str, Any]] = []
+        for raw in submissions:
+            try:
+                status, body = await self.submit(caller, raw)
+            except Problem as refused:
+                answers.append({"status": refused.status, "error": refused.body()["error"]})
+                continue
+            except (aioredis.RedisError, BrokerError) as exc:
+                log.error("api.not_sent", error=str(exc)[:200])
+                answers.append({"status": 503, "error": unreachable().body()["error"]})
+                continue
+            if status == 202:
+                answers.append({"status": status, **body})
+            else:
+                answers.append({"status": status, "error": body["error"], "result": body})
+        return answers
+
+    async def wait(self, sid: str, caller: Caller, seconds: float) -> tuple[int, Any] | None:
+        """``(200, its status)`` once the submission is final within ``seconds``, else None."""
+        deadline = time.monotonic() + seconds
+        pause = 0.005
+        while time.monotonic() < deadline:
+            if await self.redis.exists(RESULT_KEY + sid):
+                return 200, await self.status(sid, caller)
+            await asyncio.sleep(pause)
+            pause = min(0.05, pause * 1.5)
+        return None
 
     async def _check_callback(self, url: Any, caller: Caller) -> None:
         if not isinstance(url, str):
@@ -153,9 +334,23 @@ class Service:
             raise SubmissionRejected("callback_not_allowed", str(exc)) from None
 
     async def _forget(self, key_id: str, sid: str) -> None:
-        await self.redis.delete(record_key(sid))
-        if key_id:
-            await release(self.redis, key_id, sid)
+        """A submission that will not run: its record gone, its key's slot given back; with
+        Redis away, once it is back (:class:`worker.intake.Owed`)."""
+        backend = self.client.intake.backend
+
+        def undo() -> None:
+            with backend.pipeline(transaction=False) as pipe:
+                pipe.delete(record_key(sid))
+                pipe.zrem(_INDEX + key_id, sid)
+                if key_id:
+                    pipe.zrem(inflight_key(key_id), sid)
+                pipe.execute()
+
+        owed = self.client.intake.owed
+        expires = self.settings.result_expires_s
+        await run_in_threadpool(owed.settle, f"API key slot of {sid}", undo, expires)
+
+    # --- reading -------------------------------------------------------------------------
 
     async def status(self, sid: str, caller: Caller) -> dict[str, Any]:
         if not re.fullmatch(ID, sid):
@@ -197,34 +392,131 @@ class Service:
             "webhook": hook,
         }
 
-    async def events(self, request: Request, sid: str, caller: Caller) -> AsyncIterator[bytes]:
+    async def page(self, caller: Caller, limit: int, before: float | None) -> dict[str, Any]:
+        """The caller's submissions, newest first: ``limit`` accepted before ``before``."""
+        index = _INDEX + caller.key_id
+        top = f"({before!r}" if before is not None else "+inf"
+        found = await self.redis.zrevrangebyscore(
+            index, top, "-inf", start=0, num=limit, withscores=True
+        )
+        ids = [member.decode() for member, _ in found]
+        keys = [
+            k for sid in ids for k in (RESULT_KEY + sid, run_key(sid, "tests"), record_key(sid))
+        ]
+        rows = await self.redis.eval(SUMMARIES, len(keys), *keys) if ids else []
+        summaries = []
+        for sid, (state, verdict, passed, total, created) in zip(ids, rows, strict=True):
+            summaries.append(
+                {
+                    "id": sid,
+                    "state": state.decode(),
+                    "created_ms": int(created or 0),
+                    "verdict": verdict.decode() or None,
+                    "passed": int(passed) if passed else None,
+                    "total": int(total) if total else None,
+                    "status_url": f"/v1/submissions/{sid}",
+                }
+            )
+        more = len(found) == limit
+        after = f"/v1/submissions?limit={limit}&before={found[-1][1]!r}" if more else None
+        return {"submissions": summaries, "next": after}
+
+    async def cancel(self, sid: str, caller: Caller) -> dict[str, Any]:
+        """Cancel a submission not yet final: tests not yet started end ``SK``, the verdict is
+        ``SK`` (error ``cancelled``) once the tests running end; 409 once it is final."""
+        status = await self.status(sid, caller)
+        if status["state"] == "done":
+            verdict = status["result"]["verdict"]
+            raise Problem(409, "already_final", f"submission {sid} is final already ({verdict})")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(run_key(sid, "failed"), CANCELLED, int(time.time() * 1000))
+            pipe.expire(run_key(sid, "failed"), self.settings.result_expires_s)
+            await pipe.execute()
+        log.info("api.cancelled", submission_id=sid, key=caller.key_id)
+        return status
+
+    async def events(
+        self, request: Request, sid: str, caller: Caller, stream: str
+    ) -> AsyncIterator[bytes]:
         """``test`` events as tests finish, then one ``result`` event; a comment now and then
-        keeps proxies from closing a quiet stream."""
+        keeps proxies from closing a quiet stream. ``stream`` holds one of the key's places
+        for open streams (:func:`worker.api.limits.open_stream`), renewed while it is open."""
         sent: set[int] = set()
-        quiet = time.monotonic()
-        while not await request.is_disconnected():
-            status = await self.status(sid, caller)
-            result = status["result"]
-            finished = status["tests"] if result is None else _indexed(result["tests"])
-            for test in finished:
-                if test["index"] not in sent:
-                    sent.add(test["index"])
-                    yield _event("test", test)
+        quiet = renewed = time.monotonic()
+        try:
+            while not await request.is_disconnected():
+                status = await self.status(sid, caller)
+                result = status["result"]
+                finished = status["tests"] if result is None else _indexed(result["tests"])
+                for test in finished:
+                    if test["index"] not in sent:
+                        sent.add(test["index"])
+                        yield _event("test", test)
+                        quiet = time.monotonic()
+                if result is not None:
+                    yield _event("result", result)
+                    return
+                if time.monotonic() - quiet > 15:
+                    yield b": still running\n\n"
                     quiet = time.monotonic()
-            if result is not None:
-                yield _event("result", result)
-                return
-            if time.monotonic() - quiet > 15:
-                yield b": still running\n\n"
-                quiet = time.monotonic()
-            await asyncio.sleep(EVENT_POLL_S)
+                if caller.key is not None and time.monotonic() - renewed > STREAM_LEASE_S / 3:
+                    await open_stream(self.redis, caller.key.id, stream)
+                    renewed = time.monotonic()
+                await asyncio.sleep(EVENT_POLL_S)
+        finally:
+            if caller.key is not None:
+                with suppress(aioredis.RedisError):
+                    await close_stream(self.redis, caller.key.id, stream)
+
+    def languages(self) -> list[dict[str, Any]]:
+        """The language registry, with what this fleet's operator allows."""
+        s = self.settings
+        maxima = s.maxima()
+        limits = {
+            "cpu_time_ms": {"default": DEFAULT_CPU_TIME_MS, "max": maxima.cpu_time_ms},
+            "wall_time_ms": {"default": DEFAULT_WALL_TIME_MS, "max": maxima.wall_time_ms},
+            "memory_mb": {"default": DEFAULT_MEMORY_MB, "max": maxima.memory_mb},
+            "output_kb": {"default": DEFAULT_OUTPUT_KB, "max": maxima.output_kb},
+            "processes": {"default": DEFAULT_PROCESSES, "max": maxima.processes},
+        }
+        described = []
+        for lang in LANGUAGES.values():
+            options = None
+            if lang.compile is not None and (lang.compile.standards or lang.compile.options):
+                options = {
+                    "standards": list(lang.compile.standards),
+                    "patterns": list(lang.compile.options),
+                    "operator": sorted(o for n, o in maxima.extra_options if n == lang.name),
+                    "max_options": lang.compile.max_options,
+                    "max_option_chars": lang.compile.max_option_chars,
+                }
+            described.append(
+                {
+                    "name": lang.name,
+                    "aliases": list(lang.aliases),
+                    "display": lang.display,
+                    "version": lang.version,
+                    "source_file": lang.source_file,
+                    "sources": list(lang.sources),
+                    "compiled": lang.compiled,
+                    "syntax_checked": lang.syntax_checked,
+                    "compiler_options": options,
+                    "limits": limits,
+                    "max_tests": maxima.tests,
+                    "max_source_kb": maxima.source_kb,
+                    "max_stdin_kb": maxima.stdin_kb,
+                    "max_files": maxima.files,
+                }
+            )
+        return described
 
     async def ready(self) -> tuple[bool, str]:
         try:
             await self.redis.ping()
             slots = await self.broker.get(SLOTS_KEY)
-        except aioredis.RedisError as exc:
-            return False, f"Redis unreachable: {exc}"
+        except aioredis.RedisError as exc:  # the reason names no address: anyone may read it
+            log.warning("api.not_ready", error=str(exc)[:200])
+            return False, "Redis is unreachable"
         if not slots or int(slots) <= 0:
             return False, "no worker is alive (none has reported in the last 30 s)"
         return True, f"{int(slots)} test slots in the fleet"
