@@ -8,6 +8,11 @@ should keep NTP time), sandbox runs that failed and were retried, idle sandboxes
 health probe. Read at each scrape from the pools: idle, busy and starting sandboxes, leases,
 waits for a sandbox, jobs, containers created and recycled (by reason). docs/monitoring.md has
 the queries.
+
+Every series carries ``worker``: the Celery node name (``runner@<host>``), which is what Flower
+calls the worker in its own series and pages, so the two join
+(``... * on (worker) group_left flower_worker_online``). Prometheus itself only knows a
+worker by its address.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 REGISTRY = CollectorRegistry()
@@ -98,7 +104,32 @@ class PoolCollector(Collector):
         yield recycled
 
 
-def serve(port: int, states: Callable[[], list[dict[str, object]]]) -> None:
-    """Serve ``/metrics`` on ``port`` (all addresses) from a thread of this process."""
+class Labelled(Collector):
+    """Every series of ``registry`` with one more label, the same on all of them."""
+
+    def __init__(self, registry: CollectorRegistry, name: str, value: str) -> None:
+        self._registry = registry
+        self._label = (name, value)
+
+    def collect(self) -> Iterator[Metric]:
+        name, value = self._label
+        for family in self._registry.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                sample._replace(labels={**sample.labels, name: value}) for sample in family.samples
+            ]
+            yield labelled
+
+
+def exported(worker: str) -> CollectorRegistry:
+    """What ``/metrics`` serves: this process's series, each labelled with its worker."""
+    served = CollectorRegistry(auto_describe=False)
+    served.register(Labelled(REGISTRY, "worker", worker))
+    return served
+
+
+def serve(port: int, states: Callable[[], list[dict[str, object]]], worker: str) -> None:
+    """Serve ``/metrics`` on ``port`` (all addresses) from a thread of this process; every
+    series labelled ``worker`` (the Celery node name, as Flower names it)."""
     REGISTRY.register(PoolCollector(states))
-    start_http_server(port, registry=REGISTRY)
+    start_http_server(port, registry=exported(worker))

@@ -228,7 +228,7 @@ def _start(sender: Any = None, **_: Any) -> None:
         log.warning("worker.identity_not_published", error=str(exc))
     if settings.metrics_port:
         try:
-            metrics.serve(settings.metrics_port, pools.state)
+            metrics.serve(settings.metrics_port, pools.state, node)
         except OSError as exc:
             with contextlib.suppress(Exception):
                 pools.close()

@@ -50,6 +50,7 @@ from worker.problems import problem_id
 from worker.programs import Program
 from worker.scoring import CANCELLED, assemble, fails
 from worker.storage import inline, program_files, test_specs
+from worker.taskview import ShownRequest, show
 from worker.workflow import (
     COMPILE_TASK,
     JOIN_TASK,
@@ -90,7 +91,7 @@ def _one_argument(task: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> N
 # that id, is the submission's. This task's own return value is not stored (it would be a
 # result before the final one); only a refusal, which is final, is stored by hand. It ends
 # SUCCESS, so Flower counts it succeeded, not lost (a replaced task ends IGNORED).
-@app.task(name=SUBMIT_TASK, bind=True, ignore_result=True)
+@app.task(name=SUBMIT_TASK, bind=True, ignore_result=True, Request=ShownRequest)
 def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
     """The contract's entry point: one positional argument, the submission object."""
     # Only an id a result may echo is logged: any other JSON value may be megabytes long or
@@ -125,16 +126,19 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
             log.error("submission.not_sent", error=str(exc))
             message = f"the fleet could not accept it: {exc}"
             return _final(self, internal_error(sid, message).model_dump(mode="json"))
+        show(self.request.id, f"accepted: {len(submission.tests)} tests, run {self.request.id}")
         return {"accepted": True, "tests": len(submission.tests)}
 
 
 def _final(task: Task, result: dict[str, Any]) -> dict[str, Any]:
     """A result decided by ``runner.submit`` itself, stored as the submission's."""
     task.backend.store_result(task.request.id, result, "SUCCESS", request=task.request)
+    error = result.get("error") or {}
+    show(task.request.id, f"{result['verdict']} {error.get('code')}: {error.get('message')}")
     return result
 
 
-@app.task(name=PROBLEM_TASK, bind=True)
+@app.task(name=PROBLEM_TASK, bind=True, Request=ShownRequest)
 def register_problem(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Register a problem (one positional argument, the problem object): its data stored and
     kept, its checker and interactor compiled; the result names its id, or why not."""
@@ -160,17 +164,20 @@ def register_problem(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
             rt.intake.problems.put(pid, record, packed)
         except SubmissionRejected as exc:
             log.info("problem.rejected", code=exc.code, reason=exc.message)
+            show(self.request.id, f"RJ {exc.code}: {exc.message}")
             error = ErrorInfo(code=exc.code, message=exc.message)
             return ProblemResult(problem=None, tests=0, error=error).model_dump(mode="json")
         except RunnerError as exc:
             log.error("problem.not_registered", error=str(exc))
+            show(self.request.id, f"not registered: {exc}")
             error = ErrorInfo(code="internal_error", message=f"not registered: {exc}")
             return ProblemResult(problem=None, tests=0, error=error).model_dump(mode="json")
         log.info("problem.registered", problem=pid, tests=len(tests))
+        show(self.request.id, f"registered {pid}: {len(tests)} tests")
         return ProblemResult(problem=pid, name=name, tests=len(tests)).model_dump(mode="json")
 
 
-@app.task(name=COMPILE_TASK, bind=True)
+@app.task(name=COMPILE_TASK, bind=True, Request=ShownRequest)
 def compile_run(self: Task, meta_message: dict[str, Any]) -> dict[str, Any]:
     """Compile every program of a run once (each taken from the cache when compiled before)."""
     rt = runtime.current()
@@ -196,19 +203,24 @@ def compile_run(self: Task, meta_message: dict[str, Any]) -> dict[str, Any]:
             remember_compile(rt.redis, meta.run, compiled, rt.settings.result_expires_s)
         except Exception as exc:
             log.error("compile.store_failed", error=str(exc))
+        cached = bool(compiled.compile and compiled.compile.cached)
         log.info(
             "compile.done",
             verdict=compiled.verdict,
-            cached=bool(compiled.compile and compiled.compile.cached),
+            cached=cached,
             duration_ms=round(1000 * (time.monotonic() - started), 1),
         )
+        if compiled.verdict is None:
+            show(self.request.id, f"compiled{' (cached)' if cached else ''}, run {meta.run}")
+        else:
+            show(self.request.id, f"{compiled.verdict} {compiled.message[:200]}, run {meta.run}")
         return compiled.encode()
 
 
 # No result of its own in the backend: the chord's join gets each test's return value from
 # the chord's own set, and progress reads the run's hash. Storing it as well would cost a SET
 # and a PUBLISH of the whole result per test for nobody.
-@app.task(name=TEST_TASK, bind=True, ignore_result=True)
+@app.task(name=TEST_TASK, bind=True, ignore_result=True, Request=ShownRequest)
 def run_test(
     self: Task,
     compiled_message: dict[str, Any],
@@ -228,11 +240,13 @@ def run_test(
         submission_id=meta.submission_id, test_id=test.id, task_id=self.request.id, host=rt.host
     ):
         if compiled.verdict is not None:
+            show(self.request.id, f"not run: the compile step failed ({compiled.verdict})")
             return TestOutcome(index=index, skipped="the compile step failed").encode()
         try:
             reason = _not_needed(rt, meta, index)
             if reason:
                 log.info("test.not_run", index=index, reason=reason)
+                show(self.request.id, f"not run: {reason}")
                 return TestOutcome(index=index, skipped=reason).encode()
             result = _judge_test(rt, compiled, meta, test)
             # First result wins, in one round trip: a redelivered or duplicated run of this
@@ -261,7 +275,17 @@ def run_test(
             memory_kb=result.memory_kb,
             duration_ms=round(1000 * took, 1),
         )
+        show(self.request.id, outcome_line(index, result))
         return TestOutcome(index=index, result=result).encode()
+
+
+def outcome_line(index: int, result: TestResult) -> str:
+    """A test's outcome in a line, as Flower shows a runner.test task's result."""
+    line = (
+        f"{result.verdict} test {index} {result.id!r}: {result.cpu_time_ms} ms CPU, "
+        f"{result.memory_kb} KB"
+    )
+    return f"{line}; {result.message[:200]}" if result.message else line
 
 
 def _not_needed(rt: runtime.Runtime, meta: RunMeta, index: int) -> str:
@@ -331,7 +355,7 @@ def _judge_test(
     )
 
 
-@app.task(name=JOIN_TASK, bind=True)
+@app.task(name=JOIN_TASK, bind=True, Request=ShownRequest)
 def join_results(
     self: Task, parts: list[Any], meta_message: dict[str, Any], test_ids: list[str]
 ) -> dict[str, Any]:
@@ -350,5 +374,16 @@ def join_results(
             metrics.TESTS.labels(meta.program.language, test.verdict).inc()
         log.info(
             "submission.done", verdict=result.verdict, passed=result.passed, total=result.total
+        )
+        score = (
+            f", score {result.score:g}/{result.max_score:g}"
+            if result.score is not None and result.max_score is not None
+            else ""
+        )
+        named = f", submission {result.submission_id!r}" if result.submission_id else ""
+        show(
+            self.request.id,
+            f"{result.verdict}: {result.passed}/{result.total} tests passed{score}{named}, "
+            f"run {meta.run}",
         )
         return result.model_dump(mode="json")

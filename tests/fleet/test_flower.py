@@ -169,6 +169,21 @@ def test_api_tasks_has_each_step_of_a_submission_succeeded_on_our_worker(
     assert len(roots) == len(SUBMISSIONS)
 
 
+def test_task_results_are_lines_a_person_reads_not_a_truncated_repr(
+    judged: list[dict[str, Any]],
+) -> None:
+    """Flower's Result column (and /api/tasks' ``result``) is what each task decided, in a line
+    naming the run; /api/task/result/<id> still gives the result itself (below)."""
+    joins = sorted(t["result"] for t in judged if t["name"] == "runner.join")
+    assert joins[0].startswith("AC: 1/1 tests passed, submission 'flower-c', run "), joins
+    assert joins[1].startswith("WA: 2/3 tests passed, submission 'flower-py', run "), joins
+    tests = sorted(t["result"] for t in judged if t["name"] == "runner.test")
+    assert [line.split(" ", 1)[0] for line in tests] == ["AC", "AC", "AC", "WA"], tests
+    assert tests[-1].startswith("WA test 2 '2': ") and "expected '11', got '10'" in tests[-1]
+    compiles = [t["result"] for t in judged if t["name"] == "runner.compile"]
+    assert all(line.startswith("compiled") for line in compiles), compiles
+
+
 def test_api_queue_lengths_name_our_queue_without_the_app(
     flower: Flower, judged: list[dict[str, Any]]
 ) -> None:

@@ -18,26 +18,31 @@ from worker.client import Client
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
 
-def scrape(port: int) -> dict[str, float]:
+def scrape(port: int, worker: str) -> dict[str, float]:
+    """The samples, by series without the ``worker`` label, which every one must carry with
+    the worker's Celery node name (Flower's name for it)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         assert response.headers["Content-Type"].startswith("text/plain")
         text = response.read().decode()
     samples = {}
+    label = f'worker="{worker}"'
     for line in text.splitlines():
         if line and not line.startswith("#"):
             series, value = line.rsplit(" ", 1)
+            assert label in series, series
+            series = series.replace("," + label, "").replace(label, "").replace("{}", "")
             samples[series] = float(value)
     return samples
 
 
 def test_a_workers_metrics_count_its_verdicts_times_and_pools(workers: Any, client: Client) -> None:
     port = free_port()
-    workers("metrics", RUNNER_METRICS_PORT=str(port))
+    worker = workers("metrics", RUNNER_METRICS_PORT=str(port))
     source = "print(int(input()) + 1)"
     tests = [{"stdin": "1", "expected_stdout": "2"}, {"stdin": "1", "expected_stdout": "3"}]
     result = client.submit({"language": "python", "source": source, "tests": tests}).result(60)
     assert result.verdict == "WA"
-    samples = scrape(port)
+    samples = scrape(port, worker.name)
     assert samples['runner_tests_total{language="python",verdict="AC"}'] == 1
     assert samples['runner_tests_total{language="python",verdict="WA"}'] == 1
     assert samples['runner_submissions_total{verdict="WA"}'] == 1
