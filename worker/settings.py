@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from worker.api.signing import secret_problem
 from worker.contract import Maxima
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES
@@ -240,18 +241,29 @@ class Settings:
     )
     api_webhook_secret: str = _setting(
         "",
-        "Signs the webhooks of submissions sent without a key (RUNNER_API_OPEN=1); with it "
-        "empty they take no callback_url. Keyed submissions use their key's secret.",
+        "Signs the webhooks of submissions sent without a key (RUNNER_API_OPEN=1): whsec_ and "
+        "the base64 of 24 to 64 random bytes (Standard Webhooks); several, space separated, "
+        "each sign (to replace one: add the new one, drop the old one once receivers have "
+        "it). Empty: such submissions take no callback_url. Keyed submissions use their key's.",
         secret=True,
     )
     api_webhook_retry_s: int = _setting(
-        3_600,
-        "How long after a result its webhook is still retried; then it is marked failed (at "
-        "most RUNNER_RESULT_EXPIRES_S, while the result exists).",
+        86_400,
+        "How long after a result its webhook is still retried (decided when the submission is "
+        "accepted); then it is marked failed. Its state and event are kept until then even "
+        "when the result expires first, and RUNNER_RESULT_EXPIRES_S more once settled.",
         low=1,
+        high=30 * 86_400,
     )
     api_webhook_backoff_ms: int = _setting(
-        1_000, "Delay before a webhook's first retry, doubling to at most 5 minutes.", low=10
+        1_000, "Delay before a webhook's first retry, doubling to at most an hour.", low=10
+    )
+    api_webhook_timeout_s: int = _setting(
+        15,
+        "Deadline of one webhook call, all of it (connecting, sending, the answer's status and "
+        "headers; its body is never read); past it the attempt failed and is retried.",
+        low=1,
+        high=60,
     )
     metrics_port: int = _setting(
         0,
@@ -308,6 +320,9 @@ class Settings:
                         f"RUNNER_COMPILER_OPTIONS={self.compiler_options!r}: {option!r} is not "
                         "an option (options start with -)"
                     )
+        for number, secret in enumerate(self.api_webhook_secret.split(), 1):
+            if why := secret_problem(secret):
+                raise SettingsError(f"RUNNER_API_WEBHOOK_SECRET: its secret {number} {why}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -5,7 +5,6 @@ webhooks that fail before they are taken."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import http.client
 import json
 import subprocess
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 import redis
+from standardwebhooks import Webhook
 
 from tests.fleet.api import Api, api_server, make_key
 from tests.fleet.conftest import RUNNER, flush
@@ -316,18 +316,12 @@ def test_a_webhook_that_fails_twice_is_retried_then_delivered_once_and_signed(
     assert len(receiver.calls) == 3
     times = [t for t, _, _ in receiver.calls]
     assert times[1] - times[0] >= 0.35 and times[2] - times[1] >= 0.7  # 400 ms, doubling
-    deliveries = {headers["Runner-Delivery"] for _, headers, _ in receiver.calls}
-    assert deliveries == {sent.body["id"]}
+    deliveries = {headers["webhook-id"] for _, headers, _ in receiver.calls}
+    assert deliveries == {"msg_" + sent.body["id"]}
     for _, headers, body in receiver.calls:
-        mac = hmac.new(
-            key["webhook_secret"].encode(),
-            headers["Runner-Timestamp"].encode() + b"." + body,
-            hashlib.sha256,
-        )
-        assert headers["Runner-Signature"] == "v1=" + mac.hexdigest()
-        payload = json.loads(body)
-        assert payload["submission_id"] == sent.body["id"]
-        assert payload["result"]["verdict"] == "AC"
+        event = Webhook(key["webhook_secret"]).verify(body, headers)  # Standard Webhooks
+        assert event["data"]["submission_id"] == sent.body["id"]
+        assert event["data"]["result"]["verdict"] == "AC"
 
 
 @pytest.mark.docker
@@ -360,4 +354,5 @@ def test_an_api_restarted_mid_submission_loses_nothing(
     finally:
         receiver.shutdown()
     assert status["result"]["verdict"] == "AC"
-    assert [json.loads(body)["submission_id"] for _, _, body in receiver.calls] == [sent.body["id"]]
+    ids = [json.loads(body)["data"]["submission_id"] for _, _, body in receiver.calls]
+    assert ids == [sent.body["id"]]

@@ -2,8 +2,11 @@
 
 A key reads ``rk_<id>_<secret>``; Redis keeps its SHA-256 (never the key), its name, the
 tenant its submissions are queued as, its rate limit and in-flight cap, and the secret its
-webhooks are signed with (which the receiver holds too, so it is kept as given). A revoked key
-keeps its record, so a request with it is told it was revoked, not that it never existed.
+webhooks are signed with (which the receiver holds too, so it is kept as given). A secret is
+replaced with an overlap (``runner keys rotate-secret``): until it ends, webhooks carry a
+signature by the old secret beside the new one's, so the receiver can switch whenever it
+likes. A revoked key keeps its record, so a request with it is told it was revoked, not that it
+never existed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import asdict, dataclass, fields
 
 import redis.asyncio as aioredis
 
+from worker.api.signing import new_secret
 from worker.errors import ApiKeyError, BrokerError
 
 _KEY = "runner:api:key:"
@@ -36,12 +40,21 @@ class ApiKey:
     webhook_secret: str
     created: int  # unix seconds
     revoked: int = 0  # unix seconds, 0 while valid
+    previous_secret: str = ""  # the secret the current one replaced, signing until...
+    previous_secret_until: int = 0  # unix seconds
 
     def public(self) -> dict[str, object]:
-        """What ``runner keys list`` shows: everything but the webhook secret."""
+        """What ``runner keys list`` shows: everything but the webhook secrets."""
         shown = asdict(self)
-        del shown["webhook_secret"]
+        del shown["webhook_secret"], shown["previous_secret"]
         return shown
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The secrets a webhook is signed with now: the current one, and the one it
+        replaced while their overlap lasts."""
+        if self.previous_secret and now < self.previous_secret_until:
+            return [self.webhook_secret, self.previous_secret]
+        return [self.webhook_secret]
 
 
 def _digest(token: str) -> str:
@@ -68,7 +81,7 @@ class KeyStore:
             rate_per_s=rate_per_s,
             burst=burst,
             max_in_flight=max_in_flight,
-            webhook_secret="whsec_" + secrets.token_urlsafe(24),
+            webhook_secret=new_secret(),
             created=int(time.time()),
         )
         token = f"rk_{key.id}_{secrets.token_urlsafe(32)}"
@@ -103,6 +116,25 @@ class KeyStore:
         ids = sorted(i.decode() for i in await self._redis.smembers(_ALL))
         found = [await self.get(i) for i in ids]
         return [k for k in found if k is not None]
+
+    async def rotate_secret(self, key_id: str, overlap_s: int) -> ApiKey:
+        """A new webhook secret; the current one keeps signing beside it for ``overlap_s``
+        (an older one still in its overlap stops: two sign at most)."""
+        key = await self.get(key_id)
+        if key is None:
+            raise ApiKeyError(f"no API key {key_id!r} (runner keys list shows them)")
+        if overlap_s < 0:
+            raise ApiKeyError(f"overlap: {overlap_s} s; 0 or more seconds")
+        rotated = {
+            "webhook_secret": new_secret(),
+            "previous_secret": key.webhook_secret,
+            "previous_secret_until": str(int(time.time()) + overlap_s),
+        }
+        try:
+            await self._redis.hset(_KEY + key_id, mapping=rotated)
+        except aioredis.RedisError as exc:
+            raise BrokerError(f"cannot store the key: {exc}") from exc
+        return await self.get(key_id) or key
 
     async def revoke(self, key_id: str) -> ApiKey:
         key = await self.get(key_id)

@@ -23,6 +23,7 @@ class ApiSubmission(SubmissionIn):
 
 class WebhookStatus(BaseModel):
     url: str
+    id: str = Field(description="its webhook-id: msg_ and the submission id, on every attempt")
     state: str = Field(description="waiting (not final yet), pending, delivered or failed")
     attempts: int
     last: str = Field(description="the last call's outcome, e.g. HTTP 200")
@@ -30,7 +31,10 @@ class WebhookStatus(BaseModel):
 
 class SubmissionStatus(BaseModel):
     id: str
-    state: str = Field(description="queued, running or done")
+    state: str = Field(
+        description="queued, running, done, or expired (final, its result no longer kept "
+        "while its webhook's state still is)"
+    )
     total: int | None = Field(description="tests in the submission, when known")
     finished: int = Field(description="tests finished so far")
     tests: list[dict[str, Any]] = Field(

@@ -44,6 +44,7 @@ from structlog.contextvars import bound_contextvars
 
 from worker.api import openapi
 from worker.api.limits import MAX_STREAMS, open_stream
+from worker.api.metrics import instrument
 from worker.api.models import (
     BatchAnswer,
     ErrorBody,
@@ -145,6 +146,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.service = service
     app.add_middleware(Stamp)
+    instrument(app)  # GET /metrics: requests by route and status, latency (worker.api.metrics)
 
     @app.exception_handler(Problem)
     async def problem(_: Request, exc: Problem) -> JSONResponse:

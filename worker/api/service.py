@@ -23,7 +23,7 @@ import structlog
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from worker.api.callbacks import CallbackRefused, resolve
+from worker.api.callbacks import CallbackRefused, check
 from worker.api.keys import ApiKey, KeyStore
 from worker.api.limits import (
     STREAM_LEASE_S,
@@ -33,7 +33,16 @@ from worker.api.limits import (
     open_stream,
     take_tokens,
 )
-from worker.api.records import RESULT_KEY, inflight_key, record_key, stored_result
+from worker.api.records import (
+    NOT_STORED_MS,
+    RESULT_KEY,
+    inflight_key,
+    now_ms,
+    record_key,
+    stored_result,
+    webhook_fields,
+    webhook_view,
+)
 from worker.api.requests import Problem
 from worker.client import Client
 from worker.contract import rejected
@@ -233,10 +242,11 @@ class Service:
         other refusals raise :class:`Problem`. Nothing of a refused one is kept."""
         sid = uuid.uuid4().hex
         callback = raw.pop("callback_url", None) if isinstance(raw, dict) else None
+        hook: dict[str, str | int] = {}  # its webhook's record fields
         echo = raw.get("id") if isinstance(raw, dict) else None
         try:
             if callback is not None:
-                await self._check_callback(callback, caller)
+                hook = await self._check_callback(callback, caller)
             if caller.key is not None and isinstance(raw, dict):
                 given = raw.setdefault("tenant", caller.key.tenant)
                 if given != caller.key.tenant:
@@ -254,8 +264,7 @@ class Service:
                 raise Problem(429, "too_many_in_flight", f"{cap} submissions not final yet", 1)
         created_us = time.time_ns() // 1000
         record: dict[str, str | int] = {"key": key_id, "created_ms": created_us // 1000}
-        if callback is not None:
-            record |= {"callback": callback, "hook_state": "waiting", "hook_attempts": 0}
+        record |= hook
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(record_key(sid), mapping=record)
@@ -319,7 +328,8 @@ class Service:
             pause = min(0.05, pause * 1.5)
         return None
 
-    async def _check_callback(self, url: Any, caller: Caller) -> None:
+    async def _check_callback(self, url: Any, caller: Caller) -> dict[str, str | int]:
+        """The webhook's record fields: its address policy decided here, once."""
         if not isinstance(url, str):
             raise SubmissionRejected("wrong_type", "callback_url: a URL string")
         if caller.key is None and not self.settings.api_webhook_secret:
@@ -329,9 +339,10 @@ class Service:
                 "(RUNNER_API_WEBHOOK_SECRET)",
             )
         try:
-            await resolve(url, bool(self.settings.api_allow_private_callbacks))
+            target = await check(url, bool(self.settings.api_allow_private_callbacks))
         except CallbackRefused as exc:
             raise SubmissionRejected("callback_not_allowed", str(exc)) from None
+        return webhook_fields(url, target.recorded(), self.settings.api_webhook_retry_s)
 
     async def _forget(self, key_id: str, sid: str) -> None:
         """A submission that will not run: its record gone, its key's slot given back; with
@@ -373,15 +384,12 @@ class Service:
         if result is not None:
             tests = _indexed(result.get("tests", []))
         state = "done" if result is not None else "running" if tests else "queued"
+        if result is None and record.get("finished_ms"):  # final: not stored yet, or expired
+            settled = record.get("hook_state") in ("delivered", "failed")  # it was stored
+            late = now_ms() - int(record["finished_ms"]) > NOT_STORED_MS
+            state = "expired" if settled or late else state
         total = record.get("total")
-        hook = None
-        if "callback" in record:
-            hook = {
-                "url": record["callback"],
-                "state": record.get("hook_state", "waiting"),
-                "attempts": int(record.get("hook_attempts") or 0),
-                "last": record.get("hook_last", ""),
-            }
+        hook = webhook_view(sid, record)
         return {
             "id": sid,
             "state": state,

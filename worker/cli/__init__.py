@@ -8,7 +8,8 @@
     runner problem problem.json        # register a problem once; submit --problem ID
     runner worker                      # a Celery worker with warm sandbox pools
     runner api --port 8000             # the HTTP API and playground page
-    runner keys create NAME            # an API key (list, revoke)
+    runner keys create NAME            # an API key (list, revoke, rotate-secret)
+    runner webhooks resend ID          # a final submission's webhook sent again
     runner status | ping | settings | schema
 
 Exit codes (every command): 0 done (a submission: accepted), 1 a submission judged and not
@@ -19,8 +20,8 @@ result`` without ``--wait``). Expected failures are one line on stderr starting 
 never a traceback; a reader that goes away (``runner settings | head -1``) ends the command
 quietly with 141, as the shell reports any command a closed pipe stopped.
 
-The rooms: ``judging`` (submit, result, problem: files in, tables out) and ``operating``
-(worker, api, keys, status, ping, settings, schema).
+The rooms: ``judging`` (submit, result, problem: files in, tables out), ``operating``
+(worker, api, keys, status, ping, settings, schema) and ``webhooks`` (resend).
 """
 
 from __future__ import annotations
@@ -117,6 +118,17 @@ def parser() -> argparse.ArgumentParser:
     kl.add_argument("--json", action="store_true")
     kr = ks.add_parser("revoke", help="revoke a key by id (its requests get 401)")
     kr.add_argument("id")
+    kw = ks.add_parser(
+        "rotate-secret", help="a new webhook secret; the old one signs beside it for a while"
+    )
+    kw.add_argument("id")
+    kw.add_argument("--overlap", type=int, default=86_400, help="seconds both sign (default a day)")
+    kw.add_argument("--json", action="store_true")
+
+    wh = sub.add_parser("webhooks", help="webhooks of `runner api`: send one again")
+    whs = wh.add_subparsers(dest="webhooks_command", required=True)
+    wr = whs.add_parser("resend", help="a final submission's webhook, due again now")
+    wr.add_argument("id", help="the submission's id")
 
     sub.add_parser("status", help="workers, queue lengths and sandbox pools")
     g = sub.add_parser("ping", help="which workers answer (exit 0 if any does)")
@@ -199,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = parse(argv)  # exits 2 with its usage line on bad flags
-    from worker.cli import judging, operating
+    from worker.cli import judging, operating, webhooks
 
     handlers = {
         "submit": judging.submit,
@@ -208,6 +220,7 @@ def _main(argv: list[str] | None) -> int:
         "worker": operating.worker,
         "api": operating.api,
         "keys": operating.keys,
+        "webhooks": webhooks.webhooks,
         "status": operating.status,
         "ping": operating.ping,
         "settings": operating.settings,

@@ -108,6 +108,13 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
                     f"{shown['rate_per_s']}/s burst {shown['burst']} in-flight "
                     f"{shown['max_in_flight']}  {state}"
                 )
+        elif args.keys_command == "rotate-secret":
+            key = await store.rotate_secret(args.id, args.overlap)
+            if args.json:
+                print(json.dumps({**key.public(), "webhook_secret": key.webhook_secret}))
+            else:
+                print(f"webhook signing secret of {key.id} ({key.name}): {key.webhook_secret}")
+                print(f"the old one signs beside it for {args.overlap} s more")
         else:
             key = await store.revoke(args.id)
             print(f"key {key.id} ({key.name}) revoked")
