@@ -11,6 +11,7 @@
     DELETE /v1/submissions/{id}           cancel: tests not yet started end SK
     GET    /v1/submissions/{id}/events    server-sent events: one per finished test, then the
                                           result
+    POST   /v1/submissions/{id}/webhook/resend   its webhook sent again (the same event)
     GET    /v1/languages                  the language registry, with the operator's limits
     GET    /healthz, /readyz              alive; Redis reachable and a worker alive
     GET    /openapi.json, /openapi-3.0.json   the OpenAPI document, 3.1 and 3.0
@@ -55,7 +56,7 @@ from worker.api.models import (
 )
 from worker.api.requests import Problem, body_bytes, parsed_json, wait_s
 from worker.api.service import MAX_BATCH, PAGE, Service, unreachable
-from worker.api.webhooks import Deliverer, Policy
+from worker.api.webhooks import Deliverer, Policy, resend
 from worker.contract import SubmissionResult
 from worker.errors import BrokerError
 from worker.settings import Settings
@@ -116,10 +117,12 @@ def create_app(settings: Settings) -> FastAPI:
         service.redis,
         service.keys,
         Policy(
-            allow_private=bool(settings.api_allow_private_callbacks),
-            retry_s=min(settings.api_webhook_retry_s, settings.result_expires_s),
+            retry_s=settings.api_webhook_retry_s,
             backoff_ms=settings.api_webhook_backoff_ms,
-            open_secret=settings.api_webhook_secret,
+            timeout_s=settings.api_webhook_timeout_s,
+            keep_s=settings.result_expires_s,
+            open_secrets=tuple(settings.api_webhook_secret.split()),
+            allow_private=bool(settings.api_allow_private_callbacks),
         ),
     )
 
@@ -241,6 +244,13 @@ def create_app(settings: Settings) -> FastAPI:
         caller = await service.caller(request, "submit")
         return JSONResponse(await service.cancel(path(request), caller), status_code=202)
 
+    async def resend_webhook(request: Request) -> Response:
+        caller = await service.caller(request, "submit")
+        sid = path(request)
+        await service.status(sid, caller)  # 404: another key's, or no such submission
+        await resend(service.redis, settings, sid, caller.key.id if caller.key else "*")
+        return JSONResponse(await service.status(sid, caller), status_code=202)
+
     async def get_events(request: Request) -> Response:
         caller = await service.caller(request)
         sid = path(request)
@@ -346,6 +356,17 @@ def create_app(settings: Settings) -> FastAPI:
         operation_id="streamSubmissionEvents",
         summary="Server-sent events: a test event per finished test, then a result event",
         openapi_extra=openapi.events_extra(),
+    )
+    add(
+        "/v1/submissions/{sid}/webhook/resend",
+        resend_webhook,
+        "POST",
+        202,
+        SubmissionStatus,
+        (401, 404, 409, 410, 429, 503),
+        operation_id="resendWebhook",
+        summary="Send a final submission's webhook again: the same event and webhook-id",
+        openapi_extra={"parameters": [openapi.SID]},
     )
 
     @app.get(
