@@ -107,9 +107,11 @@ def test_a_submission_from_the_playground_shows_each_verdict(
         f"""
         document.getElementById('key').value = {json.dumps(api.token)};
         document.getElementById('add-test').click();
+        document.getElementById('add-test').click();
         const rows = document.querySelectorAll('#tests .test');
         rows[2].querySelector('.stdin').value = '2 2\\n';
         rows[2].querySelector('.expected').value = '5\\n';
+        rows[3].querySelector('.stdin').value = '20 22\\n';  // no expected output: just run it
         document.getElementById('run').click();
         true
         """
@@ -117,12 +119,15 @@ def test_a_submission_from_the_playground_shows_each_verdict(
     verdict = page.wait_for("document.getElementById('verdict').dataset.verdict")
     assert verdict == "WA"
     shown = page.eval("[...document.querySelectorAll('#results tr')].map(r => r.dataset.verdict)")
-    assert shown == ["AC", "AC", "WA"]
-    message = page.eval(
-        "document.querySelector('#results tr:nth-child(3) td:last-child').textContent"
-    )
+    assert shown == ["AC", "AC", "WA", "AC"]
+    message = page.eval("document.querySelector('#results tr:nth-child(3) td.message').textContent")
     assert "expected '5', got '4'" in message
-    assert "passed 2/3" in page.eval("document.getElementById('verdict').textContent")
+    # each test's output where its verdict is: for the one with no expected output, all there is
+    outputs = page.eval(
+        "[...document.querySelectorAll('#results td.output pre.stdout')].map(p => p.textContent)"
+    )
+    assert outputs == ["3\n", "42\n", "4\n", "42\n"], outputs
+    assert "passed 3/4" in page.eval("document.getElementById('verdict').textContent")
     shot = tmp_path / "playground.png"
     shot.write_bytes(base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"]))
     with Image.open(shot) as image:

@@ -55,6 +55,26 @@ function cell(row, text, cls) {
   row.appendChild(td);
 }
 
+// What the program printed: for a test without an expected output ("just run it") the
+// only thing to see, and for a failing one half of the story. textContent: never markup.
+function output(row, result) {
+  const td = document.createElement("td");
+  td.className = "output";
+  const stdout = document.createElement("pre");
+  stdout.className = "stdout";
+  stdout.textContent = result.stdout || "";
+  if (!result.stdout) stdout.classList.add("empty");
+  if (result.stdout_truncated) stdout.dataset.cut = "the result keeps only the start";
+  td.appendChild(stdout);
+  if (result.stderr) {
+    const stderr = document.createElement("pre");
+    stderr.className = "stderr";
+    stderr.textContent = result.stderr;
+    td.appendChild(stderr);
+  }
+  row.appendChild(td);
+}
+
 function showTest(index, result) {
   let row = document.querySelector(`#results tr[data-index="${index}"]`);
   if (!row) return;
@@ -64,7 +84,8 @@ function showTest(index, result) {
   cell(row, String(result.cpu_time_ms), "num");
   cell(row, String(result.wall_time_ms), "num");
   cell(row, String(result.memory_kb), "num");
-  cell(row, result.message || "");
+  cell(row, result.message || "", "message");
+  output(row, result);
   row.dataset.verdict = result.verdict;
 }
 
