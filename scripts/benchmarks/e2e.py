@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from scripts.benchmarks.api import Api, api_process
+from scripts.benchmarks.api import Api, api_process, webhooks
 from scripts.benchmarks.fleet import (  # the names scale.py imports from here too
     BACKEND,
     BROKER,
@@ -57,6 +57,8 @@ class Counts:
     big_kb: int  # stdin of each of its tests (each different)
     big_rounds: int  # big submissions, one after the other, small ones timed meanwhile
     get_s: float  # seconds of GETs of a finished submission over HTTP
+    hooks: int  # webhooks timed one after the other
+    hooks_during_stall: int  # honest webhooks sent while another receiver stalls
 
 
 FULL = Counts(
@@ -71,6 +73,8 @@ FULL = Counts(
     big_kb=8 * 1024,
     big_rounds=3,
     get_s=5.0,
+    hooks=30,
+    hooks_during_stall=24,
 )
 QUICK = Counts(
     runs={1: 2, 10: 2, 100: 1},
@@ -84,6 +88,8 @@ QUICK = Counts(
     big_kb=256,
     big_rounds=1,
     get_s=0.5,
+    hooks=2,
+    hooks_during_stall=3,
 )
 # The big submission's program only consumes its input: the sandboxes are not what is measured
 BIG_CONSUMER = "import sys\nprint(len(sys.stdin.buffer.read()))\n"
@@ -149,6 +155,10 @@ def latencies(
         samples.append(1000 * (time.perf_counter() - start))
         assert result.verdict == "AC", result
     return samples
+
+
+def one_test(tag: str) -> dict[str, Any]:
+    return submission(1, tag)
 
 
 def with_checker(n: int, tag: str) -> dict[str, Any]:
@@ -324,6 +334,7 @@ def run(quick: bool = False) -> dict[str, object]:
         figures["throughput_tests_per_s"] = round(throughput(client, counts), 1)
         interactive(client, counts, figures)
         figures["api_requests_per_s"] = round(api.get_rate(submission(10, "got"), counts.get_s), 1)
+        webhooks(api, BACKEND, one_test, counts.hooks, counts.hooks_during_stall, figures)
         small_during_big(client, counts, figures)
     with worker("cold", RUNNER_MAX_JOBS="1"):
         latencies(client, 10, counts.cold_warm, counts.timeout_s)
