@@ -75,14 +75,14 @@ def test_keys_are_hashed_at_rest(api: Api, redis_db: redis.Redis) -> None:
 
 def test_a_flood_from_one_key_gets_429_with_retry_after(api: Api) -> None:
     flood = make_key("flood", "--rate", "1", "--burst", "3")["token"]
-    answers = [api.call("GET", "/v1/submissions/abc", token=flood) for _ in range(6)]
-    assert [a.status for a in answers[:3]] == [404] * 3  # the burst, then one per second
+    answers = [api.call("POST", "/v1/submissions", ONE_TEST, token=flood) for _ in range(6)]
+    assert [a.status for a in answers[:3]] == [202] * 3  # the burst, then one per second
     limited = [a for a in answers[3:] if a.status == 429]
     assert limited, [a.status for a in answers]
     assert limited[0].body["error"]["code"] == "rate_limited"
     assert int(limited[0].headers["retry-after"]) >= 1
     # another key is not held back by this one's flood
-    assert api.call("GET", "/v1/submissions/abc").status == 404
+    assert api.call("POST", "/v1/submissions", ONE_TEST).status == 202
 
 
 def test_bad_bodies_are_refused_with_the_status_and_a_precise_message(api: Api) -> None:
@@ -206,7 +206,8 @@ def test_openapi_names_every_route_and_the_contracts_models(api: Api) -> None:
         "/readyz",
     }
     body = document["paths"]["/v1/submissions"]["post"]["requestBody"]["content"]
-    schema = body["application/json"]["schema"]
+    assert body["application/json"]["schema"] == {"$ref": "#/components/schemas/ApiSubmission"}
+    schema = document["components"]["schemas"]["ApiSubmission"]
     assert {"language", "tests", "checker", "callback_url"} <= set(schema["properties"])
     refs = json.dumps(document).count("#/components/schemas/")
     assert refs and {"TestIn", "SubmissionResult", "TestResult"} <= set(

@@ -96,7 +96,12 @@ def submission_extra(max_wait_s: int) -> dict[str, Any]:
         },
     }
     return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY}}},
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": REF.format(model="ApiSubmission")}}
+            },
+        },
         "parameters": [wait, IDEMPOTENCY_KEY],
     }
 
@@ -141,6 +146,7 @@ def document(app: FastAPI, open_api: bool) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     schemas.update(DEFINITIONS)
     schemas["ApiSubmission"] = _BODY
+    _no_object_defaults(doc)
     for answers in (op["responses"] for item in doc["paths"].values() for op in item.values()):
         for answer in answers.values():
             answer.setdefault("headers", {})["Request-Id"] = {
@@ -161,6 +167,20 @@ def document(app: FastAPI, open_api: bool) -> dict[str, Any]:
         }
         doc["security"] = [{"bearer": []}, {"apiKey": []}]
     return doc
+
+
+def _no_object_defaults(node: Any) -> None:
+    """Drop the default of a field whose value is a model (``limits``: an object of nulls,
+    each of its fields documenting its own default): generators cannot build one from it
+    (openapi-python-client leaves out every route that takes such a model)."""
+    if isinstance(node, list):
+        for item in node:
+            _no_object_defaults(item)
+    elif isinstance(node, dict):
+        if isinstance(node.get("default"), dict) and ("$ref" in node or "allOf" in node):
+            del node["default"]
+        for value in node.values():
+            _no_object_defaults(value)
 
 
 def as_30(doc: dict[str, Any]) -> dict[str, Any]:
