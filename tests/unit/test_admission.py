@@ -311,3 +311,23 @@ def test_a_give_back_that_fails_while_redis_is_away_is_made_once_it_is_back(
 
 def give_back_never() -> None:
     raise RedisUnavailable("Redis unreachable for 1 s (connection refused)")
+
+
+def test_runner_submit_that_cannot_send_gives_its_admission_back(
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The task's own path: the worker that took runner.submit cannot send its canvas."""
+    rt = start_runtime(server)
+    try:
+        admit = rt.intake.accept
+        monkeypatch.setattr(
+            rt.intake, "accept", lambda sub_, run: (admit(sub_, run), _Unsendable())[1]
+        )
+        out = submit.apply(args=(sub(2, tenant="shop", language="PY"),)).get()
+        assert (out["verdict"], out["error"]["code"]) == ("IE", "internal_error")
+        assert "could not accept it" in out["error"]["message"]
+        assert rt.redis.hgetall(RUNS) == {}
+        assert int(rt.redis.get(ADMITTED_TESTS) or 0) == 0
+        assert int(rt.redis.hget(TENANT + "shop", "tests") or 0) == 0
+    finally:
+        runtime.install(None)
