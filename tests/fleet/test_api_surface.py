@@ -253,6 +253,9 @@ def test_a_batch_is_answered_submission_by_submission(api: Api) -> None:
     assert api.call("GET", first["status_url"]).body["state"] == "queued"
     too_many = {"submissions": [ONE_TEST] * (MAX_BATCH + 1)}
     refused(api.call("POST", "/v1/submissions/batch", too_many), 422, "bad_batch")
+    small = make_key("small", "--burst", "2")["token"]
+    over = api.call("POST", "/v1/submissions/batch", {"submissions": [ONE_TEST] * 3}, token=small)
+    assert "burst is 2" in refused(over, 422, "bad_batch")
 
 
 def test_a_keys_submissions_are_listed_newest_first_a_page_at_a_time(api: Api) -> None:

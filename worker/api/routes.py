@@ -215,6 +215,12 @@ def create_app(settings: Settings) -> FastAPI:
                 "bad_batch",
                 f'a batch is {{"submissions": [1 to {MAX_BATCH} submissions]}} and nothing else',
             )
+        if caller.key is not None and len(items) > caller.key.burst:  # never enough tokens
+            raise Problem(
+                422,
+                "bad_batch",
+                f"this key's burst is {caller.key.burst} submissions: a batch may hold no more",
+            )
         await service.charge(request, caller, "submit", len(items))
 
         async def send() -> tuple[int, Any]:
