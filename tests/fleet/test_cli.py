@@ -157,6 +157,11 @@ def test_result_by_id_later_and_exit_codes_by_verdict(
     assert later.returncode == 0 and "    stdout: 42" in later.stdout, later.stdout
     pinged = runner("ping")
     assert pinged.returncode == 0 and "cli@" in pinged.stdout, pinged
+    # a container's health check asks its own worker only, never whether any answers
+    (name,) = (line.split(":")[0] for line in pinged.stdout.splitlines() if "cli@" in line)
+    assert runner("ping", "--self", RUNNER_NODE_NAME=name).returncode == 0
+    alone = runner("ping", "--self", "--timeout", "1", RUNNER_NODE_NAME="wedged@nowhere")
+    assert one_line(alone, 3).startswith("runner: wedged@nowhere: no answer"), alone
 
 
 def test_ping_and_status_with_no_worker_answering_are_exit_3(redis_db: redis.Redis) -> None:

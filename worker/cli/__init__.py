@@ -132,7 +132,15 @@ def parser() -> argparse.ArgumentParser:
 
     sub.add_parser("status", help="workers, queue lengths and sandbox pools")
     g = sub.add_parser("ping", help="which workers answer (exit 0 if any does)")
-    g.add_argument("-n", "--hostname", default="", help="one worker's node name (default: all)")
+    one = g.add_mutually_exclusive_group()
+    one.add_argument("-n", "--hostname", default="", help="one worker's node name (default: all)")
+    one.add_argument(
+        "--self",
+        dest="itself",
+        action="store_true",
+        help="the worker `runner worker` starts here (RUNNER_NODE_NAME or runner@HOST): a "
+        "container's health check",
+    )
     g.add_argument("--timeout", type=float, default=2.0)
     sub.add_parser("settings", help="every RUNNER_* setting, its value and meaning")
     sc = sub.add_parser("schema", help="the contract's JSON Schemas (stdout, or into a folder)")

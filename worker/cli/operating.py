@@ -159,6 +159,8 @@ def ping(args: argparse.Namespace, settings: Settings) -> int:
     from worker.app import app
 
     reachable(settings)
+    if args.itself:
+        args.hostname = node_name(settings)
     destination = [args.hostname] if args.hostname else None
     replies = app.control.ping(destination=destination, timeout=args.timeout) or []
     names = sorted(name for reply in replies for name in reply)
