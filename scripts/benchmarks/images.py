@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from worker.images.build import ROOT, Builder, BuildOptions
-from worker.images.catalog import BASELINE, IMAGES, SUPERVISOR, ImageSpec, image_name
+from worker.images.catalog import BASELINE, IMAGES, SUPERVISOR, image_name
 from worker.images.docker_cli import DockerCli
+from worker.images.spec import ImageSpec
 from worker.settings import Settings
 
 PREFIX = "runnerbench"
@@ -89,7 +90,7 @@ def _measure(cli: DockerCli, builder: Builder, root: Path, quick: bool) -> dict[
         "baseline_warm_rebuild_s": round(baseline_warm, 1),
         "python_smaller_than_baseline_pct": round(100 * (1 - python_mb / baseline_mb), 1),
         "warm_rebuild_speedup": round(baseline_warm / warm, 1),
-        "cold_build_note": "all sandbox images (supervisor, python, gcc, native, javascript)",
+        "cold_build_note": f"all sandbox images ({', '.join(IMAGES)})",
     }
 
 

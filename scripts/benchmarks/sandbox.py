@@ -25,10 +25,10 @@ from worker.sandbox.protocol import Job, RunReport
 from worker.settings import Settings
 
 ECHO = {
-    "python": b"import sys\nsys.stdout.write(sys.stdin.read())\n",
     "c": b"#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);}\n",
     "cpp": b"#include <iostream>\nint main(){std::cout<<std::cin.rdbuf();}\n",
     "javascript": b"process.stdin.pipe(process.stdout);\n",
+    "python": b"import sys\nsys.stdout.write(sys.stdin.read())\n",
 }
 TEST = TestCase("bench", b"hello 42\n", b"hello 42\n")
 

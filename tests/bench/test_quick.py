@@ -22,11 +22,11 @@ import pytest
 import redis
 
 from tests.conftest import TEST_ENV
+from worker.languages import LANGUAGES
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
 ROOT = Path(__file__).resolve().parents[2]
-LANGUAGES = ("python", "c", "cpp", "javascript")
 
 
 @pytest.fixture

@@ -196,11 +196,10 @@ def test_languages_say_what_compiles_what_is_only_checked_aliases_versions_and_l
     ) as server:
         languages = {lang["name"]: lang for lang in server.call("GET", "/v1/languages").body}
     assert list(languages) == list(LANGUAGES)
-    assert {n for n, lang in languages.items() if lang["compiled"]} == {"c", "cpp"}
-    assert {n for n, lang in languages.items() if lang["syntax_checked"]} == {
-        "python",
-        "javascript",
-    }
+    for name, lang in LANGUAGES.items():
+        said = languages[name]
+        assert (said["compiled"], said["syntax_checked"]) == (lang.compiled, lang.syntax_checked)
+        assert (said["version"], said["aliases"]) == (lang.version, list(lang.aliases))
     assert "c++" in languages["cpp"]["aliases"] and "py" in languages["python"]["aliases"]
     assert languages["python"]["version"] == "3.11"
     assert languages["cpp"]["limits"]["cpu_time_ms"] == {"default": 2000, "max": 3000}

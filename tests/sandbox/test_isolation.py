@@ -19,6 +19,7 @@ from tests.sandbox.helpers import FAST, judge_source, verdict
 from worker.contract import Limits, Verdict
 from worker.errors import IsolationUnavailable
 from worker.judge import Judge
+from worker.languages import LANGUAGES
 from worker.sandbox import open_pools
 from worker.sandbox.container import CAPABILITIES, Sandbox
 from worker.sandbox.pools import SandboxPools
@@ -212,7 +213,12 @@ def uid_judge(
         yield Judge(pools)
 
 
-@pytest.mark.parametrize("language", sorted(LEAKS))
+def test_every_language_has_a_spy() -> None:
+    lacking = [name for name in LANGUAGES if name not in LEAKS]
+    assert not lacking, f"LEAKS has no program planting and peeking in {lacking}"
+
+
+@pytest.mark.parametrize("language", list(LANGUAGES))
 def test_nothing_a_job_plants_reaches_the_next_job(judge: Judge, language: str) -> None:
     plant, peek = LEAKS[language]
     assert one(judge, language, plant).stdout == "planted\n"

@@ -5,6 +5,7 @@ import pytest
 from tests.sandbox.helpers import FAST, judge_source, verdict
 from worker.contract import Limits, Verdict
 from worker.judge import Judge
+from worker.languages import LANGUAGES
 
 pytestmark = pytest.mark.docker
 
@@ -61,7 +62,25 @@ BROKEN = {
     "cpp": "int main() { return undefined_thing; }",
     "javascript": "function (",
 }
-LANGS = list(ECHO)
+PROGRAMS = {
+    "ECHO": ECHO,
+    "CRASH": CRASH,
+    "EXIT3": EXIT3,
+    "SPIN": SPIN,
+    "SLEEP": SLEEP,
+    "HOG": HOG,
+    "FLOOD": FLOOD,
+    "BROKEN": BROKEN,
+}
+LANGS = list(LANGUAGES)
+
+
+def test_every_language_has_a_program_for_every_verdict() -> None:
+    lacking = {
+        name: [lang for lang in LANGS if lang not in programs]
+        for name, programs in PROGRAMS.items()
+    }
+    assert not any(lacking.values()), f"programs lacking a language: {lacking}"
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -23,7 +23,7 @@ from worker.contract import (
 from worker.errors import SubmissionRejected
 from worker.languages import LANGUAGES, OPTIMISATIONS, WARNINGS
 
-LANGS = frozenset({"python", "c", "cpp", "javascript"})
+LANGS = frozenset(LANGUAGES)
 MAXIMA = Maxima(tests=3, source_kb=1, stdin_kb=1, memory_mb=512)
 
 

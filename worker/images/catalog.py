@@ -1,4 +1,5 @@
-"""The images this project builds, as data: Dockerfile, target, and the files that define each.
+"""The images this project builds, as data: the supervisor, every image a language declares
+(:attr:`worker.languages.Language.images`), and the benchmark's baseline.
 
 An image's tag is a hash of everything that goes into it (its Dockerfile, its input files, the
 base image's id, the supervisor's tag and the build args), so an unchanged image is never
@@ -7,68 +8,23 @@ rebuilt and two hosts that build the same sources get the same tags.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
-
-@dataclass(frozen=True)
-class ImageSpec:
-    key: str
-    dockerfile: str
-    target: str
-    inputs: tuple[str, ...]
-    args: tuple[tuple[str, str], ...] = ()
-    needs_supervisor: bool = True
-    sandbox: bool = True  # pooled as a sandbox by workers (the supervisor image is not)
-    description: str = field(default="", compare=False)
-
+from worker.images.spec import ImageSpec
+from worker.languages import LANGUAGES
 
 SUPERVISOR = ImageSpec(
     key="supervisor",
     dockerfile="images/supervisor/Dockerfile",
     target="production",
     inputs=("images/supervisor",),
-    needs_supervisor=False,
     sandbox=False,
     description="static supervisor binary, copied into every sandbox image",
 )
 
 IMAGES: dict[str, ImageSpec] = {
     spec.key: spec
-    for spec in (
-        SUPERVISOR,
-        ImageSpec(
-            key="python",
-            dockerfile="images/python/Dockerfile",
-            target="production",
-            inputs=("images/python", "images/common"),
-            args=(("PYTHON_VERSION", "3.11"),),
-            description="Python 3 runtime, FROM scratch",
-        ),
-        ImageSpec(
-            key="gcc",
-            dockerfile="images/gcc/Dockerfile",
-            target="compiler",
-            inputs=("images/gcc", "images/common"),
-            args=(("GCC_VERSION", "12"),),
-            description="gcc/g++ compile image for C and C++",
-        ),
-        ImageSpec(
-            key="native",
-            dockerfile="images/gcc/Dockerfile",
-            target="production",
-            inputs=("images/gcc", "images/common"),
-            args=(("GCC_VERSION", "12"),),
-            description="run image for compiled C and C++ programs, FROM scratch",
-        ),
-        ImageSpec(
-            key="javascript",
-            dockerfile="images/javascript/Dockerfile",
-            target="production",
-            inputs=("images/javascript", "images/common"),
-            args=(("NODE_VERSION", "18"),),
-            description="Node.js runtime, FROM scratch",
-        ),
-    )
+    for spec in (SUPERVISOR, *(spec for lang in LANGUAGES.values() for spec in lang.images))
 }
 
 BASELINE = ImageSpec(
@@ -80,10 +36,14 @@ BASELINE = ImageSpec(
         "images/supervisor",
         "images/python/requirements-execution.txt",
     ),
-    needs_supervisor=False,
     sandbox=False,
     description="the brief's single-stage starting point, for the benchmark only",
 )
+
+
+def images_for(languages: Iterable[str]) -> list[str]:
+    """Catalogue keys of every image the named languages run or compile in."""
+    return sorted(set().union(*(LANGUAGES[name].image_keys for name in languages)))
 
 
 def image_name(prefix: str, key: str) -> str:

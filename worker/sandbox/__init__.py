@@ -11,7 +11,7 @@ import docker.errors
 import structlog
 
 from worker.errors import SandboxError
-from worker.images.catalog import image_ref
+from worker.images.catalog import image_ref, images_for
 from worker.languages import LANGUAGES
 from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec, memory_cgroup
 from worker.sandbox.pools import SandboxPools
@@ -22,9 +22,7 @@ log = structlog.get_logger()
 
 def sandbox_images() -> list[str]:
     """Catalogue keys of every image some language runs or compiles in."""
-    keys = {lang.image for lang in LANGUAGES.values()}
-    keys |= {lang.compile.image for lang in LANGUAGES.values() if lang.compile}
-    return sorted(keys)
+    return images_for(LANGUAGES)
 
 
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "pyamqp": 5672}

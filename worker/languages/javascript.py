@@ -1,0 +1,45 @@
+"""JavaScript: Debian's Node.js, each source checked with ``node --check`` once."""
+
+from worker.images.spec import ImageSpec
+from worker.languages.model import Compile, Language
+
+VERSION = "18"
+# `node --check` takes one file: one child per source file, its errors passed through.
+SYNTAX_CHECK = """const {spawnSync} = require('child_process');
+let failed = false;
+for (const file of process.argv.slice(1)) {
+  const stdio = ['ignore', 'ignore', 'inherit'];
+  if (spawnSync(process.execPath, ['--check', file], {stdio}).status !== 0) failed = true;
+}
+process.exit(failed ? 1 : 0);
+"""
+
+LANGUAGE = Language(
+    name="javascript",
+    aliases=("js", "node", "nodejs"),
+    display="JavaScript (Node.js, Debian)",
+    version=VERSION,
+    image="javascript",
+    source_file="main.js",
+    run=("/usr/bin/node", "{entry}"),
+    sources=(".js", ".mjs", ".cjs"),
+    compile=Compile(
+        image="javascript",
+        argv=("/usr/bin/node", "-e", SYNTAX_CHECK, "{sources}"),
+        cpu_time_ms=5_000,
+        wall_time_ms=10_000,
+        memory_mb=256,
+        processes=64,
+    ),
+    runtime_threads=16,
+    images=(
+        ImageSpec(
+            key="javascript",
+            dockerfile="images/javascript/Dockerfile",
+            target="production",
+            inputs=("images/javascript", "images/common"),
+            args=(("NODE_VERSION", VERSION),),
+            description="Node.js runtime, FROM scratch",
+        ),
+    ),
+)
