@@ -6,6 +6,7 @@ so a submission is treated the same whichever way it came.
 ::
 
     accept ── a registered problem's tests and judging ──► or RJ unknown_problem (problems)
+           ── its languages, one a worker can judge ──► or RJ language_unavailable (availability)
            ── test data over RUNNER_INLINE_DATA_KB, and every program file ──► references
            ── admission: Redis memory, queue bound, the tenant's caps ──► or RJ (admission)
            ── the data stored (once per content), the compile shortcut ──► canvas (workflow)
@@ -24,6 +25,7 @@ from celery.canvas import Signature
 
 from worker.admission import Admission, Ticket, release, tenant_of
 from worker.artifacts import ArtifactStore
+from worker.availability import Availability
 from worker.contract import Judging, ProgramSpec, Submission
 from worker.contract.fields import quoted
 from worker.errors import RunnerError, SubmissionRejected
@@ -34,6 +36,7 @@ from worker.problems import ProblemStore
 from worker.programs import program_key
 from worker.settings import Settings
 from worker.storage import DataStore, program_files, stored_program, test_specs
+from worker.verdicts import LANGUAGE_UNAVAILABLE
 from worker.workflow import canvas, judging_of, meta_of, run_key
 
 log = structlog.get_logger()
@@ -100,16 +103,19 @@ class Intake:
     artifacts: ArtifactStore
     problems: ProblemStore
     backend: redis.Redis
+    availability: Availability
     owed: Owed = field(default_factory=Owed)
 
     def accept(self, submission: Submission, run_id: str) -> Signature:
         """The submission's canvas, ready to send; raises
-        :class:`~worker.errors.SubmissionRejected` (``unknown_problem``, ``fleet_busy``,
-        ``tenant_busy``) or :class:`~worker.errors.BrokerError`, having kept nothing of it."""
+        :class:`~worker.errors.SubmissionRejected` (``unknown_problem``,
+        ``language_unavailable``, ``fleet_busy``, ``tenant_busy``) or
+        :class:`~worker.errors.BrokerError`, having kept nothing of it."""
         inline_bytes = self.settings.inline_data_kb * 1024
         tenant = tenant_of(submission.tenant)
         packed: dict[str, bytes] = {}
         sources = {"program": files_of(submission.program)}
+        languages = {"language": submission.program.language}
         if submission.problem is not None:
             record = self.problems.get(submission.problem)
             if record is None:
@@ -119,10 +125,20 @@ class Intake:
                     "register it again: the same problem gets the same id)",
                 )
             tests, judging = record.tests, record.judging
-            for role, stored in (("checker", judging.checker), ("interactor", judging.interactor)):
-                if isinstance(stored, StoredProgram):
-                    sources[role] = program_files(stored, self.data)
+            helpers = {"checker": judging.checker, "interactor": judging.interactor}
+            stored = {role: p for role, p in helpers.items() if isinstance(p, StoredProgram)}
+            languages |= {f"{role}.language": p.language for role, p in stored.items()}
+            self.refuse_unavailable(languages)
+            sources |= {role: program_files(p, self.data) for role, p in stored.items()}
         else:
+            for role, spec in (
+                ("checker", submission.judging.checker),
+                ("interactor", submission.judging.interactor),
+            ):
+                if isinstance(spec, ProgramSpec):
+                    sources[role] = files_of(spec)
+                    languages[f"{role}.language"] = spec.language
+            self.refuse_unavailable(languages)
             if any(
                 len(data) > inline_bytes
                 for t in submission.tests
@@ -132,12 +148,6 @@ class Intake:
                 self.admission.peek(tenant, len(submission.tests))
             tests = test_specs(submission.tests, inline_bytes, packed)
             judging = self.judging(submission.judging, packed)
-            for role, spec in (
-                ("checker", submission.judging.checker),
-                ("interactor", submission.judging.interactor),
-            ):
-                if isinstance(spec, ProgramSpec):
-                    sources[role] = files_of(spec)
         program = stored_program(submission.program, packed)
         ticket = self.admission.admit(
             tenant, run_id, len(tests), sum(len(body) for body in packed.values())
@@ -150,6 +160,18 @@ class Intake:
             raise
         meta = meta_of(submission, run_id, program, judging)
         return canvas(meta, tests, self.shortcut(meta, sources))
+
+    def refuse_unavailable(self, languages: dict[str, str]) -> None:
+        """Refuse a submission whose languages (by where they are named) include one no worker
+        can judge now, as the workers announced (:mod:`worker.availability`)."""
+        for where, name in languages.items():
+            reason = self.availability.why_unavailable(name)
+            if reason is not None:
+                raise SubmissionRejected(
+                    LANGUAGE_UNAVAILABLE,
+                    f"{where}: {quoted(name)} cannot be judged now: {reason}; send it again "
+                    "once a worker can judge it",
+                )
 
     def judging(self, judging: Judging, packed: dict[str, bytes]) -> JudgingMsg:
         """How tests are judged, its programs' files stored by reference (into ``packed``)."""
@@ -197,6 +219,7 @@ class Intake:
             ),
             problems=ProblemStore(backend, data, settings.problem_expires_s),
             backend=backend,
+            availability=Availability(backend),
         )
 
     def shortcut(

@@ -116,7 +116,7 @@ class TestSpec(_Message):
 class CompileOutcome(_Message):
     """Keys of the compiled programs, or the verdict that ends the run before any test: ``CE``
     (the contestant's program), ``IE`` (ours), ``RJ`` (the checker or interactor, the problem
-    setter's, did not compile: ``code`` says which)."""
+    setter's, did not compile, or a language the worker cannot judge: ``code`` says which)."""
 
     verdict: Verdict | None = None
     message: str = ""

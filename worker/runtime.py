@@ -2,16 +2,19 @@
 store and a Redis client for coordination.
 
 The worker builds it when Celery starts (``worker_init``: stale sandboxes removed, pools
-prewarmed before the first task) and tears it down on shutdown (every sandbox removed).
-Tests install one around a :class:`~worker.sandbox.fake.FakePool`.
+prewarmed, every language self-tested in them (:mod:`worker.selftest`) and what that said
+announced to the fleet (:mod:`worker.availability`), all before the first task) and tears it
+down on shutdown (every sandbox removed, the announcement withdrawn). Tests install one
+around a :class:`~worker.sandbox.fake.FakePool`.
 
 The pools live in this process and its threads share them, so the worker runs Celery's thread
 pool (the app's default) or ``solo``. Any other pool refuses to start (:func:`check_pool`):
 prefork children would each inherit a copy of the same pools, attached to the same sandbox
 supervisors, and lease one sandbox to two tests at once; green threads (eventlet, gevent) would
 stall on the blocking sandbox calls. A worker that could not run a test (no Docker engine, a
-missing image, no sandbox of an image would start) refuses as well, rather than take tests
-only to fail them. A refusal is one line on stderr and exit status 1 (:class:`StartRefused`).
+missing image, no sandbox of an image would start, no language passed its self-test) refuses
+as well, rather than take tests only to fail them. A refusal is one line on stderr and exit
+status 1 (:class:`StartRefused`).
 """
 
 from __future__ import annotations
@@ -35,16 +38,18 @@ from celery.concurrency.thread import TaskPool as ThreadPool
 from celery.signals import setup_logging, worker_init, worker_shutdown
 from celery.worker.control import inspect_command
 
-from worker import metrics
+from worker import availability, metrics
 from worker.app import concurrency_of
 from worker.artifacts import ArtifactStore
 from worker.errors import RunnerError, SandboxError
 from worker.intake import Intake
 from worker.judge import Judge
+from worker.languages import LANGUAGES
 from worker.logs import configure_logging
 from worker.sandbox import open_pools
 from worker.sandbox.pools import SandboxPools
 from worker.sandbox.runner import Runner
+from worker.selftest import Health
 from worker.settings import Settings
 from worker.transport import CONSUMER_OPTION, Reclaimer
 
@@ -58,6 +63,7 @@ class Runtime:
     judge: Judge
     host: str
     intake: Intake
+    health: Health  # the languages this worker runs, and what their self-tests said
 
     @property
     def store(self) -> ArtifactStore:
@@ -72,13 +78,20 @@ class Runtime:
 
 _current: Runtime | None = None
 _reclaimer_stop = threading.Event()
+_announcer_stop = threading.Event()
 
 
 def build(
-    settings: Settings, runner: Runner, host: str | None = None, intake: Intake | None = None
+    settings: Settings,
+    runner: Runner,
+    host: str | None = None,
+    intake: Intake | None = None,
+    health: Health | None = None,
 ) -> Runtime:
+    """A runtime; without ``health``, every language is taken as healthy (no self-test)."""
     intake = intake or Intake.open(settings)
-    return Runtime(settings, runner, Judge(runner), host or socket.gethostname(), intake)
+    health = health or Health.assumed(LANGUAGES)
+    return Runtime(settings, runner, Judge(runner), host or socket.gethostname(), intake, health)
 
 
 def install(runtime: Runtime | None) -> None:
@@ -214,7 +227,9 @@ def _start(sender: Any = None, **_: Any) -> None:
         log.info("worker.prewarm", owner=owner, pools=pool, sandboxes_per_image=size)
         pools.start()
         check_prewarmed(pools)
-        runtime = build(settings, pools, host=node)
+        runtime = build(settings, pools, host=node, health=Health({}))
+        runtime.health.run(runtime.judge, settings.max_memory_mb, LANGUAGES)
+        check_healthy(runtime.health)
     except BaseException as exc:
         with contextlib.suppress(Exception):
             pools.close()  # whatever prewarm made
@@ -237,7 +252,14 @@ def _start(sender: Any = None, **_: Any) -> None:
             ) from exc
     install(runtime)
     _start_reclaimer(node, 1 if pool == "solo" else concurrency, settings.queue)
-    log.info("worker.ready", owner=owner, isolation=settings.isolation, pools=pools.state())
+    _start_announcer(runtime)
+    log.info(
+        "worker.ready",
+        owner=owner,
+        isolation=settings.isolation,
+        pools=pools.state(),
+        languages=runtime.health.healthy(),
+    )
 
 
 def check_images(pools: SandboxPools) -> None:
@@ -262,6 +284,37 @@ def check_prewarmed(pools: SandboxPools) -> None:
                 f"no sandbox of {state['image']} would start: "
                 f"{state.get('last_error') or 'see sandbox.create_failed'}"
             )
+
+
+def check_healthy(health: Health) -> None:
+    """At least one language passed its self-test: a worker that can judge none would only
+    take tests to fail them."""
+    if not health.healthy():
+        failed = "; ".join(f"{name}: {reason}" for name, reason in health.reasons().items())
+        raise StartRefused(f"no language passed its self-test ({failed})")
+
+
+def _start_announcer(runtime: Runtime) -> None:
+    """Announce what the self-tests said now, then every ANNOUNCE_EVERY_S, each time after the
+    self-tests that failed have run again."""
+
+    def announce() -> None:
+        availability.announce(runtime.redis, runtime.host, runtime.health.reasons())
+
+    def loop() -> None:
+        while not _announcer_stop.wait(availability.ANNOUNCE_EVERY_S):
+            try:  # this thread must outlive any one bad round (Redis away, an engine restart)
+                runtime.health.retest(runtime.judge, runtime.settings.max_memory_mb)
+                announce()
+            except Exception as exc:
+                log.warning("languages.announce_failed", error=str(exc)[:200])
+
+    _announcer_stop.clear()
+    try:
+        announce()
+    except RunnerError as exc:  # producers then know nothing of this worker yet, and accept
+        log.warning("languages.announce_failed", error=str(exc)[:200])
+    threading.Thread(target=loop, name="announcer", daemon=True).start()
 
 
 def _start_reclaimer(node: str, slots: int, queue: str) -> None:
@@ -294,9 +347,14 @@ def alive_nodes(timeout: float = 2.0) -> set[str]:
 @worker_shutdown.connect
 def _stop(**_: Any) -> None:
     _reclaimer_stop.set()
+    _announcer_stop.set()
     runtime = _current
     install(None)
     if runtime is not None:
+        try:
+            availability.withdraw(runtime.redis, runtime.host)
+        except RunnerError as exc:  # it goes stale by itself
+            log.warning("languages.withdraw_failed", error=str(exc)[:200])
         runtime.runner.close()
         log.info("worker.stopped", host=runtime.host)
 
@@ -305,3 +363,10 @@ def _stop(**_: Any) -> None:
 def pool_state(state: Any) -> list[dict[str, object]]:
     """``runner status``: this worker's sandbox pools and their counters."""
     return current().runner.state() if _current is not None else []
+
+
+@inspect_command()
+def language_health(state: Any) -> dict[str, str]:
+    """``runner status`` and ``runner ping``: the languages this worker runs, each with ``""``
+    (its self-test passed) or why it failed."""
+    return current().health.reasons() if _current is not None else {}

@@ -2,7 +2,10 @@
 tasks; the others are the steps of :func:`worker.workflow.canvas`.
 
 No task lets an exception escape for a submission's sake: bad input becomes ``RJ``, a sandbox
-or Redis failure becomes an ``IE`` test result, so the chord always completes.
+or Redis failure becomes an ``IE`` test result, so the chord always completes. Nothing is
+judged in a language this worker cannot judge (its self-test failed, or it does not run it): the
+compile step refuses the run (``RJ language_unavailable``), and a test that meets such a worker
+anyway (a fleet whose workers differ) is ``IE``, the fleet's fault, never a verdict.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from worker.programs import Program
 from worker.scoring import CANCELLED, assemble, fails
 from worker.storage import inline, program_files, test_specs
 from worker.taskview import ShownRequest, show
+from worker.verdicts import LANGUAGE_UNAVAILABLE
 from worker.workflow import (
     COMPILE_TASK,
     JOIN_TASK,
@@ -156,6 +160,9 @@ def register_problem(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
                 ("interactor", stored.interactor, judging.interactor),
             ):
                 if isinstance(program, StoredProgram) and isinstance(spec, ProgramSpec):
+                    why = rt.health.why_not(program.language)
+                    if why:
+                        raise SubmissionRejected(LANGUAGE_UNAVAILABLE, f"{role}: {why}")
                     built = compile_role(rt, role, program, files_of(spec))
                     if built.outcome.verdict is not None:
                         code = built.outcome.code or "internal_error"
@@ -187,7 +194,8 @@ def compile_run(self: Task, meta_message: dict[str, Any]) -> dict[str, Any]:
         keys: dict[str, str] = {}
         output = None
         try:
-            for role, program in meta.programs():
+            unavailable = _unavailable(rt, meta)
+            for role, program in [] if unavailable else meta.programs():
                 built = compile_role(rt, role, program, program_files(program, rt.intake.data))
                 if built.outcome.verdict is not None:
                     compiled = built.outcome
@@ -196,7 +204,7 @@ def compile_run(self: Task, meta_message: dict[str, Any]) -> dict[str, Any]:
                 if role == "program":
                     output = built.outcome.compile
             else:
-                compiled = CompileOutcome(compile=output, **keys)
+                compiled = unavailable or CompileOutcome(compile=output, **keys)
         except RunnerError as exc:
             compiled = CompileOutcome(verdict=Verdict.IE, message=str(exc))
         try:
@@ -248,7 +256,12 @@ def run_test(
                 log.info("test.not_run", index=index, reason=reason)
                 show(self.request.id, f"not run: {reason}")
                 return TestOutcome(index=index, skipped=reason).encode()
-            result = _judge_test(rt, compiled, meta, test)
+            unavailable = _unavailable(rt, meta)
+            result = (
+                TestResult(id=test.id, verdict=Verdict.IE, message=unavailable.message)
+                if unavailable
+                else _judge_test(rt, compiled, meta, test)
+            )
             # First result wins, in one round trip: a redelivered or duplicated run of this
             # test returns what the first run stored, so the join sees one answer per test.
             results = run_key(meta.run, "tests")
@@ -277,6 +290,17 @@ def run_test(
         )
         show(self.request.id, outcome_line(index, result))
         return TestOutcome(index=index, result=result).encode()
+
+
+def _unavailable(rt: runtime.Runtime, meta: RunMeta) -> CompileOutcome | None:
+    """The refusal of a run one of whose languages this worker cannot judge, or None."""
+    for role, program in meta.programs():
+        why = rt.health.why_not(program.language)
+        if why:
+            where = "language" if role == "program" else f"{role}.language"
+            message = f"{where}: {why} (worker {rt.host})"
+            return CompileOutcome(verdict=Verdict.RJ, code=LANGUAGE_UNAVAILABLE, message=message)
+    return None
 
 
 def outcome_line(index: int, result: TestResult) -> str:

@@ -24,12 +24,6 @@ from worker.sandbox.pools import SandboxPools
 from worker.sandbox.protocol import Job, RunReport
 from worker.settings import Settings
 
-ECHO = {
-    "c": b"#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);}\n",
-    "cpp": b"#include <iostream>\nint main(){std::cout<<std::cin.rdbuf();}\n",
-    "javascript": b"process.stdin.pipe(process.stdout);\n",
-    "python": b"import sys\nsys.stdout.write(sys.stdin.read())\n",
-}
 TEST = TestCase("bench", b"hello 42\n", b"hello 42\n")
 
 
@@ -81,9 +75,10 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
 
 
 def compile_all(judge: Judge) -> dict[str, Program]:
+    """Every language's echo: its self-test."""
     programs = {}
-    for name, source in ECHO.items():
-        compiled = judge.compile(LANGUAGES[name], source)
+    for name, language in LANGUAGES.items():
+        compiled = judge.compile(language, language.selftest.encode())
         assert compiled.program is not None, compiled
         programs[name] = compiled.program
     return programs

@@ -24,8 +24,10 @@ import pytest
 import redis
 from openapi_spec_validator import validate
 
+from tests.conftest import TEST_ENV
 from tests.fleet.api import Api, api_server, make_key
 from tests.fleet.conftest import flush
+from worker import availability
 from worker.api.limits import MAX_STREAMS, READS_PER_SUBMIT
 from worker.api.requests import MAX_DEPTH
 from worker.api.service import MAX_BATCH
@@ -191,10 +193,23 @@ def test_wait_true_waits_as_long_as_the_api_may_and_false_not_at_all(
 def test_languages_say_what_compiles_what_is_only_checked_aliases_versions_and_limits(
     redis_db: redis.Redis, tmp_path: Path
 ) -> None:
+    flush()
     with api_server(
         tmp_path, RUNNER_MAX_CPU_TIME_MS="3000", RUNNER_COMPILER_OPTIONS="cpp=-fno-rtti"
     ) as server:
+        unknown = server.call("GET", "/v1/languages").body  # no worker has said anything
+        backend = redis.Redis.from_url(TEST_ENV["RUNNER_RESULT_BACKEND"])
+        said = dict.fromkeys(LANGUAGES, "") | {"javascript": "its self-test ended RE"}
+        availability.announce(backend, "w@test", said)
         languages = {lang["name"]: lang for lang in server.call("GET", "/v1/languages").body}
+    flush()
+    assert {(lang["healthy"], lang["unavailable"]) for lang in unknown} == {(None, None)}
+    assert languages["python"]["healthy"] is True and languages["python"]["unavailable"] is None
+    assert languages["javascript"]["healthy"] is False
+    assert languages["javascript"]["unavailable"] == (
+        "javascript failed its self-test on every worker that runs it (w@test: its self-test "
+        "ended RE)"
+    )
     assert list(languages) == list(LANGUAGES)
     for name, lang in LANGUAGES.items():
         said = languages[name]

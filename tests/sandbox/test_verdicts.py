@@ -9,12 +9,6 @@ from worker.languages import LANGUAGES
 
 pytestmark = pytest.mark.docker
 
-ECHO = {
-    "python": "import sys\nsys.stdout.write(sys.stdin.read())\n",
-    "c": "#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n",
-    "cpp": "#include <iostream>\nint main(){std::cout<<std::cin.rdbuf();return 0;}\n",
-    "javascript": "process.stdin.pipe(process.stdout);\n",
-}
 CRASH = {
     "python": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
     "c": "int main(){volatile int *p=0; return *p;}\n",
@@ -63,7 +57,6 @@ BROKEN = {
     "javascript": "function (",
 }
 PROGRAMS = {
-    "ECHO": ECHO,
     "CRASH": CRASH,
     "EXIT3": EXIT3,
     "SPIN": SPIN,
@@ -87,7 +80,7 @@ def test_every_language_has_a_program_for_every_verdict() -> None:
 def test_ac_and_wa_on_several_tests_compiled_once(judge: Judge, lang: str) -> None:
     before = jobs_run(judge)
     tests = [(b"1 2\n", b"1 2"), (b"3\n", b"4\n"), (b"x" * 50_000, b"x" * 50_000)]
-    results = judge_source(judge, lang, ECHO[lang], tests)
+    results = judge_source(judge, lang, LANGUAGES[lang].selftest, tests)  # an echo
     assert [r.verdict for r in results] == [Verdict.AC, Verdict.WA, Verdict.AC]
     assert "expected '4', got '3'" in results[1].message
     assert jobs_run(judge) - before == 1 + len(tests)  # one compile step, then one job per test

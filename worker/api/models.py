@@ -130,3 +130,11 @@ class LanguageInfo(BaseModel):
     max_source_kb: int
     max_stdin_kb: int
     max_files: int
+    healthy: bool | None = Field(
+        description="whether a worker of the fleet can judge it now (its self-test passed "
+        "there); null when no worker has said lately (a fleet starting)"
+    )
+    unavailable: str | None = Field(
+        description="when no worker can: why (its submissions are refused with RJ "
+        "language_unavailable)"
+    )

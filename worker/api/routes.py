@@ -377,13 +377,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get(
         "/v1/languages",
-        summary="The languages the fleet judges, with the limits its operator allows",
+        summary="The languages the fleet judges, whether its workers can judge each now, and the "
+        "limits its operator allows",
         operation_id="listLanguages",
         response_model=list[LanguageInfo],
+        responses={503: {"model": ErrorBody, "description": "Redis unreachable"}},
         openapi_extra={"security": []},
     )
     async def languages() -> JSONResponse:
-        return JSONResponse(service.languages())
+        return JSONResponse(await service.languages())
 
     @app.get(
         "/healthz",

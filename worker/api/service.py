@@ -23,6 +23,7 @@ import structlog
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from worker import availability
 from worker.api.callbacks import CallbackRefused, check
 from worker.api.keys import ApiKey, KeyStore
 from worker.api.limits import (
@@ -59,13 +60,15 @@ from worker.fairqueue import SLOTS_KEY
 from worker.languages import LANGUAGES
 from worker.scoring import CANCELLED
 from worker.settings import Settings
+from worker.verdicts import LANGUAGE_UNAVAILABLE
 from worker.workflow import run_key
 
 log = structlog.get_logger()
 
 ID = r"^[A-Za-z0-9-]{1,64}$"
 KEY_CACHE_S = 2.0  # a revoked key stops working within this
-BUSY = {"fleet_busy": (503, 5), "tenant_busy": (429, 2)}  # RJ code -> status, Retry-After
+# RJ code -> status, Retry-After: the fleet's state, not the submission's fault
+BUSY = {"fleet_busy": (503, 5), "tenant_busy": (429, 2), LANGUAGE_UNAVAILABLE: (503, 30)}
 EVENT_POLL_S = 0.1
 # A request waits this long for Redis, then answers 503 with Retry-After: the fleet's outage
 # window (RUNNER_OUTAGE_WINDOW_S) is for workers, whose tests must not fail for a restart; a
@@ -476,8 +479,10 @@ class Service:
                 with suppress(aioredis.RedisError):
                     await close_stream(self.redis, caller.key.id, stream)
 
-    def languages(self) -> list[dict[str, Any]]:
-        """The language registry, with what this fleet's operator allows."""
+    async def languages(self) -> list[dict[str, Any]]:
+        """The language registry, with what this fleet's operator allows and whether its
+        workers can judge each language now (their self-tests, :mod:`worker.availability`)."""
+        announced = availability.fresh_of(await self.redis.hgetall(availability.KEY))
         s = self.settings
         maxima = s.maxima()
         limits = {
@@ -489,6 +494,7 @@ class Service:
         }
         described = []
         for lang in LANGUAGES.values():
+            why = availability.why_unavailable(announced, lang.name)
             options = None
             if lang.compile is not None and (lang.compile.standards or lang.compile.options):
                 options = {
@@ -514,6 +520,8 @@ class Service:
                     "max_source_kb": maxima.source_kb,
                     "max_stdin_kb": maxima.stdin_kb,
                     "max_files": maxima.files,
+                    "healthy": why is None if announced else None,
+                    "unavailable": why,
                 }
             )
         return described

@@ -145,25 +145,47 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     if not replies:
         sys.stdout.flush()  # the queue's line first, then why nothing follows it
         raise Unreachable("no worker answered within 2 s (start one: runner worker)")
+    health = {
+        node: languages
+        for reply in app.control.broadcast("language_health", reply=True, timeout=2.0) or []
+        for node, languages in reply.items()
+    }
     for reply in replies:
         for node, pools in reply.items():
             print(f"worker {node}")
             for pool in pools:
                 print("  " + "  ".join(f"{k}={v}" for k, v in pool.items()))
+            for line in languages_lines(health.get(node, {})):
+                print(f"  {line}")
     return ACCEPTED
 
 
+def languages_lines(reasons: dict[str, str]) -> list[str]:
+    """What a worker said of its languages (:func:`worker.runtime.language_health`): those it
+    judges, then each it cannot with why."""
+    healthy = [name for name, reason in reasons.items() if not reason]
+    lines = [f"languages: {' '.join(healthy) or '(none)'}"]
+    lines += [f"unhealthy: {name}: {reason}" for name, reason in reasons.items() if reason]
+    return lines
+
+
 def ping(args: argparse.Namespace, settings: Settings) -> int:
-    """Asks the workers themselves, through Celery's control API, whether they are alive: the
-    one named, or every one."""
+    """Asks the workers themselves, through Celery's control API, whether they are alive and
+    which of their languages cannot be judged: the one named, or every one."""
     from worker.app import app
 
     reachable(settings)
     if args.itself:
         args.hostname = node_name(settings)
     destination = [args.hostname] if args.hostname else None
-    replies = app.control.ping(destination=destination, timeout=args.timeout) or []
-    names = sorted(name for reply in replies for name in reply)
+    replies = (
+        app.control.broadcast(
+            "language_health", destination=destination, reply=True, timeout=args.timeout
+        )
+        or []
+    )
+    answers = {name: reasons for reply in replies for name, reasons in reply.items()}
+    names = sorted(answers)
     if not names:
         if args.hostname:
             raise Unreachable(
@@ -174,7 +196,8 @@ def ping(args: argparse.Namespace, settings: Settings) -> int:
             f"no worker answered within {args.timeout:g} s (start one: runner worker)"
         )
     for name in names:
-        print(f"{name}: ok")
+        unhealthy = [f"{lang} ({why})" for lang, why in answers[name].items() if why]
+        print(f"{name}: ok" + (f"; unhealthy: {', '.join(unhealthy)}" if unhealthy else ""))
     return ACCEPTED
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_mo
 
 from worker.checkers import BUILTINS
 from worker.languages import LANGUAGES
-from worker.verdicts import CHECKER_FAILED, IE_CODES, MEANINGS, Verdict
+from worker.verdicts import CHECKER_FAILED, IE_CODES, LANGUAGE_UNAVAILABLE, MEANINGS, Verdict
 
 CONTRACT_VERSION = "1.1"
 
@@ -26,7 +26,8 @@ LANGUAGE_NAMES = (
         f"{lang.name} (or {', '.join(lang.aliases)})" if lang.aliases else lang.name
         for lang in LANGUAGES.values()
     )
-    + ". Any case."
+    + f". Any case. One no worker of the fleet can judge now (its self-test failed) is refused: "
+    f"RJ {LANGUAGE_UNAVAILABLE}."
 )
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"  # tenants, groups
 

@@ -35,6 +35,7 @@ LANGUAGE = Language(
     source_file="main.c",
     run=("./main",),
     sources=(".c",),
+    selftest="#include <stdio.h>\nint main(void){int c;while((c=getchar())!=EOF)putchar(c);}\n",
     compile=Compile(
         image=COMPILER.key,
         argv=(

@@ -17,6 +17,7 @@ LANGUAGE = Language(
     source_file="main.cpp",
     run=("./main",),
     sources=(".cpp", ".cc", ".cxx"),
+    selftest="#include <iostream>\nint main(){std::cout<<std::cin.rdbuf();return 0;}\n",
     compile=Compile(
         image="gcc",
         argv=(

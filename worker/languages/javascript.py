@@ -23,6 +23,7 @@ LANGUAGE = Language(
     source_file="main.js",
     run=("/usr/bin/node", "{entry}"),
     sources=(".js", ".mjs", ".cjs"),
+    selftest="process.stdin.pipe(process.stdout);\n",
     compile=Compile(
         image="javascript",
         argv=("/usr/bin/node", "-e", SYNTAX_CHECK, "{sources}"),

@@ -85,6 +85,11 @@ class Language:
     source_file: str
     run: tuple[str, ...]  # with {entry}
     sources: tuple[str, ...]  # suffixes of the files the compile step takes
+    # a program that copies its standard input to its standard output, byte for byte, and
+    # writes nothing on stderr: every worker compiles (when the language compiles) and runs it
+    # in a real sandbox at its start, and judges no program of a language whose self-test
+    # failed (worker/selftest.py)
+    selftest: str
     compile: Compile | None = None
     env: tuple[str, ...] = ()
     # threads the runtime itself starts (they count against the processes limit)

@@ -26,6 +26,7 @@ LANGUAGE = Language(
     source_file="main.py",
     run=("/usr/bin/python3", "{entry}"),
     sources=(".py",),
+    selftest="import sys\nsys.stdout.buffer.write(sys.stdin.buffer.read())\n",
     # CPython's start is most of a trivial test's cost; forking a started one is not
     forkserver=("/usr/bin/python3", "/opt/runner/forkserver.py"),
     compile=Compile(

@@ -1,0 +1,78 @@
+"""A language whose self-test fails, with a real worker: the worker starts all the same, says
+which language and why (its log, ``runner status``, ``runner ping``, the fleet's
+announcements), and that language's submissions are refused with ``RJ language_unavailable``
+on every path, never judged, while the other languages are judged as ever."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.conftest import TEST_ENV
+from tests.fleet.conftest import RUNNER
+from worker import availability
+from worker.client import Client
+
+pytestmark = [pytest.mark.docker, pytest.mark.redis]
+
+# Loaded by the worker's interpreter as it starts (PYTHONPATH): its registry's JavaScript runs a
+# runtime that is not there, as a broken image or a bad registry entry would.
+BREAK_JAVASCRIPT = """
+import dataclasses
+from worker.languages import LANGUAGES
+
+LANGUAGES["javascript"] = dataclasses.replace(
+    LANGUAGES["javascript"], run=("/usr/bin/node-missing", "{entry}")
+)
+"""
+JS = {"language": "js", "source": "console.log(41 + 1)", "tests": [{"expected_stdout": "42"}]}
+PY = {"language": "python", "source": "print(41 + 1)", "tests": [{"expected_stdout": "42"}]}
+
+
+def runner(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(RUNNER), *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_language_whose_self_test_fails_is_refused_and_the_others_judged(
+    workers: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(BREAK_JAVASCRIPT)
+    worker = workers("broken-js", PYTHONPATH=str(tmp_path))
+    (unhealthy,) = worker.events("language.unhealthy")
+    assert unhealthy["language"] == "javascript"
+    assert "node-missing" in str(unhealthy["reason"])
+
+    client = Client()
+    refused = client.submit(JS).result(timeout=60)
+    assert refused.verdict == "RJ" and refused.error is not None
+    assert refused.error.code == "language_unavailable"
+    assert refused.error.message.startswith(
+        "language: 'javascript' cannot be judged now: javascript failed its self-test on every "
+        f"worker that runs it ({worker.name}: its self-test ended "
+    )
+    assert client.submit(PY).result(timeout=60).verdict == "AC"
+    # the one task a foreign backend sends: refused on the worker, by the same announcements
+    sent = client.send(JS).result(timeout=60)
+    assert sent.verdict == "RJ" and sent.error and sent.error.code == "language_unavailable"
+
+    # a producer that knew nothing (no announcement: one that lapsed, a fleet starting) sends
+    # it; the worker's compile step refuses it, as it would never judge it
+    backend = redis.Redis.from_url(TEST_ENV["RUNNER_RESULT_BACKEND"])
+    backend.hdel(availability.KEY, worker.name)
+    late = Client().submit(JS).result(timeout=60)
+    assert late.verdict == "RJ" and late.error and late.error.code == "language_unavailable"
+    assert f"(worker {worker.name})" in late.error.message
+
+    status = runner("status")
+    assert status.returncode == 0, status.stderr
+    assert "unhealthy: javascript: its self-test ended " in status.stdout, status.stdout
+    pinged = runner("ping", "--self", RUNNER_NODE_NAME=worker.name)
+    assert pinged.returncode == 0, pinged.stderr
+    assert pinged.stdout.startswith(f"{worker.name}: ok; unhealthy: javascript (its self-test")
