@@ -140,7 +140,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture(scope="session")
 def images(docker_client: docker.DockerClient, settings: Settings) -> dict[str, str]:
     """Catalogue key -> image reference, failing clearly when an image was never built."""
-    refs = {key: image_ref(settings.image_prefix, key) for key in sandbox_images()}
+    refs = {key: image_ref(settings.image_prefix, key) for key in sandbox_images(settings)}
     for ref in refs.values():
         try:
             docker_client.images.get(ref)

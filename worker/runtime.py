@@ -44,7 +44,6 @@ from worker.artifacts import ArtifactStore
 from worker.errors import RunnerError, SandboxError
 from worker.intake import Intake
 from worker.judge import Judge
-from worker.languages import LANGUAGES
 from worker.logs import configure_logging
 from worker.sandbox import open_pools
 from worker.sandbox.pools import SandboxPools
@@ -88,9 +87,10 @@ def build(
     intake: Intake | None = None,
     health: Health | None = None,
 ) -> Runtime:
-    """A runtime; without ``health``, every language is taken as healthy (no self-test)."""
+    """A runtime; without ``health``, every language it runs is taken as healthy (no
+    self-test)."""
     intake = intake or Intake.open(settings)
-    health = health or Health.assumed(LANGUAGES)
+    health = health or Health.assumed(settings.chosen_languages())
     return Runtime(settings, runner, Judge(runner), host or socket.gethostname(), intake, health)
 
 
@@ -228,7 +228,7 @@ def _start(sender: Any = None, **_: Any) -> None:
         pools.start()
         check_prewarmed(pools)
         runtime = build(settings, pools, host=node, health=Health({}))
-        runtime.health.run(runtime.judge, settings.max_memory_mb, LANGUAGES)
+        runtime.health.run(runtime.judge, settings.max_memory_mb, settings.chosen_languages())
         check_healthy(runtime.health)
     except BaseException as exc:
         with contextlib.suppress(Exception):

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from worker.api.signing import secret_problem
 from worker.contract import Maxima
 from worker.errors import SettingsError
-from worker.languages import LANGUAGES
+from worker.languages import LANGUAGES, language_named
 
 PREFIX = "RUNNER_"
 
@@ -60,6 +60,14 @@ class Settings:
         "client, which builds with BuildKit without the buildx plugin), else `docker` on PATH.",
     )
     image_prefix: str = _setting("runner", "Prefix of every image name this project builds.")
+    languages: str = _setting(
+        "",
+        "The languages this deployment judges, by name or alias, comma-separated (e.g. "
+        "python,cpp): a worker opens pools, runs self-tests and takes submissions for "
+        "these only, and scripts/build-images builds their images only (images named on its "
+        "command line win). Every worker of a queue should run the same ones. Empty: every "
+        "language of the registry.",
+    )
     # --- sandbox ------------------------------------------------------------------------------
     pool_size: int = _setting(
         0, "Pre-warmed sandboxes per image. 0: the worker's concurrency.", low=0
@@ -298,6 +306,12 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
+        for name in self.languages.split(","):
+            if name.strip() and language_named(name.strip()) is None:
+                raise SettingsError(
+                    f"RUNNER_LANGUAGES={self.languages!r}: {name.strip()!r} is no language "
+                    f"(choose from {', '.join(LANGUAGES)}, or their aliases)"
+                )
         for name in ("broker_url", "result_backend"):
             url = getattr(self, name)
             if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -351,6 +365,15 @@ class Settings:
             values.setdefault("broker_url", f"{server}/0")
             values.setdefault("result_backend", f"{server}/1")
         return cls(**values)
+
+    def chosen_languages(self) -> list[str]:
+        """RUNNER_LANGUAGES as the registry's names, in its order (empty: every language)."""
+        named = {
+            language.name
+            for name in self.languages.split(",")
+            if name.strip() and (language := language_named(name.strip())) is not None
+        }
+        return [name for name in LANGUAGES if name in named or not named]
 
     def maxima(self) -> Maxima:
         return Maxima(

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from worker.images.__main__ import main as images_main
 from worker.images.base import host_mirror
 from worker.images.build import Builder, BuildOptions, content_tag
-from worker.images.catalog import IMAGES
+from worker.images.catalog import IMAGES, images_for
 from worker.images.docker_cli import DockerCli
+from worker.languages import LANGUAGES
 
 
 def tree(root: Path) -> Path:
@@ -113,3 +115,23 @@ def test_one_line_sources_with_several_components(tmp_path: Path) -> None:
         "deb http://mirror.example/debian bookworm main contrib\n"
     )
     assert host_mirror(tmp_path) == "http://mirror.example/debian"
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "built"),
+    [
+        (["build"], {}, None),
+        (["build"], {"RUNNER_LANGUAGES": "cpp,python"}, ["gcc", "native", "python"]),
+        (["build", "javascript"], {"RUNNER_LANGUAGES": "cpp"}, ["javascript"]),
+    ],
+)
+def test_the_build_tool_builds_the_deployments_languages_unless_told_which(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str], built: list[str] | None
+) -> None:
+    asked: list[list[str]] = []
+    monkeypatch.delenv("RUNNER_LANGUAGES", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(Builder, "build_all", lambda self, keys: asked.append(list(keys)) or [])
+    assert images_main(argv) == 0
+    assert asked == [built or sorted(images_for(LANGUAGES))]

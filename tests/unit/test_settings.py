@@ -1,6 +1,7 @@
 import pytest
 
 from worker.errors import SettingsError
+from worker.languages import LANGUAGES
 from worker.settings import Settings
 
 
@@ -155,3 +156,17 @@ def test_one_redis_url_gives_the_broker_db_0_and_the_results_db_1() -> None:
 def test_redis_urls_that_cannot_work_are_refused_by_name(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_the_languages_a_deployment_runs_are_names_or_aliases_in_the_registrys_order() -> None:
+    assert Settings().chosen_languages() == list(LANGUAGES)
+    chosen = Settings.from_env({"RUNNER_LANGUAGES": " Py, c++ ,python"}).chosen_languages()
+    assert chosen == ["cpp", "python"]
+
+
+def test_a_language_the_registry_does_not_know_is_refused_quoted() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"RUNNER_LANGUAGES": "python,cobol"})
+    assert str(info.value).startswith(
+        "RUNNER_LANGUAGES='python,cobol': 'cobol' is no language (choose from "
+    )

@@ -7,7 +7,7 @@ import sys
 
 from worker.errors import RunnerError
 from worker.images.build import Builder, BuildOptions
-from worker.images.catalog import IMAGES
+from worker.images.catalog import IMAGES, images_for
 from worker.images.docker_cli import DockerCli
 from worker.logs import configure_logging
 from worker.settings import Settings
@@ -18,7 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build images with BuildKit, skipping up-to-date ones")
     sandboxes = [key for key, spec in IMAGES.items() if spec.sandbox]
-    build.add_argument("images", nargs="*", help=f"some of {', '.join(sandboxes)} (default: all)")
+    build.add_argument(
+        "images",
+        nargs="*",
+        help=f"some of {', '.join(sandboxes)} (default: those of RUNNER_LANGUAGES, all when "
+        "it is empty)",
+    )
     build.add_argument("--development", action="store_true", help="build the development targets")
     build.add_argument(
         "--cache-from",
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 verbose=args.verbose,
             ),
         )
-        results = builder.build_all(args.images or None)
+        results = builder.build_all(args.images or images_for(settings.chosen_languages()))
     except RunnerError as exc:
         print(f"build-images: {exc}", file=sys.stderr)
         return 1

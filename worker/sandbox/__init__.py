@@ -12,7 +12,6 @@ import structlog
 
 from worker.errors import SandboxError
 from worker.images.catalog import image_ref, images_for
-from worker.languages import LANGUAGES
 from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec, memory_cgroup
 from worker.sandbox.pools import SandboxPools
 from worker.settings import Settings
@@ -20,9 +19,10 @@ from worker.settings import Settings
 log = structlog.get_logger()
 
 
-def sandbox_images() -> list[str]:
-    """Catalogue keys of every image some language runs or compiles in."""
-    return images_for(LANGUAGES)
+def sandbox_images(settings: Settings) -> list[str]:
+    """Catalogue keys of every image the languages a worker runs (RUNNER_LANGUAGES) run or
+    compile in."""
+    return images_for(settings.chosen_languages())
 
 
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "amqp": 5672, "amqps": 5671, "pyamqp": 5672}
@@ -73,8 +73,9 @@ def open_pools(
     extra_labels: tuple[tuple[str, str], ...] = (),
     max_jobs: int | None = None,
 ) -> SandboxPools:
-    """Pools of ``size`` sandboxes for each image (not started: call ``start()``), labelled
-    with ``owner`` and the fleet of ``settings`` (:func:`fleet_of`)."""
+    """Pools of ``size`` sandboxes for each image (default: those of the languages
+    ``settings`` choose), not started (call ``start()``), labelled with ``owner`` and the fleet
+    of ``settings`` (:func:`fleet_of`)."""
     if settings.isolation != "namespaces":
         # an operator's choice for hosts that refuse namespaces; it must stay visible
         log.warning(
@@ -96,7 +97,7 @@ def open_pools(
             extra_labels=extra_labels,
             memory_cgroup=delegated,
         )
-        for key in (images if images is not None else sandbox_images())
+        for key in (images if images is not None else sandbox_images(settings))
     }
     return SandboxPools(
         client,

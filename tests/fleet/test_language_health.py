@@ -17,6 +17,8 @@ from tests.conftest import TEST_ENV
 from tests.fleet.conftest import RUNNER
 from worker import availability
 from worker.client import Client
+from worker.images.catalog import image_ref
+from worker.settings import Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -76,3 +78,20 @@ def test_a_language_whose_self_test_fails_is_refused_and_the_others_judged(
     pinged = runner("ping", "--self", RUNNER_NODE_NAME=worker.name)
     assert pinged.returncode == 0, pinged.stderr
     assert pinged.stdout.startswith(f"{worker.name}: ok; unhealthy: javascript (its self-test")
+
+
+def test_a_worker_runs_only_the_languages_its_deployment_chose(workers: Any) -> None:
+    """RUNNER_LANGUAGES=python: one pool, one self-test; C, which no worker runs, is refused
+    saying so, and Python is judged."""
+    worker = workers("python-only", RUNNER_LANGUAGES="python")
+    status = runner("status")
+    assert status.returncode == 0, status.stderr
+    images = {word.split("=", 1)[1] for word in status.stdout.split() if word.startswith("image=")}
+    assert images == {image_ref(Settings.from_env().image_prefix, "python")}, status.stdout
+    assert "  languages: python\n" in status.stdout, status.stdout
+    client = Client()
+    refused = client.submit({**PY, "language": "c", "source": "int main(){}"}).result(timeout=60)
+    assert refused.error is not None and refused.error.code == "language_unavailable"
+    assert "no worker of the fleet runs c (RUNNER_LANGUAGES)" in refused.error.message
+    assert client.submit(PY).result(timeout=60).verdict == "AC"
+    assert worker.events("language.unhealthy") == []
