@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from tests.conftest import TEST_ENV
+from worker.images.catalog import IMAGES
 from worker.languages import LANGUAGES
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
@@ -123,7 +124,10 @@ def test_images() -> None:
             "baseline_warm_rebuild_s",
         ],
     )
-    assert_positive(figures["images_mb"], ["python", "native", "javascript", "gcc"])
+    sandboxes = [key for key, spec in IMAGES.items() if spec.sandbox]
+    assert_positive(figures["images_mb"], sandboxes)
+    for key, official_mb in figures["official_slim_mb"].items():
+        assert figures["images_mb"][key] < official_mb, (key, figures["images_mb"][key])
     assert figures["images_mb"]["python"] == figures["python_image_mb"]
     assert 0 < figures["python_smaller_than_baseline_pct"] < 100
     assert figures["warm_rebuild_speedup"] >= 0  # a ratio of two quick timings: anything goes

@@ -15,9 +15,11 @@ import redis
 
 from tests.conftest import TEST_ENV
 from tests.fleet.conftest import RUNNER
+from tests.sandbox.test_verdicts import BROKEN
 from worker import availability
 from worker.client import Client
 from worker.images.catalog import image_ref
+from worker.languages import LANGUAGES
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
@@ -95,3 +97,30 @@ def test_a_worker_runs_only_the_languages_its_deployment_chose(workers: Any) -> 
     assert "no worker of the fleet runs c (RUNNER_LANGUAGES)" in refused.error.message
     assert client.submit(PY).result(timeout=60).verdict == "AC"
     assert worker.events("language.unhealthy") == []
+
+
+def test_every_language_is_judged_through_runner_submit(workers: Any) -> None:
+    """The one task a foreign backend sends, in every language: its self-test (an echo)
+    accepted on one test and wrong on another, and a syntax error CE where it compiles or is
+    checked."""
+    workers("every-language")
+    client = Client()
+    sent = {
+        name: client.send(
+            {
+                "language": name,
+                "source": language.selftest,
+                "tests": [
+                    {"stdin": "1 2\n", "expected_stdout": "1 2\n"},
+                    {"stdin": "3\n", "expected_stdout": "4\n"},
+                ],
+            }
+        )
+        for name, language in LANGUAGES.items()
+    }
+    for name, handle in sent.items():
+        result = handle.result(timeout=120)
+        assert [t.verdict for t in result.tests] == ["AC", "WA"], (name, result)
+    broken = {name: client.send({**PY, "language": name, "source": BROKEN[name]}) for name in sent}
+    for name, handle in broken.items():
+        assert handle.result(timeout=120).verdict == "CE", name

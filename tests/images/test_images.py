@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from tests.conftest import RUN_ID, TEST_LABEL
+from worker.images.catalog import IMAGES
 
 pytestmark = pytest.mark.docker
 
@@ -148,3 +149,41 @@ def test_entrypoint_is_exec_form_supervisor(docker_client, images) -> None:
 def test_python_image_is_small(docker_client, images) -> None:
     size = docker_client.images.get(images["python"]).attrs["Size"]
     assert size <= 40_000_000
+
+
+HELLO = {
+    "lua": ["/usr/bin/lua5.4", "-e", "print('hello')"],
+    "ruby": ["/usr/bin/ruby", "-e", "puts 'hello'"],
+    "php": ["/usr/bin/php", "-r", "echo 'hello', PHP_EOL;"],
+}
+
+
+@pytest.mark.parametrize("key", sorted(HELLO))
+def test_a_runtime_says_hello_and_nothing_else(docker_client, images, key: str) -> None:
+    """stderr included: Debian's PHP warns at every start when it lacks its zone data."""
+    assert run(docker_client, images[key], HELLO[key]) == "hello\n"
+
+
+def test_ruby_has_its_standard_library_and_the_gems_debian_bundles(docker_client, images) -> None:
+    source = (
+        'require "prime"; require "matrix"; require "json"; require "bigdecimal"; '
+        'require "set"; p [Prime.first(3), Matrix[[1, 2], [3, 4]].det, defined?(DidYouMean)]'
+    )
+    out = run(docker_client, images["ruby"], ["/usr/bin/ruby", "-e", source])
+    assert out == '[[2, 3, 5], -2, "constant"]\n'
+
+
+def test_php_loads_the_extensions_debian_enables(docker_client, images) -> None:
+    source = "echo implode(' ', array_map('strtolower', get_loaded_extensions())), PHP_EOL;"
+    loaded = set(run(docker_client, images["php"], ["/usr/bin/php", "-r", source]).split())
+    assert {"ctype", "iconv", "json", "posix", "tokenizer", "pcntl"} <= loaded
+    assert {"sysvshm", "sysvsem", "sysvmsg", "shmop"} <= loaded
+
+
+def test_runtime_images_are_smaller_than_the_official_ones(docker_client, images) -> None:
+    """Ours as it takes on disk, theirs compressed (as Docker Hub lists it): a floor of theirs."""
+    for key, spec in IMAGES.items():
+        if spec.official_slim is not None and key in images:
+            size_mb = docker_client.images.get(images[key]).attrs["Size"] / 1e6
+            name, official_mb = spec.official_slim
+            assert size_mb < official_mb, (key, size_mb, name, official_mb)

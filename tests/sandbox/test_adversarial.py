@@ -10,6 +10,7 @@ import pytest
 from tests.sandbox.helpers import FAST, judge_source
 from worker.contract import Limits, TestResult, Verdict
 from worker.judge import Judge
+from worker.languages import LANGUAGES
 from worker.sandbox.pools import SandboxPools
 
 pytestmark = pytest.mark.docker
@@ -379,4 +380,178 @@ def test_no_cheap_way_to_cost_the_sandbox(judge: Judge, how: str) -> None:
     assert result.verdict == Verdict.AC, result
     assert result.stdout.endswith("done\n")
     assert sum(sum(state["recycles"].values()) for state in pools.state()) == before
+    assert_next_job_sees_nothing(judge)
+
+
+# -- the same attacks from every language ------------------------------------------------------
+
+OUTSIDE = ("/etc/passwd", "/x", "/opt/runner/supervisor", "/usr/bin/x", "/proc/1/fd/1")
+# Each tries to append to every path of OUTSIDE (printing "wrote PATH" if it could), then writes
+# a file of its own in its work dir and says "workdir ok".
+WRITE_OUTSIDE = {
+    "python": f"""
+for path in {OUTSIDE!r}:
+    try:
+        open(path, "ab").close()
+        print("wrote", path)
+    except OSError:
+        pass
+open("mine", "w").write("ok")
+print("workdir ok")
+""",
+    "c": """
+#include <stdio.h>
+int main(void) {
+    const char *paths[] = {PATHS};
+    for (unsigned i = 0; i < sizeof paths / sizeof *paths; i++) {
+        FILE *f = fopen(paths[i], "a");
+        if (f) { printf("wrote %s\\n", paths[i]); fclose(f); }
+    }
+    FILE *mine = fopen("mine", "w");
+    if (mine && fputs("ok", mine) >= 0 && fclose(mine) == 0) puts("workdir ok");
+    return 0;
+}
+""".replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
+    "javascript": f"""
+const fs = require("fs");
+for (const path of {list(OUTSIDE)!r}) {{
+  try {{ fs.appendFileSync(path, ""); console.log("wrote", path); }} catch (e) {{}}
+}}
+fs.writeFileSync("mine", "ok");
+console.log("workdir ok");
+""",
+    "lua": """
+for _, path in ipairs({PATHS}) do
+  local f = io.open(path, "a")
+  if f then print("wrote " .. path); f:close() end
+end
+local mine = assert(io.open("mine", "w"))
+mine:write("ok")
+mine:close()
+print("workdir ok")
+""".replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
+    "ruby": f"""
+{list(OUTSIDE)!r}.each do |path|
+  File.open(path, "a") {{ puts "wrote #{{path}}" }}
+rescue SystemCallError
+end
+File.write("mine", "ok")
+puts "workdir ok"
+""",
+    "php": """<?php
+foreach ([PATHS] as $path) {
+    $f = @fopen($path, "a");
+    if ($f !== false) { echo "wrote $path\\n"; fclose($f); }
+}
+file_put_contents("mine", "ok");
+echo "workdir ok\\n";
+""".replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
+}
+WRITE_OUTSIDE["cpp"] = WRITE_OUTSIDE["c"]
+
+# Each tries a TCP connection on the loopback and one to a public address, and prints
+# "connected" if either is made, then "done". Standard Lua has no sockets: nothing to try.
+NETWORK: dict[str, str | None] = {
+    "python": """
+import socket
+for address in (("127.0.0.1", 80), ("1.1.1.1", 53)):
+    try:
+        socket.create_connection(address, timeout=1)
+        print("connected")
+    except OSError:
+        pass
+print("done")
+""",
+    "c": """
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(void) {
+    const char *hosts[] = {"127.0.0.1", "1.1.1.1"};
+    for (int i = 0; i < 2; i++) {
+        struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(i ? 53 : 80)};
+        inet_pton(AF_INET, hosts[i], &to.sin_addr);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (s >= 0 && connect(s, (struct sockaddr *)&to, sizeof to) == 0) puts("connected");
+        if (s >= 0) close(s);
+    }
+    puts("done");
+    return 0;
+}
+""",
+    "javascript": """
+const net = require("net");
+let left = 2;
+for (const [host, port] of [["127.0.0.1", 80], ["1.1.1.1", 53]]) {
+  try {
+    const s = net.connect({host, port, timeout: 1000});
+    s.on("connect", () => { console.log("connected"); s.destroy(); });
+    s.on("error", () => {});
+    s.on("close", () => { if (--left === 0) console.log("done"); });
+    s.on("timeout", () => s.destroy());
+  } catch (e) { if (--left === 0) console.log("done"); }
+}
+""",
+    "lua": None,
+    "ruby": """
+require "socket"
+[["127.0.0.1", 80], ["1.1.1.1", 53]].each do |host, port|
+  Socket.tcp(host, port, connect_timeout: 1).close
+  puts "connected"
+rescue SystemCallError, IOError, SocketError
+end
+puts "done"
+""",
+    "php": """<?php
+foreach ([["127.0.0.1", 80], ["1.1.1.1", 53]] as [$host, $port]) {
+    if (@fsockopen($host, $port, $errno, $error, 1) !== false) echo "connected\\n";
+}
+echo "done\\n";
+""",
+}
+NETWORK["cpp"] = NETWORK["c"]
+
+# Processes that make processes, without end; standard Lua cannot make one.
+FORK_BOMB: dict[str, str | None] = {
+    "python": "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
+    "        pass\n",
+    "c": "#include <unistd.h>\nint main(){for(;;)fork();}\n",
+    "cpp": "#include <unistd.h>\nint main(){for(;;)fork();}\n",
+    "javascript": "const cp = require('child_process');\n"
+    "for (;;) { try { cp.spawn(process.execPath, [__filename]); } catch (e) {} }\n",
+    "lua": None,
+    "ruby": "loop { fork rescue nil }\n",
+    "php": "<?php\nwhile (true) { @pcntl_fork(); }\n",
+}
+ATTACKS = {"WRITE_OUTSIDE": WRITE_OUTSIDE, "NETWORK": NETWORK, "FORK_BOMB": FORK_BOMB}
+
+
+def test_every_language_has_each_attack_or_says_it_cannot() -> None:
+    lacking = {
+        name: [lang for lang in LANGUAGES if lang not in programs]
+        for name, programs in ATTACKS.items()
+    }
+    assert not any(lacking.values()), f"attacks lacking a language (None: cannot): {lacking}"
+
+
+@pytest.mark.parametrize("lang", list(LANGUAGES))
+def test_no_language_writes_outside_its_work_dir(judge: Judge, lang: str) -> None:
+    (result,) = judge_source(judge, lang, WRITE_OUTSIDE[lang], [(b"", None)], FAST)
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == "workdir ok\n", result
+    assert_next_job_sees_nothing(judge)
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LANGUAGES if NETWORK.get(lang)])
+def test_no_language_reaches_the_network(judge: Judge, lang: str) -> None:
+    (result,) = judge_source(judge, lang, NETWORK[lang] or "", [(b"", None)], FAST)
+    assert result.verdict == Verdict.AC, result
+    assert result.stdout == "done\n", result
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LANGUAGES if FORK_BOMB.get(lang)])
+def test_a_fork_bomb_in_any_language_is_contained(judge: Judge, lang: str) -> None:
+    (result,) = judge_source(judge, lang, FORK_BOMB[lang] or "", [(b"", None)], FAST)
+    assert result.verdict in (Verdict.TLE, Verdict.RE, Verdict.MLE), result
     assert_next_job_sees_nothing(judge)

@@ -191,11 +191,90 @@ for (const pid of fs.readdirSync("/proc").filter((p) => /^\\d+$/.test(p))) {
 console.log("looked");
 """
 
+# Standard Lua can write files, and nothing else (no directories, processes or SysV objects)
+PLANT_LUA = f"""
+for _, path in ipairs({{"/tmp/note", "/dev/shm/note"}}) do
+  local f = assert(io.open(path, "w"))
+  f:write("{SECRET}")
+  f:close()
+end
+print("planted")
+"""
+
+PEEK_LUA = """
+for _, path in ipairs({"/tmp/note", "/dev/shm/note"}) do
+  local f = io.open(path)
+  if f then print("read " .. path) end
+end
+print("looked")
+"""
+
+PLANT_RB = f"""
+require "fiddle"
+libc = Fiddle.dlopen(nil)
+int = Fiddle::TYPE_INT
+get = ->(name, *args) {{ Fiddle::Function.new(libc[name], args, int) }}
+get.("shmget", int, Fiddle::TYPE_SIZE_T, int).call({KEY}, 4096, 0o1666)
+get.("msgget", int, int).call({KEY}, 0o1666)
+get.("semget", int, int, int).call({KEY}, 1, 0o1666)
+Dir.mkdir("/dev/shm/spy")
+File.write("/dev/shm/spy/note", "{SECRET}")
+File.chmod(0o311, "/dev/shm/spy")
+File.write("/tmp/note", "{SECRET}")
+Process.detach(fork {{ Process.setsid; $0 = "spy"; sleep 60 }})
+puts "planted"
+"""
+
+PEEK_RB = f"""
+require "fiddle"
+libc = Fiddle.dlopen(nil)
+int = Fiddle::TYPE_INT
+get = ->(name, *args) {{ Fiddle::Function.new(libc[name], args, int) }}
+puts "shm found" if get.("shmget", int, Fiddle::TYPE_SIZE_T, int).call({KEY}, 0, 0) >= 0
+puts "msg found" if get.("msgget", int, int).call({KEY}, 0) >= 0
+puts "sem found" if get.("semget", int, int, int).call({KEY}, 0, 0) >= 0
+["/dev/shm/spy/note", "/tmp/note"].each {{ |path| puts "read #{{path}}" if File.readable?(path) }}
+Dir.children("/proc").grep(/\\A\\d+\\z/).each do |pid|
+  cmd = File.read("/proc/#{{pid}}/cmdline") rescue next
+  puts "process #{{pid}}" if cmd.start_with?("spy")
+end
+puts "looked"
+"""
+
+PLANT_PHP = f"""<?php
+shmop_open({KEY}, "c", 0666, 4096);
+msg_get_queue({KEY}, 0666);
+sem_get({KEY}, 1, 0666);
+mkdir("/dev/shm/spy");
+file_put_contents("/dev/shm/spy/note", "{SECRET}");
+chmod("/dev/shm/spy", 0311);
+file_put_contents("/tmp/note", "{SECRET}");
+if (pcntl_fork() === 0) {{ posix_setsid(); cli_set_process_title("spy"); sleep(60); exit(0); }}
+echo "planted\\n";
+"""
+
+# (PHP's sem_get makes the semaphore it asks for: the shared memory and the queue stand for it)
+PEEK_PHP = f"""<?php
+if (@shmop_open({KEY}, "a", 0, 0) !== false) echo "shm found\\n";
+if (msg_queue_exists({KEY})) echo "msg found\\n";
+foreach (["/dev/shm/spy/note", "/tmp/note"] as $path) {{
+    if (@file_get_contents($path) !== false) echo "read $path\\n";
+}}
+foreach (scandir("/proc") as $pid) {{
+    $cmd = ctype_digit($pid) ? (string) @file_get_contents("/proc/$pid/cmdline") : "";
+    if (str_starts_with($cmd, "spy")) echo "process $pid\\n";
+}}
+echo "looked\\n";
+"""
+
 LEAKS = {  # the C sources are C++ as well
     "c": (PLANT_C, PEEK_C),
     "cpp": (PLANT_C, PEEK_C),
     "python": (PLANT_PY, PEEK_PY),
     "javascript": (PLANT_JS, PEEK_JS),
+    "lua": (PLANT_LUA, PEEK_LUA),
+    "ruby": (PLANT_RB, PEEK_RB),
+    "php": (PLANT_PHP, PEEK_PHP),
 }
 
 

@@ -9,29 +9,54 @@ from worker.languages import LANGUAGES
 
 pytestmark = pytest.mark.docker
 
-CRASH = {
-    "python": "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n",
-    "c": "int main(){volatile int *p=0; return *p;}\n",
-    "cpp": "int main(){volatile int *p=nullptr; return *p;}\n",
-    "javascript": "process.kill(process.pid, 'SIGSEGV');\n",
+# a program that kills itself with a signal, and the signal its runtime lets it die of (Ruby's
+# own SIGSEGV handler prints its bug report and aborts); Lua has no way to signal itself
+CRASH: dict[str, tuple[str, str] | None] = {
+    "python": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "SIGSEGV"),
+    "c": ("int main(){volatile int *p=0; return *p;}\n", "SIGSEGV"),
+    "cpp": ("int main(){volatile int *p=nullptr; return *p;}\n", "SIGSEGV"),
+    "javascript": ("process.kill(process.pid, 'SIGSEGV');\n", "SIGSEGV"),
+    "lua": None,
+    "ruby": ("Process.kill(:SEGV, Process.pid)\n", "SIGABRT"),
+    "php": ("<?php\nposix_kill(posix_getpid(), 11);\n", "SIGSEGV"),
+}
+# an error nobody catches, whose message ("boom") the program's stderr shows
+UNCAUGHT = {
+    "python": "raise ValueError('boom')\n",
+    "c": '#include <assert.h>\nint main(){assert(!"boom"); return 0;}\n',
+    "cpp": '#include <stdexcept>\nint main(){throw std::runtime_error("boom");}\n',
+    "javascript": "throw new Error('boom');\n",
+    "lua": 'error("boom")\n',
+    "ruby": 'raise "boom"\n',
+    "php": '<?php\nthrow new Exception("boom");\n',
 }
 EXIT3 = {
     "python": "raise SystemExit(3)\n",
     "c": "int main(){return 3;}\n",
     "cpp": "int main(){return 3;}\n",
     "javascript": "process.exit(3);\n",
+    "lua": "os.exit(3)\n",
+    "ruby": "exit 3\n",
+    "php": "<?php\nexit(3);\n",
 }
 SPIN = {
     "python": "while True: pass\n",
     "c": "int main(){volatile unsigned long i=0; for(;;) i++;}\n",
     "cpp": "int main(){volatile unsigned long i=0; for(;;) i++;}\n",
     "javascript": "for(;;){}\n",
+    "lua": "while true do end\n",
+    "ruby": "loop {}\n",
+    "php": "<?php\nwhile (true) {}\n",
 }
 SLEEP = {
     "python": "import time\ntime.sleep(30)\n",
     "c": "#include <unistd.h>\nint main(){sleep(30);}\n",
     "cpp": "#include <unistd.h>\nint main(){sleep(30);}\n",
     "javascript": "setTimeout(() => {}, 30000);\n",
+    # standard Lua cannot sleep: it waits on its own stdout pipe, which nobody writes to
+    "lua": 'io.open("/proc/self/fd/1", "r"):read("a")\n',
+    "ruby": "sleep 30\n",
+    "php": "<?php\nsleep(30);\n",
 }
 HOG = {
     "python": "x = b'x' * (400 * 1024 * 1024)\nprint(len(x))\n",
@@ -40,6 +65,9 @@ HOG = {
     'printf("%ld\\n",s);}\n',
     "cpp": "#include <vector>\nint main(){std::vector<char> v(400u<<20, 1); return v[9]==7;}\n",
     "javascript": "const b = Buffer.alloc(400 * 1024 * 1024, 1); console.log(b.length);\n",
+    "lua": 'local s = string.rep("x", 400 * 1024 * 1024)\nprint(#s)\n',
+    "ruby": 'x = "x" * (400 * 1024 * 1024)\nputs x.size\n',
+    "php": '<?php\n$x = str_repeat("x", 400 * 1024 * 1024);\necho strlen($x), "\\n";\n',
 }
 FLOOD = {
     "python": "while True: print('y' * 1000)\n",
@@ -49,15 +77,22 @@ FLOOD = {
     # that flood is as likely to end MLE (a true verdict) as OLE
     "javascript": "const fs = require('fs'), s = 'y'.repeat(1000) + '\\n';\n"
     "for (;;) fs.writeSync(1, s);\n",
+    "lua": 'local s = string.rep("y", 1000) .. "\\n"\nwhile true do io.write(s) end\n',
+    "ruby": 's = "y" * 1000\nloop { puts s }\n',
+    "php": '<?php\n$s = str_repeat("y", 1000) . "\\n";\nwhile (true) { echo $s; }\n',
 }
 BROKEN = {
     "python": "def f(:\n",
     "c": "int main( {",
     "cpp": "int main() { return undefined_thing; }",
     "javascript": "function (",
+    "lua": "x = = 1\n",
+    "ruby": "def f(\n",
+    "php": '<?php\necho "unterminated;\n',
 }
 PROGRAMS = {
     "CRASH": CRASH,
+    "UNCAUGHT": UNCAUGHT,
     "EXIT3": EXIT3,
     "SPIN": SPIN,
     "SLEEP": SLEEP,
@@ -97,12 +132,20 @@ def test_compile_or_syntax_error_is_ce(judge: Judge, lang: str) -> None:
     assert result.stderr  # the compiler's own words reach the user
 
 
-@pytest.mark.parametrize("lang", LANGS)
-def test_segfault_is_re_with_signal_name(judge: Judge, lang: str) -> None:
-    result = verdict(judge, lang, CRASH[lang])
+@pytest.mark.parametrize("lang", [lang for lang in LANGS if CRASH.get(lang)])
+def test_a_crash_is_re_with_its_signals_name(judge: Judge, lang: str) -> None:
+    source, signal = CRASH[lang] or ("", "")
+    result = verdict(judge, lang, source)
     assert result.verdict == Verdict.RE
-    assert result.signal == "SIGSEGV"
+    assert result.signal == signal
     assert result.exit_code is None
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_an_uncaught_error_is_re_with_its_message_on_stderr(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, UNCAUGHT[lang])
+    assert result.verdict == Verdict.RE, result
+    assert "boom" in result.stderr, result
 
 
 @pytest.mark.parametrize("lang", LANGS)

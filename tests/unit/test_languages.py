@@ -149,6 +149,16 @@ def test_every_language_has_an_example_the_demo_judges() -> None:
     assert not named, f"scripts/demo names {named} itself: it should ask the registry"
 
 
+def test_the_playground_has_a_sample_in_every_language() -> None:
+    playground = (ROOT / "worker/api/static/playground.js").read_text()
+    samples = playground[playground.index("const SAMPLES = {") : playground.index("};")]
+    named = set(re.findall(r"^  (\w+): ", samples, re.M))
+    lacking = [name for name in LANGUAGES if name not in named]
+    assert not lacking, (
+        f"the playground (worker/api/static/playground.js) has no sample in {lacking}"
+    )
+
+
 def test_the_benchmarks_cover_every_language() -> None:
     """scripts/bench sandbox times each language's self-test (an echo); tests/bench checks
     a figure of each."""

@@ -17,3 +17,7 @@ class ImageSpec:
     args: tuple[tuple[str, str], ...] = ()
     sandbox: bool = True  # pooled as a sandbox by workers (the supervisor image is not)
     description: str = field(default="", compare=False)
+    # the official image a deployment would run this runtime in otherwise, and its size in MB
+    # as Docker Hub lists it (compressed for transfer, so less than it takes on disk): this
+    # image must be smaller (tests/images), scripts/bench images reports both
+    official_slim: tuple[str, float] | None = field(default=None, compare=False)

@@ -8,6 +8,9 @@ const SAMPLES = {
   c: '#include <stdio.h>\nint main(void) {\n    long a, b;\n    scanf("%ld %ld", &a, &b);\n    printf("%ld\\n", a + b);\n}\n',
   cpp: "#include <iostream>\nint main() {\n    long a, b;\n    std::cin >> a >> b;\n    std::cout << a + b << '\\n';\n}\n",
   javascript: 'const [a, b] = require("fs").readFileSync(0, "utf8").trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n',
+  lua: 'local a, b = io.read("n", "n")\nprint(a + b)\n',
+  php: '<?php\nfscanf(STDIN, "%d %d", $a, $b);\necho $a + $b, "\\n";\n',
+  ruby: "a, b = gets.split.map(&:to_i)\nputs a + b\n",
 };
 const $ = (id) => document.getElementById(id);
 const keyInput = $("key");
