@@ -135,3 +135,16 @@ def test_the_build_tool_builds_the_deployments_languages_unless_told_which(
     monkeypatch.setattr(Builder, "build_all", lambda self, keys: asked.append(list(keys)) or [])
     assert images_main(argv) == 0
     assert asked == [built or sorted(images_for(LANGUAGES))]
+
+
+def test_development_builds_keep_the_supervisors_production_target(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It has no development stage: asking for one failed every --development build."""
+    b = builder(development=True)
+    b._base_id = "sha256:base"
+    monkeypatch.setattr(DockerCli, "image_exists", lambda self, ref: True)  # all up to date
+    monkeypatch.setattr(DockerCli, "image_size", lambda self, ref: 1)
+    monkeypatch.setattr(DockerCli, "run", lambda self, *args: "")
+    results = b.build_all(["python"])
+    assert [r.ref.split(":")[1].startswith("dev-") for r in results] == [False, True]

@@ -105,7 +105,10 @@ class Builder:
         return results
 
     def build(self, spec: ImageSpec, supervisor_ref: str = "", no_cache: bool = False) -> Built:
-        target = "development" if self.options.development and spec.target else spec.target
+        # the supervisor has no development target: sandbox images of either kind copy its
+        # production one
+        development = self.options.development and spec.target and spec.sandbox
+        target = "development" if development else spec.target
         tag = content_tag(spec, self.options.root, [self.base_id, supervisor_ref, target])
         name = image_name(self.options.prefix, spec.key)
         ref = f"{name}:{'dev-' if target == 'development' else ''}{tag}"
