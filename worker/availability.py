@@ -3,9 +3,10 @@
 
 Each worker announces, at its start and every :data:`ANNOUNCE_EVERY_S` after, the languages it
 runs and, for each, ``""`` (its self-test passed) or why it failed, under its node name in the
-hash :data:`KEY` (result backend), stamped with the time; it withdraws the announcement when it
-stops. An announcement older than :data:`FRESH_S` is a worker gone (killed, or cut off) and
-counts for nothing.
+hash of the queue it consumes (:func:`key`, in the result backend), stamped with the time; it
+withdraws the announcement when it stops. Per queue: what counts for a submission is what the
+workers that will take it can judge. An announcement older than :data:`FRESH_S` is a worker
+gone (killed, or cut off) and counts for nothing.
 
 A producer (:class:`worker.intake.Intake`: the Python client, ``runner.submit``, the HTTP API)
 refuses a language that fresh announcements say no worker can run: ``RJ language_unavailable``,
@@ -26,34 +27,39 @@ import redis
 
 from worker.errors import BrokerError
 
-KEY = "runner:languages"  # worker node -> {"at": unix ms, "languages": {name: "" or why not}}
+KEY = "runner:languages:"  # + queue: worker node -> {"at": unix ms, "languages": {name: why}}
 ANNOUNCE_EVERY_S = 15
 FRESH_S = 60  # four announcements missed: the worker is gone
 FORGET_S = 3_600  # an announcement this old is removed by the next worker that announces
 READ_EVERY_S = 2.0  # a producer reads the announcements at most this often
 
 
-def announce(client: redis.Redis, node: str, languages: Mapping[str, str]) -> None:
-    """Say which languages ``node`` runs, and why any of them cannot be judged (``""``: it
-    can); forget announcements of workers long gone."""
+def key(queue: str) -> str:
+    """The hash where the workers of ``queue`` announce their languages."""
+    return KEY + queue
+
+
+def announce(client: redis.Redis, queue: str, node: str, languages: Mapping[str, str]) -> None:
+    """Say which languages ``node`` (consuming ``queue``) runs, and why any of them cannot be
+    judged (``""``: it can); forget announcements of workers long gone."""
     now = int(time.time() * 1000)
     body = json.dumps({"at": now, "languages": dict(languages)})
     try:
-        said = client.hgetall(KEY)
+        said = client.hgetall(key(queue))
         old = [name for name, raw in said.items() if _stamp(raw) < now - FORGET_S * 1000]
         with client.pipeline() as pipe:
-            pipe.hset(KEY, node, body)
+            pipe.hset(key(queue), node, body)
             if old:
-                pipe.hdel(KEY, *old)
+                pipe.hdel(key(queue), *old)
             pipe.execute()
     except redis.RedisError as exc:
         raise BrokerError(f"cannot announce the languages of {node}: {exc}") from exc
 
 
-def withdraw(client: redis.Redis, node: str) -> None:
+def withdraw(client: redis.Redis, queue: str, node: str) -> None:
     """``node`` stops: its languages no longer count."""
     try:
-        client.hdel(KEY, node)
+        client.hdel(key(queue), node)
     except redis.RedisError as exc:
         raise BrokerError(f"cannot withdraw the languages of {node}: {exc}") from exc
 
@@ -66,18 +72,18 @@ class Announced:
     languages: dict[str, str]
 
 
-def fresh(client: redis.Redis) -> list[Announced]:
-    """The announcements of the last :data:`FRESH_S`, by node name."""
+def fresh(client: redis.Redis, queue: str) -> list[Announced]:
+    """The announcements of ``queue``'s workers in the last :data:`FRESH_S`, by node name."""
     try:
-        raw = client.hgetall(KEY)
+        raw = client.hgetall(key(queue))
     except redis.RedisError as exc:
         raise BrokerError(f"cannot read which languages the fleet runs: {exc}") from exc
     return fresh_of(raw)
 
 
 def fresh_of(raw: Mapping[bytes, bytes], now_ms: int | None = None) -> list[Announced]:
-    """The announcements of the last :data:`FRESH_S` among ``raw`` (the hash :data:`KEY` as
-    read), by node name."""
+    """The announcements of the last :data:`FRESH_S` among ``raw`` (a queue's hash as read),
+    by node name."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     found = []
     for node, body in sorted(raw.items()):
@@ -103,10 +109,12 @@ def why_unavailable(announced: list[Announced], language: str) -> str | None:
 
 
 class Availability:
-    """A producer's view of the announcements, read at most every :data:`READ_EVERY_S`."""
+    """A producer's view of the announcements of the workers of the queue it sends to, read at
+    most every :data:`READ_EVERY_S`."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, queue: str) -> None:
         self._client = client
+        self._queue = queue
         self._lock = threading.Lock()
         self._read_at = float("-inf")
         self._announced: list[Announced] = []
@@ -116,7 +124,7 @@ class Availability:
         announcements cannot be read."""
         with self._lock:
             if time.monotonic() - self._read_at >= READ_EVERY_S:
-                self._announced = fresh(self._client)
+                self._announced = fresh(self._client, self._queue)
                 self._read_at = time.monotonic()
             announced = self._announced
         return why_unavailable(announced, language)

@@ -219,7 +219,7 @@ class Intake:
             ),
             problems=ProblemStore(backend, data, settings.problem_expires_s),
             backend=backend,
-            availability=Availability(backend),
+            availability=Availability(backend, settings.queue),
         )
 
     def shortcut(

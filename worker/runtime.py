@@ -299,7 +299,8 @@ def _start_announcer(runtime: Runtime) -> None:
     self-tests that failed have run again."""
 
     def announce() -> None:
-        availability.announce(runtime.redis, runtime.host, runtime.health.reasons())
+        node, queue = runtime.host, runtime.settings.queue
+        availability.announce(runtime.redis, queue, node, runtime.health.reasons())
 
     def loop() -> None:
         while not _announcer_stop.wait(availability.ANNOUNCE_EVERY_S):
@@ -352,7 +353,7 @@ def _stop(**_: Any) -> None:
     install(None)
     if runtime is not None:
         try:
-            availability.withdraw(runtime.redis, runtime.host)
+            availability.withdraw(runtime.redis, runtime.settings.queue, runtime.host)
         except RunnerError as exc:  # it goes stale by itself
             log.warning("languages.withdraw_failed", error=str(exc)[:200])
         runtime.runner.close()

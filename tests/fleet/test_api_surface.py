@@ -200,7 +200,7 @@ def test_languages_say_what_compiles_what_is_only_checked_aliases_versions_and_l
         unknown = server.call("GET", "/v1/languages").body  # no worker has said anything
         backend = redis.Redis.from_url(TEST_ENV["RUNNER_RESULT_BACKEND"])
         said = dict.fromkeys(LANGUAGES, "") | {"javascript": "its self-test ended RE"}
-        availability.announce(backend, "w@test", said)
+        availability.announce(backend, TEST_ENV["RUNNER_QUEUE"], "w@test", said)
         languages = {lang["name"]: lang for lang in server.call("GET", "/v1/languages").body}
     flush()
     assert {(lang["healthy"], lang["unavailable"]) for lang in unknown} == {(None, None)}

@@ -134,21 +134,21 @@ def client(server: fakeredis.FakeServer) -> fakeredis.FakeRedis:
 def test_nothing_announced_is_nothing_known_and_refuses_nothing(
     server: fakeredis.FakeServer,
 ) -> None:
-    assert availability.why_unavailable(availability.fresh(client(server)), "python") is None
+    assert availability.why_unavailable(availability.fresh(client(server), "q"), "python") is None
 
 
 def test_a_language_one_worker_can_judge_is_available(server: fakeredis.FakeServer) -> None:
-    availability.announce(client(server), "a@x", {"python": "ended RE", "c": ""})
-    availability.announce(client(server), "b@x", {"python": "", "c": ""})
-    assert availability.why_unavailable(availability.fresh(client(server)), "python") is None
+    availability.announce(client(server), "q", "a@x", {"python": "ended RE", "c": ""})
+    availability.announce(client(server), "q", "b@x", {"python": "", "c": ""})
+    assert availability.why_unavailable(availability.fresh(client(server), "q"), "python") is None
 
 
 def test_a_language_every_worker_failed_or_none_runs_is_unavailable_saying_why(
     server: fakeredis.FakeServer,
 ) -> None:
-    availability.announce(client(server), "a@x", {"python": "its self-test ended RE", "c": ""})
-    availability.announce(client(server), "b@x", {"python": "ended TLE", "c": ""})
-    announced = availability.fresh(client(server))
+    availability.announce(client(server), "q", "a@x", {"python": "its self-test ended RE", "c": ""})
+    availability.announce(client(server), "q", "b@x", {"python": "ended TLE", "c": ""})
+    announced = availability.fresh(client(server), "q")
     said = availability.why_unavailable(announced, "python")
     assert said == (
         "python failed its self-test on every worker that runs it (a@x and 1 more: its "
@@ -158,26 +158,33 @@ def test_a_language_every_worker_failed_or_none_runs_is_unavailable_saying_why(
     assert said == "no worker of the fleet runs javascript (RUNNER_LANGUAGES)"
 
 
+def test_what_the_workers_of_another_queue_said_counts_for_nothing(
+    server: fakeredis.FakeServer,
+) -> None:
+    availability.announce(client(server), "other", "a@x", {"python": "ended RE"})
+    assert availability.fresh(client(server), "q") == []
+
+
 def test_stale_and_withdrawn_announcements_count_for_nothing(
     server: fakeredis.FakeServer,
 ) -> None:
     redis = client(server)
     stale = int(time.time() * 1000) - (availability.FRESH_S + 1) * 1000
-    redis.hset(availability.KEY, "gone@x", json.dumps({"at": stale, "languages": {"c": "RE"}}))
-    redis.hset(availability.KEY, "odd@x", b"not json")
-    assert availability.fresh(redis) == []
-    availability.announce(redis, "a@x", {"c": "RE"})
-    assert [a.node for a in availability.fresh(redis)] == ["a@x"]
-    availability.withdraw(redis, "a@x")
-    assert availability.fresh(redis) == []
+    redis.hset(availability.key("q"), "gone@x", json.dumps({"at": stale, "languages": {"c": "RE"}}))
+    redis.hset(availability.key("q"), "odd@x", b"not json")
+    assert availability.fresh(redis, "q") == []
+    availability.announce(redis, "q", "a@x", {"c": "RE"})
+    assert [a.node for a in availability.fresh(redis, "q")] == ["a@x"]
+    availability.withdraw(redis, "q", "a@x")
+    assert availability.fresh(redis, "q") == []
 
 
 def test_announcing_forgets_workers_long_gone(server: fakeredis.FakeServer) -> None:
     redis = client(server)
     old = int(time.time() * 1000) - (availability.FORGET_S + 1) * 1000
-    redis.hset(availability.KEY, "old@x", json.dumps({"at": old, "languages": {}}))
-    availability.announce(redis, "a@x", {"c": ""})
-    assert sorted(redis.hkeys(availability.KEY)) == [b"a@x"]
+    redis.hset(availability.key("q"), "old@x", json.dumps({"at": old, "languages": {}}))
+    availability.announce(redis, "q", "a@x", {"c": ""})
+    assert sorted(redis.hkeys(availability.key("q"))) == [b"a@x"]
 
 
 # -- producers refuse, workers refuse ----------------------------------------------------------
@@ -197,7 +204,7 @@ def test_a_producer_refuses_a_language_no_worker_can_judge_and_keeps_nothing(
     intake = open_intake(server)
     intake.accept(parsed(JS), "known-nothing")  # nothing announced: the fleet may be starting
     said = {"javascript": "its self-test ended RE", "python": ""}
-    availability.announce(client(server), "a@x", said)
+    availability.announce(client(server), "runner", "a@x", said)
     intake = open_intake(server)  # a producer that has not read the announcements yet
     refused = refusal(intake, JS)
     assert refused.code == LANGUAGE_UNAVAILABLE
@@ -218,7 +225,7 @@ def test_a_problems_checker_in_an_unavailable_language_is_refused_too(
     checker = {"language": "javascript", "source": "process.exit(0)"}
     problem = {"tests": [{"stdin": "1", "expected_stdout": "1"}], "checker": checker}
     pid = register_problem.apply(args=(problem,)).get()["problem"]
-    availability.announce(rt.redis, "a@x", {"javascript": "ended RE", "python": ""})
+    availability.announce(rt.redis, "runner", "a@x", {"javascript": "ended RE", "python": ""})
     intake = open_intake(server)
     refused = refusal(intake, {"language": "python", "source": "1", "problem": pid})
     assert refused.code == LANGUAGE_UNAVAILABLE and "checker.language" in refused.message

@@ -482,7 +482,8 @@ class Service:
     async def languages(self) -> list[dict[str, Any]]:
         """The language registry, with what this fleet's operator allows and whether its
         workers can judge each language now (their self-tests, :mod:`worker.availability`)."""
-        announced = availability.fresh_of(await self.redis.hgetall(availability.KEY))
+        said = await self.redis.hgetall(availability.key(self.settings.queue))
+        announced = availability.fresh_of(said)
         s = self.settings
         maxima = s.maxima()
         limits = {
