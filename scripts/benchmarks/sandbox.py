@@ -17,6 +17,8 @@ from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
+from worker.languages.model import Language
+from worker.runs import program_job
 from worker.sandbox import docker_client, open_pools
 from worker.sandbox.container import Sandbox, SandboxSpec
 from worker.sandbox.pool import UidSource
@@ -33,6 +35,13 @@ class Counts:
     cold: int  # timed runs per language, each in a fresh container
     throughput: int  # tests per throughput stream
 
+
+# issue 19's goals, side by side in one run: at least this many languages, every language's
+# pooled test this many times cheaper than a fresh container's, and every pre-started runtime's
+# pooled test at most this share of the runtime's own start
+GOAL_LANGUAGES = 14
+GOAL_COLD_OVER_POOLED = 5.0
+GOAL_POOLED_OVER_START = 0.5
 
 FULL = Counts(pooled=100, cold=15, throughput=500)
 QUICK = Counts(pooled=3, cold=1, throughput=6)
@@ -74,14 +83,22 @@ def timed(fn: Callable[[], object], runs: int) -> list[float]:
     return samples
 
 
-def compile_all(judge: Judge) -> dict[str, Program]:
-    """Every language's echo: its self-test."""
+def compile_all(judge: Judge, counts: Counts) -> tuple[dict[str, Program], dict[str, object]]:
+    """Every language's echo (its self-test), compiled (or syntax-checked) ``counts.cold``
+    times: the programs, and each compile step's median wall time as the supervisor timed it."""
     programs = {}
+    figures: dict[str, object] = {}
     for name, language in LANGUAGES.items():
-        compiled = judge.compile(language, language.selftest.encode())
-        assert compiled.program is not None, compiled
+        times = []
+        for _ in range(counts.cold):
+            compiled = judge.compile(language, language.selftest.encode())
+            assert compiled.program is not None, compiled
+            if compiled.result is not None:
+                times.append(compiled.result.time_ms)
         programs[name] = compiled.program
-    return programs
+        if times:
+            figures[f"{name}_compile_ms"] = statistics.median(times)
+    return programs, figures
 
 
 def check(judge: Judge, program: Program) -> None:
@@ -128,11 +145,27 @@ def latencies(
     return figures
 
 
-def interpreter_start(pools: SandboxPools, counts: Counts) -> dict[str, object]:
-    """Python's own start inside a sandbox (``python3 -c pass``), as timed by the supervisor."""
-    job = Job(uid=0, argv=("/usr/bin/python3", "-c", "pass"), env=LANGUAGES["python"].job_env)
-    starts = [pools.run("python", job, 10).wall_us / 1000 for _ in range(counts.pooled)]
-    return {"python_interpreter_start_ms": round(statistics.median(starts), 2)}
+def prestarted(language: Language) -> bool:
+    """Whether a test finds the language's runtime already started (forked from a server)."""
+    return bool(language.forkserver)
+
+
+def runtime_starts(
+    pools: SandboxPools, programs: dict[str, Program], counts: Counts
+) -> dict[str, object]:
+    """Each language's own start inside a sandbox: its self-test on empty input, exec'ed as
+    ``python3 main.py`` would be (never forked or handed to a started runtime), as the
+    supervisor times it from exec to exit. Python's is also timed as ``python3 -c pass``."""
+    figures: dict[str, object] = {}
+    for name, program in programs.items():
+        job = replace(program_job(program, Limits()), server=())
+        image = program.language.image
+        starts = [pools.run(image, job, 10).wall_us / 1000 for _ in range(counts.pooled)]
+        figures[f"{name}_runtime_start_ms"] = round(statistics.median(starts), 2)
+    bare = Job(uid=0, argv=("/usr/bin/python3", "-c", "pass"), env=LANGUAGES["python"].job_env)
+    starts = [pools.run("python", bare, 10).wall_us / 1000 for _ in range(counts.pooled)]
+    figures["python_interpreter_start_ms"] = round(statistics.median(starts), 2)
+    return figures
 
 
 def single_use_throughput(
@@ -188,7 +221,20 @@ def ratios(figures: dict[str, object]) -> dict[str, object]:
         return float(figures[key])  # type: ignore[arg-type]
 
     pooled_p50 = figure("python_pooled_p50_ms")
-    return {
+    per_language: dict[str, object] = {"languages": len(LANGUAGES)}
+    missed = [] if len(LANGUAGES) >= GOAL_LANGUAGES else [f"languages < {GOAL_LANGUAGES}"]
+    for name, language in LANGUAGES.items():
+        pooled = figure(f"{name}_pooled_p50_ms")
+        cold = round(figure(f"{name}_cold_p50_ms") / pooled, 1)
+        per_language[f"ratio_cold_over_pooled_{name}"] = cold
+        if cold < GOAL_COLD_OVER_POOLED:
+            missed.append(f"{name}: cold/pooled {cold} < {GOAL_COLD_OVER_POOLED}")
+        start = round(pooled / figure(f"{name}_runtime_start_ms"), 2)
+        per_language[f"ratio_pooled_over_runtime_start_{name}"] = start
+        if prestarted(language) and start > GOAL_POOLED_OVER_START:
+            missed.append(f"{name}: pooled/start {start} > {GOAL_POOLED_OVER_START}")
+    per_language["goals_missed"] = missed
+    return per_language | {
         "ratio_cold_over_pooled_python": round(figure("python_cold_p50_ms") / pooled_p50, 1),
         "ratio_pooled_over_interpreter_start": round(
             pooled_p50 / figure("python_interpreter_start_ms"), 2
@@ -208,11 +254,12 @@ def run(quick: bool = False) -> dict[str, object]:
     pools.start()
     try:
         judge = Judge(pools)
-        programs = compile_all(judge)
+        programs, compile_times = compile_all(judge, counts)
+        figures.update(compile_times)
         specs = {key: replace(spec, owner=owner) for key, spec in pools.specs.items()}
         cold = Judge(ColdRunner(specs, settings.job_uid_base))
         figures.update(latencies(judge, cold, programs, counts))
-        figures.update(interpreter_start(pools, counts))
+        figures.update(runtime_starts(pools, programs, counts))
         figures["python_pooled_tests_per_s"] = round(
             throughput(pools, programs["python"], counts.throughput), 1
         )

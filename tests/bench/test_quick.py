@@ -142,10 +142,14 @@ def test_sandbox() -> None:
         for mode in ("pooled", "cold")
         for q in ("p50", "p95")
     ]
+    per_language += [f"{name}_runtime_start_ms" for name in LANGUAGES]
+    per_language += [f"ratio_cold_over_pooled_{name}" for name in LANGUAGES]
+    per_language += [f"ratio_pooled_over_runtime_start_{name}" for name in LANGUAGES]
     assert_positive(
         figures,
         [
             *per_language,
+            "languages",
             "python_interpreter_start_ms",
             "python_pooled_tests_per_s",
             "python_single_use_tests_per_s",
@@ -158,6 +162,13 @@ def test_sandbox() -> None:
         for mode in ("pooled", "cold"):
             p50, p95 = (figures[f"{language}_{mode}_{q}_ms"] for q in ("p50", "p95"))
             assert p95 >= p50, (language, mode, p50, p95)
+    assert figures["languages"] == len(LANGUAGES)
+    for name, language in LANGUAGES.items():
+        # whole milliseconds, as the compile result has them: a syntax check may take none
+        compile_ms = figures.get(f"{name}_compile_ms")
+        assert compile_ms is None if language.compile is None else compile_ms >= 0, name
+    # which goals a quick run misses is the machine's business; that each is checked is ours
+    assert isinstance(figures["goals_missed"], list)
     # a difference of two timings: its sign is the machine's business, its presence is ours
     for key in ("isolation_overhead_ms", "c_isolation_overhead_ms", "python_isolation_overhead_ms"):
         assert isinstance(figures[key], float | int), key
