@@ -3,13 +3,15 @@ the host's Debian mirror for the offline base."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
+from worker.errors import ImageError
 from worker.images.__main__ import main as images_main
 from worker.images.base import host_mirror
-from worker.images.build import Builder, BuildOptions, content_tag
+from worker.images.build import Builder, BuildOptions, Built, content_tag
 from worker.images.catalog import IMAGES, images_for
 from worker.images.docker_cli import DockerCli
 from worker.languages import LANGUAGES
@@ -148,3 +150,36 @@ def test_development_builds_keep_the_supervisors_production_target(
     monkeypatch.setattr(DockerCli, "run", lambda self, *args: "")
     results = b.build_all(["python"])
     assert [r.ref.split(":")[1].startswith("dev-") for r in results] == [False, True]
+
+
+def test_sandbox_images_build_side_by_side_and_one_failure_waits_for_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From scratch, most of a build waits on the mirror: builds overlap (at most ``jobs``),
+    and a failed one is reported once every other build has ended, none left running."""
+    b = builder(jobs=2)
+    b._base_id = "sha256:base"
+    running, most, ended = [0], [0], []
+    lock = threading.Lock()
+    both = threading.Barrier(2, timeout=5)
+
+    def build(self: Builder, spec: object, supervisor_ref: str = "") -> Built:
+        key = spec.key  # type: ignore[attr-defined]
+        if not supervisor_ref:
+            return Built(key, f"sup:{key}", 1, 0.0, True)
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        both.wait()  # only passes when two builds run at once
+        with lock:
+            running[0] -= 1
+            ended.append(key)
+        if key == "lua":
+            raise ImageError("building lua failed")
+        return Built(key, f"{key}:1", 1, 0.0, False)
+
+    monkeypatch.setattr(Builder, "build", build)
+    with pytest.raises(ImageError, match="lua"):
+        b.build_all(["lua", "ruby", "php", "native"])
+    assert most[0] == 2
+    assert len(ended) == 4

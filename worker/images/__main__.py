@@ -37,9 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="REGISTRY/PREFIX",
         help="push each built image, with inline build cache, there",
     )
+    build.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=BuildOptions.jobs,
+        metavar="N",
+        help=f"images built at once (default {BuildOptions.jobs})",
+    )
     build.add_argument("-v", "--verbose", action="store_true", help="show BuildKit's progress")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.images) - set(sandboxes))
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     if unknown:
         parser.error(f"unknown image {', '.join(unknown)}; choose from {', '.join(sandboxes)}")
     try:
@@ -54,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 cache_from=args.cache_from,
                 cache_to=args.cache_to,
                 verbose=args.verbose,
+                jobs=args.jobs,
             ),
         )
         results = builder.build_all(args.images or images_for(settings.chosen_languages()))

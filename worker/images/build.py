@@ -13,6 +13,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -41,6 +42,9 @@ class BuildOptions:
     cache_to: str = ""  # registry prefix to push images with inline build cache to
     verbose: bool = False
     root: Path = ROOT
+    # sandbox images built at once: most of a build from scratch is waiting on Debian's
+    # mirror and unpacking, which another build can overlap
+    jobs: int = 4
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,15 @@ class Builder:
         """Build the supervisor, then the requested sandbox images (default: all)."""
         wanted = list(keys) if keys else [k for k in IMAGES if k != SUPERVISOR.key]
         supervisor = self.build(SUPERVISOR)
-        results = [supervisor]
-        for key in wanted:
-            if key != SUPERVISOR.key:
-                results.append(self.build(IMAGES[key], supervisor_ref=supervisor.ref))
-        return results
+        sandboxes = [IMAGES[key] for key in wanted if key != SUPERVISOR.key]
+        with ThreadPoolExecutor(max_workers=max(1, self.options.jobs)) as pool:
+            builds = [pool.submit(self.build, spec, supervisor.ref) for spec in sandboxes]
+            # every build is waited for, so a failure reports once nothing runs any more
+            failures = [build.exception() for build in builds]
+        for failure in failures:
+            if failure is not None:
+                raise failure
+        return [supervisor, *(build.result() for build in builds)]
 
     def build(self, spec: ImageSpec, supervisor_ref: str = "", no_cache: bool = False) -> Built:
         # the supervisor has no development target: sandbox images of either kind copy its
