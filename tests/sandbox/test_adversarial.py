@@ -448,6 +448,7 @@ echo "workdir ok\\n";
 """.replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
 }
 WRITE_OUTSIDE["cpp"] = WRITE_OUTSIDE["c"]
+WRITE_OUTSIDE["pypy"] = WRITE_OUTSIDE["python"]
 
 # Each tries a TCP connection on the loopback and one to a public address, and prints
 # "connected" if either is made, then "done". Standard Lua has no sockets: nothing to try.
@@ -511,6 +512,7 @@ echo "done\\n";
 """,
 }
 NETWORK["cpp"] = NETWORK["c"]
+NETWORK["pypy"] = NETWORK["python"]
 
 # Processes that make processes, without end; standard Lua cannot make one.
 FORK_BOMB: dict[str, str | None] = {
@@ -524,6 +526,7 @@ FORK_BOMB: dict[str, str | None] = {
     "ruby": "loop { fork rescue nil }\n",
     "php": "<?php\nwhile (true) { @pcntl_fork(); }\n",
 }
+FORK_BOMB["pypy"] = FORK_BOMB["python"]
 ATTACKS = {"WRITE_OUTSIDE": WRITE_OUTSIDE, "NETWORK": NETWORK, "FORK_BOMB": FORK_BOMB}
 
 

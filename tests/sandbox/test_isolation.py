@@ -271,6 +271,7 @@ LEAKS = {  # the C sources are C++ as well
     "c": (PLANT_C, PEEK_C),
     "cpp": (PLANT_C, PEEK_C),
     "python": (PLANT_PY, PEEK_PY),
+    "pypy": (PLANT_PY, PEEK_PY),
     "javascript": (PLANT_JS, PEEK_JS),
     "lua": (PLANT_LUA, PEEK_LUA),
     "ruby": (PLANT_RB, PEEK_RB),

@@ -19,6 +19,7 @@ CRASH: dict[str, tuple[str, str] | None] = {
     "lua": None,
     "ruby": ("Process.kill(:SEGV, Process.pid)\n", "SIGABRT"),
     "php": ("<?php\nposix_kill(posix_getpid(), 11);\n", "SIGSEGV"),
+    "pypy": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "SIGSEGV"),
 }
 # an error nobody catches, whose message ("boom") the program's stderr shows
 UNCAUGHT = {
@@ -29,6 +30,7 @@ UNCAUGHT = {
     "lua": 'error("boom")\n',
     "ruby": 'raise "boom"\n',
     "php": '<?php\nthrow new Exception("boom");\n',
+    "pypy": "raise ValueError('boom')\n",
 }
 EXIT3 = {
     "python": "raise SystemExit(3)\n",
@@ -38,6 +40,7 @@ EXIT3 = {
     "lua": "os.exit(3)\n",
     "ruby": "exit 3\n",
     "php": "<?php\nexit(3);\n",
+    "pypy": "raise SystemExit(3)\n",
 }
 SPIN = {
     "python": "while True: pass\n",
@@ -47,6 +50,7 @@ SPIN = {
     "lua": "while true do end\n",
     "ruby": "loop {}\n",
     "php": "<?php\nwhile (true) {}\n",
+    "pypy": "while True: pass\n",
 }
 SLEEP = {
     "python": "import time\ntime.sleep(30)\n",
@@ -57,6 +61,7 @@ SLEEP = {
     "lua": 'io.open("/proc/self/fd/1", "r"):read("a")\n',
     "ruby": "sleep 30\n",
     "php": "<?php\nsleep(30);\n",
+    "pypy": "import time\ntime.sleep(30)\n",
 }
 HOG = {
     "python": "x = b'x' * (400 * 1024 * 1024)\nprint(len(x))\n",
@@ -68,6 +73,8 @@ HOG = {
     "lua": 'local s = string.rep("x", 400 * 1024 * 1024)\nprint(#s)\n',
     "ruby": 'x = "x" * (400 * 1024 * 1024)\nputs x.size\n',
     "php": '<?php\n$x = str_repeat("x", 400 * 1024 * 1024);\necho strlen($x), "\\n";\n',
+    # PyPy's compiler folds this constant: the syntax check must not, the run does
+    "pypy": "x = b'x' * (400 * 1024 * 1024)\nprint(len(x))\n",
 }
 FLOOD = {
     "python": "while True: print('y' * 1000)\n",
@@ -80,6 +87,7 @@ FLOOD = {
     "lua": 'local s = string.rep("y", 1000) .. "\\n"\nwhile true do io.write(s) end\n',
     "ruby": 's = "y" * 1000\nloop { puts s }\n',
     "php": '<?php\n$s = str_repeat("y", 1000) . "\\n";\nwhile (true) { echo $s; }\n',
+    "pypy": "while True: print('y' * 1000)\n",
 }
 BROKEN = {
     "python": "def f(:\n",
@@ -89,6 +97,7 @@ BROKEN = {
     "lua": "x = = 1\n",
     "ruby": "def f(\n",
     "php": '<?php\necho "unterminated;\n',
+    "pypy": "def f(:\n",
 }
 PROGRAMS = {
     "CRASH": CRASH,

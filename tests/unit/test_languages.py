@@ -15,7 +15,7 @@ import pytest
 
 import worker.languages
 from worker.cli import parser
-from worker.cli.judging import language_of
+from worker.cli.judging import example_language, language_of
 from worker.contract import json_schemas
 from worker.images.catalog import IMAGES, SUPERVISOR, images_for
 from worker.languages import LANGUAGES, Language, check
@@ -138,7 +138,7 @@ def test_the_contracts_language_table_is_the_registry() -> None:
 def test_every_language_has_an_example_the_demo_judges() -> None:
     """scripts/demo submits examples/*/main.*, each in the language its name says."""
     covered = {
-        language_of(entry.name)
+        example_language(str(folder), entry.name)
         for folder in (ROOT / "examples").iterdir()
         for entry in folder.glob("main.*")
     }
@@ -166,3 +166,11 @@ def test_the_benchmarks_cover_every_language() -> None:
     from tests.bench import test_quick
 
     assert sandbox.LANGUAGES is LANGUAGES and test_quick.LANGUAGES is LANGUAGES
+
+
+def test_a_suffix_two_languages_take_is_the_one_it_names() -> None:
+    """.py is CPython's and PyPy's: `runner submit main.py` is Python, as it always was."""
+    assert language_of("main.py") == "python"
+    assert example_language("examples/collatz-pypy", "main.py") == "pypy"
+    assert example_language("examples/sum-python", "main.py") == "python"
+    assert example_language("examples/any-pair-checker", "main.py") == "python"

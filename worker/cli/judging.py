@@ -76,12 +76,26 @@ def language_of(entry: str) -> str:
     from worker.languages import LANGUAGES
 
     found = [lang.name for lang in LANGUAGES.values() if lang.is_source(entry)]
+    if len(found) > 1:
+        # a suffix several languages take (.py: CPython's and PyPy's) is the language that has
+        # it as its name or an alias (py: Python's); the others are asked for with --lang
+        suffix = Path(entry).suffix[1:].lower()
+        found = [name for name in found if suffix in (name, *LANGUAGES[name].aliases)]
     if len(found) != 1:
         raise UsageError(
             f"--lang: cannot tell the language of {entry} from its name; give --lang "
             f"({', '.join(LANGUAGES)})"
         )
     return found[0]
+
+
+def example_language(folder: str, entry: str) -> str:
+    """The language of an example of examples/: the one its folder's name ends with
+    (``collatz-pypy``), or else the one its entry's name says (``sum-python/main.py``)."""
+    from worker.languages import LANGUAGES
+
+    named = Path(folder).name.rpartition("-")[2]
+    return named if named in LANGUAGES else language_of(entry)
 
 
 def result(args: argparse.Namespace, settings: Settings) -> int:

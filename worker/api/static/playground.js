@@ -5,6 +5,7 @@
 
 const SAMPLES = {
   python: "a, b = map(int, input().split())\nprint(a + b)\n",
+  pypy: "a, b = map(int, input().split())\nprint(a + b)\n",
   c: '#include <stdio.h>\nint main(void) {\n    long a, b;\n    scanf("%ld %ld", &a, &b);\n    printf("%ld\\n", a + b);\n}\n',
   cpp: "#include <iostream>\nint main() {\n    long a, b;\n    std::cin >> a >> b;\n    std::cout << a + b << '\\n';\n}\n",
   javascript: 'const [a, b] = require("fs").readFileSync(0, "utf8").trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n',
