@@ -172,6 +172,9 @@ class Judge:
         if report.server_error:
             # the job ran all the same (exec'ed), only slower: for the operator, not the user
             log.warning("sandbox.forkserver_unused", image=image, reason=report.server_error)
+        if report.park_error:
+            # likewise: exec'ed, the runtime parked for it thrown away
+            log.warning("sandbox.parked_unused", image=image, reason=report.park_error)
         return report
 
     def _attempts(self, image: str, job: Job) -> RunReport:

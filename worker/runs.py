@@ -39,6 +39,7 @@ def program_job(
         out_bytes=out_bytes,
         err_bytes=SHOWN_BYTES,
         server=language.forkserver,
+        park=language.park,
     )
 
 

@@ -76,8 +76,20 @@ static void child_exec(job_t *job, int fd0, int out_w, int err_w, int errpipe_w)
      * as judges run interactors */
     signal(SIGPIPE, job->partner ? SIG_IGN : SIG_DFL);
     if (dup2(fd0, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) goto fail;
-    /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours */
-    close_from(3, errpipe_w);
+    /* only 0-2 and the CLOEXEC error pipe survive: the supervisor's own stdout stays ours;
+     * and a runtime parked for the job keeps its control socket, on the highest descriptor
+     * the job may have, so that every descriptor the runtime opens as it starts is numbered
+     * as in an exec'ed one, and closing it leaves no gap below them (park.c) */
+    if (job->ctl_fd >= 0) {
+        int ctl = job->nofile ? (int)job->nofile - 1 : PARK_CTL_FD;
+        step = "control socket";
+        if (ctl <= errpipe_w || dup2(job->ctl_fd, ctl) < 0) goto fail;
+        if (errpipe_w > 3) close_range(3, (unsigned)errpipe_w - 1, 0);
+        if (ctl > errpipe_w + 1) close_range((unsigned)errpipe_w + 1, (unsigned)ctl - 1, 0);
+        close_range((unsigned)ctl + 1, ~0U, 0);
+    } else {
+        close_from(3, errpipe_w);
+    }
     setsid();
     limit_t limits[MAX_LIMITS];
     int nlimits = job_limits(job, limits);
@@ -111,7 +123,7 @@ fail:;
  * job becomes our child (we are a subreaper) like a fork server's job. The job waits until
  * that child is reaped: a program never sees the process that forked it. The job's pid, or
  * -1 with the reason on the error pipe; the child's CPU time goes into *starter_ns. */
-static pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int64_t *starter_ns) {
+pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int64_t *starter_ns) {
     int pidpipe[2], gate[2];
     if (pipe2(pidpipe, O_CLOEXEC) < 0) return -1;
     if (pipe2(gate, O_CLOEXEC) < 0) {
@@ -168,6 +180,7 @@ static const char *open_pipes(int ends[PAIR][4]) {
     int failed = nruns == PAIR && pair_pipes(runs, ends) < 0;
     for (int i = 0; !failed && i < nruns; i++) {
         run_t *r = &runs[i];
+        if (r->parked) continue; /* its runtime holds its pipes already (park.c) */
         int out[2] = {-1, -1}, err[2] = {-1, -1}, errpipe[2] = {-1, -1};
         setfsuid(r->job->uid);
         failed = pipe2(err, O_CLOEXEC) < 0 || (nruns == 1 && pipe2(out, O_CLOEXEC) < 0);
@@ -191,6 +204,18 @@ static const char *open_pipes(int ends[PAIR][4]) {
 static void run_start(run_t *r, int ends[4]) {
     job_t *job = r->job;
     r->start = now_us();
+    if (r->parked) {
+        r->res->via = "parked";
+        r->pid = park_go(r);
+        if (r->pid < 0) {
+            cell_discard(&job->cell);
+            r->end = r->start;
+            return;
+        }
+        fcntl(r->out, F_SETFL, O_NONBLOCK);
+        fcntl(r->err, F_SETFL, O_NONBLOCK);
+        return;
+    }
     r->res->via = "server";
     r->pid = r->by_server ? server_spawn(job, ends, job->cell.pidfd, r->res, &r->starter_ns) : 0;
     if (r->pid == 0) {
@@ -398,7 +423,7 @@ static const char *open_cells(void) {
     for (int i = 0; i < nruns; i++) {
         result_t *res = runs[i].res;
         job_t *job = runs[i].job;
-        if (job->isolate && cell_open(job, &job->cell, res->cell_error, sizeof res->cell_error) < 0) {
+        if (job->isolate && !runs[i].parked && cell_open(job, &job->cell, res->cell_error, sizeof res->cell_error) < 0) {
             snprintf(why, sizeof why, "isolation: %.140s", res->cell_error);
             return why;
         }
@@ -426,6 +451,9 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
     sigaddset(&mask, SIGCHLD);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
     const char *why = ledger_open();
+    /* the runtime parked for the job, when it was started for exactly this job (before the
+     * window opens, as a fork server's start: the runtime's start is not the job's) */
+    if (!why) runs[0].parked = park_claim(jobs[0], &runs[0], n);
     if (!why) why = open_pipes(ends);
     if (!why) why = open_cells();
     if (why) {

@@ -41,10 +41,15 @@
  * the supervisor then starts that server once and has it fork the job instead of exec'ing a
  * new interpreter, which removes the interpreter's start from every test (see server.c).
  *
+ * A job may instead be handed to a runtime parked for it (`park` records: the launcher's
+ * options; `park_uid`: the next job's uid, for which one is parked once this run is answered):
+ * for a runtime that cannot fork once started, one started ahead per job, in the job's cell as
+ * its uid, and used for that job alone (see park.c).
+ *
  * Files: supervisor.c (requests, main), wire.c (utilities, wire format), process.c (a job's
  * processes and the cleanup after it), cell.c (a job's namespaces and seccomp filter),
  * memory.c (a job's memory), run.c (running a job, or a pair), pair.c (what only a pair
- * needs), server.c (fork servers), supervisor.h.
+ * needs), server.c (fork servers), park.c (parked runtimes), supervisor.h.
  */
 #include "supervisor.h"
 
@@ -126,27 +131,47 @@ static void read_file_record(job_t *job, size_t len) {
 
 /* The job's input: a file of the supervisor's, readable by all (mode 0444: the job may
  * reopen /dev/stdin) and handed to the job read-only, so it can neither write nor truncate it
- * (which would lower the sandbox's memory below what it held as the job started). */
+ * (which would lower the sandbox's memory below what it held as the job started). A runtime
+ * parked for the job holds that file as its stdin already (park.c): it is written there. */
 static void read_stdin_record(job_t *job, size_t len) {
-    char path[96];
-    snprintf(path, sizeof path, "%s/.stdin-%u", BOX_ROOT, (unsigned)job->uid);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
-    if (fd >= 0) unlink(path); /* nothing on disk for the job to find; it gets the fd */
-    else if (!job->error[0])
+    int ro = -1;
+    int fd = park_stdin(job->uid);
+    if (fd < 0) fd = stdin_file(job->uid, &ro);
+    else ro = stdin_reopen(fd);
+    if ((fd < 0 || ro < 0) && !job->error[0])
         snprintf(job->error, sizeof job->error, "stdin file: %s", strerror(errno));
     int err = body_to_fd(len, fd);
     if (fd >= 0) {
         if (err && !job->error[0])
             snprintf(job->error, sizeof job->error, "stdin write: %s", strerror(err));
-        char self[64];
-        snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-        int ro = open(self, O_RDONLY | O_CLOEXEC);
-        if (ro < 0 && !job->error[0])
-            snprintf(job->error, sizeof job->error, "stdin reopen: %s", strerror(errno));
         close(fd);
-        if (job->stdin_fd >= 0) close(job->stdin_fd);
-        job->stdin_fd = ro;
     }
+    if (job->stdin_fd >= 0) close(job->stdin_fd);
+    job->stdin_fd = ro;
+}
+
+/* A read-only descriptor of its own on the file `fd` is open on: another open file, so its
+ * offset is the reader's alone. */
+int stdin_reopen(int fd) {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    return open(self, O_RDONLY | O_CLOEXEC);
+}
+
+/* A job's (uid's) stdin file, empty: the writable descriptor, the read-only one in *ro; -1
+ * with errno. Nothing on disk for the job to find: it gets the descriptor. */
+int stdin_file(uid_t uid, int *ro) {
+    char path[96];
+    snprintf(path, sizeof path, "%s/.stdin-%u", BOX_ROOT, (unsigned)uid);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+    if (fd < 0) return -1;
+    unlink(path);
+    *ro = stdin_reopen(fd);
+    if (*ro < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 /* Hold a file the job was given (fd: open on it), and note its size: what the job frees of it
@@ -187,6 +212,7 @@ static void init_job(job_t *job, int partner) {
     memset(job, 0, sizeof *job);
     job->stdin_fd = -1;
     job->cell = (cell_t){0, -1, -1};
+    job->ctl_fd = -1;
     job->out_bytes = 64 * 1024;
     job->err_bytes = 64 * 1024;
     job->collect_max = 64 * 1024 * 1024;
@@ -206,6 +232,7 @@ static void free_job(job_t *job) {
     for (int i = 0; i < job->nenv; i++) free(job->envp[i]);
     for (int i = 0; i < job->ncollect; i++) free(job->collect[i]);
     for (int i = 0; i < job->nserver; i++) free(job->server[i]);
+    for (int i = 0; i < job->npark; i++) free(job->park[i]);
 }
 
 /* The job's uid, fresh: unprivileged, neither of the last run's jobs' nor the other job's of
@@ -219,10 +246,18 @@ static void read_uid(job_t *job, const job_t *other, const char *v) {
         job->uid == supervisor_uid || (other && job->uid == other->uid))
         die("uid %u not fresh", (unsigned)job->uid);
     snprintf(job->workdir, sizeof job->workdir, "%s/%u", BOX_ROOT, (unsigned)job->uid);
+    if (park_holds(job->uid)) return; /* made for the runtime parked for this job */
+    const char *why = workdir_make(job);
+    if (why) snprintf(job->error, sizeof job->error, "work dir %s: %s", job->workdir, why);
+}
+
+/* The job's work dir, empty: NULL, or why not. */
+const char *workdir_make(job_t *job) {
     /* mode before owner: once the dir is the job's, root without CAP_FOWNER can't chmod */
     if (mkdir(job->workdir, 0700) < 0 || chmod(job->workdir, job->partner ? 0700 : 0711) < 0 ||
         chown(job->workdir, job->uid, job->uid) < 0)
-        snprintf(job->error, sizeof job->error, "work dir %s: %s", job->workdir, strerror(errno));
+        return strerror(errno);
+    return NULL;
 }
 
 /* One record of a job's section of a `run` request; `other`: the job it is paired with. */
@@ -244,6 +279,12 @@ static void read_field(job_t *job, const job_t *other, const char *name, size_t 
     } else if (strcmp(name, "server") == 0 && job->nserver < MAX_SERVER_ARGS) {
         if (job->partner) die("a partner is exec'ed, never handed to a fork server");
         job->server[job->nserver++] = v, keep = 1;
+    } else if (strcmp(name, "park") == 0 && job->npark < MAX_SERVER_ARGS) {
+        if (job->partner) die("a partner is exec'ed, never parked");
+        job->park[job->npark++] = v, keep = 1;
+    } else if (strcmp(name, "park_uid") == 0 && !job->park_uid) {
+        job->park_uid = (uid_t)num(name, v);
+        if (job->park_uid < 1000 || job->park_uid == supervisor_uid) die("park_uid not fresh");
     } else if (strcmp(name, "isolate") == 0) {
         if (strcmp(v, "namespaces") == 0) job->isolate = 1;
         else if (strcmp(v, "uid") != 0) die("unknown isolation '%s'", v);
@@ -281,6 +322,8 @@ static int read_request(job_t *job, job_t *partner) {
         read_field(cur, cur == partner ? job : NULL, name, len);
     }
     int n = cur == partner ? PAIR : 1;
+    if (job->park_uid && (job->park_uid == job->uid || (n == PAIR && job->park_uid == partner->uid)))
+        die("park_uid is the next job's: not one of this run's");
     for (int i = 0; i < n; i++) {
         job_t *one = i ? partner : job;
         if (!one->uid || one->nargs == 0) die("run needs uid and at least one arg for each job");
@@ -327,6 +370,7 @@ static void put_result(job_t *job, result_t *res) {
     if (res->exec_error[0]) put_str("error", res->exec_error);
     put_str("via", res->via);
     if (res->server_error[0]) put_str("server_error", res->server_error);
+    if (res->park_error[0]) put_str("park_error", res->park_error);
     put_num("exit_code", res->exit_code);
     put_num("signal", res->signal);
     put_num("cpu_us", res->cpu_us);
@@ -370,7 +414,8 @@ static void handle_run(void) {
     job_t job, partner;
     init_job(&job, 0);
     init_job(&partner, 1);
-    long before_kb = held_by_jobs_kb();
+    /* a runtime parked since then is not the jobs': what was held before it was started */
+    long before_kb = park_before_kb(held_by_jobs_kb());
     int n = read_request(&job, &partner);
     job_t *jobs[PAIR] = {&job, &partner};
     last_uids[0] = job.uid;
@@ -395,8 +440,9 @@ static void handle_run(void) {
             cell_failed |= res[i].cell_error[0] != 0;
         }
     }
+    /* one the run did not take (its work dir may be the job's), or one it threw away */
+    const char *bad = park_drop(job.uid);
     for (int i = 0; i < n; i++) job_release(jobs[i]); /* before the wipe: gone with it */
-    const char *bad = NULL;
     for (int i = 0; i < n; i++) {
         const char *left = wipe(jobs[i]);
         if (!bad) bad = left;
@@ -406,11 +452,13 @@ static void handle_run(void) {
     if (!bad && ran) bad = memory_back(before_kb);
     server_lost_job = 0;
     put_str("cleanup", bad ? bad : "ok");
+    flush_message();
+    /* the next run's cells, and its runtime, while the worker reads this answer and sends
+     * that run */
+    if (job.isolate && !bad) cell_prepare(n);
+    if (!bad && n == 1 && job.npark && job.park_uid) park_next(&job);
     free_job(&job);
     free_job(&partner);
-    flush_message();
-    /* the next run's cells, while the worker reads this answer and sends that run */
-    if (job.isolate && !bad) cell_prepare(n);
 }
 
 static int selftest(int argc, char **argv) {

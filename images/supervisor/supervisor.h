@@ -4,7 +4,7 @@
  * memory.c (what a job's memory is), run.c
  * (running a job, or a pair of them, under their limits), pair.c (what is particular to a
  * pair: its pipes, its memory, its OOM kills), server.c (handing a job to a language's fork
- * server), supervisor.c (requests and main). See supervisor.c. */
+ * server), park.c (runtimes started ahead, one per job), supervisor.c (requests and main). See supervisor.c. */
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H
 
@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VERSION "4"
+#define VERSION "5"
 #define BOX_ROOT "/box"
 #define MAX_ARGS 64
 #define MAX_ENV 64
@@ -51,6 +51,7 @@
 #define MAX_PART 100  /* ... each at most this long */
 #define PAIR 2        /* a run is one job, or a job and its partner */
 #define TICK_MS 10
+#define PARK_CTL_FD 1023 /* a parked runtime's control socket, without a descriptor limit */
 #define KILL_ROUNDS 200
 #define OOM_SCORE_JOB "1000" /* the job is the OOM killer's first choice, and stays it */
 
@@ -74,7 +75,11 @@ typedef struct {
     char *envp[MAX_ENV + 1];
     char *collect[MAX_COLLECT];
     char *server[MAX_SERVER_ARGS + 1]; /* a fork server's argv: run argv through it */
-    int nargs, nenv, ncollect, nserver;
+    /* a parked runtime's launcher options, put after argv[0] (park.c) */
+    char *park[MAX_SERVER_ARGS + 1];
+    int nargs, nenv, ncollect, nserver, npark;
+    uid_t park_uid; /* the next job's uid, for whom a runtime is parked after this run */
+    int ctl_fd;     /* a parked runtime's end of its control socket, else -1 (park.c) */
     int isolate; /* 1: the job runs in a cell of its own (cell.c) */
     int partner; /* 1: the partner of a pair (the problem's program, e.g. an interactor) */
     cell_t cell;
@@ -96,8 +101,9 @@ typedef struct {
     long oom_kills;
     buf_t stdout_buf, stderr_buf;
     char exec_error[160];
-    const char *via;         /* "exec" or "server" */
+    const char *via;         /* "exec", "server" or "parked" */
     char server_error[160];  /* why the fork server was not used, when it was asked for */
+    char park_error[160];    /* why a parked runtime was not used, when the job could be */
     char cell_error[160];    /* why the job's cell could not be made: the sandbox is unfit */
 } result_t;
 
@@ -141,6 +147,7 @@ typedef struct {
     int64_t starter_ns;    /* CPU of the process that started it (not the job's) */
     int64_t used_us;       /* its CPU time as the last look saw it */
     int by_server;         /* its fork server is up and will be asked for it */
+    int parked;            /* handed to the runtime parked for it (park.c) */
     pair_share_t share;    /* a partner's share of the cgroup, as its last look saw */
 } run_t;
 
@@ -206,8 +213,14 @@ long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base,
 long partner_shmem_kb(const job_t *partner);
 long given_removed_kb(const job_t *job);
 
+/* supervisor.c */
+const char *workdir_make(job_t *job);
+int stdin_file(uid_t uid, int *ro);
+int stdin_reopen(int fd);
+
 /* run.c */
 int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
+pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int64_t *starter_ns);
 void drain(int fd, buf_t *b);
 void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n);
 extern uid_t supervisor_uid; /* what the supervisor runs as (0 until it drops root) */
@@ -225,5 +238,14 @@ pid_t server_process(void);
 void server_gone(void);
 int server_ready(const job_t *job, result_t *res);
 pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res, int64_t *starter_ns);
+
+/* park.c */
+int park_holds(uid_t uid);
+int park_stdin(uid_t uid);
+long park_before_kb(long now_kb);
+int park_claim(job_t *job, run_t *run, int n);
+pid_t park_go(run_t *run);
+const char *park_drop(uid_t keep_workdir);
+void park_next(const job_t *done);
 
 #endif

@@ -146,19 +146,20 @@ def latencies(
 
 
 def prestarted(language: Language) -> bool:
-    """Whether a test finds the language's runtime already started (forked from a server)."""
-    return bool(language.forkserver)
+    """Whether a test finds the language's runtime already started (forked from a server, or
+    parked for it)."""
+    return bool(language.forkserver or language.park)
 
 
 def runtime_starts(
     pools: SandboxPools, programs: dict[str, Program], counts: Counts
 ) -> dict[str, object]:
     """Each language's own start inside a sandbox: its self-test on empty input, exec'ed as
-    ``python3 main.py`` would be (never forked or handed to a started runtime), as the
+    ``python3 main.py`` would be (never forked or handed to a runtime parked for it), as the
     supervisor times it from exec to exit. Python's is also timed as ``python3 -c pass``."""
     figures: dict[str, object] = {}
     for name, program in programs.items():
-        job = replace(program_job(program, Limits()), server=())
+        job = replace(program_job(program, Limits()), server=(), park=())
         image = program.language.image
         starts = [pools.run(image, job, 10).wall_us / 1000 for _ in range(counts.pooled)]
         figures[f"{name}_runtime_start_ms"] = round(statistics.median(starts), 2)

@@ -123,6 +123,20 @@ def test_job_names_its_fork_server_in_order_and_reports_say_how_it_ran() -> None
     assert (fallback.via, fallback.server_error) == ("exec", "gone")
 
 
+def test_job_names_its_parked_runtime_and_the_next_uid_and_reports_say_how_it_ran() -> None:
+    argv = ("/usr/bin/node", "main.js")
+    job = Job(uid=1000, argv=argv, park=("--require", "/opt/runner/park.js"), park_uid=1001)
+    got = records(encode_job(job))
+    assert [v for k, v in got if k == "park"] == [b"--require", b"/opt/runner/park.js"]
+    assert ("park_uid", b"1001") in got
+    assert not [k for k, _ in records(encode_job(Job(uid=1000, argv=argv))) if k[:4] == "park"]
+    base = b"op 6\nresultstatus 2\nokcleanup 2\nok"
+    parked = parse_report(records(base + b"via 6\nparkedend 0\n"))
+    assert (parked.via, parked.park_error) == ("parked", "")
+    thrown = parse_report(records(base + b"via 4\nexecpark_error 5\nlimitend 0\n"))
+    assert (thrown.via, thrown.park_error) == ("exec", "limit")
+
+
 def test_report_with_wrong_op_is_rejected() -> None:
     with pytest.raises(ProtocolError):
         parse_report(records(b"op 4\npongend 0\n"))
@@ -218,6 +232,8 @@ def test_a_pair_is_the_jobs_section_then_an_empty_partner_record_then_the_partne
         ({"stdin": b"1\n"}, "no stdin bytes"),
         ({"partner_stdin": b"1\n"}, "no stdin bytes"),
         ({"partner_server": ("/usr/bin/python3", "fs.py")}, "no fork server"),
+        ({"partner_park": ("--require", "park.js")}, "no parked runtime"),
+        ({"park_uid": 2002}, "no runtime parked after it"),
         ({"partner_partner": Job(uid=3000, argv=("x",))}, "no partner of its own"),
         ({"partner_uid": 2000}, "uids of their own"),
     ],

@@ -33,6 +33,9 @@ LANGUAGE = Language(
         processes=64,
     ),
     runtime_threads=16,
+    # node started ahead for the next test, as `node main.js` would be, waiting in a preload
+    # (images/javascript/park.js) for its job: Node's start is not on the test's path
+    park=("--require", "/opt/runner/park.js"),
     images=(
         ImageSpec(
             key="javascript",

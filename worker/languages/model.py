@@ -96,6 +96,10 @@ class Language:
     runtime_threads: int = 0
     # a fork server in the image that runs ``run`` without starting a new interpreter
     forkserver: tuple[str, ...] = ()
+    # for a runtime that cannot fork once started: the options, put after ``run``'s argv[0],
+    # that start it parked (a launcher in the image that waits for its one job, before any
+    # of the job's code: images/supervisor/park.c)
+    park: tuple[str, ...] = ()
     # the images this language brings to the catalogue (another may run or compile in them)
     images: tuple[ImageSpec, ...] = ()
 

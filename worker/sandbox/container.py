@@ -205,6 +205,8 @@ class Sandbox:
     def __init__(self, client: docker.DockerClient, spec: SandboxSpec) -> None:
         self.spec = spec
         self.jobs = 0
+        # the uid of the job a runtime is parked for in it (after its last job), or 0
+        self.parked_uid = 0
         self.broken = ""
         self._client = client
         self._decoder = Decoder()

@@ -177,7 +177,7 @@ class ImagePool:
         supervisor would refuse."""
         check_job(job)
         with self.lease() as sandbox:
-            job = self._fresh(job)
+            job = self._fresh(job, sandbox)
             started = time.monotonic()
             report = sandbox.run(job, deadline)
             log.debug(
@@ -188,12 +188,22 @@ class ImagePool:
             )
             return report
 
-    def _fresh(self, job: Job) -> Job:
-        """``job`` as this pool runs it: a fresh uid (its partner another), this pool's
-        isolation, and its fork server only where a sandbox serves more than one job (for one
-        job the server would only add its own interpreter's start)."""
-        server = job.server if self.max_jobs > 1 else ()
+    def _fresh(self, job: Job, sandbox: Sandbox) -> Job:
+        """``job`` as this pool runs it on ``sandbox``: a fresh uid (its partner another), this
+        pool's isolation, and its fork server or parked runtime only where a sandbox serves
+        more than one job (for one job they would only add a start of their own). A job that
+        may be parked gets the uid its runtime was parked for after the sandbox's last job,
+        and names the uid of the sandbox's next job, for which one is parked after it."""
+        many = self.max_jobs > 1
+        server = job.server if many else ()
         uid = self._uids.take()
+        park_uid = 0
+        parks = many and bool(job.park) and job.partner is None
+        if parks:
+            uid = sandbox.parked_uid or uid
+            if sandbox.jobs + 1 < self.max_jobs:
+                park_uid = self._uids.take()
+        sandbox.parked_uid = park_uid
         partner = (
             replace(job.partner, uid=self._uids.take(), isolation=self.spec.isolation)
             if job.partner
@@ -203,6 +213,8 @@ class ImagePool:
             job,
             uid=uid,
             server=server,
+            park=job.park if parks else (),
+            park_uid=park_uid,
             isolation=self.spec.isolation,
             partner=partner,
         )

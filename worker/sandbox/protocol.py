@@ -12,10 +12,18 @@ it, ``sampled`` when it is what the supervisor's looks saw) and
 ``op run`` with the fields of :class:`Job`. Answers to ``run``: ``status`` (``ok``/``error``),
 ``error``, ``exit_code``, ``signal``, ``cpu_us``, ``wall_us``, ``maxrss_kb`` (the job's memory,
 images/supervisor/memory.c), ``killed`` (none/cpu/wall/output/memory), ``oom_kills``,
-``via`` (``exec``, or ``server`` when a fork server started the job), ``server_error`` (why
-a requested fork server was not used), ``stdout``, ``stdout_total``, ``stderr``,
-``stderr_total``, ``file`` (collected files), ``cleanup`` (``ok`` or why the sandbox must be
-recycled).
+``via`` (``exec``, ``server`` when a fork server started the job, ``parked`` when a runtime
+parked for it ran it), ``server_error`` (why a requested fork server was not used),
+``park_error`` (why a job that could be handed to a parked runtime was exec'ed), ``stdout``,
+``stdout_total``, ``stderr``, ``stderr_total``, ``file`` (collected files), ``cleanup`` (``ok``
+or why the sandbox must be recycled).
+
+Parked runtimes (images/supervisor/park.c, since version 5): a job's ``park`` records are
+its language's launcher options, put after ``argv[0]`` to start the runtime parked; with
+``park_uid`` (the uid of the next job the worker will send this sandbox), the supervisor,
+once it has answered, starts the runtime for that next job with this job's argv, environment
+and limits, and hands it the next run only if that run is exactly such a job; otherwise it
+is killed and the job exec'ed (``park_error`` says why). One runtime runs one job.
 
 A file's name (``file`` and ``collect``) is a relative path of at most :data:`MAX_PARTS`
 parts and :data:`MAX_NAME` characters, each part a safe name (:func:`check_name`); the
@@ -46,7 +54,7 @@ from dataclasses import dataclass, field
 from worker.errors import ProtocolError
 from worker.programs import File
 
-SUPERVISOR_VERSION = "4"
+SUPERVISOR_VERSION = "5"
 ISOLATIONS = ("namespaces", "uid")
 MAX_HEADER = 96
 # a file's name: a relative path (supervisor.c, safe_name)
@@ -78,6 +86,10 @@ class Job:
     collect_max: int = 64 * 1024 * 1024
     # argv of a fork server that runs ``argv`` by forking a started interpreter
     server: tuple[str, ...] = ()
+    # a parked runtime's launcher options (after argv[0]): this job may be handed to one
+    park: tuple[str, ...] = ()
+    # the uid of the next job for this sandbox: a runtime is parked for it after this run
+    park_uid: int = 0
     # namespaces: a cell of its own (fresh user, IPC, mount and PID namespaces); uid: not
     isolation: str = "namespaces"
     # run at the same time, wired to this job (its stdout is the partner's stdin and the
@@ -106,6 +118,7 @@ class RunReport:
     files: dict[str, File] = field(default_factory=dict)
     via: str = "exec"
     server_error: str = ""
+    park_error: str = ""
     partner: RunReport | None = None  # the partner's, when the job had one
 
 
@@ -150,8 +163,10 @@ def check_job(job: Job) -> None:
         raise ValueError("a job with a partner reads the partner's output: no stdin bytes")
     if partner.partner is not None:
         raise ValueError("a partner has no partner of its own")
-    if partner.server:
-        raise ValueError("a partner is always exec'ed: no fork server")
+    if partner.server or partner.park:
+        raise ValueError("a partner is always exec'ed: no fork server, no parked runtime")
+    if job.park_uid:
+        raise ValueError("a pair is always exec'ed: no runtime parked after it")
 
 
 def _job_records(job: Job) -> list[bytes]:
@@ -174,6 +189,9 @@ def _job_records(job: Job) -> list[bytes]:
     parts += [_record("env", e) for e in job.env]
     parts += [_record("collect", c) for c in job.collect]
     parts += [_record("server", a) for a in job.server]
+    parts += [_record("park", a) for a in job.park]
+    if job.park_uid:
+        parts.append(_record("park_uid", job.park_uid))
     for f in job.files:
         parts.append(_record("file", b"%o %s\n" % (f.mode, f.name.encode()) + f.data))
     return parts
@@ -310,6 +328,7 @@ def _report(
         files=files,
         via=text("via", "exec"),
         server_error=text("server_error"),
+        park_error=text("park_error"),
         partner=partner,
     )
 
