@@ -98,7 +98,7 @@ def run_interaction(
     if report.killed == "wall" and side.killed in ("wall", "cpu"):
         message = "the interactor did not end when the program did (interactor hung)"
         return result_of(test, report, Verdict.IE, message, code=CHECKER_FAILED)
-    limited = limit_verdict(report, limits)
+    limited = limit_verdict(report, limits, program.language.out_of_memory)
     if limited is not None:
         return result_of(test, report, *limited)
     crashed = crash_verdict(report)

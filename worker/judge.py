@@ -137,9 +137,10 @@ class Judge:
             report = self.run(program.language.image, job)
         except SandboxError as exc:
             return TestResult(id=test.id, verdict=Verdict.IE, message=str(exc))
+        out_of_memory = program.language.out_of_memory
         if isinstance(checker, Comparison):
-            return verdict_of(test, report, limits, checker)
-        limited = limits_verdict(report, limits)
+            return verdict_of(test, report, limits, checker, out_of_memory)
+        limited = limits_verdict(report, limits, out_of_memory)
         if limited is not None:
             return result_of(test, report, *limited)
         judged = self.check(checker, test.stdin, report.stdout, test.expected_stdout)
@@ -203,10 +204,15 @@ class Judge:
 
 
 def verdict_of(
-    test: TestCase, report: RunReport, limits: Limits, comparison: Comparison
+    test: TestCase,
+    report: RunReport,
+    limits: Limits,
+    comparison: Comparison,
+    out_of_memory: Sequence[str] = (),
 ) -> TestResult:
-    """Decide a test's verdict from the supervisor's measurements and a built-in checker."""
-    limited = limits_verdict(report, limits)
+    """Decide a test's verdict from the supervisor's measurements and a built-in checker
+    (``out_of_memory``: what the program's runtime says when it runs out of memory)."""
+    limited = limits_verdict(report, limits, out_of_memory)
     if limited is not None:
         return result_of(test, report, *limited)
     if test.expected_stdout is None:

@@ -28,8 +28,11 @@ class Program:
     files: tuple[File, ...]
     entry: str = ""
 
-    def command(self, args: Iterable[str] = ()) -> tuple[str, ...]:
-        return self.language.command(self.entry or self.language.source_file, args)
+    def command(
+        self, args: Iterable[str] = (), *, memory_mb: int, stack_kb: int
+    ) -> tuple[str, ...]:
+        entry = self.entry or self.language.source_file
+        return self.language.command(entry, args, memory_mb=memory_mb, stack_kb=stack_kb)
 
 
 def program_key(

@@ -24,9 +24,10 @@ def program_job(
     """The job that runs ``program`` once under ``limits``."""
     language = program.language
     out_bytes = (limits.output_kb if out_kb is None else out_kb) * 1024
+    stack_kb = limits.memory_mb * 1024
     return Job(
         uid=0,
-        argv=program.command(args),
+        argv=program.command(args, memory_mb=limits.memory_mb, stack_kb=stack_kb),
         env=language.job_env,
         files=program.files,
         stdin=stdin,
@@ -35,7 +36,7 @@ def program_job(
         mem_kb=limits.memory_mb * 1024,
         procs=limits.processes + language.runtime_threads,
         fsize_kb=limits.output_kb,
-        stack_kb=limits.memory_mb * 1024,
+        stack_kb=stack_kb,
         out_bytes=out_bytes,
         err_bytes=SHOWN_BYTES,
         server=language.forkserver,
@@ -43,14 +44,20 @@ def program_job(
     )
 
 
-def limits_verdict(report: RunReport, limits: Limits) -> tuple[Verdict, str] | None:
+def limits_verdict(
+    report: RunReport, limits: Limits, out_of_memory: Sequence[str] = ()
+) -> tuple[Verdict, str] | None:
     """The verdict of a run that went wrong by itself (limits, crash, exit code), or None when
     it ended cleanly and its output is for a checker to judge."""
-    return limit_verdict(report, limits) or crash_verdict(report)
+    return limit_verdict(report, limits, out_of_memory) or crash_verdict(report)
 
 
-def limit_verdict(report: RunReport, limits: Limits) -> tuple[Verdict, str] | None:
-    """``TLE``, ``MLE`` or ``OLE`` for a run past its limits (``IE`` if the sandbox failed)."""
+def limit_verdict(
+    report: RunReport, limits: Limits, out_of_memory: Sequence[str] = ()
+) -> tuple[Verdict, str] | None:
+    """``TLE``, ``MLE`` or ``OLE`` for a run past its limits (``IE`` if the sandbox failed);
+    ``out_of_memory``: what its runtime says on stderr when it runs out of memory its own way
+    (:attr:`~worker.languages.Language.out_of_memory`)."""
     if report.status != "ok":
         return Verdict.IE, f"sandbox could not run the program: {report.error}"
     memory = f"memory limit exceeded ({limits.memory_mb} MB)"
@@ -70,6 +77,9 @@ def limit_verdict(report: RunReport, limits: Limits) -> tuple[Verdict, str] | No
         return Verdict.MLE, memory
     if report.cpu_us > limits.cpu_time_ms * 1000:
         return Verdict.TLE, cpu
+    failed = report.signal or report.exit_code != 0
+    if failed and any(said.encode() in report.stderr for said in out_of_memory):
+        return Verdict.MLE, memory
     return None
 
 

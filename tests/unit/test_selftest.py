@@ -46,7 +46,9 @@ def test_every_language_passes_where_its_program_echoes(language: str) -> None:
     assert self_test(Judge(pool), LANGUAGES[language], 512) == ""
     ran = [job for _, job in pool.calls if not job.collect]
     assert ran[-1].stdin == INPUT  # the known input, through the language's own command
-    assert ran[-1].argv == LANGUAGES[language].command(LANGUAGES[language].source_file)
+    lang, job = LANGUAGES[language], ran[-1]
+    limits = {"memory_mb": job.mem_kb // 1024, "stack_kb": job.stack_kb}
+    assert job.argv == lang.command(lang.source_file, **limits)
 
 
 def running(**fields: Any) -> Script:

@@ -10,7 +10,10 @@ step (run once per program, in its own image, with its own limits) and the comma
 it. For interpreted languages the "compile" step is a syntax check of every source file, so a
 syntax error is a ``CE`` before any test runs.
 
-Argument templates: ``{entry}`` is the program's entry file, ``{sources}`` every source file
+Argument templates: ``{entry}`` is the program's entry file and, in :attr:`Language.run`,
+``{memory_mb}`` and ``{stack_kb}`` the job's memory and stack limits (for a runtime that would
+otherwise size itself from the machine, as a JVM does: ``-Xmx{memory_mb}m``); ``{sources}`` is
+every source file
 (the entry first), ``{options}`` the submission's ``compiler_options``, each checked against the
 language's allow-list (:attr:`Compile.standards` for ``-std=``, :attr:`Compile.options`,
 regular expressions a whole option must match) and the operator's additions
@@ -83,7 +86,7 @@ class Language:
     # (Judge0's `c++`, `py`, `js`), so their habits work; no two languages share one
     aliases: tuple[str, ...]
     source_file: str
-    run: tuple[str, ...]  # with {entry}
+    run: tuple[str, ...]  # with {entry}, {memory_mb}, {stack_kb}
     sources: tuple[str, ...]  # suffixes of the files the compile step takes
     # a program that copies its standard input to its standard output, byte for byte, and
     # writes nothing on stderr: every worker compiles (when the language compiles) and runs it
@@ -92,6 +95,12 @@ class Language:
     selftest: str
     compile: Compile | None = None
     env: tuple[str, ...] = ()
+    # what the runtime writes on stderr when a program runs out of memory its own way (a JVM
+    # at its -Xmx, or one that cannot reserve its heap): a run that failed saying one of these
+    # is MLE, not RE (the kernel's ledger catches the rest)
+    out_of_memory: tuple[str, ...] = ()
+    # the largest {stack_kb} its runtime accepts (a JVM's -Xss: 1 GB), when the job's is larger
+    max_stack_kb: int | None = None
     # threads the runtime itself starts (they count against the processes limit)
     runtime_threads: int = 0
     # a fork server in the image that runs ``run`` without starting a new interpreter
@@ -128,9 +137,28 @@ class Language:
         """The job's whole environment; the supervisor adds HOME and TMPDIR (its work dir)."""
         return (*BASE_ENV, *self.env)
 
-    def command(self, entry: str, args: Iterable[str] = ()) -> tuple[str, ...]:
-        """The argv that runs a program whose entry file is ``entry``."""
-        return (*(entry if part == "{entry}" else part for part in self.run), *args)
+    def command(
+        self,
+        entry: str,
+        args: Iterable[str] = (),
+        *,
+        memory_mb: int | None = None,
+        stack_kb: int | None = None,
+    ) -> tuple[str, ...]:
+        """The argv that runs a program whose entry file is ``entry``, under the job's limits
+        where ``run`` names them."""
+        if stack_kb is not None and self.max_stack_kb is not None:
+            stack_kb = min(stack_kb, self.max_stack_kb)
+        values = {"{entry}": entry, "{memory_mb}": memory_mb, "{stack_kb}": stack_kb}
+        argv: list[str] = []
+        for part in self.run:
+            for placeholder, value in values.items():
+                if placeholder in part:
+                    if value is None:
+                        raise ValueError(f"{self.name}: run needs {placeholder}")
+                    part = part.replace(placeholder, str(value))
+            argv.append(part)
+        return (*argv, *args)
 
     def is_source(self, name: str) -> bool:
         return name.endswith(self.sources)
