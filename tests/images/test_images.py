@@ -156,6 +156,7 @@ HELLO = {
     "lua": ["/usr/bin/lua5.4", "-e", "print('hello')"],
     "ruby": ["/usr/bin/ruby", "-e", "puts 'hello'"],
     "php": ["/usr/bin/php", "-r", "echo 'hello', PHP_EOL;"],
+    "java": ["/usr/lib/jvm/java/bin/java", "-XX:-UsePerfData", "-jar", "/opt/runner/hello.jar"],
     "pypy": ["/usr/bin/pypy3", "-c", "print('hello')"],
 }
 
@@ -164,6 +165,28 @@ HELLO = {
 def test_a_runtime_says_hello_and_nothing_else(docker_client, images, key: str) -> None:
     """stderr included: Debian's PHP warns at every start when it lacks its zone data."""
     assert run(docker_client, images[key], HELLO[key]) == "hello\n"
+
+
+JAVA_SOURCE = (
+    "import java.util.random.RandomGenerator;\n"
+    "public class Solution { public static void main(String[] a) {\n"
+    '  System.out.println("hello " + RandomGenerator.of("Xoshiro256PlusPlus").nextInt(1));\n} }\n'
+)
+
+
+def test_javac_image_builds_a_jar_the_java_image_runs(docker_client, images, tmp_path) -> None:
+    """The compile step's tool (any file name, the class with main in the manifest), then the
+    jar in the run image's runtime, which has the modules the compiler was limited to."""
+    (tmp_path / "Main.java").write_text(JAVA_SOURCE)
+    tmp_path.chmod(0o777)
+    tool = ["/usr/bin/java", "-XX:-UsePerfData", "-cp", "/opt/runner/java/judge-compile.jar"]
+    modules = "java.base,jdk.random,jdk.unsupported"
+    compile_ = [*tool, "JudgeCompile", "/w/main.jar", modules, "/w/Main.java"]
+    rw = {str(tmp_path): {"bind": "/w", "mode": "rw"}}
+    run(docker_client, images["javac"], compile_, volumes=rw)
+    java = ["/usr/lib/jvm/java/bin/java", "-XX:-UsePerfData", "-jar", "/w/main.jar"]
+    ro = {str(tmp_path): {"bind": "/w", "mode": "ro"}}
+    assert run(docker_client, images["java"], java, volumes=ro) == "hello 0\n"
 
 
 def test_ruby_has_its_standard_library_and_the_gems_debian_bundles(docker_client, images) -> None:

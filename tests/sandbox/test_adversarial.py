@@ -448,6 +448,24 @@ echo "workdir ok\\n";
 """.replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
 }
 WRITE_OUTSIDE["cpp"] = WRITE_OUTSIDE["c"]
+WRITE_OUTSIDE["java"] = """
+import java.io.FileOutputStream;
+public class Main {
+    public static void main(String[] args) throws Exception {
+        for (String path : new String[] {PATHS}) {
+            try {
+                new FileOutputStream(path, true).close();
+                System.out.println("wrote " + path);
+            } catch (Exception e) {
+            }
+        }
+        try (var mine = new FileOutputStream("mine")) {
+            mine.write("ok".getBytes());
+        }
+        System.out.println("workdir ok");
+    }
+}
+""".replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE))
 WRITE_OUTSIDE["pypy"] = WRITE_OUTSIDE["python"]
 
 # Each tries a TCP connection on the loopback and one to a public address, and prints
@@ -512,6 +530,23 @@ echo "done\\n";
 """,
 }
 NETWORK["cpp"] = NETWORK["c"]
+NETWORK["java"] = """
+import java.net.InetSocketAddress;
+import java.net.Socket;
+public class Main {
+    public static void main(String[] args) {
+        String[][] addresses = {{"127.0.0.1", "80"}, {"1.1.1.1", "53"}};
+        for (String[] to : addresses) {
+            try (Socket s = new Socket()) {
+                s.connect(new InetSocketAddress(to[0], Integer.parseInt(to[1])), 1000);
+                System.out.println("connected");
+            } catch (Exception e) {
+            }
+        }
+        System.out.println("done");
+    }
+}
+"""
 NETWORK["pypy"] = NETWORK["python"]
 
 # Processes that make processes, without end; standard Lua cannot make one.
@@ -520,6 +555,11 @@ FORK_BOMB: dict[str, str | None] = {
     "        pass\n",
     "c": "#include <unistd.h>\nint main(){for(;;)fork();}\n",
     "cpp": "#include <unistd.h>\nint main(){for(;;)fork();}\n",
+    # a JVM cannot fork: it starts JVMs running itself, which start more
+    "java": "public class Main { public static void main(String[] a) {\n"
+    "  String java = ProcessHandle.current().info().command().orElseThrow();\n"
+    '  for (;;) try { new ProcessBuilder(java, "-jar", "main.jar").start(); }\n'
+    "  catch (Exception e) { }\n} }\n",
     "javascript": "const cp = require('child_process');\n"
     "for (;;) { try { cp.spawn(process.execPath, [__filename]); } catch (e) {} }\n",
     "lua": None,

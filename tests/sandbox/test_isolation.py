@@ -191,6 +191,38 @@ for (const pid of fs.readdirSync("/proc").filter((p) => /^\\d+$/.test(p))) {
 console.log("looked");
 """
 
+# Java has no SysV IPC, and its only process to leave would be a second JVM, more threads than
+# ROOMY allows: it plants files and a locked directory
+PLANT_JAVA = f"""
+import java.nio.file.*;
+import java.nio.file.attribute.PosixFilePermissions;
+public class Main {{
+    public static void main(String[] args) throws Exception {{
+        Path spy = Files.createDirectory(Path.of("/dev/shm/spy"));
+        Files.writeString(spy.resolve("note"), "{SECRET}");
+        Files.setPosixFilePermissions(spy, PosixFilePermissions.fromString("-wx--x--x"));
+        Files.writeString(Path.of("/tmp/note"), "{SECRET}");
+        System.out.println("planted");
+    }}
+}}
+"""
+
+PEEK_JAVA = """
+import java.nio.file.*;
+public class Main {
+    public static void main(String[] args) {
+        for (String path : new String[] {"/dev/shm/spy/note", "/tmp/note"}) {
+            try {
+                Files.readString(Path.of(path));
+                System.out.println("read " + path);
+            } catch (Exception e) {
+            }
+        }
+        System.out.println("looked");
+    }
+}
+"""
+
 # Standard Lua can write files, and nothing else (no directories, processes or SysV objects)
 PLANT_LUA = f"""
 for _, path in ipairs({{"/tmp/note", "/dev/shm/note"}}) do
@@ -270,6 +302,7 @@ echo "looked\\n";
 LEAKS = {  # the C sources are C++ as well
     "c": (PLANT_C, PEEK_C),
     "cpp": (PLANT_C, PEEK_C),
+    "java": (PLANT_JAVA, PEEK_JAVA),
     "python": (PLANT_PY, PEEK_PY),
     "pypy": (PLANT_PY, PEEK_PY),
     "javascript": (PLANT_JS, PEEK_JS),

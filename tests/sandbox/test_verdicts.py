@@ -15,6 +15,14 @@ CRASH: dict[str, tuple[str, str] | None] = {
     "python": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "SIGSEGV"),
     "c": ("int main(){volatile int *p=0; return *p;}\n", "SIGSEGV"),
     "cpp": ("int main(){volatile int *p=nullptr; return *p;}\n", "SIGSEGV"),
+    # the JVM catches SIGSEGV itself, writes its crash report and aborts
+    "java": (
+        "public class Main { public static void main(String[] a) throws Exception {\n"
+        '  var f = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");\n'
+        "  f.setAccessible(true);\n"
+        "  ((sun.misc.Unsafe) f.get(null)).putAddress(0, 0);\n} }\n",
+        "SIGABRT",
+    ),
     "javascript": ("process.kill(process.pid, 'SIGSEGV');\n", "SIGSEGV"),
     "lua": None,
     "ruby": ("Process.kill(:SEGV, Process.pid)\n", "SIGABRT"),
@@ -26,6 +34,8 @@ UNCAUGHT = {
     "python": "raise ValueError('boom')\n",
     "c": '#include <assert.h>\nint main(){assert(!"boom"); return 0;}\n',
     "cpp": '#include <stdexcept>\nint main(){throw std::runtime_error("boom");}\n',
+    "java": "public class Main { public static void main(String[] a) {\n"
+    '  throw new IllegalStateException("boom");\n} }\n',
     "javascript": "throw new Error('boom');\n",
     "lua": 'error("boom")\n',
     "ruby": 'raise "boom"\n',
@@ -36,6 +46,7 @@ EXIT3 = {
     "python": "raise SystemExit(3)\n",
     "c": "int main(){return 3;}\n",
     "cpp": "int main(){return 3;}\n",
+    "java": "public class Main { public static void main(String[] a) { System.exit(3); } }\n",
     "javascript": "process.exit(3);\n",
     "lua": "os.exit(3)\n",
     "ruby": "exit 3\n",
@@ -46,6 +57,7 @@ SPIN = {
     "python": "while True: pass\n",
     "c": "int main(){volatile unsigned long i=0; for(;;) i++;}\n",
     "cpp": "int main(){volatile unsigned long i=0; for(;;) i++;}\n",
+    "java": "public class Main { public static void main(String[] a) { for (;;) { } } }\n",
     "javascript": "for(;;){}\n",
     "lua": "while true do end\n",
     "ruby": "loop {}\n",
@@ -56,6 +68,8 @@ SLEEP = {
     "python": "import time\ntime.sleep(30)\n",
     "c": "#include <unistd.h>\nint main(){sleep(30);}\n",
     "cpp": "#include <unistd.h>\nint main(){sleep(30);}\n",
+    "java": "public class Main { public static void main(String[] a) throws Exception {\n"
+    "  Thread.sleep(30_000);\n} }\n",
     "javascript": "setTimeout(() => {}, 30000);\n",
     # standard Lua cannot sleep: it waits on its own stdout pipe, which nobody writes to
     "lua": 'io.open("/proc/self/fd/1", "r"):read("a")\n',
@@ -69,6 +83,11 @@ HOG = {
     "char*p=malloc(n);if(!p)return 1;long s=0;for(size_t i=0;i<n;i+=4096){p[i]=1;s+=p[i];}"
     'printf("%ld\\n",s);}\n',
     "cpp": "#include <vector>\nint main(){std::vector<char> v(400u<<20, 1); return v[9]==7;}\n",
+    # a megabyte at a time, so that the heap (-Xmx: the limit) fills before it says no
+    "java": "public class Main { public static void main(String[] a) {\n"
+    "  var kept = new java.util.ArrayList<byte[]>();\n"
+    "  for (int i = 0; i < 400; i++) kept.add(new byte[1 << 20]);\n"
+    "  System.out.println(kept.size());\n} }\n",
     "javascript": "const b = Buffer.alloc(400 * 1024 * 1024, 1); console.log(b.length);\n",
     "lua": 'local s = string.rep("x", 400 * 1024 * 1024)\nprint(#s)\n',
     "ruby": 'x = "x" * (400 * 1024 * 1024)\nputs x.size\n',
@@ -80,6 +99,9 @@ FLOOD = {
     "python": "while True: print('y' * 1000)\n",
     "c": '#include <stdio.h>\nint main(){for(;;)puts("yyyyyyyyyyyyyyyyyyyyyyyy");}\n',
     "cpp": '#include <cstdio>\nint main(){for(;;)std::puts("yyyyyyyyyyyyyyyyyyyy");}\n',
+    "java": "public class Main { public static void main(String[] a) {\n"
+    '  byte[] line = ("y".repeat(1000) + "\\n").getBytes();\n'
+    "  for (;;) System.out.write(line, 0, line.length);\n} }\n",
     # writeSync: process.stdout.write on a pipe queues in memory once the pipe is full, so
     # that flood is as likely to end MLE (a true verdict) as OLE
     "javascript": "const fs = require('fs'), s = 'y'.repeat(1000) + '\\n';\n"
@@ -93,6 +115,7 @@ BROKEN = {
     "python": "def f(:\n",
     "c": "int main( {",
     "cpp": "int main() { return undefined_thing; }",
+    "java": "public class Main { int x = ; }\n",
     "javascript": "function (",
     "lua": "x = = 1\n",
     "ruby": "def f(\n",

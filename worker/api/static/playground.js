@@ -8,6 +8,7 @@ const SAMPLES = {
   pypy: "a, b = map(int, input().split())\nprint(a + b)\n",
   c: '#include <stdio.h>\nint main(void) {\n    long a, b;\n    scanf("%ld %ld", &a, &b);\n    printf("%ld\\n", a + b);\n}\n',
   cpp: "#include <iostream>\nint main() {\n    long a, b;\n    std::cin >> a >> b;\n    std::cout << a + b << '\\n';\n}\n",
+  java: "import java.util.Scanner;\n\npublic class Main {\n    public static void main(String[] args) {\n        Scanner in = new Scanner(System.in);\n        long a = in.nextLong(), b = in.nextLong();\n        System.out.println(a + b);\n    }\n}\n",
   javascript: 'const [a, b] = require("fs").readFileSync(0, "utf8").trim().split(/\\s+/).map(Number);\nconsole.log(a + b);\n',
   lua: 'local a, b = io.read("n", "n")\nprint(a + b)\n',
   php: '<?php\nfscanf(STDIN, "%d %d", $a, $b);\necho $a + $b, "\\n";\n',
