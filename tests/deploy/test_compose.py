@@ -229,11 +229,16 @@ def stack(fleet_images: dict[str, str]) -> Iterator[tuple[str, dict[str, str]]]:
 
 
 def project_containers(client: docker.DockerClient, project: str) -> list[Any]:
-    return client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
+    # a container may be removed between the listing and its inspection: not an error
+    return client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"{PROJECT_LABEL}={project}"}
+    )
 
 
 def sandboxes_of_hosts(client: docker.DockerClient, hosts: list[str]) -> list[Any]:
-    found = client.containers.list(all=True, filters={"label": f"{LABEL_SANDBOX}=1"})
+    found = client.containers.list(
+        all=True, ignore_removed=True, filters={"label": f"{LABEL_SANDBOX}=1"}
+    )
     return [c for c in found if any(h in c.labels.get(LABEL_OWNER, "") for h in hosts)]
 
 
