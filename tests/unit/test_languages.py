@@ -19,6 +19,7 @@ from worker.cli.judging import example_language, language_of
 from worker.contract import json_schemas
 from worker.images.catalog import IMAGES, SUPERVISOR, images_for
 from worker.languages import LANGUAGES, Language, check
+from worker.languages.model import Compile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,3 +175,12 @@ def test_a_suffix_two_languages_take_is_the_one_it_names() -> None:
     assert example_language("examples/collatz-pypy", "main.py") == "pypy"
     assert example_language("examples/sum-python", "main.py") == "python"
     assert example_language("examples/any-pair-checker", "main.py") == "python"
+
+
+def test_a_compile_step_may_take_only_the_entry() -> None:
+    """fpc compiles one file and finds the units it uses itself: ``{entry}`` is the first of
+    the sources (the judge puts the entry first), ``{sources}`` all of them."""
+    one = Compile(image="fpc", argv=("fpc", "-O2", "{options}", "{entry}"))
+    assert one.command(["main.pas", "unit1.pas"], ["-Cr"]) == ("fpc", "-O2", "-Cr", "main.pas")
+    every = Compile(image="gcc", argv=("gcc", "{sources}"))
+    assert every.command(iter(["main.c", "util.c"]), []) == ("gcc", "main.c", "util.c")

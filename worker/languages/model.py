@@ -49,7 +49,7 @@ GCC_OPTIONS = (
 @dataclass(frozen=True)
 class Compile:
     image: str
-    argv: tuple[str, ...]  # with {sources} and {options}
+    argv: tuple[str, ...]  # with {sources} (or {entry}) and {options}
     artifact: str | None = None  # file the compile step produces, given to every test run
     cpu_time_ms: int = 10_000
     wall_time_ms: int = 20_000
@@ -64,10 +64,15 @@ class Compile:
     max_option_chars: int = 256
 
     def command(self, sources: Iterable[str], options: Iterable[str]) -> tuple[str, ...]:
+        """The compiler's argv: ``{entry}`` the first of ``sources`` (for a compiler that takes
+        one file and finds the others itself, as fpc finds units)."""
+        files = tuple(sources)
         expanded: list[str] = []
         for part in self.argv:
             if part == "{sources}":
-                expanded.extend(sources)
+                expanded.extend(files)
+            elif part == "{entry}":
+                expanded.append(files[0])
             elif part == "{options}":
                 expanded.extend(options)
             else:
