@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import RUN_ID, TEST_LABEL
 from worker.images.catalog import IMAGES
+from worker.languages import LANGUAGES
 
 pytestmark = pytest.mark.docker
 
@@ -28,12 +29,14 @@ def run(
     *,
     volumes: dict[str, dict[str, str]] | None = None,
     tmpfs: dict[str, str] | None = None,
+    working_dir: str | None = None,
 ) -> str:
     """Run as the image's own (non-root) user, no network, read-only root; return stdout."""
     out = client.containers.run(
         image,
         entrypoint=entrypoint,
         command=[],
+        working_dir=working_dir,
         network_mode="none",
         read_only=True,
         remove=True,
@@ -106,6 +109,54 @@ def test_compiler_image_builds_what_the_run_image_runs(
         volumes={str(tmp_path): {"bind": "/w", "mode": "ro"}},
     )
     assert out == ("hello 4\n" if name.endswith(".c") else "hello 2\n")
+
+
+# A program of each language compiled as the judge compiles it (its compile argv, in its
+# compile image), then run in its run image by its run argv: C#'s assemblies, Pascal's static
+# binary, Haskell's packages linked statically into a binary the native image runs
+COMPILED_HELLO = {
+    "csharp": (
+        "main.cs",
+        "class P { static void Main() {\n"
+        '    System.Console.WriteLine("hello " + System.Numerics.BigInteger.Pow(2, 64));\n} }\n',
+        "hello 18446744073709551616\n",
+    ),
+    "pascal": (
+        "main.pas",
+        "uses SysUtils;\nbegin\n  writeln('hello ', IntToStr(6 * 7))\nend.\n",
+        "hello 42\n",
+    ),
+    "haskell": (
+        "main.hs",
+        "import qualified Data.Map as M\n\nmain :: IO ()\n"
+        'main = putStrLn ("hello " ++ show (M.size (M.fromList [(1 :: Int, ()), (2, ())])))\n',
+        "hello 2\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("language", sorted(COMPILED_HELLO))
+def test_a_compile_image_builds_what_its_run_image_runs(
+    docker_client, images, tmp_path: Path, language: str
+) -> None:
+    lang = LANGUAGES[language]
+    assert lang.compile is not None
+    name, source, expected = COMPILED_HELLO[language]
+    (tmp_path / name).write_text(source)
+    tmp_path.chmod(0o777)
+    run(
+        docker_client,
+        images[lang.compile.image],
+        list(lang.compile.command([name], ())),
+        volumes={str(tmp_path): {"bind": "/w", "mode": "rw"}},
+        tmpfs={"/tmp": "rw,exec,size=256m,mode=1777"},
+        working_dir="/w",
+    )
+    ro = {str(tmp_path): {"bind": "/w", "mode": "ro"}}
+    out = run(
+        docker_client, images[lang.image], list(lang.command(name)), volumes=ro, working_dir="/w"
+    )
+    assert out == expected
 
 
 def test_native_run_image_runs_a_dynamic_program(docker_client, images) -> None:

@@ -446,6 +446,48 @@ foreach ([PATHS] as $path) {
 file_put_contents("mine", "ok");
 echo "workdir ok\\n";
 """.replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
+    "csharp": """
+using System;
+using System.IO;
+class P {
+    static void Main() {
+        foreach (var path in new[] {PATHS}) {
+            try {
+                File.Open(path, FileMode.Append).Close();
+                Console.WriteLine("wrote " + path);
+            } catch (Exception) { }
+        }
+        File.WriteAllText("mine", "ok");
+        Console.WriteLine("workdir ok");
+    }
+}
+""".replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
+    "pascal": """
+uses BaseUnix;
+var path: string; fd: longint; f: text;
+begin
+  for path in [PATHS] do begin
+    fd := FpOpen(path, O_WRONLY or O_APPEND or O_CREAT, &644);
+    if fd >= 0 then begin writeln('wrote ', path); FpClose(fd) end
+  end;
+  assign(f, 'mine'); rewrite(f); write(f, 'ok'); close(f);
+  writeln('workdir ok')
+end.
+""".replace("PATHS", ", ".join(f"'{p}'" for p in OUTSIDE)),
+    "haskell": """
+import Control.Exception
+import Control.Monad
+
+main :: IO ()
+main = do
+  forM_ [PATHS] append
+  writeFile "mine" "ok"
+  putStrLn "workdir ok"
+  where
+    append path = try (appendFile path "") >>= either ignore (const (putStrLn ("wrote " ++ path)))
+    ignore :: IOException -> IO ()
+    ignore = const (return ())
+""".replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
 }
 WRITE_OUTSIDE["cpp"] = WRITE_OUTSIDE["c"]
 WRITE_OUTSIDE["java"] = """
@@ -528,6 +570,68 @@ foreach ([["127.0.0.1", 80], ["1.1.1.1", 53]] as [$host, $port]) {
 }
 echo "done\\n";
 """,
+    "csharp": """
+using System;
+using System.Net.Sockets;
+class P {
+    static void Main() {
+        var hosts = new[] { "127.0.0.1", "1.1.1.1" };
+        var ports = new[] { 80, 53 };
+        for (int i = 0; i < 2; i++) {
+            try {
+                if (new TcpClient().ConnectAsync(hosts[i], ports[i]).Wait(1000))
+                    Console.WriteLine("connected");
+            } catch (Exception) { }
+        }
+        Console.WriteLine("done");
+    }
+}
+""",
+    "pascal": """
+uses Sockets;
+var i, s: longint; to_: TInetSockAddr;
+const hosts: array[0..1] of string = ('127.0.0.1', '1.1.1.1');
+const ports: array[0..1] of word = (80, 53);
+begin
+  for i := 0 to 1 do begin
+    s := fpSocket(AF_INET, SOCK_STREAM, 0);
+    to_.sin_family := AF_INET;
+    to_.sin_port := htons(ports[i]);
+    to_.sin_addr := StrToNetAddr(hosts[i]);
+    if (s >= 0) and (fpConnect(s, @to_, SizeOf(to_)) = 0) then writeln('connected');
+    if s >= 0 then CloseSocket(s)
+  end;
+  writeln('done')
+end.
+""",
+    # GHC ships no sockets package (network is not one of its own): the C calls, through the FFI
+    "haskell": """
+import Control.Monad
+import Foreign
+import Foreign.C
+
+foreign import ccall "socket" c_socket :: CInt -> CInt -> CInt -> IO CInt
+foreign import ccall "connect" c_connect :: CInt -> Ptr Word8 -> CUInt -> IO CInt
+foreign import ccall "close" c_close :: CInt -> IO CInt
+
+main :: IO ()
+main = do
+  forM_ [([127, 0, 0, 1], 80), ([1, 1, 1, 1], 53)] tryConnect
+  putStrLn "done"
+  where
+    tryConnect (ip, port) = do
+      s <- c_socket 2 1 0
+      r <- allocaBytes 16 (connectTo s ip port)
+      when (r == 0) (putStrLn "connected")
+      c_close s
+    connectTo s ip port p = do
+      fillBytes p 0 16
+      pokeByteOff p 0 (2 :: Word16)  -- AF_INET, in the host's order
+      pokeByteOff p 2 (fromIntegral (port `div` 256 :: Int) :: Word8)
+      pokeByteOff p 3 (fromIntegral (port `mod` 256 :: Int) :: Word8)
+      zipWithM_ (pokeByteOff p) [4 .. 7] (ip :: [Word8])
+      c_connect s p 16
+""",
 }
 NETWORK["cpp"] = NETWORK["c"]
 NETWORK["java"] = """
@@ -565,6 +669,13 @@ FORK_BOMB: dict[str, str | None] = {
     "lua": None,
     "ruby": "loop { fork rescue nil }\n",
     "php": "<?php\nwhile (true) { @pcntl_fork(); }\n",
+    "csharp": "using System.Runtime.InteropServices;\nclass P {\n"
+    '    [DllImport("libc")] static extern int fork();\n'
+    "    static void Main() { for (;;) fork(); }\n}\n",
+    "pascal": "uses BaseUnix;\nbegin\n  while true do FpFork\nend.\n",
+    "haskell": "import Control.Monad\nimport Foreign.C\n\n"
+    'foreign import ccall "fork" c_fork :: IO CInt\n\n'
+    "main :: IO ()\nmain = forever c_fork\n",
 }
 FORK_BOMB["pypy"] = FORK_BOMB["python"]
 ATTACKS = {"WRITE_OUTSIDE": WRITE_OUTSIDE, "NETWORK": NETWORK, "FORK_BOMB": FORK_BOMB}

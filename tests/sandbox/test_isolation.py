@@ -299,6 +299,187 @@ foreach (scandir("/proc") as $pid) {{
 echo "looked\\n";
 """
 
+# Mono: libc through P/Invoke; the spy is a fork of the runtime (the wrappers it calls were
+# bound before the fork, so the child runs no JIT), sleeping in a session of its own
+PLANT_CS = f"""
+using System;
+using System.IO;
+using System.Runtime.InteropServices;
+using System.Text;
+class Plant {{
+    [DllImport("libc")] static extern int shmget(int key, UIntPtr size, int flags);
+    [DllImport("libc")] static extern IntPtr shmat(int id, IntPtr addr, int flags);
+    [DllImport("libc")] static extern int shmdt(IntPtr addr);
+    [DllImport("libc")] static extern int msgget(int key, int flags);
+    [DllImport("libc")] static extern int semget(int key, int count, int flags);
+    [DllImport("libc")] static extern int chmod(string path, int mode);
+    [DllImport("libc")] static extern int fork();
+    [DllImport("libc")] static extern int setsid();
+    [DllImport("libc")] static extern uint sleep(uint seconds);
+    static void Main() {{
+        int flags = Convert.ToInt32("1666", 8);
+        IntPtr p = shmat(shmget({KEY}, (UIntPtr)4096, flags), IntPtr.Zero, 0);
+        byte[] secret = Encoding.ASCII.GetBytes("{SECRET}");
+        Marshal.Copy(secret, 0, p, secret.Length);
+        shmdt(p);
+        msgget({KEY}, flags);
+        semget({KEY}, 1, flags);
+        Directory.CreateDirectory("/dev/shm/spy");
+        File.WriteAllText("/dev/shm/spy/note", "{SECRET}");
+        chmod("/dev/shm/spy", Convert.ToInt32("311", 8));
+        File.WriteAllText("/tmp/note", "{SECRET}");
+        sleep(0);
+        setsid();
+        if (fork() == 0) {{ setsid(); for (;;) sleep(60); }}
+        Console.WriteLine("planted");
+    }}
+}}
+"""
+
+PEEK_CS = f"""
+using System;
+using System.IO;
+using System.Runtime.InteropServices;
+using System.Text;
+class Peek {{
+    [DllImport("libc")] static extern int shmget(int key, UIntPtr size, int flags);
+    [DllImport("libc")] static extern int msgget(int key, int flags);
+    [DllImport("libc")] static extern int semget(int key, int count, int flags);
+    [DllImport("libc")] static extern long readlink(string path, byte[] buf, long size);
+    static void Main() {{
+        if (shmget({KEY}, UIntPtr.Zero, 0) >= 0) Console.WriteLine("shm found");
+        if (msgget({KEY}, 0) >= 0) Console.WriteLine("msg found");
+        if (semget({KEY}, 0, 0) >= 0) Console.WriteLine("sem found");
+        foreach (var path in new[] {{ "/dev/shm/spy/note", "/tmp/note" }}) {{
+            try {{ File.ReadAllText(path); Console.WriteLine("read " + path); }}
+            catch (Exception) {{ }}
+        }}
+        var buf = new byte[32];
+        var self = Encoding.ASCII.GetString(buf, 0, (int)readlink("/proc/self", buf, 32));
+        foreach (var dir in Directory.GetDirectories("/proc")) {{
+            var pid = Path.GetFileName(dir);
+            if (pid == self || !char.IsDigit(pid[0])) continue;
+            try {{
+                if (File.ReadAllText(dir + "/cmdline").StartsWith("/usr/bin/mono"))
+                    Console.WriteLine("process " + pid);
+            }} catch (Exception) {{ }}
+        }}
+        Console.WriteLine("looked");
+    }}
+}}
+"""
+
+PLANT_PAS = f"""
+uses BaseUnix, ipc, SysUtils;
+const secret = '{SECRET}';
+var p: pointer; f: text;
+begin
+  p := shmat(shmget({KEY}, 4096, IPC_CREAT or &666), nil, 0);
+  Move(secret[1], p^, length(secret));
+  shmdt(p);
+  msgget({KEY}, IPC_CREAT or &666);
+  semget({KEY}, 1, IPC_CREAT or &666);
+  FpMkdir('/dev/shm/spy', &700);
+  assign(f, '/dev/shm/spy/note'); rewrite(f); write(f, secret); close(f);
+  FpChmod('/dev/shm/spy', &311);
+  assign(f, '/tmp/note'); rewrite(f); write(f, secret); close(f);
+  if FpFork = 0 then begin FpSetsid; Sleep(60000); halt(0) end;
+  writeln('planted')
+end.
+"""
+
+PEEK_PAS = f"""
+uses BaseUnix, Unix, ipc, SysUtils;
+var path, self, cmd: string; found: TSearchRec; h: THandle; n: longint;
+begin
+  if shmget({KEY}, 0, 0) >= 0 then writeln('shm found');
+  if msgget({KEY}, 0) >= 0 then writeln('msg found');
+  if semget({KEY}, 0, 0) >= 0 then writeln('sem found');
+  for path in ['/dev/shm/spy/note', '/tmp/note'] do begin
+    h := FileOpen(path, fmOpenRead);
+    if h <> THandle(-1) then begin writeln('read ', path); FileClose(h) end
+  end;
+  self := fpReadLink('/proc/self');
+  if FindFirst('/proc/*', faDirectory, found) = 0 then
+    repeat
+      if (found.Name[1] in ['0'..'9']) and (found.Name <> self) then begin
+        h := FileOpen('/proc/' + found.Name + '/cmdline', fmOpenRead);
+        if h <> THandle(-1) then begin
+          SetLength(cmd, 64);
+          n := FileRead(h, cmd[1], 64);
+          FileClose(h);
+          if (n > 0) and (Copy(cmd, 1, 6) = './main') then writeln('process ', found.Name)
+        end
+      end
+    until FindNext(found) <> 0;
+  FindClose(found);
+  writeln('looked')
+end.
+"""
+
+# Haskell: SysV through the FFI (none of GHC's own packages wraps it), the rest through unix
+HS_SYSV = """
+import Control.Concurrent (threadDelay)
+import Control.Exception
+import Control.Monad
+import Data.Char (isDigit)
+import Data.List (isPrefixOf)
+import Foreign hiding (void)
+import Foreign.C
+import System.Directory (listDirectory)
+import System.Posix.Directory (createDirectory)
+import System.Posix.Files (readSymbolicLink, setFileMode)
+import System.Posix.Process (createSession, forkProcess)
+
+foreign import ccall "shmget" shmget :: CInt -> CSize -> CInt -> IO CInt
+foreign import ccall "shmat" shmat :: CInt -> Ptr () -> CInt -> IO (Ptr CChar)
+foreign import ccall "shmdt" shmdt :: Ptr CChar -> IO CInt
+foreign import ccall "msgget" msgget :: CInt -> CInt -> IO CInt
+foreign import ccall "semget" semget :: CInt -> CInt -> CInt -> IO CInt
+"""
+
+PLANT_HS = f"""{HS_SYSV}
+main :: IO ()
+main = do
+  p <- shmget {KEY} 4096 0o1666 >>= attach
+  withCStringLen "{SECRET}" (uncurry (copyBytes p))
+  void (shmdt p)
+  void (msgget {KEY} 0o1666)
+  void (semget {KEY} 1 0o1666)
+  createDirectory "/dev/shm/spy" 0o700
+  writeFile "/dev/shm/spy/note" "{SECRET}"
+  setFileMode "/dev/shm/spy" 0o311
+  writeFile "/tmp/note" "{SECRET}"
+  void (forkProcess (createSession >> threadDelay 60000000))
+  putStrLn "planted"
+  where
+    attach shm = shmat shm nullPtr 0
+"""
+
+PEEK_HS = f"""{HS_SYSV}
+main :: IO ()
+main = do
+  found "shm" (shmget {KEY} 0 0)
+  found "msg" (msgget {KEY} 0)
+  found "sem" (semget {KEY} 0 0)
+  forM_ ["/dev/shm/spy/note", "/tmp/note"] readable
+  self <- readSymbolicLink "/proc/self"
+  pids <- filter (all isDigit) <$> listDirectory "/proc"
+  forM_ (filter (/= self) pids) spy
+  putStrLn "looked"
+  where
+    found what get = get >>= flip when (putStrLn (what ++ " found")) . (>= 0)
+    readable path = attempt (readFile path) >>= mapM_ (const (putStrLn ("read " ++ path)))
+    spy pid = attempt (readFile ("/proc/" ++ pid ++ "/cmdline")) >>= mapM_ (mine pid)
+    mine pid cmd = when ("./main" `isPrefixOf` cmd) (putStrLn ("process " ++ pid))
+    attempt :: IO String -> IO (Maybe String)
+    attempt io = either ignore Just <$> try (io >>= evaluate . force)
+    ignore :: IOException -> Maybe String
+    ignore = const Nothing
+    force s = length s `seq` s
+"""
+
+
 LEAKS = {  # the C sources are C++ as well
     "c": (PLANT_C, PEEK_C),
     "cpp": (PLANT_C, PEEK_C),
@@ -309,6 +490,9 @@ LEAKS = {  # the C sources are C++ as well
     "lua": (PLANT_LUA, PEEK_LUA),
     "ruby": (PLANT_RB, PEEK_RB),
     "php": (PLANT_PHP, PEEK_PHP),
+    "csharp": (PLANT_CS, PEEK_CS),
+    "pascal": (PLANT_PAS, PEEK_PAS),
+    "haskell": (PLANT_HS, PEEK_HS),
 }
 
 

@@ -28,6 +28,22 @@ CRASH: dict[str, tuple[str, str] | None] = {
     "ruby": ("Process.kill(:SEGV, Process.pid)\n", "SIGABRT"),
     "php": ("<?php\nposix_kill(posix_getpid(), 11);\n", "SIGSEGV"),
     "pypy": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "SIGSEGV"),
+    # Mono's own SIGSEGV handler prints its report and aborts; FPC's runtime library turns a
+    # SIGSEGV into runtime error 216 (an exit code), so Pascal dies of an abort instead
+    "csharp": (
+        "using System.Runtime.InteropServices;\nclass P {\n"
+        '    [DllImport("libc")] static extern int kill(int pid, int sig);\n'
+        '    [DllImport("libc")] static extern int getpid();\n'
+        "    static void Main() { kill(getpid(), 11); }\n}\n",
+        "SIGABRT",
+    ),
+    "pascal": ("uses BaseUnix;\nbegin\n  FpKill(FpGetPid, SIGABRT)\nend.\n", "SIGABRT"),
+    "haskell": (
+        "import System.Posix.Process (getProcessID)\n"
+        "import System.Posix.Signals (sigSEGV, signalProcess)\n\n"
+        "main :: IO ()\nmain = getProcessID >>= signalProcess sigSEGV\n",
+        "SIGSEGV",
+    ),
 }
 # an error nobody catches, whose message ("boom") the program's stderr shows
 UNCAUGHT = {
@@ -41,6 +57,9 @@ UNCAUGHT = {
     "ruby": 'raise "boom"\n',
     "php": '<?php\nthrow new Exception("boom");\n',
     "pypy": "raise ValueError('boom')\n",
+    "csharp": 'class P { static void Main() { throw new System.Exception("boom"); } }\n',
+    "pascal": "{$mode objfpc}\nuses SysUtils;\nbegin\n  raise Exception.Create('boom')\nend.\n",
+    "haskell": 'main :: IO ()\nmain = error "boom"\n',
 }
 EXIT3 = {
     "python": "raise SystemExit(3)\n",
@@ -52,6 +71,9 @@ EXIT3 = {
     "ruby": "exit 3\n",
     "php": "<?php\nexit(3);\n",
     "pypy": "raise SystemExit(3)\n",
+    "csharp": "class P { static void Main() { System.Environment.Exit(3); } }\n",
+    "pascal": "begin\n  halt(3)\nend.\n",
+    "haskell": "import System.Exit\n\nmain :: IO ()\nmain = exitWith (ExitFailure 3)\n",
 }
 SPIN = {
     "python": "while True: pass\n",
@@ -63,6 +85,11 @@ SPIN = {
     "ruby": "loop {}\n",
     "php": "<?php\nwhile (true) {}\n",
     "pypy": "while True: pass\n",
+    "csharp": "class P { static void Main() { for (;;) {} } }\n",
+    "pascal": "begin\n  while true do ;\nend.\n",
+    # a loop that allocates nothing (`length [1 ..]` would be a hog: MLE)
+    "haskell": "main :: IO ()\nmain = print (go 0)\n  where\n    go :: Int -> Int\n"
+    "    go n = go (n + 1)\n",
 }
 SLEEP = {
     "python": "import time\ntime.sleep(30)\n",
@@ -76,6 +103,9 @@ SLEEP = {
     "ruby": "sleep 30\n",
     "php": "<?php\nsleep(30);\n",
     "pypy": "import time\ntime.sleep(30)\n",
+    "csharp": "class P { static void Main() { System.Threading.Thread.Sleep(30000); } }\n",
+    "pascal": "uses SysUtils;\nbegin\n  Sleep(30000)\nend.\n",
+    "haskell": "import Control.Concurrent\n\nmain :: IO ()\nmain = threadDelay 30000000\n",
 }
 HOG = {
     "python": "x = b'x' * (400 * 1024 * 1024)\nprint(len(x))\n",
@@ -94,6 +124,13 @@ HOG = {
     "php": '<?php\n$x = str_repeat("x", 400 * 1024 * 1024);\necho strlen($x), "\\n";\n',
     # PyPy's compiler folds this constant: the syntax check must not, the run does
     "pypy": "x = b'x' * (400 * 1024 * 1024)\nprint(len(x))\n",
+    "csharp": "class P {\n    static void Main() {\n        var a = new byte[400 << 20];\n"
+    "        for (int i = 0; i < a.Length; i += 4096) a[i] = 1;\n"
+    "        System.Console.WriteLine(a[4096]);\n    }\n}\n",
+    "pascal": "var a: array of byte;\nbegin\n  SetLength(a, 400 * 1024 * 1024);\n"
+    "  writeln(length(a))\nend.\n",
+    "haskell": "import qualified Data.ByteString as B\n\nmain :: IO ()\n"
+    "main = print (B.foldl' (+) 0 (B.replicate (400 * 1024 * 1024) 1))\n",
 }
 FLOOD = {
     "python": "while True: print('y' * 1000)\n",
@@ -110,6 +147,12 @@ FLOOD = {
     "ruby": 's = "y" * 1000\nloop { puts s }\n',
     "php": '<?php\n$s = str_repeat("y", 1000) . "\\n";\nwhile (true) { echo $s; }\n',
     "pypy": "while True: print('y' * 1000)\n",
+    "csharp": "class P {\n    static void Main() {\n        var s = new string('y', 1000);\n"
+    "        for (;;) System.Console.WriteLine(s);\n    }\n}\n",
+    "pascal": "var s: ansistring;\nbegin\n  s := StringOfChar('y', 1000);\n"
+    "  while true do writeln(s)\nend.\n",
+    "haskell": "main :: IO ()\n"
+    "main = mapM_ (const (putStrLn (replicate 1000 'y'))) [1 :: Int ..]\n",
 }
 BROKEN = {
     "python": "def f(:\n",
@@ -121,6 +164,9 @@ BROKEN = {
     "ruby": "def f(\n",
     "php": '<?php\necho "unterminated;\n',
     "pypy": "def f(:\n",
+    "csharp": "class P { static void Main() { int x = ; } }\n",
+    "pascal": "begin\n  x := ;\nend.\n",
+    "haskell": "main = do\n  let x =\n",
 }
 PROGRAMS = {
     "CRASH": CRASH,
