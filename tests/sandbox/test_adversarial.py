@@ -490,6 +490,39 @@ main = do
 """.replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE)),
 }
 WRITE_OUTSIDE["cpp"] = WRITE_OUTSIDE["c"]
+WRITE_OUTSIDE["go"] = """package main
+
+import (
+	"fmt"
+	"os"
+)
+
+func main() {
+	for _, path := range []string{PATHS} {
+		if f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+			fmt.Println("wrote", path)
+			f.Close()
+		}
+	}
+	if os.WriteFile("mine", []byte("ok"), 0o644) == nil {
+		fmt.Println("workdir ok")
+	}
+}
+""".replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE))
+WRITE_OUTSIDE["rust"] = """
+use std::fs::OpenOptions;
+
+fn main() {
+    for path in [PATHS] {
+        if OpenOptions::new().append(true).create(true).open(path).is_ok() {
+            println!("wrote {}", path);
+        }
+    }
+    if std::fs::write("mine", "ok").is_ok() {
+        println!("workdir ok");
+    }
+}
+""".replace("PATHS", ", ".join(f'"{p}"' for p in OUTSIDE))
 WRITE_OUTSIDE["java"] = """
 import java.io.FileOutputStream;
 public class Main {
@@ -634,6 +667,38 @@ main = do
 """,
 }
 NETWORK["cpp"] = NETWORK["c"]
+NETWORK["go"] = """package main
+
+import (
+	"fmt"
+	"net"
+	"time"
+)
+
+func main() {
+	for _, address := range []string{"127.0.0.1:80", "1.1.1.1:53"} {
+		if c, err := net.DialTimeout("tcp", address, time.Second); err == nil {
+			fmt.Println("connected")
+			c.Close()
+		}
+	}
+	fmt.Println("done")
+}
+"""
+NETWORK["rust"] = """
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn main() {
+    for address in ["127.0.0.1:80", "1.1.1.1:53"] {
+        let to = address.parse().unwrap();
+        if TcpStream::connect_timeout(&to, Duration::from_secs(1)).is_ok() {
+            println!("connected");
+        }
+    }
+    println!("done");
+}
+"""
 NETWORK["java"] = """
 import java.net.InetSocketAddress;
 import java.net.Socket;
@@ -669,6 +734,11 @@ FORK_BOMB: dict[str, str | None] = {
     "lua": None,
     "ruby": "loop { fork rescue nil }\n",
     "php": "<?php\nwhile (true) { @pcntl_fork(); }\n",
+    # Go cannot fork: it starts itself again, and so does every copy
+    "go": 'package main\n\nimport "os/exec"\n\n'
+    'func main() {\n\tfor {\n\t\texec.Command("/proc/self/exe").Start()\n\t}\n}\n',
+    "rust": 'extern "C" {\n    fn fork() -> i32;\n}\n\nfn main() {\n    loop {\n'
+    "        unsafe { fork() };\n    }\n}\n",
     "csharp": "using System.Runtime.InteropServices;\nclass P {\n"
     '    [DllImport("libc")] static extern int fork();\n'
     "    static void Main() { for (;;) fork(); }\n}\n",

@@ -299,6 +299,140 @@ foreach (scandir("/proc") as $pid) {{
 echo "looked\\n";
 """
 
+# Go cannot fork: the sleeper is the program again (/proc/self/exe), told so by its argument
+PLANT_GO = f"""package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+func main() {{
+	if len(os.Args) > 1 {{
+		time.Sleep(60 * time.Second)
+		return
+	}}
+	shm, _, _ := syscall.Syscall(syscall.SYS_SHMGET, {KEY}, 4096, 0o1666)
+	addr, _, _ := syscall.Syscall(syscall.SYS_SHMAT, shm, 0, 0)
+	copy((*[64]byte)(unsafe.Pointer(addr))[:], "{SECRET}")
+	syscall.Syscall(syscall.SYS_SHMDT, addr, 0, 0)
+	syscall.Syscall(syscall.SYS_MSGGET, {KEY}, 0o1666, 0)
+	syscall.Syscall(syscall.SYS_SEMGET, {KEY}, 1, 0o1666)
+	os.Mkdir("/dev/shm/spy", 0o700)
+	os.WriteFile("/dev/shm/spy/note", []byte("{SECRET}"), 0o644)
+	os.Chmod("/dev/shm/spy", 0o311)
+	os.WriteFile("/tmp/note", []byte("{SECRET}"), 0o644)
+	spy := exec.Command("/proc/self/exe", "spy")
+	spy.SysProcAttr = &syscall.SysProcAttr{{Setsid: true}}
+	spy.Start()
+	fmt.Println("planted")
+}}
+"""
+
+PEEK_GO = f"""package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
+
+func main() {{
+	if _, _, e := syscall.Syscall(syscall.SYS_SHMGET, {KEY}, 0, 0); e == 0 {{
+		fmt.Println("shm found")
+	}}
+	if _, _, e := syscall.Syscall(syscall.SYS_MSGGET, {KEY}, 0, 0); e == 0 {{
+		fmt.Println("msg found")
+	}}
+	if _, _, e := syscall.Syscall(syscall.SYS_SEMGET, {KEY}, 0, 0); e == 0 {{
+		fmt.Println("sem found")
+	}}
+	for _, path := range []string{{"/dev/shm/spy/note", "/tmp/note"}} {{
+		if _, err := os.ReadFile(path); err == nil {{
+			fmt.Println("read", path)
+		}}
+	}}
+	me, _ := os.Readlink("/proc/self")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {{
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && e.Name() != me && strings.Contains(string(cmd), "spy") {{
+			fmt.Println("process", e.Name())
+		}}
+	}}
+	fmt.Println("looked")
+}}
+"""
+
+# Rust's standard library has no SysV IPC nor fork: libc's, declared (std links libc)
+PLANT_RS = f"""
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
+
+extern "C" {{
+    fn shmget(key: i32, size: usize, flags: i32) -> i32;
+    fn shmat(id: i32, addr: *const u8, flags: i32) -> *mut u8;
+    fn shmdt(addr: *const u8) -> i32;
+    fn msgget(key: i32, flags: i32) -> i32;
+    fn semget(key: i32, n: i32, flags: i32) -> i32;
+    fn fork() -> i32;
+    fn setsid() -> i32;
+}}
+
+fn main() {{
+    unsafe {{
+        let p = shmat(shmget({KEY}, 4096, 0o1666), std::ptr::null(), 0);
+        std::ptr::copy_nonoverlapping(b"{SECRET}".as_ptr(), p, {len(SECRET)});
+        shmdt(p);
+        msgget({KEY}, 0o1666);
+        semget({KEY}, 1, 0o1666);
+    }}
+    std::fs::create_dir("/dev/shm/spy").unwrap();
+    std::fs::write("/dev/shm/spy/note", "{SECRET}").unwrap();
+    std::fs::set_permissions("/dev/shm/spy", Permissions::from_mode(0o311)).unwrap();
+    std::fs::write("/tmp/note", "{SECRET}").unwrap();
+    if unsafe {{ fork() }} == 0 {{
+        unsafe {{ setsid() }};
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }}
+    println!("planted");
+}}
+"""
+
+PEEK_RS = f"""
+extern "C" {{
+    fn shmget(key: i32, size: usize, flags: i32) -> i32;
+    fn msgget(key: i32, flags: i32) -> i32;
+    fn semget(key: i32, n: i32, flags: i32) -> i32;
+}}
+
+fn main() {{
+    unsafe {{
+        if shmget({KEY}, 0, 0) >= 0 {{ println!("shm found"); }}
+        if msgget({KEY}, 0) >= 0 {{ println!("msg found"); }}
+        if semget({KEY}, 0, 0) >= 0 {{ println!("sem found"); }}
+    }}
+    for path in ["/dev/shm/spy/note", "/tmp/note"] {{
+        if std::fs::read(path).is_ok() {{ println!("read {{}}", path); }}
+    }}
+    let me = std::fs::read_link("/proc/self").unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {{
+        let pid = entry.file_name();
+        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let numeric = pid.to_str().map_or(false, |p| p.bytes().all(|b| b.is_ascii_digit()));
+        if numeric && cmd == b"./main\\0" && pid.as_os_str() != me.as_os_str() {{
+            println!("process {{:?}}", pid);
+        }}
+    }}
+    println!("looked");
+}}
+"""
+
 # Mono: libc through P/Invoke; the spy is a fork of the runtime (the wrappers it calls were
 # bound before the fork, so the child runs no JIT), sleeping in a session of its own
 PLANT_CS = f"""
@@ -490,6 +624,8 @@ LEAKS = {  # the C sources are C++ as well
     "lua": (PLANT_LUA, PEEK_LUA),
     "ruby": (PLANT_RB, PEEK_RB),
     "php": (PLANT_PHP, PEEK_PHP),
+    "go": (PLANT_GO, PEEK_GO),
+    "rust": (PLANT_RS, PEEK_RS),
     "csharp": (PLANT_CS, PEEK_CS),
     "pascal": (PLANT_PAS, PEEK_PAS),
     "haskell": (PLANT_HS, PEEK_HS),

@@ -27,6 +27,14 @@ CRASH: dict[str, tuple[str, str] | None] = {
     "lua": None,
     "ruby": ("Process.kill(:SEGV, Process.pid)\n", "SIGABRT"),
     "php": ("<?php\nposix_kill(posix_getpid(), 11);\n", "SIGSEGV"),
+    # Go's runtime turns a fault, or a SIGSEGV sent to it, into a panic (exit code 2): only a
+    # signal it leaves to the kernel kills it, as SIGTERM's default does
+    "go": (
+        'package main\n\nimport "syscall"\n\n'
+        "func main() { syscall.Kill(syscall.Getpid(), syscall.SIGTERM); select {} }\n",
+        "SIGTERM",
+    ),
+    "rust": ("fn main() { unsafe { std::ptr::null::<i32>().read_volatile(); } }\n", "SIGSEGV"),
     "pypy": ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "SIGSEGV"),
     # Mono's own SIGSEGV handler prints its report and aborts; FPC's runtime library turns a
     # SIGSEGV into runtime error 216 (an exit code), so Pascal dies of an abort instead
@@ -56,6 +64,8 @@ UNCAUGHT = {
     "lua": 'error("boom")\n',
     "ruby": 'raise "boom"\n',
     "php": '<?php\nthrow new Exception("boom");\n',
+    "go": 'package main\n\nfunc main() { panic("boom") }\n',
+    "rust": 'fn main() { panic!("boom"); }\n',
     "pypy": "raise ValueError('boom')\n",
     "csharp": 'class P { static void Main() { throw new System.Exception("boom"); } }\n',
     "pascal": "{$mode objfpc}\nuses SysUtils;\nbegin\n  raise Exception.Create('boom')\nend.\n",
@@ -70,6 +80,8 @@ EXIT3 = {
     "lua": "os.exit(3)\n",
     "ruby": "exit 3\n",
     "php": "<?php\nexit(3);\n",
+    "go": 'package main\n\nimport "os"\n\nfunc main() { os.Exit(3) }\n',
+    "rust": "fn main() { std::process::exit(3); }\n",
     "pypy": "raise SystemExit(3)\n",
     "csharp": "class P { static void Main() { System.Environment.Exit(3); } }\n",
     "pascal": "begin\n  halt(3)\nend.\n",
@@ -84,6 +96,9 @@ SPIN = {
     "lua": "while true do end\n",
     "ruby": "loop {}\n",
     "php": "<?php\nwhile (true) {}\n",
+    "go": "package main\n\nfunc main() {\n\tfor {\n\t}\n}\n",
+    "rust": "fn main() {\n    let mut i = 0u64;\n"
+    "    loop { unsafe { std::ptr::write_volatile(&mut i, i + 1) } }\n}\n",
     "pypy": "while True: pass\n",
     "csharp": "class P { static void Main() { for (;;) {} } }\n",
     "pascal": "begin\n  while true do ;\nend.\n",
@@ -102,6 +117,8 @@ SLEEP = {
     "lua": 'io.open("/proc/self/fd/1", "r"):read("a")\n',
     "ruby": "sleep 30\n",
     "php": "<?php\nsleep(30);\n",
+    "go": 'package main\n\nimport "time"\n\nfunc main() { time.Sleep(30 * time.Second) }\n',
+    "rust": "fn main() { std::thread::sleep(std::time::Duration::from_secs(30)); }\n",
     "pypy": "import time\ntime.sleep(30)\n",
     "csharp": "class P { static void Main() { System.Threading.Thread.Sleep(30000); } }\n",
     "pascal": "uses SysUtils;\nbegin\n  Sleep(30000)\nend.\n",
@@ -122,6 +139,9 @@ HOG = {
     "lua": 'local s = string.rep("x", 400 * 1024 * 1024)\nprint(#s)\n',
     "ruby": 'x = "x" * (400 * 1024 * 1024)\nputs x.size\n',
     "php": '<?php\n$x = str_repeat("x", 400 * 1024 * 1024);\necho strlen($x), "\\n";\n',
+    "go": 'package main\n\nimport "fmt"\n\nfunc main() {\n\tb := make([]byte, 400<<20)\n'
+    "\tfor i := range b {\n\t\tb[i] = 1\n\t}\n\tfmt.Println(len(b))\n}\n",
+    "rust": 'fn main() { let v = vec![1u8; 400 << 20]; println!("{}", v.len()); }\n',
     # PyPy's compiler folds this constant: the syntax check must not, the run does
     "pypy": "x = b'x' * (400 * 1024 * 1024)\nprint(len(x))\n",
     "csharp": "class P {\n    static void Main() {\n        var a = new byte[400 << 20];\n"
@@ -146,6 +166,12 @@ FLOOD = {
     "lua": 'local s = string.rep("y", 1000) .. "\\n"\nwhile true do io.write(s) end\n',
     "ruby": 's = "y" * 1000\nloop { puts s }\n',
     "php": '<?php\n$s = str_repeat("y", 1000) . "\\n";\nwhile (true) { echo $s; }\n',
+    "go": 'package main\n\nimport (\n\t"bufio"\n\t"os"\n\t"strings"\n)\n\n'
+    'func main() {\n\tw, s := bufio.NewWriter(os.Stdout), strings.Repeat("y", 1000)+"\\n"\n'
+    "\tfor {\n\t\tw.WriteString(s)\n\t}\n}\n",
+    "rust": 'use std::io::Write;\nfn main() {\n    let s = "y".repeat(1000);\n'
+    "    let mut out = std::io::stdout().lock();\n"
+    '    loop { writeln!(out, "{}", s).unwrap(); }\n}\n',
     "pypy": "while True: print('y' * 1000)\n",
     "csharp": "class P {\n    static void Main() {\n        var s = new string('y', 1000);\n"
     "        for (;;) System.Console.WriteLine(s);\n    }\n}\n",
@@ -163,6 +189,8 @@ BROKEN = {
     "lua": "x = = 1\n",
     "ruby": "def f(\n",
     "php": '<?php\necho "unterminated;\n',
+    "go": "package main\n\nfunc main() {\n",
+    "rust": 'fn main() { let x: u32 = "nope"; }\n',
     "pypy": "def f(:\n",
     "csharp": "class P { static void Main() { int x = ; } }\n",
     "pascal": "begin\n  x := ;\nend.\n",

@@ -13,6 +13,8 @@ const SAMPLES = {
   lua: 'local a, b = io.read("n", "n")\nprint(a + b)\n',
   php: '<?php\nfscanf(STDIN, "%d %d", $a, $b);\necho $a + $b, "\\n";\n',
   ruby: "a, b = gets.split.map(&:to_i)\nputs a + b\n",
+  go: 'package main\n\nimport "fmt"\n\nfunc main() {\n\tvar a, b int64\n\tfmt.Scan(&a, &b)\n\tfmt.Println(a + b)\n}\n',
+  rust: "use std::io::Read;\n\nfn main() {\n    let mut s = String::new();\n    std::io::stdin().read_to_string(&mut s).unwrap();\n    let n: Vec<i64> = s.split_whitespace().map(|w| w.parse().unwrap()).collect();\n    println!(\"{}\", n[0] + n[1]);\n}\n",
   csharp: "using System;\nusing System.Linq;\nclass Sum {\n    static void Main() {\n        var n = Console.ReadLine().Split(' ').Select(long.Parse).ToArray();\n        Console.WriteLine(n[0] + n[1]);\n    }\n}\n",
   pascal: "var a, b: int64;\nbegin\n  read(a, b);\n  writeln(a + b)\nend.\n",
   haskell: "main :: IO ()\nmain = do\n  [a, b] <- map read . words <$> getLine\n  print (a + b :: Integer)\n",
