@@ -126,7 +126,7 @@ def job(source: str, park: bool, stdin: bytes = b"", **limits: int) -> Job:
     files = (File("main.js", source.encode()), File("other.js", b"module.exports = (;\n"))
     return Job(
         uid=0,
-        argv=JS.command("main.js"),
+        argv=JS.command("main.js", memory_mb=256),
         env=JS.job_env,
         files=files,
         stdin=stdin,
@@ -202,6 +202,15 @@ def test_memory_of_a_parked_job_is_its_execed_figure(pools: SandboxPools) -> Non
     execed = [run(pools, source, parked=False).maxrss_kb for _ in range(3)]
     parked = [run(pools, source, parked=True).maxrss_kb for _ in range(3)]
     assert abs(min(parked) - min(execed)) < min(execed) * 0.1, (execed, parked)
+
+
+def test_v8s_heap_limit_is_the_judges(pools: SandboxPools) -> None:
+    """node is told the test's memory limit (--max-old-space-size), parked or not: V8 would
+    size its heap from the machine."""
+    source = "console.log(require('v8').getHeapStatistics().heap_size_limit >> 20);\n"
+    for parked in (False, True):
+        limit_mb = int(run(pools, source, parked).stdout)
+        assert 256 <= limit_mb < 256 + 64, limit_mb
 
 
 def test_limits_are_enforced_on_parked_jobs(pools: SandboxPools) -> None:

@@ -21,7 +21,8 @@ LANGUAGE = Language(
     version=VERSION,
     image="javascript",
     source_file="main.js",
-    run=("/usr/bin/node", "{entry}"),
+    # V8 sizes its heap from the machine (4 GB here) unless told: the judge's limit decides
+    run=("/usr/bin/node", "--max-old-space-size={memory_mb}", "{entry}"),
     sources=(".js", ".mjs", ".cjs"),
     selftest="process.stdin.pipe(process.stdout);\n",
     compile=Compile(
@@ -32,6 +33,9 @@ LANGUAGE = Language(
         memory_mb=256,
         processes=64,
     ),
+    # V8 at its heap limit (the kernel's ledger, counting node's own pages too, mostly ends a
+    # hog first)
+    out_of_memory=("FATAL ERROR: Reached heap limit", "JavaScript heap out of memory"),
     runtime_threads=16,
     # node started ahead for the next test, as `node main.js` would be, waiting in a preload
     # (images/javascript/park.js) for its job: Node's start is not on the test's path
