@@ -30,6 +30,7 @@ def run(
     volumes: dict[str, dict[str, str]] | None = None,
     tmpfs: dict[str, str] | None = None,
     working_dir: str | None = None,
+    environment: list[str] | None = None,
 ) -> str:
     """Run as the image's own (non-root) user, no network, read-only root; return stdout."""
     out = client.containers.run(
@@ -37,6 +38,7 @@ def run(
         entrypoint=entrypoint,
         command=[],
         working_dir=working_dir,
+        environment=environment or [],
         network_mode="none",
         read_only=True,
         remove=True,
@@ -132,6 +134,19 @@ COMPILED_HELLO = {
         'main = putStrLn ("hello " ++ show (M.size (M.fromList [(1 :: Int, ()), (2, ())])))\n',
         "hello 2\n",
     ),
+    "go": (
+        "main.go",
+        'package main\n\nimport (\n\t"fmt"\n\t"math/big"\n)\n\n'
+        'func main() { fmt.Println("hello", new(big.Int).Lsh(big.NewInt(1), 64)) }\n',
+        "hello 18446744073709551616\n",
+    ),
+    "rust": (
+        "main.rs",
+        "use std::collections::BTreeMap;\n\nfn main() {\n"
+        "    let m: BTreeMap<u32, ()> = [(1, ()), (2, ())].into_iter().collect();\n"
+        '    println!("hello {}", m.len());\n}\n',
+        "hello 2\n",
+    ),
 }
 
 
@@ -150,6 +165,8 @@ def test_a_compile_image_builds_what_its_run_image_runs(
         list(lang.compile.command([name], ())),
         volumes={str(tmp_path): {"bind": "/w", "mode": "rw"}},
         tmpfs={"/tmp": "rw,exec,size=256m,mode=1777"},
+        # the job's environment, HOME and TMPDIR its work dir, as a compile step has them
+        environment=[*lang.job_env, "HOME=/w", "TMPDIR=/w"],
         working_dir="/w",
     )
     ro = {str(tmp_path): {"bind": "/w", "mode": "ro"}}
