@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from collections.abc import Iterator
 
 import docker
@@ -275,3 +276,24 @@ def test_a_runtime_that_cannot_start_costs_speed_never_a_verdict(pools: SandboxP
     assert [r.verdict for r in results] == [Verdict.AC, Verdict.AC], results
     (event,) = [e for e in logs if e["event"] == "sandbox.parked_unused"]
     assert "did not start" in event["reason"]
+
+
+def test_memory_a_parked_job_leaves_behind_is_not_hidden_by_its_runtime(
+    pools: SandboxPools,
+) -> None:
+    """What the sandbox must give back after a run is what it held before its runtime was
+    parked: node's own pages, gone with the job, must not make room for what the job left.
+    Negative dentries (names looked up that are not there, charged to the sandbox and
+    reclaimed only under pressure), a few MB, far fewer than node's own pages, end the
+    sandbox, as they do after a job exec'ed (tests/sandbox/test_ledger.py)."""
+    source = (
+        "const fs = require('fs');\n"
+        "for (let i = 0; i < 20000; i++) fs.existsSync('/usr/lib/nothing-' + i);\n"
+        "console.log('looked');\n"
+    )
+    slow = {"cpu_ms": 20_000, "wall_ms": 30_000}
+    pools.run(JS.image, job("", park=True, **slow), 60)
+    time.sleep(1)  # node, parked, holds all its pages as the run comes
+    report = pools.run(JS.image, job(source, park=True, **slow), 60)
+    assert (report.via, report.stdout) == ("parked", b"looked\n"), report
+    assert report.cleanup == "memory still held after the job", report.cleanup
