@@ -214,6 +214,22 @@ def test_v8s_heap_limit_is_the_judges(pools: SandboxPools) -> None:
         assert 256 <= limit_mb < 256 + 64, limit_mb
 
 
+def test_v8s_heap_limit_ends_a_parked_job_as_an_execed_one(pools: SandboxPools) -> None:
+    """With room in the sandbox beyond V8's heap (the judge's memory limit: a heap that grows
+    meets it first), node dies as it would exec'ed, saying so (the judge's MLE). The rest of
+    what it prints (its last collections' timings, native addresses) is not the same twice."""
+    hog = "const a = []; for (;;) a.push(new Array(1e5).fill(1.5));\n"
+    ends = []
+    for parked in (False, True):
+        if parked:
+            pools.run(JS.image, job("", park=True, mem_kb=1 << 20), 30)
+        report = pools.run(JS.image, job(hog, park=parked, mem_kb=1 << 20), 30)
+        assert report.via == ("parked" if parked else "exec"), report.park_error
+        said = b"FATAL ERROR: Reached heap limit" in report.stderr
+        ends.append((report.exit_code, report.signal, report.killed, said))
+    assert ends[0] == ends[1] == (-1, 6, "none", True), ends
+
+
 def test_limits_are_enforced_on_parked_jobs(pools: SandboxPools) -> None:
     judge = Judge(pools)
     limits = Limits(cpu_time_ms=1000, wall_time_ms=3000, memory_mb=128, output_kb=64)
