@@ -78,7 +78,9 @@ def limit_verdict(
     if report.cpu_us > limits.cpu_time_ms * 1000:
         return Verdict.TLE, cpu
     failed = report.signal or report.exit_code != 0
-    if failed and any(said.encode() in report.stderr for said in out_of_memory):
+    # the runtime's words come last, after whatever the program wrote: the tail has them
+    said = report.stderr + report.stderr_tail
+    if failed and any(marker.encode() in said for marker in out_of_memory):
         return Verdict.MLE, memory
     return None
 

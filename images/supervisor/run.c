@@ -247,7 +247,9 @@ void drain(int fd, buf_t *b) {
 
 /* What a buffer of ours holds in memory: the pages its bytes take, not its capacity (what is
  * not written is not resident). */
-static long held_kb(const buf_t *b) { return (long)((b->len + 4095) / 4096 * 4); }
+static long held_kb(const buf_t *b) {
+    return (long)((b->len + 4095) / 4096 * 4 + (b->ring ? b->ring_size / 1024 : 0));
+}
 
 /* The CPU time (µs) the sandbox's cgroup was charged since the run's window opened, less the
  * supervisor's own and what started the jobs: every job's of the run (ledger.c). */
@@ -442,6 +444,7 @@ void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n) {
         res[i].via = "exec";
         res[i].stdout_buf.limit = jobs[i]->out_bytes + 1; /* one past the cap tells OLE from a fit */
         res[i].stderr_buf.limit = jobs[i]->err_bytes;
+        res[i].stderr_buf.ring_size = ERR_TAIL_BYTES;
         runs[i] = (run_t){.job = jobs[i], .res = &res[i], .pid = -1, .status = -1, .out = -1,
                           .err = -1, .errpipe = -1};
         for (int k = 0; k < 4; k++) ends[i][k] = -1;

@@ -383,6 +383,9 @@ static void put_result(job_t *job, result_t *res) {
     put_num("stdout_total", (long long)res->stdout_buf.total);
     put("stderr", res->stderr_buf.data ? res->stderr_buf.data : "", res->stderr_buf.len);
     put_num("stderr_total", (long long)res->stderr_buf.total);
+    static char tail[ERR_TAIL_BYTES];
+    size_t tail_len = buf_tail(&res->stderr_buf, tail);
+    if (tail_len) put("stderr_tail", tail, tail_len);
     put_collected(job);
     buf_free(&res->stdout_buf);
     buf_free(&res->stderr_buf);

@@ -61,11 +61,17 @@ typedef struct {
     int sock;  /* talks to the init: a job starts, a job ended */
 } cell_t;
 
-/* Growable byte buffer with an optional cap: bytes past the cap are counted, not kept. */
+/* Growable byte buffer with an optional cap: bytes past the cap are counted, and the last
+ * ring_size of them kept (buf_tail), when it has a ring. */
 typedef struct {
     char *data;
     size_t len, cap, limit, total;
+    char *ring;
+    size_t ring_size, over; /* over: the bytes past the cap so far */
 } buf_t;
+/* The end of a job's stderr kept past its cap: a runtime says it ran out of memory last, after
+ * whatever the program wrote there (worker/runs.py); a JVM's words and stack fit. */
+#define ERR_TAIL_BYTES (64 * 1024)
 
 typedef struct {
     uid_t uid;
@@ -158,6 +164,7 @@ int write_all(int fd, const void *buf, size_t len);
 void close_from(int lowest, int keep);
 int open_beneath(const char *dir, const char *name, int flags, mode_t mode, int make);
 void buf_add(buf_t *b, const char *src, size_t n);
+size_t buf_tail(const buf_t *b, char *out);
 void buf_free(buf_t *b);
 int in_byte(void);
 int read_header(char *name, size_t name_size, size_t *len);

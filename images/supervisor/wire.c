@@ -66,10 +66,36 @@ int write_all(int fd, const void *buf, size_t len) {
     return 0;
 }
 
+static void ring_add(buf_t *b, const char *src, size_t n) {
+    if (!b->ring && !(b->ring = malloc(b->ring_size))) die("out of memory");
+    if (n > b->ring_size) {
+        src += n - b->ring_size;
+        b->over += n - b->ring_size;
+        n = b->ring_size;
+    }
+    size_t at = b->over % b->ring_size, first = n < b->ring_size - at ? n : b->ring_size - at;
+    memcpy(b->ring + at, src, first);
+    memcpy(b->ring, src + first, n - first);
+    b->over += n;
+}
+
+/* The last bytes past the cap, in order, into out (ring_size bytes): how many. */
+size_t buf_tail(const buf_t *b, char *out) {
+    size_t kept = b->over < b->ring_size ? b->over : b->ring_size;
+    if (!kept) return 0;
+    size_t start = (b->over - kept) % b->ring_size;
+    size_t first = kept < b->ring_size - start ? kept : b->ring_size - start;
+    memcpy(out, b->ring + start, first);
+    memcpy(out + first, b->ring, kept - first);
+    return kept;
+}
+
 void buf_add(buf_t *b, const char *src, size_t n) {
     b->total += n;
-    if (b->len >= b->limit) return;
-    if (n > b->limit - b->len) n = b->limit - b->len;
+    size_t room = b->len >= b->limit ? 0 : b->limit - b->len;
+    if (n > room && b->ring_size) ring_add(b, src + room, n - room);
+    if (!room) return;
+    if (n > room) n = room;
     if (b->len + n > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n) cap *= 2;
@@ -84,6 +110,7 @@ void buf_add(buf_t *b, const char *src, size_t n) {
 
 void buf_free(buf_t *b) {
     free(b->data);
+    free(b->ring);
     memset(b, 0, sizeof *b);
 }
 

@@ -7,11 +7,12 @@ import textwrap
 
 import pytest
 
-from tests.sandbox.helpers import FAST, judge_source
+from tests.sandbox.helpers import FAST, judge_source, python_job
 from worker.contract import Limits, TestResult, Verdict
 from worker.judge import Judge
 from worker.languages import LANGUAGES
 from worker.sandbox.pools import SandboxPools
+from worker.sandbox.protocol import ERR_TAIL_BYTES
 
 pytestmark = pytest.mark.docker
 
@@ -106,6 +107,19 @@ def test_stderr_flood_is_capped_and_stopped(judge: Judge) -> None:
     assert result.verdict == Verdict.TLE
     assert result.stderr_truncated
     assert len(result.stderr) <= 16 * 1024
+
+
+@pytest.mark.parametrize("writes", [3000, 30000], ids=["within-the-ring", "around-it"])
+def test_the_end_of_a_long_stderr_is_kept_in_order(pools: SandboxPools, writes: int) -> None:
+    """Past its cap, stderr's last ERR_TAIL_BYTES are kept whole and in order, however the
+    writes fall across the supervisor's ring: a runtime's out-of-memory words are there."""
+    chunks = "(b'%d,' % i) * (i % 7 + 1)"
+    source = f"import os\nfor i in range({writes}):\n    os.write(2, {chunks})\n"
+    job = python_job(source.encode(), err_bytes=16384)
+    report = pools.run(LANGUAGES["python"].image, job, 30)
+    data = b"".join((b"%d," % i) * (i % 7 + 1) for i in range(writes))
+    assert (report.stderr, report.stderr_total) == (data[:16384], len(data))
+    assert report.stderr_tail == data[16384:][-ERR_TAIL_BYTES:]
 
 
 def test_double_forked_daemon_neither_delays_verdict_nor_survives(judge: Judge) -> None:

@@ -104,6 +104,14 @@ def test_an_array_larger_than_the_heap_is_mle_not_re(judge: Judge) -> None:
     assert "memory limit exceeded (128 MB)" in result.message
 
 
+def test_out_of_heap_after_much_debugging_on_stderr_is_still_mle(judge: Judge) -> None:
+    """The JVM's words come last on stderr, after whatever the program wrote there (debugging,
+    which no judge compares): they decide the verdict however much came before them."""
+    body = 'System.err.print("debug ".repeat(4000));\nlong[] a = new long[64 << 20];'
+    result = verdict(judge, "java", main(body))
+    assert result.verdict == Verdict.MLE, result
+
+
 def test_a_jvm_that_cannot_have_its_heap_is_mle_not_re(judge: Judge) -> None:
     result = verdict(judge, "java", main('System.out.print("ran");'), Limits(memory_mb=1))
     assert result.verdict == Verdict.MLE, result

@@ -26,6 +26,22 @@ UNMAPPABLE = {
     "  a <- newArray (0, 100 * 10 ^ (9 :: Int)) 0 :: IO (IOUArray Int Word8)\n"
     "  readArray a 5 >>= print\n",
 }
+# the same after 40 KB of debugging on stderr, before the runtime's own words
+DEBUG_FIRST = {
+    "csharp": UNMAPPABLE["csharp"].replace(
+        "static void Main() {",
+        "static void Main() { System.Console.Error.Write(new string('x', 40000));",
+    ),
+    "pascal": UNMAPPABLE["pascal"].replace(
+        "begin\n",
+        "var i: longint;\nbegin\n  for i := 1 to 4000 do write(stderr, 'debugging ');\n",
+        1,
+    ),
+    "haskell": "import System.IO\n"
+    + UNMAPPABLE["haskell"].replace(
+        "main = do\n", "main = do\n  hPutStr stderr (replicate 40000 'x')\n"
+    ),
+}
 # a recursion without end: the stack limit is the memory limit (GHC's stack is on its heap)
 RECURSION = {
     "csharp": "class P {\n"
@@ -43,6 +59,12 @@ def test_memory_the_runtime_could_not_get_is_mle(judge: Judge, lang: str) -> Non
     result = verdict(judge, lang, UNMAPPABLE[lang])
     assert result.verdict == Verdict.MLE, result
     assert result.memory_kb < FAST.memory_mb * 1024  # the kernel's ledger never saw it
+
+
+@pytest.mark.parametrize("lang", sorted(DEBUG_FIRST))
+def test_the_runtimes_words_after_much_stderr_still_say_mle(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, DEBUG_FIRST[lang])
+    assert (result.verdict, result.stderr_truncated) == (Verdict.MLE, True), result
 
 
 @pytest.mark.parametrize("lang", sorted(RECURSION))

@@ -26,7 +26,7 @@ from typing import IO
 
 from worker.errors import SandboxTimeout
 from worker.programs import File
-from worker.sandbox.protocol import Job, RunReport
+from worker.sandbox.protocol import ERR_TAIL_BYTES, Job, RunReport
 
 Script = Callable[[str, Job], RunReport]
 
@@ -196,6 +196,7 @@ class _Local:
             stdout_total=len(self.out),
             stderr=bytes(self.err[: job.err_bytes]),
             stderr_total=len(self.err),
+            stderr_tail=bytes(self.err[job.err_bytes :][-ERR_TAIL_BYTES:]),
             files=files,
         )
 

@@ -15,8 +15,9 @@ images/supervisor/memory.c), ``killed`` (none/cpu/wall/output/memory), ``oom_kil
 ``via`` (``exec``, ``server`` when a fork server started the job, ``parked`` when a runtime
 parked for it ran it), ``server_error`` (why a requested fork server was not used),
 ``park_error`` (why a job that could be handed to a parked runtime was exec'ed), ``stdout``,
-``stdout_total``, ``stderr``, ``stderr_total``, ``file`` (collected files), ``cleanup`` (``ok``
-or why the sandbox must be recycled).
+``stdout_total``, ``stderr``, ``stderr_total``, ``stderr_tail`` (the last 64 KB past
+``err_bytes``, when stderr was longer: a runtime's out-of-memory words come last), ``file``
+(collected files), ``cleanup`` (``ok`` or why the sandbox must be recycled).
 
 Parked runtimes (images/supervisor/park.c, since version 5): a job's ``park`` records are
 its language's launcher options, put after ``argv[0]`` to start the runtime parked; with
@@ -56,6 +57,7 @@ from worker.programs import File
 
 SUPERVISOR_VERSION = "5"
 ISOLATIONS = ("namespaces", "uid")
+ERR_TAIL_BYTES = 64 * 1024  # images/supervisor/supervisor.h
 MAX_HEADER = 96
 # a file's name: a relative path (supervisor.c, safe_name)
 MAX_NAME = 200
@@ -115,6 +117,7 @@ class RunReport:
     stderr: bytes
     stderr_total: int
     cleanup: str
+    stderr_tail: bytes = b""  # the end of stderr past ``stderr`` (ERR_TAIL_BYTES at most)
     files: dict[str, File] = field(default_factory=dict)
     via: str = "exec"
     server_error: str = ""
@@ -324,6 +327,7 @@ def _report(
         stdout_total=number("stdout_total"),
         stderr=fields.get("stderr", b""),
         stderr_total=number("stderr_total"),
+        stderr_tail=fields.get("stderr_tail", b""),
         cleanup=cleanup.decode(errors="replace"),
         files=files,
         via=text("via", "exec"),
