@@ -88,7 +88,7 @@ def run_interaction(
         partner=replace(partner, collect=("output",), server=()),
     )
     try:
-        report = judge.run(program.language.image, job)
+        report = judge.run_program(program.language, job)
     except SandboxError as exc:
         return TestResult(id=test.id, verdict=Verdict.IE, message=str(exc))
     side = report.partner

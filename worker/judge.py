@@ -11,7 +11,7 @@ own, reads it from its own files (:mod:`worker.interaction`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
@@ -52,6 +52,9 @@ class Compiled:
 class Judge:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+        # per language: the CPU time (us) its runtime's start costs a program exec'ed for a
+        # test, as the worker measured it at its start (worker.selftest); never charged
+        self.starts: dict[str, int] = {}
 
     # -- compile -------------------------------------------------------------------------------
 
@@ -134,7 +137,7 @@ class Judge:
             return run_interaction(self, program, test, limits, interactor, args, checker)
         job = program_job(program, limits, args, stdin=test.stdin)
         try:
-            report = self.run(program.language.image, job)
+            report = self.run_program(program.language, job)
         except SandboxError as exc:
             return TestResult(id=test.id, verdict=Verdict.IE, message=str(exc))
         out_of_memory = program.language.out_of_memory
@@ -166,6 +169,21 @@ class Judge:
             return Judgement(Verdict.IE, 0.0, f"checker could not run: {report.error}")
         sig = signal_name(report.signal) if report.signal else None
         return judge_testlib("checker", report.exit_code, sig, report.killed, report.stderr)
+
+    def run_program(self, language: Language, job: Job) -> RunReport:
+        """Run a contestant's program: its runtime's start is not charged to it, whichever
+        way it started. A runtime forked or parked for the test started before the test;
+        one exec'ed for it (the language has neither, or the test fell back to exec) costs
+        what the worker measured of that start (:attr:`starts`), which is taken off the CPU
+        time the sandbox charged, and added to the limit the sandbox enforces, so the program
+        has its whole limit to itself either way."""
+        start_us = self.starts.get(language.name, 0)
+        if start_us and job.cpu_ms:
+            job = replace(job, cpu_ms=job.cpu_ms + -(-start_us // 1000))
+        report = self.run(language.image, job)
+        if start_us and report.via == "exec":
+            report = replace(report, cpu_us=max(0, report.cpu_us - start_us))
+        return report
 
     def run(self, image: str, job: Job) -> RunReport:
         """Run a job (retried once on another sandbox if this one broke)."""

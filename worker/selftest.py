@@ -9,6 +9,10 @@ nothing on stderr. One that fails is *unhealthy* on this worker: logged
 refused (``RJ language_unavailable``), never judged by a runtime that cannot run an echo. Its
 self-test runs again every announcement round, so a language that failed for a passing reason
 (an engine restart during the start) comes back (``language.recovered``).
+
+A language that passed also has its runtime's start measured (:func:`start_cost`): the
+self-test exec'ed on empty input, the least CPU time of a few runs, which the judge never
+charges to a program exec'ed for a test (:meth:`worker.judge.Judge.run_program`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import structlog
 
@@ -24,11 +29,14 @@ from worker.contract import Limits, TestCase, Verdict
 from worker.errors import RunnerError
 from worker.judge import Judge
 from worker.languages import LANGUAGES, Language
+from worker.programs import Program
+from worker.runs import program_job
 
 log = structlog.get_logger()
 
 # two lines, spaces and digits: an echo that drops, adds or changes a byte fails
 INPUT = b"self-test 1 2 3\n  second line\t42\n"
+START_RUNS = 3  # exec'ed starts timed per language
 SHOWN = 200  # characters of a program's output or the compiler's quoted in a reason
 
 
@@ -66,7 +74,24 @@ def self_test(judge: Judge, language: Language, max_memory_mb: int) -> str:
         )
     if result.stderr:
         return f"its self-test wrote on stderr: {result.stderr[:SHOWN]!r}"
+    try:
+        judge.starts[language.name] = start_cost(judge, compiled.program, max_memory_mb)
+    except RunnerError as exc:
+        return f"its start could not be measured: {exc}"
     return ""
+
+
+def start_cost(judge: Judge, program: Program, max_memory_mb: int) -> int:
+    """The CPU time (us) the runtime's own start costs a program exec'ed for a test: the
+    self-test exec'ed (never forked or parked) on empty input, which does nothing else; the
+    least of a few runs, so a busy host makes it smaller, never larger, than the start's."""
+    job = replace(program_job(program, limits(max_memory_mb)), server=(), park=())
+    costs = []
+    for _ in range(START_RUNS):
+        report = judge.run(program.language.image, job)
+        if report.status == "ok" and report.killed == "none" and report.exit_code == 0:
+            costs.append(report.cpu_us)
+    return min(costs, default=0)
 
 
 class Health:

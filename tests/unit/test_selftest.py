@@ -16,13 +16,14 @@ from structlog.testing import capture_logs
 from tests.unit.fleet import judged, open_intake, parsed, start_runtime, sub
 from worker import availability, runtime
 from worker.cli.operating import languages_lines
+from worker.contract import Limits, TestCase
 from worker.errors import SandboxError, SubmissionRejected
 from worker.judge import Judge
 from worker.languages import LANGUAGES
 from worker.programs import File
 from worker.sandbox.fake import FakePool, report
 from worker.sandbox.protocol import Job, RunReport
-from worker.selftest import INPUT, Health, self_test
+from worker.selftest import INPUT, START_RUNS, Health, self_test
 from worker.tasks import register_problem, run_test
 from worker.verdicts import LANGUAGE_UNAVAILABLE
 
@@ -44,9 +45,11 @@ def judge(script: Script = echoing) -> Judge:
 def test_every_language_passes_where_its_program_echoes(language: str) -> None:
     pool = FakePool(echoing)
     assert self_test(Judge(pool), LANGUAGES[language], 512) == ""
-    ran = [job for _, job in pool.calls if not job.collect]
-    assert ran[-1].stdin == INPUT  # the known input, through the language's own command
-    lang, job = LANGUAGES[language], ran[-1]
+    ran = [job for _, job in pool.calls if not job.collect][-1 - START_RUNS :]
+    # the known input, through the language's own command, then its start measured exec'ed
+    assert [job.stdin for job in ran] == [INPUT, *[b""] * START_RUNS]
+    assert all(not job.server and not job.park for job in ran[1:])
+    lang, job = LANGUAGES[language], ran[0]
     limits = {"memory_mb": job.mem_kb // 1024, "stack_kb": job.stack_kb}
     assert job.argv == lang.command(lang.source_file, **limits)
 
@@ -257,3 +260,32 @@ def test_a_test_that_meets_a_worker_that_cannot_judge_its_language_is_ie(
     out = run_test.apply(args=(compiled, *test.args)).get()
     assert out["result"]["verdict"] == "IE"
     assert "this worker does not run javascript" in out["result"]["message"]
+
+
+def test_a_runtimes_start_is_the_least_of_its_exec_ed_starts_and_is_never_charged() -> None:
+    """What a worker measured of a runtime's start is taken off a program exec'ed for a test,
+    and added to the limit the sandbox enforces; a test forked or parked has no start to take
+    off (its runtime started before it)."""
+    costs = iter([40_000, 30_000, 35_000])
+    ruby = LANGUAGES["ruby"]
+
+    def script(image: str, job: Job) -> RunReport:
+        if job.argv != ruby.command(ruby.source_file):  # its syntax check
+            return echoing(image, job)
+        if not job.stdin:
+            return report(cpu_us=next(costs))
+        via = "server" if job.stdin == b"forked" else "exec"
+        return report(stdout=job.stdin, cpu_us=50_000, via=via)
+
+    pool = FakePool(script)
+    judge = Judge(pool)
+    assert self_test(judge, ruby, 512) == ""
+    assert judge.starts == {"ruby": 30_000}
+    program = judge.compile(ruby, b"puts 1\n").program
+    assert program is not None
+    limits = Limits(cpu_time_ms=1000)
+    exec_ed = judge.run_test(program, TestCase("t", b"x", b"x"), limits)
+    assert exec_ed.cpu_time_ms == 20
+    assert pool.calls[-1][1].cpu_ms == 1030
+    forked = judge.run_test(program, TestCase("t", b"forked", b"forked"), limits)
+    assert forked.cpu_time_ms == 50
