@@ -15,7 +15,7 @@ import redis
 
 from tests.conftest import TEST_ENV
 from tests.fleet.conftest import RUNNER
-from tests.sandbox.test_verdicts import BROKEN
+from tests.sandbox.test_verdicts import BROKEN, HOG, SPIN, UNCAUGHT
 from worker import availability
 from worker.client import Client
 from worker.images.catalog import image_ref
@@ -101,8 +101,8 @@ def test_a_worker_runs_only_the_languages_its_deployment_chose(workers: Any) -> 
 
 def test_every_language_is_judged_through_runner_submit(workers: Any) -> None:
     """The one task a foreign backend sends, in every language: its self-test (an echo)
-    accepted on one test and wrong on another, and a syntax error CE where it compiles or is
-    checked."""
+    accepted on one test and wrong on another, a syntax error CE where it compiles or is
+    checked, and RE, TLE and MLE for an uncaught error, a busy loop and a memory hog."""
     workers("every-language")
     client = Client()
     sent = {
@@ -124,3 +124,18 @@ def test_every_language_is_judged_through_runner_submit(workers: Any) -> None:
     broken = {name: client.send({**PY, "language": name, "source": BROKEN[name]}) for name in sent}
     for name, handle in broken.items():
         assert handle.result(timeout=120).verdict == "CE", name
+    # the program's own failures, as the worker judges them (its runtime's start measured and
+    # never charged): an uncaught error, a busy loop, a memory hog
+    limits = {"cpu_time_ms": 1000, "wall_time_ms": 5000, "memory_mb": 128}  # the most allowed
+    failing = {
+        (name, verdict): client.send(
+            {**PY, "language": name, "source": programs[name], "limits": limits}
+        )
+        for name in LANGUAGES
+        for verdict, programs in (("RE", UNCAUGHT), ("TLE", SPIN), ("MLE", HOG))
+    }
+    for (name, verdict), handle in failing.items():
+        result = handle.result(timeout=180)
+        assert result.verdict == verdict, (name, verdict, result)
+        if verdict == "TLE":
+            assert result.tests[0].cpu_time_ms >= 1000, (name, result)
