@@ -9,7 +9,8 @@ under ``HOME``, the job's work dir, so nothing of one build reaches the next.
 Whose limits: Go's runtime sizes itself from the machine, the judge's limits decide.
 ``GOMAXPROCS=1``: the sandbox has one CPU (its quota), while Go would take every core the host
 has, and so a thread count and a garbage collector's share of CPU time that depend on the host;
-with one it starts 3 threads (counted in ``runtime_threads``, measured in a sandbox).
+with one it starts 3 threads, and a fourth once a goroutine waits in the kernel (counted in
+``runtime_threads``, measured in a sandbox).
 Go sets no memory limit of its own (``GOMEMLIMIT`` is off): a hog is ``MLE`` by the sandbox's
 ledger. A panic (exit code 2, its message and goroutine trace on stderr) and an
 unrecoverable runtime error are ``RE``."""
@@ -36,8 +37,12 @@ LANGUAGE = Language(
         artifact="main",
     ),
     env=("CGO_ENABLED=0", "GOPROXY=off", "GOMAXPROCS=1"),
-    # with GOMAXPROCS=1: its main thread, sysmon, and one for the scheduler's spare work
-    runtime_threads=2,
+    # with GOMAXPROCS=1: its main thread, sysmon, one for the scheduler's spare work, and one
+    # more when a goroutine waits in the kernel (a read of an interactor's pipe) past a tick of
+    # sysmon, which hands the waiting thread's place to another: 4 in all for one goroutine
+    # (measured in a sandbox; with 3, such a program died one run in two, "failed to create
+    # new OS thread"; tests/sandbox/test_go.py)
+    runtime_threads=3,
     images=(
         ImageSpec(
             key="go",
