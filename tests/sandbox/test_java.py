@@ -166,16 +166,16 @@ def test_a_stack_overflow_is_re_not_mle(judge: Judge) -> None:
 
 def test_the_jvms_threads_are_not_the_programs(judge: Judge) -> None:
     """With a limit of two, the program has its main thread and one more, whatever the JVM
-    runs beside them; a third is refused (RE: a process limit, not memory)."""
+    runs beside them; a third is refused (RE: a process limit, not memory). The threads live
+    side by side: one that was joined may still count for an instant (its task not yet reaped)."""
     body = (
         "int n = Integer.parseInt(new java.util.Scanner(System.in).next());\n"
+        "var threads = new java.util.ArrayList<Thread>();\n"
         "for (int i = 0; i < n; i++) {\n"
-        "  Thread t = new Thread(() -> {}); t.start(); t.join();\n"
+        "  Thread t = new Thread(() -> { try { Thread.sleep(300); } catch (Exception e) {} });\n"
+        "  t.start(); threads.add(t);\n"
         "}\n"
-        "Thread a = new Thread(() -> { try { Thread.sleep(300); } catch (Exception e) {} });\n"
-        "a.start();\n"
-        "if (n > 1) { Thread b = new Thread(() -> {}); b.start(); b.join(); }\n"
-        'a.join(); System.out.print("ok");'
+        'for (Thread t : threads) t.join();\nSystem.out.print("ok");'
     )
     limits = Limits(cpu_time_ms=2000, wall_time_ms=5000, memory_mb=128, processes=2)
     one, two = judge_source(judge, "java", main(body), [(b"1", b"ok"), (b"2", None)], limits)
