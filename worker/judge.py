@@ -116,7 +116,10 @@ class Judge:
             return Compiled(Program(language, files, entry), result)
         artifact = report.files.get(step.artifact)
         if artifact is None:
-            return Compiled(None, result, Verdict.IE, f"compiler produced no {step.artifact!r}")
+            # the compiler succeeded without making it: the source is no program (a Pascal
+            # unit), which the compile image's self-test rules out for the image itself
+            why = f"compiled, but into no program ({step.artifact!r} was not made)"
+            return Compiled(None, result, Verdict.CE, why)
         return Compiled(Program(language, (artifact,), entry), result)
 
     # -- one test ------------------------------------------------------------------------------

@@ -238,6 +238,26 @@ def test_compile_or_syntax_error_is_ce(judge: Judge, lang: str) -> None:
     assert result.stderr  # the compiler's own words reach the user
 
 
+# what compiles cleanly into something that is not a program: a library, a unit, a package
+# other than main (an honest slip: the source is the contestant's, never the judge's fault)
+NOT_A_PROGRAM = {
+    "go": "package solution\n\nfunc Answer() int { return 42 }\n",
+    "rust": '#![crate_type = "lib"]\n\npub fn answer() -> i32 {\n    42\n}\n',
+    "pascal": "unit main;\n\ninterface\n\nimplementation\n\nend.\n",
+    "haskell": "module Solution where\n\nanswer :: Int\nanswer = 42\n",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(NOT_A_PROGRAM))
+def test_a_source_that_is_not_a_program_is_ce(judge: Judge, lang: str) -> None:
+    result = verdict(judge, lang, NOT_A_PROGRAM[lang])
+    assert result.verdict == Verdict.CE, result
+    if lang == "pascal":  # fpc compiled the unit, and said nothing wrong
+        assert result.message == "compiled, but into no program ('main' was not made)"
+    else:
+        assert result.message == "compilation failed" and result.stderr, result
+
+
 @pytest.mark.parametrize("lang", [lang for lang in LANGS if CRASH.get(lang)])
 def test_a_crash_is_re_with_its_signals_name(judge: Judge, lang: str) -> None:
     source, signal = CRASH[lang] or ("", "")

@@ -33,7 +33,12 @@ LANGUAGE = Language(
     "func main() { io.Copy(os.Stdout, os.Stdin) }\n",
     compile=Compile(
         image="go",
-        argv=(f"/usr/lib/go-{VERSION}/bin/go", "build", "-o", "main", "{options}", "{sources}"),
+        # -buildmode=exe: a package other than main is CE ("requires exactly one main
+        # package"), not an archive written as ./main that no test could exec
+        argv=(
+            *(f"/usr/lib/go-{VERSION}/bin/go", "build", "-buildmode=exe", "-o", "main"),
+            *("{options}", "{sources}"),
+        ),
         artifact="main",
     ),
     env=("CGO_ENABLED=0", "GOPROXY=off", "GOMAXPROCS=1"),

@@ -33,7 +33,10 @@ LANGUAGE = Language(
         image="rust",
         argv=(
             *("/usr/bin/rustc", "-O", "--edition", "2021", "-C", "strip=debuginfo"),
-            *("{options}", "--crate-name", "main", "-o", "main", "{entry}"),
+            # a binary whatever #![crate_type] says: a library's source is CE (no main), not
+            # an rlib written as ./main that no test could exec
+            *("{options}", "--crate-type", "bin", "--crate-name", "main", "-o", "main"),
+            "{entry}",
         ),
         artifact="main",
         # rustc -O starts a thread for each of its 16 codegen units beside its own and the
