@@ -3,9 +3,11 @@
 import pytest
 
 from tests.sandbox.helpers import FAST, judge_source, verdict
-from worker.contract import Limits, Verdict
+from worker.compare import Comparison
+from worker.contract import Limits, TestCase, Verdict
 from worker.judge import Judge
 from worker.languages import LANGUAGES
+from worker.programs import File
 
 pytestmark = pytest.mark.docker
 
@@ -256,6 +258,34 @@ def test_a_source_that_is_not_a_program_is_ce(judge: Judge, lang: str) -> None:
         assert result.message == "compiled, but into no program ('main' was not made)"
     else:
         assert result.message == "compilation failed" and result.stderr, result
+
+
+# a file among a program's that a compiler would read as its own configuration, from the work
+# dir (the job's HOME): the submission's files must not set what the judge's compile step does
+CONFIG_FILES = {
+    "go": (".config/go/env", "GOOS=windows\nGOFLAGS=-v\n"),
+    "pascal": ("fpc.cfg", "-dCONFIGURED\n"),
+    "pascal-home": (".fpc.cfg", "-dCONFIGURED\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_FILES))
+def test_a_file_named_like_a_compilers_configuration_is_only_a_file(
+    judge: Judge, case: str
+) -> None:
+    lang = case.split("-")[0]
+    name, content = CONFIG_FILES[case]
+    source = {
+        "go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("ran") }\n',
+        "pascal": "begin\n  {$IFDEF CONFIGURED} write('configured '); {$ENDIF}\n"
+        "  writeln('ran')\nend.\n",
+    }[lang]
+    entry = LANGUAGES[lang].source_file
+    files = [File(entry, source.encode()), File(name, content.encode())]
+    compiled = judge.compile(LANGUAGES[lang], files, entry=entry)
+    assert compiled.program is not None, compiled
+    result = judge.run_test(compiled.program, TestCase("0", b"", b"ran\n"), FAST, Comparison())
+    assert result.verdict == Verdict.AC, result
 
 
 @pytest.mark.parametrize("lang", [lang for lang in LANGS if CRASH.get(lang)])

@@ -41,7 +41,9 @@ LANGUAGE = Language(
         ),
         artifact="main",
     ),
-    env=("CGO_ENABLED=0", "GOPROXY=off", "GOMAXPROCS=1"),
+    # GOENV=off: no go/env file from HOME, the work dir, where a program's files are (one
+    # named .config/go/env set GOOS, GOFLAGS... for the build); GOWORK=off: no go.work either
+    env=("CGO_ENABLED=0", "GOPROXY=off", "GOENV=off", "GOWORK=off", "GOMAXPROCS=1"),
     # with GOMAXPROCS=1: its main thread, sysmon, one for the scheduler's spare work, and one
     # more when a goroutine waits in the kernel (a read of an interactor's pipe) past a tick of
     # sysmon, which hands the waiting thread's place to another: 4 in all for one goroutine

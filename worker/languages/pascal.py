@@ -1,5 +1,6 @@
-"""Pascal with Debian's Free Pascal 3.2.2, in FPC's default mode: ``fpc -O2 -XS`` compiles
-the entry once, in the fpc image (fpc finds the units it uses among the program's files), into
+"""Pascal with Debian's Free Pascal 3.2.2, in FPC's default mode: ``fpc -O2 -XS`` with
+Debian's configuration alone (not an ``fpc.cfg`` among the program's files) compiles the entry
+once, in the fpc image (fpc finds the units it uses among the program's files), into
 a static binary that needs no library at all, run in C's native image.
 
 Runtime errors are FPC's own: its runtime library turns a fault it catches into ``Runtime
@@ -29,7 +30,13 @@ LANGUAGE = Language(
     compile=Compile(
         image="fpc",
         # one file: fpc compiles the units the entry uses from the work dir itself
-        argv=("/usr/bin/fpc", "-O2", "-XS", "-omain", "{options}", "{entry}"),
+        # -n @/etc/fpc.cfg: Debian's configuration alone, never an fpc.cfg or .fpc.cfg among
+        # the program's files (fpc reads the work dir's and HOME's first, and takes the first)
+        argv=(
+            *("/usr/bin/fpc", "-n", "@/etc/fpc.cfg", "-O2", "-XS", "-omain"),
+            "{options}",
+            "{entry}",
+        ),
         artifact="main",
         memory_mb=256,
         processes=16,
