@@ -266,6 +266,7 @@ CONFIG_FILES = {
     "go": (".config/go/env", "GOOS=windows\nGOFLAGS=-v\n"),
     "pascal": ("fpc.cfg", "-dCONFIGURED\n"),
     "pascal-home": (".fpc.cfg", "-dCONFIGURED\n"),
+    "haskell": (".ghc/x86_64-linux-9.0.2/environments/default", "package-id nowhere-1.0\n"),
 }
 
 
@@ -279,6 +280,7 @@ def test_a_file_named_like_a_compilers_configuration_is_only_a_file(
         "go": 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("ran") }\n',
         "pascal": "begin\n  {$IFDEF CONFIGURED} write('configured '); {$ENDIF}\n"
         "  writeln('ran')\nend.\n",
+        "haskell": 'main :: IO ()\nmain = putStrLn "ran"\n',
     }[lang]
     entry = LANGUAGES[lang].source_file
     files = [File(entry, source.encode()), File(name, content.encode())]

@@ -1,6 +1,7 @@
 """Haskell with Debian's GHC 9.0.2: ``ghc -O2`` compiles every source once, in the ghc image,
 into a static binary (libgmp and libffi linked in: ``-optl-static``), run in C's native image;
-the packages GHC ships are there (base, containers, array, bytestring, text, mtl, unix...).
+the packages GHC ships are there (base, containers, array, bytestring, text, mtl, unix...), and
+no package environment file among the program's changes which (``-package-env -``).
 
 Whose limits: the judge's. The binary is linked with ``-rtsopts=ignoreAll``: its RTS takes no
 option from its command line or from ``GHCRTS``, so ``+RTS -M1m`` among a test's arguments
@@ -34,7 +35,9 @@ LANGUAGE = Language(
         image="ghc",
         argv=(
             *("/usr/bin/ghc", "-O2", "-rtsopts=ignoreAll", "-optl-static", "-optl-pthread"),
-            *("-o", "main", "{options}", "{sources}"),
+            # no package environment file: ghc reads one from HOME, the work dir, where a
+            # program's files are (.ghc/<arch>-<os>-<version>/environments/default)
+            *("-package-env", "-", "-o", "main", "{options}", "{sources}"),
         ),
         artifact="main",
         cpu_time_ms=20_000,
