@@ -121,6 +121,7 @@ def row(lang: Language) -> str:
         f"`{lang.source_file}`",
         quoted(lang.sources),
         before,
+        str(lang.runtime_threads),
     ]
     return "| " + " | ".join(cells) + " |"
 
