@@ -41,6 +41,7 @@ def program_job(
         err_bytes=SHOWN_BYTES,
         server=language.forkserver,
         park=language.park,
+        park_files=language.park_files,
     )
 
 

@@ -85,7 +85,7 @@ def start_cost(judge: Judge, program: Program, max_memory_mb: int) -> int:
     """The CPU time (us) the runtime's own start costs a program exec'ed for a test: the
     self-test exec'ed (never forked or parked) on empty input, which does nothing else; the
     least of a few runs, so a busy host makes it smaller, never larger, than the start's."""
-    job = replace(program_job(program, limits(max_memory_mb)), server=(), park=())
+    job = replace(program_job(program, limits(max_memory_mb)), server=(), park=(), park_files=())
     costs = []
     for _ in range(START_RUNS):
         report = judge.run(program.language.image, job)

@@ -15,6 +15,14 @@
  * takes back what of it the program could see (images/javascript/park.js) and lets the
  * runtime go on to the job's entry point as it would have.
  *
+ * A runtime may need a file of the job's before its launcher runs: java -jar reads the jar's
+ * manifest in its C launcher, before the JVM and its agent start, and exits without it. Such
+ * files (`park_file`, NAME=PATH) are put in the work dir from the image (PATH) for the
+ * runtime to start with; the job's own file of that name replaces each as the run's files are
+ * written, and a run that does not give them all is exec'ed. What the launcher read of the
+ * placeholder must be what it would read of any job's file (images/java: the jar's manifest,
+ * of which the launcher uses nothing that the compile step writes).
+ *
  * The worker says which uid its next job in this sandbox will have (`park_uid`); after
  * answering a run, the supervisor parks a runtime for that uid with that run's argv,
  * environment and limits. The next run is handed to it only when it is for exactly that: the
@@ -47,6 +55,10 @@ static struct {
     int out, err, ctl;    /* our ends of its stdout, stderr and control socket */
     int errpipe;          /* why it did not start, if it did not */
     long before_kb;       /* what the sandbox held before it was parked */
+    /* the files put in its work dir for it to start (park_file), and which of them the job's
+     * own have replaced (a bit each) */
+    char files[MAX_PARK_FILES][MAX_PART + 1];
+    int nfiles, replaced;
     char key[KEY_SIZE];   /* what it was started for (key_of) */
 } park = {.pid = 0, .cell = {0, -1, -1}, .stdin_rw = -1, .out = -1, .err = -1, .ctl = -1,
           .errpipe = -1};
@@ -92,6 +104,7 @@ static int key_of(const job_t *job, uid_t uid, char *text, size_t size) {
     for (int i = 0; i < job->nenv; i++)
         if (!is_per_job(job->envp[i])) key_add(&k, "env %s\x01", job->envp[i]);
     for (int i = 0; i < job->npark; i++) key_add(&k, "park %s\x01", job->park[i]);
+    for (int i = 0; i < job->npark_file; i++) key_add(&k, "file %s\x01", job->park_file[i]);
     return k.full ? -1 : 0;
 }
 
@@ -106,10 +119,42 @@ long park_before_kb(long now_kb) { return park.pid > 0 ? park.before_kb : now_kb
 /* Why what a thrown-away runtime left could not be removed (the sandbox is unfit), or NULL. */
 static const char *left;
 
+/* Remove (as uid) the file `name` put in the parked runtime's work dir: 0, or -1 with errno. */
+static int unplace(uid_t uid, const char *name) {
+    int dir = open(park.workdir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int gid_was = setfsgid(uid), uid_was = setfsuid(uid); /* a job's file is written as it */
+    int gone = dir >= 0 ? unlinkat(dir, name, 0) : -1;
+    int saved = errno;
+    setfsuid((uid_t)uid_was);
+    setfsgid((gid_t)gid_was);
+    if (dir >= 0) close(dir);
+    errno = saved;
+    return gone;
+}
+
+/* The job's file `name` is about to be written where a file was put for uid's parked runtime
+ * (the launcher read it before the runtime started: a JVM's jar manifest): that file goes, and
+ * the job's takes its place. 1 if it was such a file and is gone, else 0. */
+int park_replace(uid_t uid, const char *name) {
+    if (!park_holds(uid)) return 0;
+    for (int i = 0; i < park.nfiles; i++)
+        if (!(park.replaced & (1 << i)) && strcmp(park.files[i], name) == 0) {
+            if (unplace(uid, name) < 0) return 0;
+            park.replaced |= 1 << i;
+            return 1;
+        }
+    return 0;
+}
+
 /* Let go of all the parked runtime held: its cell (and with it every process in it), its
  * descriptors, and its work dir unless that is `keep_workdir`'s. */
 static void park_release(uid_t keep_workdir) {
     cell_discard(&park.cell);
+    /* a work dir that stays is the job's: nothing in it but what the job was given */
+    for (int i = 0; park.uid && park.uid == keep_workdir && i < park.nfiles; i++)
+        if (!(park.replaced & (1 << i)) && unplace(park.uid, park.files[i]) < 0 && !left)
+            left = "a file put for a parked runtime could not be removed";
+    park.nfiles = park.replaced = 0;
     close_fd(&park.stdin_rw);
     close_fd(&park.out);
     close_fd(&park.err);
@@ -170,6 +215,8 @@ int park_claim(job_t *job, run_t *run, int n) {
     else if (job->stdin_fd < 0) snprintf(why, why_size, "the run has no stdin");
     else if (key_of(job, job->uid, key, sizeof key) < 0 || strcmp(key, park.key) != 0)
         snprintf(why, why_size, "parked for another argv, environment or limits");
+    else if (park.replaced != (1 << park.nfiles) - 1)
+        snprintf(why, why_size, "the run did not give the files its runtime was parked with");
     else if (park_ready(why, why_size)) {
         job->cell = park.cell;
         job->ctl_fd = park.ctl;
@@ -181,6 +228,7 @@ int park_claim(job_t *job, run_t *run, int n) {
         park.out = park.err = park.ctl = -1;
         park.pid = 0;
         park.uid = 0;
+        park.nfiles = park.replaced = 0;
         return 1;
     }
     if (job->npark == 0) why[0] = 0; /* not the job's concern: it asked for none */
@@ -229,6 +277,32 @@ static void next_job(const job_t *done, job_t *next, char home[96], char tmpdir[
     next->envp[next->nenv++] = tmpdir;
 }
 
+/* done's park files put in the parked runtime's work dir, as uid: 0, or -1. Each counts as
+ * put from the moment it may exist, so that a release removes it whatever failed. */
+static int place_files(const job_t *done, uid_t uid) {
+    for (int i = 0; i < done->npark_file; i++) {
+        const char *spec = done->park_file[i], *eq = strchr(spec, '=');
+        snprintf(park.files[i], sizeof park.files[i], "%.*s", (int)(eq - spec), spec);
+        park.nfiles = i + 1;
+        int from = open(eq + 1, O_RDONLY | O_CLOEXEC);
+        setfsgid(uid);
+        setfsuid(uid);
+        int to = from < 0 ? -1
+                          : open_beneath(park.workdir, park.files[i], O_WRONLY | O_CREAT | O_EXCL,
+                                         0644, 0);
+        setfsuid(geteuid());
+        setfsgid(getegid());
+        char buf[16384];
+        ssize_t n = 0;
+        while (to >= 0 && (n = read(from, buf, sizeof buf)) != 0)
+            if ((n < 0 && errno != EINTR) || (n > 0 && write_all(to, buf, (size_t)n) < 0)) break;
+        int failed = to < 0 || n != 0 || close(to) < 0;
+        if (from >= 0) close(from);
+        if (failed) return -1;
+    }
+    return 0;
+}
+
 /* After `done`'s run was answered (handle_run dropped any runtime it did not take): a runtime
  * parked for the next job (done->park_uid), as done's was started. Whatever fails leaves none
  * parked: the next job is exec'ed. */
@@ -242,6 +316,10 @@ void park_next(const job_t *done) {
     if (workdir_make(&next)) return;
     park.uid = next.uid;
     snprintf(park.workdir, sizeof park.workdir, "%s", next.workdir);
+    if (place_files(done, next.uid) < 0) {
+        park_release((uid_t)-1);
+        return;
+    }
 
     int stdin_ro = -1, out[2] = {-1, -1}, err[2] = {-1, -1}, errpipe[2] = {-1, -1}, ctl[2] = {-1, -1};
     park.stdin_rw = stdin_file(next.uid, &stdin_ro);

@@ -114,6 +114,8 @@ static void read_file_record(job_t *job, size_t len) {
     setfsgid(job->uid);
     setfsuid(job->uid);
     int fd = open_beneath(job->workdir, name, O_WRONLY | O_CREAT | O_EXCL, 0600, 1);
+    if (fd < 0 && errno == EEXIST && park_replace(job->uid, name)) /* the parked runtime's */
+        fd = open_beneath(job->workdir, name, O_WRONLY | O_CREAT | O_EXCL, 0600, 1);
     if (fd < 0 && !job->error[0])
         snprintf(job->error, sizeof job->error, "create %s: %s", name, strerror(errno));
     int err = body_to_fd(len, fd);
@@ -233,6 +235,7 @@ static void free_job(job_t *job) {
     for (int i = 0; i < job->ncollect; i++) free(job->collect[i]);
     for (int i = 0; i < job->nserver; i++) free(job->server[i]);
     for (int i = 0; i < job->npark; i++) free(job->park[i]);
+    for (int i = 0; i < job->npark_file; i++) free(job->park_file[i]);
 }
 
 /* The job's uid, fresh: unprivileged, neither of the last run's jobs' nor the other job's of
@@ -282,6 +285,12 @@ static void read_field(job_t *job, const job_t *other, const char *name, size_t 
     } else if (strcmp(name, "park") == 0 && job->npark < MAX_SERVER_ARGS) {
         if (job->partner) die("a partner is exec'ed, never parked");
         job->park[job->npark++] = v, keep = 1;
+    } else if (strcmp(name, "park_file") == 0 && job->npark_file < MAX_PARK_FILES) {
+        if (job->partner) die("a partner is exec'ed, never parked");
+        const char *eq = strchr(v, '=');
+        if (!eq || !safe_part(v, (size_t)(eq - v)) || eq[1] != '/')
+            die("park_file is NAME=PATH: a flat name, an absolute path");
+        job->park_file[job->npark_file++] = v, keep = 1;
     } else if (strcmp(name, "park_uid") == 0 && !job->park_uid) {
         job->park_uid = (uid_t)num(name, v);
         if (job->park_uid < 1000 || job->park_uid == supervisor_uid) die("park_uid not fresh");

@@ -39,12 +39,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VERSION "5"
+#define VERSION "6"
 #define BOX_ROOT "/box"
 #define MAX_ARGS 64
 #define MAX_ENV 64
 #define MAX_COLLECT 8
 #define MAX_SERVER_ARGS 8
+#define MAX_PARK_FILES 4
 #define MAX_LIMITS 8
 #define MAX_NAME 200  /* a file's name: a relative path ... */
 #define MAX_PARTS 8   /* ... of at most this many parts */
@@ -83,7 +84,10 @@ typedef struct {
     char *server[MAX_SERVER_ARGS + 1]; /* a fork server's argv: run argv through it */
     /* a parked runtime's launcher options, put after argv[0] (park.c) */
     char *park[MAX_SERVER_ARGS + 1];
-    int nargs, nenv, ncollect, nserver, npark;
+    /* files a parked runtime needs in its work dir before its job's arrive, each "NAME=PATH":
+     * the image's file PATH is put there as NAME, and the job's own NAME replaces it (park.c) */
+    char *park_file[MAX_PARK_FILES];
+    int nargs, nenv, ncollect, nserver, npark, npark_file;
     uid_t park_uid; /* the next job's uid, for whom a runtime is parked after this run */
     int ctl_fd;     /* a parked runtime's end of its control socket, else -1 (park.c) */
     int isolate; /* 1: the job runs in a cell of its own (cell.c) */
@@ -249,6 +253,7 @@ pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res, int
 /* park.c */
 int park_holds(uid_t uid);
 int park_stdin(uid_t uid);
+int park_replace(uid_t uid, const char *name);
 long park_before_kb(long now_kb);
 int park_claim(job_t *job, run_t *run, int n);
 pid_t park_go(run_t *run);

@@ -137,6 +137,14 @@ def test_job_names_its_parked_runtime_and_the_next_uid_and_reports_say_how_it_ra
     assert (thrown.via, thrown.park_error) == ("exec", "limit")
 
 
+def test_job_names_the_files_its_parked_runtime_starts_with() -> None:
+    argv = ("/usr/lib/jvm/java/bin/java", "-jar", "main.jar")
+    files = (("main.jar", "/opt/runner/hello.jar"),)
+    job = Job(uid=1000, argv=argv, park=("-agentpath:/opt/runner/libpark.so",), park_files=files)
+    got = records(encode_job(job))
+    assert [v for k, v in got if k == "park_file"] == [b"main.jar=/opt/runner/hello.jar"]
+
+
 def test_report_with_wrong_op_is_rejected() -> None:
     with pytest.raises(ProtocolError):
         parse_report(records(b"op 4\npongend 0\n"))
@@ -233,6 +241,7 @@ def test_a_pair_is_the_jobs_section_then_an_empty_partner_record_then_the_partne
         ({"partner_stdin": b"1\n"}, "no stdin bytes"),
         ({"partner_server": ("/usr/bin/python3", "fs.py")}, "no fork server"),
         ({"partner_park": ("--require", "park.js")}, "no parked runtime"),
+        ({"partner_park_files": (("main.jar", "/opt/runner/hello.jar"),)}, "no parked runtime"),
         ({"park_uid": 2002}, "no runtime parked after it"),
         ({"partner_partner": Job(uid=3000, argv=("x",))}, "no partner of its own"),
         ({"partner_uid": 2000}, "uids of their own"),

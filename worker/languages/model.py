@@ -114,6 +114,9 @@ class Language:
     # that start it parked (a launcher in the image that waits for its one job, before any
     # of the job's code: images/supervisor/park.c)
     park: tuple[str, ...] = ()
+    # files the parked runtime needs before its job's arrive, (name in the work dir, file in
+    # the image): the image's stands in until the job's own replaces it (park.c, park_file)
+    park_files: tuple[tuple[str, str], ...] = ()
     # the images this language brings to the catalogue (another may run or compile in them)
     images: tuple[ImageSpec, ...] = ()
 

@@ -214,6 +214,7 @@ class ImagePool:
             uid=uid,
             server=server,
             park=job.park if parks else (),
+            park_files=job.park_files if parks else (),
             park_uid=park_uid,
             isolation=self.spec.isolation,
             partner=partner,

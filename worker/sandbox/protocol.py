@@ -24,7 +24,11 @@ its language's launcher options, put after ``argv[0]`` to start the runtime park
 ``park_uid`` (the uid of the next job the worker will send this sandbox), the supervisor,
 once it has answered, starts the runtime for that next job with this job's argv, environment
 and limits, and hands it the next run only if that run is exactly such a job; otherwise it
-is killed and the job exec'ed (``park_error`` says why). One runtime runs one job.
+is killed and the job exec'ed (``park_error`` says why). One runtime runs one job. Since
+version 6, ``park_file`` records (``NAME=PATH``) name files the runtime needs in its work dir
+before its job's arrive (java -jar reads the jar's manifest before the JVM starts): the
+image's ``PATH`` is put there as ``NAME``, replaced by the job's own file ``NAME``; a job that
+does not give them all is exec'ed.
 
 A file's name (``file`` and ``collect``) is a relative path of at most :data:`MAX_PARTS`
 parts and :data:`MAX_NAME` characters, each part a safe name (:func:`check_name`); the
@@ -55,7 +59,7 @@ from dataclasses import dataclass, field
 from worker.errors import ProtocolError
 from worker.programs import File
 
-SUPERVISOR_VERSION = "5"
+SUPERVISOR_VERSION = "6"
 ISOLATIONS = ("namespaces", "uid")
 ERR_TAIL_BYTES = 64 * 1024  # images/supervisor/supervisor.h
 MAX_HEADER = 96
@@ -90,6 +94,9 @@ class Job:
     server: tuple[str, ...] = ()
     # a parked runtime's launcher options (after argv[0]): this job may be handed to one
     park: tuple[str, ...] = ()
+    # files the parked runtime starts with, (name in the work dir, file in the image): the
+    # job's own files of those names replace them
+    park_files: tuple[tuple[str, str], ...] = ()
     # the uid of the next job for this sandbox: a runtime is parked for it after this run
     park_uid: int = 0
     # namespaces: a cell of its own (fresh user, IPC, mount and PID namespaces); uid: not
@@ -166,7 +173,7 @@ def check_job(job: Job) -> None:
         raise ValueError("a job with a partner reads the partner's output: no stdin bytes")
     if partner.partner is not None:
         raise ValueError("a partner has no partner of its own")
-    if partner.server or partner.park:
+    if partner.server or partner.park or partner.park_files:
         raise ValueError("a partner is always exec'ed: no fork server, no parked runtime")
     if job.park_uid:
         raise ValueError("a pair is always exec'ed: no runtime parked after it")
@@ -193,6 +200,7 @@ def _job_records(job: Job) -> list[bytes]:
     parts += [_record("collect", c) for c in job.collect]
     parts += [_record("server", a) for a in job.server]
     parts += [_record("park", a) for a in job.park]
+    parts += [_record("park_file", f"{name}={path}") for name, path in job.park_files]
     if job.park_uid:
         parts.append(_record("park_uid", job.park_uid))
     for f in job.files:
