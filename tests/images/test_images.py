@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import stat
 import tarfile
-import zlib
 from pathlib import Path
 
 import docker
@@ -15,6 +14,7 @@ import pytest
 
 from tests.conftest import RUN_ID, TEST_LABEL
 from worker.images.catalog import IMAGES
+from worker.images.docker_cli import DockerCli
 from worker.languages import LANGUAGES
 
 pytestmark = pytest.mark.docker
@@ -295,14 +295,5 @@ def test_runtime_images_are_smaller_than_the_official_ones(docker_client, images
             size_mb = docker_client.images.get(images[key]).attrs["Size"] / 1e6
             name, official_mb = spec.official_slim
             if size_mb >= official_mb:
-                size_mb = compressed_mb(docker_client, images[key])
+                size_mb = DockerCli.pick().compressed_size(images[key]) / 1e6
             assert size_mb < official_mb, (key, size_mb, name, official_mb)
-
-
-def compressed_mb(client: docker.DockerClient, image: str) -> float:
-    """The image's layers gzipped (docker save | gzip -6), about what a registry stores."""
-    packer = zlib.compressobj(6, zlib.DEFLATED, 31)
-    size = 0
-    for chunk in client.images.get(image).save(chunk_size=1 << 20):
-        size += len(packer.compress(chunk))
-    return (size + len(packer.flush())) / 1e6

@@ -48,6 +48,9 @@ LANGUAGE = Language(
             inputs=("images/javascript", "images/common"),
             args=(("NODE_VERSION", VERSION),),
             description="Node.js runtime, FROM scratch",
+            # amd64, compressed (18.13 on bullseye), as docker-library/repo-info lists it;
+            # ours on disk is larger (Debian's libnode alone is 70 MB): compared compressed
+            official_slim=("node:18-slim", 79.7),
         ),
     ),
 )
