@@ -27,6 +27,11 @@ judge's usual), two JIT compiler threads whatever the machine's cores (so the JV
 are the same everywhere), no perf data file in /tmp (``-XX:-UsePerfData``), no attach
 listener; tiered compilation stays on (C2 is what makes a contestant's loop fast). The class
 data sharing archive of the image's own runtime is on: the start it saves is the JVM's.
+
+**Parked.** A test with the limits of its sandbox's previous one is handed to a JVM started
+for it after that test (images/supervisor/park.c) with a native agent that waits in VMInit,
+before the launcher loads the main class (images/java/libpark.c); docs/contract.md says what
+may differ.
 """
 
 from dataclasses import replace
@@ -55,6 +60,8 @@ COMPILE_MEMORY_MB = 512
 TOOL = "/opt/runner/java/judge-compile"
 # the runtime jlink made
 JAVA = "/usr/lib/jvm/java/bin/java"
+# the parked JVM's native agent (images/java/libpark.c)
+AGENT = "/opt/runner/libpark.so"
 
 COMPILER = ImageSpec(
     key="javac",
@@ -123,5 +130,9 @@ LANGUAGE = Language(
     ),
     max_stack_kb=1024 * 1024,
     runtime_threads=JVM_THREADS,
+    # started ahead and waiting in the JVM's VMInit for its job (images/java/libpark.c); the C
+    # launcher reads the jar's manifest before the JVM starts: the probe's stands in
+    park=(f"-agentpath:{AGENT}",),
+    park_files=(("main.jar", "/opt/runner/hello.jar"),),
     images=(COMPILER, RUNTIME),
 )
