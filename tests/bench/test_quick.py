@@ -148,6 +148,9 @@ def test_sandbox() -> None:
     per_language += [f"{name}_runtime_start_ms" for name in LANGUAGES]
     per_language += [f"ratio_cold_over_pooled_{name}" for name in LANGUAGES]
     per_language += [f"ratio_pooled_over_runtime_start_{name}" for name in LANGUAGES]
+    parked = [name for name, language in LANGUAGES.items() if language.park]
+    per_language += [f"{name}_pooled_ready_p50_ms" for name in parked]
+    per_language += [f"ratio_ready_over_runtime_start_{name}" for name in parked]
     assert_positive(
         figures,
         [
