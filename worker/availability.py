@@ -51,6 +51,9 @@ def announce(client: redis.Redis, queue: str, node: str, languages: Mapping[str,
             pipe.hset(key(queue), node, body)
             if old:
                 pipe.hdel(key(queue), *old)
+            # the hash outlives its last worker by as long as an announcement is remembered:
+            # no key of the fleet is kept for good
+            pipe.expire(key(queue), FORGET_S)
             pipe.execute()
     except redis.RedisError as exc:
         raise BrokerError(f"cannot announce the languages of {node}: {exc}") from exc
