@@ -62,6 +62,10 @@ def flush() -> None:
         redis.Redis.from_url(TEST_ENV[key]).flushdb()
 
 
+# what the fleet's tests submit in
+FLEET_LANGUAGES = "python,c,cpp,javascript"
+
+
 class Worker:
     """One worker process with its own warm pools and log file: ``runner worker``, or
     ``command`` (say ``celery -A worker.app worker -P solo``), to which the node name and log
@@ -83,6 +87,10 @@ class Worker:
             **os.environ,
             "RUNNER_OWNER": self.owner,
             "RUNNER_CONCURRENCY": str(concurrency),
+            # every language a worker runs costs its start pools and a self-test (Java's and
+            # Haskell's compile alone take seconds): a test that needs every language says so
+            # (RUNNER_LANGUAGES="")
+            "RUNNER_LANGUAGES": FLEET_LANGUAGES,
             **env,
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -103,7 +103,7 @@ def test_every_language_is_judged_through_runner_submit(workers: Any) -> None:
     """The one task a foreign backend sends, in every language: its self-test (an echo)
     accepted on one test and wrong on another, a syntax error CE where it compiles or is
     checked, and RE, TLE and MLE for an uncaught error, a busy loop and a memory hog."""
-    workers("every-language")
+    workers("every-language", RUNNER_LANGUAGES="")
     client = Client()
     sent = {
         name: client.send(
