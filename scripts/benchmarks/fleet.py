@@ -31,6 +31,7 @@ BACKEND = os.environ.get("BENCH_RESULT_BACKEND", "redis://127.0.0.1:6379/11")
 RUN_ID = uuid.uuid4().hex[:6]
 RUNNER = str(Path(sys.executable).with_name("runner"))
 MB = 2**20
+LANGUAGES = "python,c,cpp"
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -52,7 +53,14 @@ def workers(names: Sequence[str], **env: str) -> Iterator[None]:
             with log.open("wb") as out:
                 proc = subprocess.Popen(
                     [RUNNER, "worker", "-n", node, "-l", "WARNING"],
-                    env={**os.environ, "RUNNER_OWNER": owner, **env},
+                    env={
+                        **os.environ,
+                        "RUNNER_OWNER": owner,
+                        # the languages the benchmarks submit in, unless told otherwise: a
+                        # worker's start opens pools and self-tests every language it runs
+                        "RUNNER_LANGUAGES": os.environ.get("RUNNER_LANGUAGES", LANGUAGES),
+                        **env,
+                    },
                     stdout=out,
                     stderr=subprocess.STDOUT,
                 )
