@@ -14,6 +14,8 @@ import redis
 from tests.conftest import free_port
 from tests.fleet.conftest import Worker
 from worker.client import Client
+from worker.images.catalog import image_ref
+from worker.settings import Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -51,8 +53,8 @@ def test_a_workers_metrics_count_its_verdicts_times_and_pools(workers: Any, clie
     assert samples["runner_queue_wait_seconds_sum"] > 0
     idle = [series for series in samples if series.startswith("runner_pool_idle")]
     pools = {series.split('image="')[1].split('"')[0] for series in idle}
-    assert any(image.startswith("runner-python") for image in pools), pools
-    python = next(i for i in pools if i.startswith("runner-python"))
+    python = image_ref(Settings.from_env().image_prefix, "python")
+    assert python in pools, pools
     # the compile step and both tests leased the python image's sandboxes
     assert samples[f'runner_pool_leases_total{{image="{python}"}}'] >= 3
     assert samples[f'runner_pool_busy{{image="{python}"}}'] == 0

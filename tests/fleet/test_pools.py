@@ -29,6 +29,7 @@ from worker.client import Client
 from worker.contract import Verdict
 from worker.runtime import StartRefused, check_pool, option_value
 from worker.sandbox.reaper import owned_containers
+from worker.settings import Settings
 
 
 def fleet(test: Callable[..., None]) -> Callable[..., None]:
@@ -174,7 +175,8 @@ def test_a_runtime_that_starts_no_sandbox_no_start(
 ) -> None:
     worker = Worker(tmp_path, "noruntime", RUNNER_RUNTIME="no-such-runtime")
     line = refusal(worker.run_to_exit())
-    assert line.startswith("runner: the worker cannot start: no sandbox of runner-")
+    prefix = Settings.from_env().image_prefix
+    assert line.startswith(f"runner: the worker cannot start: no sandbox of {prefix}-")
     assert owned_containers(docker_client, worker.owner) == []
 
 
