@@ -207,6 +207,12 @@ class Channel(kombu_redis.Channel):
         if asynchronous:
             return super()._create_client(asynchronous=True)
         client = self._sync_client
+        if self._pool is None and self.connection.client is None:
+            # closing after the broker went away, kombu restores unacked messages through a
+            # client no pool can give any more (its connection is released): a connection
+            # error, which the close ignores and the worker reconnects after, never the
+            # AttributeError that stopped a worker for good
+            raise redis.exceptions.ConnectionError("the broker connection is closed")
         if client is None or client.connection_pool is not self.pool:
             client = self._sync_client = super()._create_client()
         return client

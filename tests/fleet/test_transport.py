@@ -405,3 +405,19 @@ def test_after_a_redis_outage_live_consumers_get_time_to_beat_before_any_is_take
     sweeper._reclaim_after = 0.0  # as if OUTAGE_GRACE_S had passed
     assert sweeper.sweep() == 1
     assert broker.llen(queue) == 1
+
+
+def test_a_channel_closed_after_its_connection_was_released_raises_a_connection_error(
+    broker: redis.Redis,
+) -> None:
+    """Closing after the broker went away, kombu restores unacked messages through a new
+    client; with the connection released that was an AttributeError, which stopped a worker
+    (Celery's close ignores only connection errors)."""
+    with Connection(URL, transport=worker.transport.Transport) as conn:
+        channel = conn.default_channel
+        channel._pool = None
+        channel._sync_client = None
+        channel.connection.client = None
+        with pytest.raises(redis.exceptions.ConnectionError):
+            channel._create_client()
+        conn.maybe_close_channel(channel)  # what Celery's close does: nothing escapes
