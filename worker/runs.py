@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal as signals
 from collections.abc import Sequence
+from dataclasses import replace
 
 from worker.contract import Limits, TestCase, TestResult, Verdict
 from worker.programs import Program
@@ -43,6 +44,12 @@ def program_job(
         park=language.park,
         park_files=language.park_files,
     )
+
+
+def exec_ed(job: Job) -> Job:
+    """``job`` as ``python3 main.py`` would run it: exec'ed, never forked from a server or
+    handed to a parked runtime (what a runtime's own start is measured by)."""
+    return replace(job, server=(), park=(), park_files=())
 
 
 def limits_verdict(

@@ -20,7 +20,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import structlog
 
@@ -30,7 +29,7 @@ from worker.errors import RunnerError
 from worker.judge import Judge
 from worker.languages import LANGUAGES, Language
 from worker.programs import Program
-from worker.runs import program_job
+from worker.runs import exec_ed, program_job
 
 log = structlog.get_logger()
 
@@ -85,7 +84,7 @@ def start_cost(judge: Judge, program: Program, max_memory_mb: int) -> int:
     """The CPU time (us) the runtime's own start costs a program exec'ed for a test: the
     self-test exec'ed (never forked or parked) on empty input, which does nothing else; the
     least of a few runs, so a busy host makes it smaller, never larger, than the start's."""
-    job = replace(program_job(program, limits(max_memory_mb)), server=(), park=(), park_files=())
+    job = exec_ed(program_job(program, limits(max_memory_mb)))
     costs = []
     for _ in range(START_RUNS):
         report = judge.run(program.language.image, job)

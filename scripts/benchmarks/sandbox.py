@@ -18,7 +18,7 @@ from worker.contract import Limits, TestCase, Verdict
 from worker.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.languages.model import Language
-from worker.runs import program_job
+from worker.runs import exec_ed, program_job
 from worker.sandbox import docker_client, open_pools
 from worker.sandbox.container import Sandbox, SandboxSpec
 from worker.sandbox.pool import UidSource
@@ -175,7 +175,7 @@ def runtime_starts(
     supervisor times it from exec to exit. Python's is also timed as ``python3 -c pass``."""
     figures: dict[str, object] = {}
     for name, program in programs.items():
-        job = replace(program_job(program, Limits()), server=(), park=())
+        job = exec_ed(program_job(program, Limits()))
         image = program.language.image
         starts = [pools.run(image, job, 10).wall_us / 1000 for _ in range(counts.pooled)]
         figures[f"{name}_runtime_start_ms"] = round(statistics.median(starts), 2)
