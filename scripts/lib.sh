@@ -36,7 +36,9 @@ ensure_docker() {
     if command -v systemctl >/dev/null 2>&1 && systemctl is-system-running >/dev/null 2>&1; then
       systemctl start docker
     else
-      nohup dockerd >/var/log/runner-dockerd.log 2>&1 &
+      # setsid -f: the engine is nobody's child (init reaps it), so whoever stops it sees it
+      # gone, not a zombie of the shell that started it, or of the program exec'ed after
+      setsid -f dockerd </dev/null >>/var/log/runner-dockerd.log 2>&1
     fi
     for _ in $(seq 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 0.5; done
     "$DOCKER" info >/dev/null 2>&1 || die "the Docker engine did not start: see /var/log/runner-dockerd.log"

@@ -491,14 +491,13 @@ class Engine:
         self.pid = pid
         self.stopping = True
         os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not proc.exists(), 120, "the Docker engine to stop")
+        wait_until(self.stopped, 120, "the Docker engine to stop")
 
     def start(self) -> None:
         if self.systemd:
             subprocess.run(["systemctl", "start", "docker"], check=True, timeout=120)
         else:
-            gone = Path(f"/proc/{self.pid}")
-            wait_until(lambda: not gone.exists(), 120, "the Docker engine to stop")
+            wait_until(self.stopped, 120, "the Docker engine to stop")
             log = self.log if self.log.startswith("/") and Path(self.log).exists() else "/dev/null"
             with open(log, "ab") as out:
                 subprocess.Popen(
@@ -511,6 +510,19 @@ class Engine:
                     start_new_session=True,  # it outlives this test run, as it was before
                 )
         wait_until(self.answers, 120, "the Docker engine to answer again")
+
+    def stopped(self) -> bool:
+        """Gone, or a zombie: an engine started by a shell that then exec'ed this test run is
+        this process's child, and stays in /proc until reaped."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except FileNotFoundError:
+            return True
+        if stat.rpartition(")")[2].split()[0] != "Z":
+            return False
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, os.WNOHANG)
+        return True
 
     @staticmethod
     def answers() -> bool:
