@@ -50,7 +50,7 @@ from worker.sandbox.pools import SandboxPools
 from worker.sandbox.runner import Runner
 from worker.selftest import Health
 from worker.settings import Settings
-from worker.transport import CONSUMER_OPTION, Reclaimer
+from worker.transport import CONSUMER_OPTION, Reclaimer, internals_mismatch
 
 log = structlog.get_logger()
 
@@ -190,6 +190,16 @@ def option_value(argv: list[str], short: str, long: str) -> str | None:
     return found
 
 
+def check_internals() -> list[str]:
+    """Logs ``broker.internals_mismatch`` when celery or kombu is installed in another release
+    than the one worker/transport.py and worker/backend.py override the internals of
+    (:func:`~worker.transport.internals_mismatch`); the worker starts anyway."""
+    messages = internals_mismatch()
+    if messages:
+        log.warning("broker.internals_mismatch", messages=messages)
+    return messages
+
+
 @setup_logging.connect
 def _logging(**_: Any) -> None:
     """Celery's loggers through ours (one format); connected, Celery configures none itself."""
@@ -204,6 +214,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     # Celery's own line per finished task repeats the whole result; our test.done event says
     # the same in a few fields, so that logger only speaks up for problems
     logging.getLogger("celery.app.trace").setLevel(logging.WARNING)
+    check_internals()
     from worker.app import app
 
     pool = check_pool(getattr(sender, "pool_cls", None) or app.conf.worker_pool, pool_asked_for())

@@ -56,16 +56,23 @@ push to the queue could stop every worker. Such an item is logged and dropped (i
 been popped), and the worker goes on. Envelopes whose *body* is undecodable are already logged
 and rejected by Celery itself.
 
+**Written for one release.** The classes here override kombu's private methods and read its
+private attributes, and :mod:`worker.backend` reads fixed positions of Celery's chord script:
+they hold for the releases in :data:`WRITTEN_FOR`, which setup.cfg pins exactly. A worker that
+finds others installed says so as it starts (``broker.internals_mismatch``,
+:func:`internals_mismatch`), and so does tests/unit/test_internals_pin.py.
+
 Importing this module points kombu's ``redis://`` scheme at this transport.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from queue import Empty
 from time import monotonic, time
-from typing import Any
+from typing import Any, Final
 
 import redis
 import structlog
@@ -99,6 +106,35 @@ INFLIGHT = "inflight"  # hand-off list of consumer C for list L: L + sep + INFLI
 HEARTBEAT_TTL_S = 30
 HEARTBEAT_EVERY_S = 5
 OUTAGE_GRACE_S = 3 * HEARTBEAT_EVERY_S  # after a failed sweep: no reclaiming for this long
+
+
+# The releases whose internals this module and worker/backend.py override (private methods and
+# attributes, the positions in Celery's chord script); setup.cfg pins exactly these. Change the
+# pin and this together, after re-checking the overrides against the new release.
+WRITTEN_FOR: Final[Mapping[str, str]] = {"celery": "5.7.0", "kombu": "5.7.0"}
+
+
+def internals_mismatch() -> list[str]:
+    """One message per package of :data:`WRITTEN_FOR` installed in another release (or not at
+    all), naming the package, both releases and what to do; empty when they all match."""
+    messages = []
+    for package, expected in WRITTEN_FOR.items():
+        try:
+            release = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found, against = f"{package} is not installed", "the release to install"
+        else:
+            if release == expected:
+                continue
+            against = f"{package} {release}"
+            found = f"{against} is installed"
+        messages.append(
+            f"{found}, but the overrides of its internals in worker/transport.py and "
+            f"worker/backend.py were written for {package} {expected}: re-check them against "
+            f'{against} (README.md, "Celery and kombu, pinned"), then update the pin in '
+            f"setup.cfg and WRITTEN_FOR in worker/transport.py together"
+        )
+    return messages
 
 
 def heartbeat_key(consumer: str) -> str:
