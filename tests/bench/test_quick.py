@@ -151,6 +151,10 @@ def test_sandbox() -> None:
     parked = [name for name, language in LANGUAGES.items() if language.park]
     per_language += [f"{name}_pooled_ready_p50_ms" for name in parked]
     per_language += [f"ratio_ready_over_runtime_start_{name}" for name in parked]
+    per_language += [f"{name}_runtime_start_cpu_ms" for name in LANGUAGES]
+    per_language += [f"{name}_pooled_ready_cpu_ms" for name in parked]
+    per_language += [f"{name}_back_to_back_floor_ms" for name in parked]
+    per_language += [f"ratio_floor_over_runtime_start_{name}" for name in parked]
     assert_positive(
         figures,
         [
