@@ -19,7 +19,8 @@ SUPERVISOR = ImageSpec(
     target="production",
     inputs=("images/supervisor",),
     sandbox=False,
-    description="static supervisor binary, copied into every sandbox image",
+    description="Static sandbox supervisor and a dynamic hello probe, copied into the language "
+    "images",
 )
 
 IMAGES: dict[str, ImageSpec] = {
@@ -37,8 +38,64 @@ BASELINE = ImageSpec(
         "images/python/requirements-execution.txt",
     ),
     sandbox=False,
-    description="the brief's single-stage starting point, for the benchmark only",
+    description="Unoptimised single-stage baseline (the brief's starting point), for benchmarks "
+    "only",
 )
+
+# The images deploy/docker-compose.yml runs, which scripts/fleet-images builds (its own content
+# tags; the OCI labels and build args from here: ``python -m worker.images flags KEY``).
+FLOWER_VERSION = "2.0.1"
+_WORKER_INPUTS = ("images/worker", "worker", "setup.cfg", "pyproject.toml", "README.md")
+FLEET: dict[str, ImageSpec] = {
+    spec.key: spec
+    for spec in (
+        ImageSpec(
+            key="worker",
+            dockerfile="images/worker/Dockerfile",
+            target="production",
+            inputs=_WORKER_INPUTS,
+            sandbox=False,
+            description="Celery worker of the code-judging fleet; runs tests in hardened sandbox "
+            "containers through the host's Docker engine",
+            development_description="dev extras, pip, procps; source at /src",
+        ),
+        ImageSpec(
+            key="api",
+            dockerfile="images/worker/Dockerfile",
+            target="api",
+            inputs=_WORKER_INPUTS,
+            sandbox=False,
+            description="HTTP API, webhooks and playground page of the code-judging fleet",
+        ),
+        ImageSpec(
+            key="redis",
+            dockerfile="images/redis/Dockerfile",
+            target="production",
+            inputs=(),
+            sandbox=False,
+            description="Debian's redis-server for the fleet's broker and result backend "
+            "(noeviction, appendonly), for machines that cannot pull redis:7-alpine",
+        ),
+        ImageSpec(
+            key="flower",
+            dockerfile="images/flower/Dockerfile",
+            target="production",
+            inputs=(),
+            args=(("FLOWER_VERSION", FLOWER_VERSION),),
+            sandbox=False,
+            description=f"Flower {FLOWER_VERSION} (Celery monitor) for the fleet, for machines "
+            "that cannot pull mher/flower:2.0",
+        ),
+        ImageSpec(
+            key="prometheus",
+            dockerfile="images/prometheus/Dockerfile",
+            target="production",
+            inputs=("images/prometheus",),
+            sandbox=False,
+            description="Debian's Prometheus scraping the fleet's workers and Flower",
+        ),
+    )
+}
 
 
 def images_for(languages: Iterable[str]) -> list[str]:

@@ -16,7 +16,11 @@ class ImageSpec:
     inputs: tuple[str, ...]
     args: tuple[tuple[str, str], ...] = ()
     sandbox: bool = True  # pooled as a sandbox by workers (the supervisor image is not)
+    # what the image is, its OCI description label (the build writes every OCI label:
+    # worker/images/build.py); development_description says what the Dockerfile's
+    # ``development`` target adds ("Debugging variant of NAME: " goes before it)
     description: str = field(default="", compare=False)
+    development_description: str = field(default="", compare=False)
     # the official image a deployment would run this runtime in otherwise, and its size in MB
     # as Docker Hub lists it (compressed for transfer, so less than it takes on disk): this
     # image must be smaller (tests/images), scripts/bench images reports both

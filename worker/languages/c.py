@@ -17,13 +17,15 @@ COMPILER = ImageSpec(
     target="compiler",
     inputs=("images/gcc", "images/common"),
     args=(("GCC_VERSION", GCC_VERSION),),
-    description="gcc/g++ compile image for C and C++",
+    description=f"Compiles C and C++ submissions: Debian's gcc-{GCC_VERSION} and g++-{GCC_VERSION}",
+    development_description=f"gcc-{GCC_VERSION}, g++-{GCC_VERSION}, gdb, strace",
 )
 NATIVE = replace(
     COMPILER,
     key="native",
     target="production",
-    description="run image for compiled C and C++ programs, FROM scratch",
+    description="Runs compiled C and C++ submissions: loader, libc, libm, libstdc++ and "
+    f"libgcc_s of gcc-{GCC_VERSION}, nothing else",
 )
 
 LANGUAGE = Language(

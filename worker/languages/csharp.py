@@ -27,13 +27,15 @@ COMPILER = ImageSpec(
     target="compiler",
     inputs=("images/mono", "images/common"),
     args=(("MONO_VERSION", VERSION),),
-    description="Mono C# compiler (mcs) compile image for C#",
+    description=f"Compiles C# submissions: Debian's Mono {VERSION} C# compiler (mcs)",
+    development_description=f"Debian's Mono {VERSION} and mcs with bash and strace",
 )
 RUNTIME = replace(
     COMPILER,
     key="mono",
     target="production",
-    description="Mono runtime for compiled C# programs, FROM scratch",
+    description=f"Runs compiled C# submissions: Debian's Mono {VERSION} runtime with mscorlib, "
+    "System, System.Core and System.Numerics in a FROM-scratch root",
     # amd64, mono:6.10.0.104-slim as docker-library/repo-info lists it (6.8's slim tags are
     # retired; 6.10-slim is the nearest)
     official_slim=("mono:6.10-slim (6.8's slim tags are retired)", 94.7),

@@ -57,7 +57,9 @@ LANGUAGE = Language(
             target="production",
             inputs=("images/go", "images/common"),
             args=(("GO_VERSION", VERSION),),
-            description="Go compile image (static binaries run in native), FROM scratch",
+            description=f"Compiles Go submissions: Debian's Go {VERSION} toolchain in a minimal "
+            "FROM-scratch root (static binaries run in native)",
+            development_description=f"Debian's Go {VERSION} with bash and strace",
         ),
     ),
 )

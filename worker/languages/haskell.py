@@ -54,7 +54,9 @@ LANGUAGE = Language(
             target="compiler",
             inputs=("images/ghc",),
             args=(("GHC_VERSION", VERSION),),
-            description="GHC compile image for Haskell (static binaries run in native)",
+            description=f"Compiles Haskell submissions into static binaries (run in native): "
+            f"Debian's GHC {VERSION}",
+            development_description=f"Debian's GHC {VERSION}, gdb, strace",
         ),
     ),
 )

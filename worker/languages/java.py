@@ -74,13 +74,15 @@ COMPILER = ImageSpec(
         ("COMPILE_FLAGS", " ".join(COMPILE_FLAGS)),
         ("RUN_FLAGS", " ".join(VM_FLAGS)),
     ),
-    description="javac compile image for Java (Debian's OpenJDK)",
+    description=f"Compiles Java submissions into a jar: Debian's OpenJDK {VERSION}",
+    development_description=f"Debian's OpenJDK {VERSION} with strace",
 )
 RUNTIME = replace(
     COMPILER,
     key="java",
     target="production",
-    description="Java runtime (jlink, java.base and two more modules), FROM scratch",
+    description=f"Runs Java submissions: a runtime of Debian's OpenJDK {VERSION} with the modules "
+    f"{','.join(MODULES)}, FROM scratch",
     # amd64, eclipse-temurin:17-jre (jdk-17.0.20+8 on Ubuntu, as docker-library/repo-info
     # lists it): the official JRE (the openjdk image is deprecated and has no JRE of 17)
     official_slim=("eclipse-temurin:17-jre", 115.6),

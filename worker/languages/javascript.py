@@ -47,7 +47,9 @@ LANGUAGE = Language(
             target="production",
             inputs=("images/javascript", "images/common"),
             args=(("NODE_VERSION", VERSION),),
-            description="Node.js runtime, FROM scratch",
+            description=f"Sandbox for JavaScript submissions: Debian's Node.js {VERSION} in a "
+            "minimal FROM-scratch root",
+            development_description=f"Debian's Node.js {VERSION} with bash and strace",
             # amd64, compressed (18.13 on bullseye), as docker-library/repo-info lists it;
             # ours on disk is larger (Debian's libnode alone is 70 MB): compared compressed
             official_slim=("node:18-slim", 79.7),

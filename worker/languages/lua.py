@@ -32,7 +32,9 @@ LANGUAGE = Language(
             target="production",
             inputs=("images/lua", "images/common"),
             args=(("LUA_VERSION", VERSION),),
-            description="Lua runtime, FROM scratch",
+            description=f"Sandbox for Lua submissions: Debian's Lua {VERSION} in a minimal "
+            "FROM-scratch root",
+            development_description=f"Debian's Lua {VERSION} with bash and strace",
             # Docker Hub has no official Lua image: a slim one would start from Debian's slim
             # base, about 28 MB compressed (74.8 MB on disk) before Lua is added
             official_slim=("debian:bookworm-slim (no official Lua image)", 28.0),

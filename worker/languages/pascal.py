@@ -51,7 +51,9 @@ LANGUAGE = Language(
             target="compiler",
             inputs=("images/fpc",),
             args=(("FPC_VERSION", VERSION),),
-            description="Free Pascal compile image for Pascal (static binaries run in native)",
+            description=f"Compiles Pascal submissions into static binaries (run in native): "
+            f"Debian's Free Pascal {VERSION}",
+            development_description=f"Debian's Free Pascal {VERSION}, gdb, strace",
         ),
     ),
 )

@@ -42,7 +42,9 @@ LANGUAGE = Language(
             target="production",
             inputs=("images/php", "images/common"),
             args=(("PHP_VERSION", VERSION),),
-            description="PHP CLI runtime, FROM scratch",
+            description=f"Sandbox for PHP submissions: Debian's PHP {VERSION} CLI in a minimal "
+            "FROM-scratch root",
+            development_description=f"Debian's PHP {VERSION} CLI with bash and strace",
             # amd64, php:8.2.34-cli; the official PHP images have no slim variant
             official_slim=("php:8.2-cli", 171.4),
         ),

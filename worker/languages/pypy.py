@@ -81,7 +81,9 @@ LANGUAGE = Language(
             target="production",
             inputs=("images/pypy", "images/common"),
             args=(("PYPY_VERSION", VERSION),),
-            description="PyPy 3 runtime, FROM scratch",
+            description=f"Sandbox for PyPy submissions: Debian's pypy3 (Python {VERSION}) in a "
+            "minimal FROM-scratch root",
+            development_description=f"Debian's pypy3 (Python {VERSION}) with bash and strace",
             # amd64, compressed, PyPy 7.3.11 on bullseye-slim, as docker-library/repo-info lists
             # it; ours on disk is 95 MB (libpypy alone 59), 27 MB compressed, which
             # tests/images compares then

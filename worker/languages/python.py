@@ -45,7 +45,9 @@ LANGUAGE = Language(
             target="production",
             inputs=("images/python", "images/common"),
             args=(("PYTHON_VERSION", VERSION),),
-            description="Python 3 runtime, FROM scratch",
+            description=f"Sandbox for Python submissions: Debian's python{VERSION} in a minimal "
+            "FROM-scratch root",
+            development_description=f"full Debian python{VERSION}, pip, strace",
             # amd64, compressed (3.11.16 on bookworm), as docker-library/repo-info lists it
             official_slim=("python:3.11-slim-bookworm", 47.8),
         ),

@@ -46,7 +46,9 @@ LANGUAGE = Language(
             target="production",
             inputs=("images/ruby", "images/common"),
             args=(("RUBY_VERSION", VERSION),),
-            description="Ruby runtime, FROM scratch",
+            description=f"Sandbox for Ruby submissions: Debian's Ruby {VERSION} in a minimal "
+            "FROM-scratch root",
+            development_description=f"Debian's Ruby {VERSION} with bash, irb and strace",
             # amd64; 3.1's tags are retired: 3.0.6-slim was 67.1 MB, 3.2-slim-bookworm 64.4
             official_slim=("ruby:3.1-slim", 64.0),
         ),

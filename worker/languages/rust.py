@@ -52,7 +52,9 @@ LANGUAGE = Language(
             target="production",
             inputs=("images/rust", "images/common"),
             args=(("RUST_VERSION", VERSION),),
-            description="Rust compile image (programs run in native), FROM scratch",
+            description=f"Compiles Rust submissions: Debian's rustc {VERSION} and the link step it "
+            "needs in a minimal FROM-scratch root (programs run in native)",
+            development_description=f"Debian's rustc {VERSION} with gcc, bash, gdb and strace",
         ),
     ),
 )
