@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -58,24 +57,20 @@ def run(quick: bool = False) -> dict[str, object]:
 
 def _measure(cli: DockerCli, builder: Builder, root: Path, quick: bool) -> dict[str, object]:
     prefix = builder.options.prefix
-    baseline_spec = BASELINE
-    if quick:
-        # every step after the baseline's ARGs re-runs when CREATED changes: pin it
-        baseline_spec = replace(BASELINE, args=(*BASELINE.args, ("CREATED", "bench-quick")))
-    else:
+    if not quick:
         cli.run("builder", "prune", "--all", "--force")
     _remove_bench_images(cli, prefix)
 
     cold, built = _timed(builder.build_all)
-    baseline_cold, baseline = _timed(lambda: builder.build(baseline_spec))
+    baseline_cold, baseline = _timed(lambda: builder.build(BASELINE))
 
     with _app_code_edit(root):
         warm, _ = _timed(lambda: builder.build_all(["python"]))
         if not quick:
-            baseline_warm, _ = _timed(lambda: builder.build(baseline_spec))
+            baseline_warm, _ = _timed(lambda: builder.build(BASELINE))
     if quick:
         _remove_bench_images(cli, prefix, [BASELINE.key])  # or the build would be skipped
-        baseline_warm, _ = _timed(lambda: builder.build(baseline_spec))
+        baseline_warm, _ = _timed(lambda: builder.build(BASELINE))
 
     sizes = {b.key: round(b.size_mb, 1) for b in built if b.key != SUPERVISOR.key}
     official = {key: spec.official_slim[1] for key, spec in IMAGES.items() if spec.official_slim}

@@ -13,7 +13,7 @@ import docker
 import pytest
 
 from tests.conftest import RUN_ID, TEST_LABEL
-from worker.images.catalog import IMAGES
+from worker.images.catalog import IMAGES, SUPERVISOR, image_name, image_ref
 from worker.images.docker_cli import DockerCli
 from worker.languages import LANGUAGES
 
@@ -192,13 +192,34 @@ def test_no_setuid_or_setgid_file_in_any_image(docker_client, images) -> None:
         assert special == [], (ref, special)
 
 
-def test_oci_labels_are_filled_by_the_build(docker_client, images) -> None:
-    for ref in images.values():
-        labels = docker_client.images.get(ref).attrs["Config"]["Labels"]
-        for key in ("title", "description", "version", "revision", "created", "licenses"):
-            assert labels.get(f"org.opencontainers.image.{key}"), (ref, key)
+OCI_LABELS = ("title", "description", "version", "source", "licenses", "vendor", "revision")
+
+
+def test_oci_labels_are_filled_by_the_build(docker_client, images, settings) -> None:
+    """Every image, and every development target built here (scripts/build-images
+    --development), carries every OCI label the build writes, each titled its own."""
+    refs = {**images, SUPERVISOR.key: image_ref(settings.image_prefix, SUPERVISOR.key)}
+    for key in images:
+        # development targets are built on demand only: check those that were
+        name = image_name(settings.image_prefix, key)
+        for image in docker_client.images.list(name=name):
+            refs.update({tag: tag for tag in image.tags if tag.startswith(f"{name}:dev-")})
+    titles: dict[str, str] = {}  # title -> the image and target it names (one or more tags)
+    for key, ref in refs.items():
+        labels = docker_client.images.get(ref).attrs["Config"]["Labels"] or {}
+        for label in (*OCI_LABELS, "created"):
+            assert labels.get(f"org.opencontainers.image.{label}", "").strip(), (ref, label)
         assert labels["org.opencontainers.image.created"] != "unknown"
         assert labels["io.runner.language"]
+        title = labels["org.opencontainers.image.title"]
+        named = ref.split(":")[0] + (":dev" if ":dev-" in ref else "")
+        assert titles.setdefault(title, named) == named, (ref, title, titles[title])
+        if key in IMAGES:  # not a development target's tag
+            assert title == image_name(settings.image_prefix, key)
+            assert labels["org.opencontainers.image.description"] == IMAGES[key].description
+        else:
+            assert title.endswith("-development"), ref
+            assert labels["org.opencontainers.image.description"].startswith("Debugging variant")
 
 
 def test_healthcheck_runs_a_real_program(docker_client, images) -> None:

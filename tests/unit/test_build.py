@@ -1,9 +1,11 @@
-"""The image build tool's pure parts: content tags, the BuildKit command line, and finding
-the host's Debian mirror for the offline base."""
+"""The image build tool's pure parts: content tags, the BuildKit command line, the OCI labels
+it writes, and finding the host's Debian mirror for the offline base."""
 
 from __future__ import annotations
 
+import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,16 @@ import pytest
 from worker.errors import ImageError
 from worker.images.__main__ import main as images_main
 from worker.images.base import host_mirror
-from worker.images.build import Builder, BuildOptions, Built, content_tag
-from worker.images.catalog import IMAGES, images_for
+from worker.images.build import (
+    OCI,
+    Builder,
+    BuildOptions,
+    Built,
+    Provenance,
+    content_tag,
+    oci_labels,
+)
+from worker.images.catalog import BASELINE, FLEET, IMAGES, image_name, images_for
 from worker.images.docker_cli import DockerCli
 from worker.languages import LANGUAGES
 
@@ -64,8 +74,10 @@ def test_build_command_uses_buildkit_targets_and_build_args(
         "BASE_IMAGE=runner-base:bookworm",
         "SUPERVISOR_IMAGE=sup:1",
         "PYTHON_VERSION=3.11",
-    } <= build_args
-    assert any(a.startswith("CREATED=") for a in build_args)
+    } == build_args
+    labels = dict(args[i + 1].split("=", 1) for i, a in enumerate(args) if a == "--label")
+    assert labels[f"{OCI}title"] == "runner-python"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", labels[f"{OCI}created"])
     assert "--secret" not in args
     assert args[-1] == "."
 
@@ -89,6 +101,93 @@ def test_development_target_is_not_tagged_latest() -> None:
         IMAGES["python"], "runner-python:dev-abc", "development", "sup:1", False
     )
     assert "runner-python:latest" not in args
+
+
+ROOT = Path(__file__).resolve().parents[2]
+LABELS = ("title", "description", "version", "source", "licenses", "vendor", "revision", "created")
+EVERY = {**IMAGES, BASELINE.key: BASELINE, **FLEET}
+
+
+def targets(spec_key: str) -> list[bool]:
+    """Whether each target the build makes of ``spec_key`` is a development one."""
+    spec = EVERY[spec_key]
+    dockerfile = (ROOT / spec.dockerfile).read_text()
+    has_development = re.search(r"^FROM \S+ AS development$", dockerfile, re.M) is not None
+    # scripts/build-images --development makes the sandbox images'; of the fleet's images only
+    # the worker's has one (runner-api's Dockerfile is the worker's, its development stage too)
+    wanted = has_development and (spec.sandbox or bool(spec.development_description))
+    return [False, True] if wanted else [False]
+
+
+def test_every_image_and_target_gets_every_oci_label_filled_and_its_own_title() -> None:
+    provenance = Provenance("0.1.0", "abc123def456", "unknown")
+    titles: dict[str, tuple[str, bool]] = {}
+    for key, spec in EVERY.items():
+        name = image_name("runner", key)
+        for development in targets(key):
+            labels = oci_labels(spec, name, development, provenance, "2024-01-01T00:00:00Z")
+            assert sorted(labels) == sorted(f"{OCI}{label}" for label in LABELS)
+            assert all(value.strip() for value in labels.values()), (key, labels)
+            title = labels[f"{OCI}title"]
+            assert title not in titles, (key, development, titles.get(title))
+            titles[title] = (key, development)
+            if development:
+                # as informative as production's: what the debugging variant adds, not only that
+                assert spec.development_description, key
+                assert labels[f"{OCI}description"] == (
+                    f"Debugging variant of {name}: {spec.development_description}"
+                )
+
+
+def test_the_python_images_labels_say_what_its_dockerfile_said() -> None:
+    provenance = Provenance("0.1.0", "abc123def456", "unknown")
+    spec = IMAGES["python"]
+    production = oci_labels(spec, "runner-python", False, provenance, "now")
+    development = oci_labels(spec, "runner-python", True, provenance, "now")
+    assert production[f"{OCI}description"] == (
+        "Sandbox for Python submissions: Debian's python3.11 in a minimal FROM-scratch root"
+    )
+    assert development[f"{OCI}title"] == "runner-python-development"
+    assert development[f"{OCI}description"] == (
+        "Debugging variant of runner-python: full Debian python3.11, pip, strace"
+    )
+    assert production[f"{OCI}licenses"] == "MIT"
+    assert production[f"{OCI}vendor"] == "code-runner-fleet"
+
+
+def test_no_dockerfile_writes_an_oci_label_or_takes_the_builds_provenance() -> None:
+    """The build writes them (worker/images/build.py): a Dockerfile that did would drift."""
+    for dockerfile in sorted(ROOT.glob("images/*/Dockerfile")):
+        text = dockerfile.read_text()
+        assert "org.opencontainers" not in text, dockerfile
+        assert not re.search(r"^ARG (VERSION|REVISION|CREATED|SOURCE)\b", text, re.M), dockerfile
+
+
+def test_labels_leave_the_content_tag_alone_and_the_dockerfile_moves_it(tmp_path: Path) -> None:
+    root = tree(tmp_path)
+    spec = IMAGES["python"]
+    before = content_tag(spec, root, ["base1"])
+    # a new description (so new labels), a new date or revision: same sources, same tag
+    assert content_tag(replace(spec, description="other"), root, ["base1"]) == before
+    one = builder().build_command(spec, "runner-python:abc", "production", "sup:1", False)
+    two = builder().build_command(spec, "runner-python:abc", "production", "sup:1", False)
+    flags = [a for a in one if a != "--label" and not a.startswith(OCI)]
+    assert flags == [a for a in two if a != "--label" and not a.startswith(OCI)]
+    assert content_tag(spec, root, ["base1"]) == before
+    (root / "images/python/Dockerfile").write_text("FROM y\n")
+    assert content_tag(spec, root, ["base1"]) != before
+
+
+def test_the_flags_command_gives_fleet_images_their_labels_and_build_args(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert images_main(["flags", "flower", "--name", "runner-flower"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    pairs = dict(zip(lines[::2], lines[1::2], strict=True))
+    labels = [v for k, v in zip(lines[::2], lines[1::2], strict=True) if k == "--label"]
+    assert f"{OCI}title=runner-flower" in labels
+    assert len(labels) == len(LABELS)
+    assert pairs["--build-arg"] == "FLOWER_VERSION=2.0.1"
 
 
 def test_host_mirror_from_deb822_sources(tmp_path: Path) -> None:

@@ -1,4 +1,7 @@
-"""``python -m worker.images build``: build every image (what ``scripts/build-images`` runs)."""
+"""``python -m worker.images build``: build every image (what ``scripts/build-images`` runs).
+
+``python -m worker.images flags KEY``: the ``docker build`` flags of an image built elsewhere
+(scripts/fleet-images): its OCI labels and build args, one a line."""
 
 from __future__ import annotations
 
@@ -6,8 +9,16 @@ import argparse
 import sys
 
 from worker.errors import RunnerError
-from worker.images.build import Builder, BuildOptions
-from worker.images.catalog import IMAGES, images_for
+from worker.images.build import (
+    ROOT,
+    Builder,
+    BuildOptions,
+    Provenance,
+    label_flags,
+    now,
+    oci_labels,
+)
+from worker.images.catalog import BASELINE, FLEET, IMAGES, image_name, images_for
 from worker.images.docker_cli import DockerCli
 from worker.logs import configure_logging
 from worker.settings import Settings
@@ -46,7 +57,19 @@ def main(argv: list[str] | None = None) -> int:
         help=f"images built at once (default {BuildOptions.jobs})",
     )
     build.add_argument("-v", "--verbose", action="store_true", help="show BuildKit's progress")
+    every = {**IMAGES, BASELINE.key: BASELINE, **FLEET}
+    flags = sub.add_parser("flags", help="print an image's --label and --build-arg flags")
+    flags.add_argument("key", choices=sorted(every))
+    flags.add_argument("--name", default="", help="the image's name (default PREFIX-KEY)")
+    flags.add_argument("--development", action="store_true", help="of its development target")
     args = parser.parse_args(argv)
+    if args.command == "flags":
+        spec = every[args.key]
+        name = args.name or image_name(Settings.from_env().image_prefix, spec.key)
+        labels = oci_labels(spec, name, args.development, Provenance.of(ROOT), now())
+        build_args = [f for k, v in spec.args for f in ("--build-arg", f"{k}={v}")]
+        print("\n".join([*label_flags(labels), *build_args]))
+        return 0
     unknown = sorted(set(args.images) - set(sandboxes))
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, not {args.jobs}")

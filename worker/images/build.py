@@ -4,6 +4,10 @@ Builds go through the Docker CLI (the SDK cannot use BuildKit) with the reposito
 context and the root ``.dockerignore`` keeping it small. Each image is tagged
 ``PREFIX-KEY:<content hash>`` and ``PREFIX-KEY:latest``; a tag that already exists means
 nothing it depends on changed, and the build is skipped.
+
+The OCI labels (``org.opencontainers.image.*``) are written here once, for every image and
+target, and given to the build as ``--label``: no Dockerfile spells them. Like the build's
+date and revision they are left out of the content tag, which the same sources keep.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import os
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +36,10 @@ log = structlog.get_logger()
 
 ROOT = Path(__file__).resolve().parents[2]
 TAG_LENGTH = 12
+OCI = "org.opencontainers.image."
+LICENSES = "MIT"
+VENDOR = "code-runner-fleet"
+UNKNOWN_SOURCE = "unknown"  # no public repository yet: a checkout cloned from one names it
 
 
 @dataclass(frozen=True)
@@ -77,13 +86,57 @@ def content_tag(spec: ImageSpec, root: Path, extra: Iterable[str]) -> str:
     return digest.hexdigest()[:TAG_LENGTH]
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """What every image of one checkout says of where it comes from (its OCI labels)."""
+
+    version: str
+    revision: str
+    source: str
+
+    @classmethod
+    def of(cls, root: Path) -> Provenance:
+        return cls(_version(), _git_revision(root), _git_source(root))
+
+
+def oci_labels(
+    spec: ImageSpec, name: str, development: bool, provenance: Provenance, created: str
+) -> dict[str, str]:
+    """The OCI labels of ``spec`` built as the image ``name``: its ``development`` target's
+    when asked (titled ``NAME-development``, "Debugging variant of NAME: " what it adds)."""
+    if development:
+        title = f"{name}-development"
+        adds = f": {spec.development_description}" if spec.development_description else ""
+        description = f"Debugging variant of {name}{adds}"
+    else:
+        title, description = name, spec.description
+    return {
+        f"{OCI}title": title,
+        f"{OCI}description": description,
+        f"{OCI}version": provenance.version,
+        f"{OCI}source": provenance.source,
+        f"{OCI}licenses": LICENSES,
+        f"{OCI}vendor": VENDOR,
+        f"{OCI}revision": provenance.revision,
+        f"{OCI}created": created,
+    }
+
+
+def label_flags(labels: dict[str, str]) -> list[str]:
+    return [flag for key, value in labels.items() for flag in ("--label", f"{key}={value}")]
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Builder:
     def __init__(self, cli: DockerCli, options: BuildOptions) -> None:
         self.cli = cli
         self.options = options
         self._base = ""
         self._base_id = ""
-        self._revision = _git_revision(options.root)
+        self._provenance = Provenance.of(options.root)
 
     @property
     def base(self) -> str:
@@ -156,13 +209,11 @@ class Builder:
             args += ["-t", f"{name}:latest"]
         if no_cache:
             args.append("--no-cache")
-        build_args = {
-            "BASE_IMAGE": self.base,
-            "VERSION": _version(),
-            "REVISION": self._revision,
-            "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            **dict(spec.args),
-        }
+        # image metadata only: no layer's cache key, nor the content tag, depends on them
+        args += label_flags(
+            oci_labels(spec, name, target == "development", self._provenance, now())
+        )
+        build_args = {"BASE_IMAGE": self.base, **dict(spec.args)}
         if supervisor_ref:
             build_args["SUPERVISOR_IMAGE"] = supervisor_ref
         if self.options.cache_to:
@@ -197,3 +248,20 @@ def _git_revision(root: Path) -> str:
         check=False,
     )
     return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def _git_source(root: Path) -> str:
+    """The checkout's origin when it is a URL (without any user or token in it), else
+    :data:`UNKNOWN_SOURCE` (a clone of a local path says nothing to the image's reader)."""
+    result = subprocess.run(
+        ["git", "-C", str(root), "config", "--get", "remote.origin.url"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    url = urllib.parse.urlsplit(result.stdout.strip())
+    if result.returncode != 0 or url.scheme not in ("https", "http", "ssh", "git"):
+        return UNKNOWN_SOURCE
+    host = url.hostname or ""
+    netloc = f"{host}:{url.port}" if url.port else host
+    return urllib.parse.urlunsplit((url.scheme, netloc, url.path, "", ""))
