@@ -10,14 +10,14 @@ supervisor protocol, pools, fake pool), ``images`` (catalogue, offline base, Bui
 ``api`` (the HTTP API, webhooks, playground: ``runner api``), ``cli`` (the ``runner`` command),
 ``metrics`` (a worker's Prometheus metrics), ``settings``, ``errors``, ``logs``.
 
-The producer's names import no Docker or sandbox code; the worker's (``Judge``,
-``open_pools``, ``FakePool``) load theirs when first used.
+Importing the package loads neither Celery, kombu nor Docker: the names that need them (the
+producer's ``Client`` and ``Handle``, the worker's ``Judge``, ``open_pools``, ``FakePool``)
+load their modules when first used, so a backend reading only the contract pays for none.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.checkers import BUILTINS
-from worker.client import Client, Handle
 from worker.compare import CompareMode, Comparison, compare
 from worker.contract import (
     CONTRACT_VERSION,
@@ -51,7 +51,15 @@ from worker.languages import LANGUAGES, Language
 from worker.programs import File, Program
 from worker.settings import Settings
 
-_WORKER_SIDE = {
+if TYPE_CHECKING:
+    from worker.client import Client, Handle
+    from worker.judge import Judge
+    from worker.sandbox import open_pools
+    from worker.sandbox.fake import FakePool
+
+_LAZY = {
+    "Client": "worker.client",
+    "Handle": "worker.client",
     "Judge": "worker.judge",
     "open_pools": "worker.sandbox",
     "FakePool": "worker.sandbox.fake",
@@ -100,8 +108,8 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _WORKER_SIDE:
+    if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_WORKER_SIDE[name]), name)
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'worker' has no attribute {name!r}")

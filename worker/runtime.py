@@ -261,6 +261,11 @@ def _start(sender: Any = None, **_: Any) -> None:
             raise StartRefused(
                 f"RUNNER_METRICS_PORT={settings.metrics_port}: cannot serve metrics ({exc})"
             ) from exc
+    # the one part of the HTTP API a worker runs: its notice when a run is final (a key's
+    # in-flight slot back, a webhook due), which the core announces without knowing the API
+    from worker.api import records
+
+    records.subscribe(runtime.redis)
     install(runtime)
     _start_reclaimer(node, 1 if pool == "solo" else concurrency, settings.queue)
     _start_announcer(runtime)

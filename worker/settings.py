@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from worker.api.signing import secret_problem
 from worker.contract import Maxima
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES, language_named
+from worker.webhook_secrets import secret_problem
 
 PREFIX = "RUNNER_"
 

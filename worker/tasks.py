@@ -18,9 +18,8 @@ import structlog
 from celery import Task
 from structlog.contextvars import bound_contextvars
 
-from worker import metrics, runtime
+from worker import events, metrics, runtime
 from worker.admission import Ticket, tenant_of
-from worker.api.records import finished
 from worker.app import app
 from worker.compare import CompareMode, Comparison
 from worker.compiling import compile_role, program_for
@@ -392,7 +391,7 @@ def join_results(
         result = assemble(meta, test_ids, compiled, parts)
         rt.redis.delete(*(run_key(meta.run, w) for w in ("compile", "tests", "failed")))
         rt.intake.give_back(Ticket(tenant_of(meta.tenant), meta.run))
-        finished(rt.redis, meta.run)  # for the HTTP API: a key's slot back, a webhook due
+        events.run_finished.emit(meta.run, result)  # the HTTP API's: a slot back, a webhook due
         metrics.SUBMISSIONS.labels(result.verdict).inc()
         for test in result.tests:
             metrics.TESTS.labels(meta.program.language, test.verdict).inc()

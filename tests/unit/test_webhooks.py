@@ -17,10 +17,11 @@ from structlog.testing import capture_logs
 
 from worker.api.keys import ApiKey
 from worker.api.records import DUE_KEY, event_id
-from worker.api.signing import new_secret, secret_problem, signature
+from worker.api.signing import new_secret, signature
 from worker.api.webhooks import Deliverer, Policy, event_body
 from worker.errors import SettingsError
 from worker.settings import Settings
+from worker.webhook_secrets import secret_problem
 
 POLICY = Policy(
     retry_s=60, backoff_ms=100, timeout_s=5, keep_s=60, open_secrets=(), allow_private=False

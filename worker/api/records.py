@@ -3,11 +3,13 @@
 A submission sent through the API has a record (a Redis hash in the result backend, kept as
 long as its result): the API key that sent it, its test count, and with a webhook its URL, the
 addresses checked when it was accepted, its retry window and its delivery state. When the join
-has decided the verdict it calls :func:`finished`: one script frees the key's in-flight slot
-and, when there is a webhook, makes it due and keeps the record until the webhook is settled
-(delivered, or failed when its window ends), then as long as a result is kept: a webhook is
-never dropped without a readable final state, even when it outlives the result. A submission
-sent any other way has no record, and the notice costs one script call that finds none.
+has decided the verdict it announces ``run_finished`` (:mod:`worker.events`), which a worker
+has :func:`finished` notice from its start (:func:`subscribe`): one script frees the key's
+in-flight slot and, when there is a webhook, makes it due and keeps the record until the
+webhook is settled (delivered, or failed when its window ends), then as long as a result is
+kept: a webhook is never dropped without a readable final state, even when it outlives the
+result. A submission sent any other way has no record, and the notice costs one script call
+that finds none.
 
 Every Redis key the API's submissions and webhooks use is named here. Workers import this
 module and nothing else of :mod:`worker.api` (no web stack on workers).
@@ -22,7 +24,8 @@ from typing import Any
 import redis
 import structlog
 
-from worker.contract import internal_error
+from worker import events
+from worker.contract import SubmissionResult, internal_error
 from worker.errors import BrokerError
 
 log = structlog.get_logger()
@@ -166,6 +169,16 @@ def finished(client: redis.Redis, submission_id: str) -> None:
         )
     except (redis.RedisError, BrokerError) as exc:  # BrokerError: away past the outage window
         log.warning("api.notice_failed", error=str(exc)[:200])
+
+
+def subscribe(client: redis.Redis) -> None:
+    """Have every run the join finishes in this process noticed on ``client`` (the result
+    backend's Redis, where the records are)."""
+
+    def notice(submission_id: str, _: SubmissionResult) -> None:
+        finished(client, submission_id)
+
+    events.run_finished.subscribe(notice)
 
 
 def stored_result(stored: bytes) -> dict[str, Any]:

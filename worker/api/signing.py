@@ -6,37 +6,25 @@ bytes. Each call is signed over ``{webhook-id}.{webhook-timestamp}.{body}`` with
 and ``webhook-signature`` lists ``v1,<base64>`` for each secret that signs (two while one
 replaces another: a receiver accepts either, so a secret changes without a missed webhook).
 
-No web stack here: ``runner keys`` and the settings check use it too.
+No web stack here: ``runner keys`` uses it too; a secret's form is
+:mod:`worker.webhook_secrets`'s, which the settings check reads.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
 
-PREFIX = "whsec_"
+from worker.webhook_secrets import PREFIX, secret_problem
+
 SECRET_BYTES = 32  # the specification asks for 24 to 64
 
 
 def new_secret() -> str:
     return PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
-
-
-def secret_problem(secret: str) -> str:
-    """Why ``secret`` is not a signing secret verifiers can use, or ``""``."""
-    if not secret.startswith(PREFIX):
-        return f"does not start with {PREFIX}"
-    try:
-        key = base64.b64decode(secret[len(PREFIX) :], validate=True)
-    except (binascii.Error, ValueError):
-        return f"is not {PREFIX} followed by standard base64 (A-Z a-z 0-9 + / =)"
-    if not 24 <= len(key) <= 64:
-        return f"holds {len(key)} bytes; 24 to 64 are needed"
-    return ""
 
 
 def _key(secret: str) -> bytes:
