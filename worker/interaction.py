@@ -41,18 +41,17 @@ from __future__ import annotations
 import signal as signals
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from worker.checkers import judge_testlib
+from worker.checkers import Judgement, judge_testlib
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict
 from worker.errors import SandboxError
+from worker.languages import Language
 from worker.programs import File, Program
 from worker.runs import crash_verdict, limit_verdict, program_job, result_of, signal_name
+from worker.sandbox.protocol import Job, RunReport
 from worker.verdicts import CHECKER_FAILED
-
-if TYPE_CHECKING:
-    from worker.judge import Judge
 
 GRACE_MS = 5000  # the interactor's wall time beyond the program's, to say its verdict
 INTERACTOR_MEMORY_MB = 256
@@ -62,8 +61,18 @@ ENDED_EARLY = (
 )
 
 
+class Referee(Protocol):
+    """What an interaction needs of the judge (:class:`worker.judge.Judge`, which calls it)."""
+
+    def run_program(self, language: Language, job: Job) -> RunReport: ...
+
+    def check(
+        self, checker: Program, input_: bytes, output: bytes, answer: bytes | None
+    ) -> Judgement: ...
+
+
 def run_interaction(
-    judge: Judge,
+    judge: Referee,
     program: Program,
     test: TestCase,
     limits: Limits,
