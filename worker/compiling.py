@@ -19,10 +19,9 @@ from worker import runtime
 from worker.artifacts import Stored
 from worker.contract import Verdict
 from worker.errors import BrokerError
-from worker.intake import key_of
 from worker.languages import LANGUAGES
 from worker.messages import CompileOutcome, StoredProgram
-from worker.programs import File, Program
+from worker.programs import File, Program, key_of
 from worker.storage import program_files
 
 log = structlog.get_logger()

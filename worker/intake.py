@@ -33,7 +33,7 @@ from worker.languages import LANGUAGES
 from worker.messages import CompileOutcome, JudgingMsg, RunMeta, StoredProgram
 from worker.outages import redis_client as redis_client  # where `runner status` finds it
 from worker.problems import ProblemStore
-from worker.programs import program_key
+from worker.programs import key_of
 from worker.settings import Settings
 from worker.storage import DataStore, program_files, stored_program, test_specs
 from worker.verdicts import LANGUAGE_UNAVAILABLE
@@ -252,13 +252,6 @@ class Intake:
 
 def files_of(program: ProgramSpec) -> list[tuple[str, bytes]]:
     return [(f.name, f.data) for f in program.files]
-
-
-def key_of(program: StoredProgram, identity: str, files: list[tuple[str, bytes]]) -> str:
-    """The content address of a stored program compiled by the image ``identity``."""
-    return program_key(
-        program.language, identity, files, program.entry, program.options, program.static
-    )
 
 
 def _broker_or_none(connect: Callable[[str], redis.Redis], url: str) -> redis.Redis | None:

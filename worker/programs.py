@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from worker.languages import Language
+from worker.messages import StoredProgram
 
 
 @dataclass(frozen=True)
@@ -54,3 +55,11 @@ def program_key(
     for part in parts:
         digest.update(len(part).to_bytes(8, "big") + part)
     return digest.hexdigest()
+
+
+def key_of(program: StoredProgram, identity: str, files: list[tuple[str, bytes]]) -> str:
+    """The content address of a stored program compiled by the image ``identity``: the
+    producer's compile shortcut looks it up, the worker's compile step stores under it."""
+    return program_key(
+        program.language, identity, files, program.entry, program.options, program.static
+    )
