@@ -28,7 +28,6 @@ from celery import Celery
 from celery.result import AsyncResult
 from kombu.exceptions import KombuError
 
-from worker.admission import Ticket, tenant_of
 from worker.app import app as default_app
 from worker.app import publish_retry_policy
 from worker.contract import (
@@ -42,7 +41,7 @@ from worker.contract import (
     parse_submission,
     rejected,
 )
-from worker.errors import BrokerError, RunnerError, SubmissionRejected
+from worker.errors import BrokerError, NotSent, SubmissionRejected
 from worker.intake import Intake
 from worker.languages import LANGUAGES
 from worker.settings import Settings
@@ -167,18 +166,11 @@ class Client:
             sid = raw.get("id") if isinstance(raw, dict) else None
             return Handle(self.app, self._redis, None, run_id, 0, rejected(sid, exc))
         try:
-            # the join's id is the run's: its result is the submission's, by the same id. The
-            # broker is waited for as long as this client's outage window, not the app's
-            sent = work.apply_async(
-                queue=self.settings.queue,
-                task_id=run_id,
-                retry_policy=publish_retry_policy(self.settings.outage_window_s),
-            )
-        except (redis.RedisError, OSError, KombuError, RunnerError) as exc:
-            # kombu says the broker is away with its own OperationalError: whatever the
-            # reason, the run was admitted and will never run, so its place is given back
-            self.intake.give_back(Ticket(tenant_of(parsed.tenant), run_id))
-            raise BrokerError(f"cannot send submission: {exc}") from exc
+            # the broker is waited for as long as this client's outage window, not the app's
+            retry = publish_retry_policy(self.settings.outage_window_s)
+            sent = self.intake.send(parsed, run_id, work, retry_policy=retry)
+        except NotSent as exc:
+            raise BrokerError(f"cannot send submission: {exc}") from exc.__cause__
         return Handle(self.app, self._redis, sent, run_id, len(parsed.tests))
 
     def handle(self, submission_id: str) -> Handle:

@@ -87,6 +87,10 @@ class BrokerError(RunnerError):
     """Redis or the Celery broker could not be reached or answered wrongly."""
 
 
+class NotSent(BrokerError):
+    """An accepted run's work could not be sent to the broker; its admission was given back."""
+
+
 class RedisUnavailable(BrokerError):
     """Redis did not answer for longer than ``RUNNER_OUTAGE_WINDOW_S``; the message says so
     (``Redis unreachable for 60 s ...``)."""

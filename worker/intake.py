@@ -18,17 +18,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 import structlog
 from celery.canvas import Signature
+from celery.result import AsyncResult
 
 from worker.admission import Admission, Ticket, release, tenant_of
 from worker.artifacts import ArtifactStore
 from worker.availability import Availability
 from worker.contract import Judging, ProgramSpec, Submission
 from worker.contract.fields import quoted
-from worker.errors import RunnerError, SubmissionRejected
+from worker.errors import NotSent, RunnerError, SubmissionRejected
 from worker.languages import LANGUAGES
 from worker.messages import CompileOutcome, JudgingMsg, RunMeta, StoredProgram
 from worker.outages import redis_client as redis_client  # where `runner status` finds it
@@ -160,6 +162,28 @@ class Intake:
             raise
         meta = meta_of(submission, run_id, program, judging)
         return canvas(meta, tests, self.shortcut(meta, sources))
+
+    def send(
+        self,
+        submission: Submission,
+        run_id: str,
+        work: Signature,
+        retry_policy: dict[str, Any] | None = None,
+    ) -> AsyncResult:
+        """Send ``accept``'s canvas for ``run_id`` (its join's id, so its result is the run's)
+        to this fleet's queue. Whatever stops it, the run was admitted and will never run:
+        its place is given back and :class:`~worker.errors.NotSent` says why."""
+        options = {} if retry_policy is None else {"retry_policy": retry_policy}
+        try:
+            sent: AsyncResult = work.apply_async(
+                task_id=run_id, queue=self.settings.queue, **options
+            )
+            return sent
+        except Exception as exc:
+            # kombu says the broker is away with its own OperationalError; a bug of ours may
+            # raise anything: either way the admission is not kept for a run never sent
+            self.give_back(Ticket(tenant_of(submission.tenant), run_id))
+            raise NotSent(str(exc)) from exc
 
     def refuse_unavailable(self, languages: dict[str, str]) -> None:
         """Refuse a submission whose languages (by where they are named) include one no worker

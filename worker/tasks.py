@@ -36,7 +36,7 @@ from worker.contract import (
     rejected,
 )
 from worker.contract.wire import ErrorInfo, ProblemResult
-from worker.errors import BrokerError, RunnerError, SubmissionRejected
+from worker.errors import BrokerError, NotSent, RunnerError, SubmissionRejected
 from worker.intake import files_of, remember_compile
 from worker.languages import LANGUAGES
 from worker.messages import (
@@ -123,9 +123,8 @@ def submit(self: Task, *args: Any, **kwargs: Any) -> Any:
             return _final(self, internal_error(sid, message).model_dump(mode="json"))
         log.info("submission.accepted", tests=len(submission.tests), language=submission.language)
         try:
-            work.apply_async(task_id=self.request.id, queue=rt.settings.queue)
-        except Exception as exc:
-            rt.intake.give_back(Ticket(tenant_of(submission.tenant), self.request.id))
+            rt.intake.send(submission, self.request.id, work)
+        except NotSent as exc:
             log.error("submission.not_sent", error=str(exc))
             message = f"the fleet could not accept it: {exc}"
             return _final(self, internal_error(sid, message).model_dump(mode="json"))

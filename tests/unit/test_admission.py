@@ -261,22 +261,41 @@ def test_test_data_leaves_soon_after_the_last_run_that_holds_it(
     assert client.keys("runner:run:*") == []
 
 
+# the broker away: kombu says so with its own OperationalError
+BROKER_AWAY = kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379")
+
+
 class _Unsendable:
-    """A canvas the broker cannot take: kombu says so with its own OperationalError."""
+    """A canvas that cannot be sent, raising ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
     def apply_async(self, **_: object) -> None:
-        raise kombu.exceptions.OperationalError("Error 111 connecting to 127.0.0.1:6379")
+        raise self.error
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        BROKER_AWAY,
+        # anything else (a bug of ours while sending) keeps the place no longer
+        ValueError("Error 111 of another kind"),
+    ],
+    ids=["broker_away", "any_other_error"],
+)
 def test_a_submission_the_broker_cannot_take_gives_its_admission_back(
-    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch
+    server: fakeredis.FakeServer, monkeypatch: pytest.MonkeyPatch, error: Exception
 ) -> None:
     client = Client(Settings.from_env({}))
     client.intake = intake = open_intake(server)
     admit = intake.accept
-    monkeypatch.setattr(intake, "accept", lambda sub_, run: (admit(sub_, run), _Unsendable())[1])
-    with pytest.raises(BrokerError, match="cannot send submission: Error 111"):
+    monkeypatch.setattr(
+        intake, "accept", lambda sub_, run: (admit(sub_, run), _Unsendable(error))[1]
+    )
+    with pytest.raises(BrokerError, match="cannot send submission: Error 111") as raised:
         client.submit(sub(4, tenant="shop"))
+    assert raised.value.__cause__ is error
     backend = intake.backend
     assert backend.hgetall(RUNS) == {}
     assert int(backend.get(ADMITTED_TESTS) or 0) == 0
@@ -321,7 +340,7 @@ def test_runner_submit_that_cannot_send_gives_its_admission_back(
     try:
         admit = rt.intake.accept
         monkeypatch.setattr(
-            rt.intake, "accept", lambda sub_, run: (admit(sub_, run), _Unsendable())[1]
+            rt.intake, "accept", lambda sub_, run: (admit(sub_, run), _Unsendable(BROKER_AWAY))[1]
         )
         out = submit.apply(args=(sub(2, tenant="shop", language="PY"),)).get()
         assert (out["verdict"], out["error"]["code"]) == ("IE", "internal_error")
