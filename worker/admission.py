@@ -30,76 +30,25 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 import structlog
 
 from worker.errors import BrokerError, SubmissionRejected
+from worker.keyspace import (
+    ADMISSION_ADMIT,
+    ADMISSION_RELEASE,
+    ADMITTED,
+    ADMITTED_DEADLINE,
+    ADMITTED_TESTS,
+    TENANT,
+    tenant_key,
+)
 from worker.settings import Settings
 
 log = structlog.get_logger()
-TENANT = "runner:tenant:"  # + name: a hash of counters, tests and bytes in flight
-RUNS = "runner:admitted"  # run -> "tenant tests bytes"
-DEADLINES = "runner:admitted:deadline"  # run -> when it stops counting (its join never came)
-TOTAL = "runner:admitted:tests"  # tests in flight, all tenants
 DEFAULT_TENANT = "default"
 MEMORY_CHECK_EVERY_S = 1.0
-
-# Shared by both scripts: forget one run (lapsed or ended), taking its figures off the counters.
-_FORGET = """
-local function forget(run)
-    local record = redis.call('HGET', KEYS[1], run)
-    if record then
-        local tenant, tests, bytes = string.match(record, '^(%S+) (%d+) (%d+)$')
-        redis.call('HINCRBY', 'runner:tenant:' .. tenant, 'tests', -tonumber(tests))
-        redis.call('HINCRBY', 'runner:tenant:' .. tenant, 'bytes', -tonumber(bytes))
-        redis.call('DECRBY', KEYS[3], tests)
-        redis.call('HDEL', KEYS[1], run)
-    end
-    redis.call('ZREM', KEYS[2], run)
-end
-"""
-
-# KEYS: RUNS, DEADLINES, TOTAL, the tenant's hash. ARGV: run, tenant, tests, bytes, now,
-# deadline, max tests in flight, the tenant's max tests, its max bytes, the keys' TTL, and
-# "peek" to check without recording. Returns {"ok"} or {what is over, what the tenant (or the
-# fleet) held already}. A run recorded already is admitted as it was (a call tried again once
-# Redis is back), never counted twice.
-ADMIT = (
-    _FORGET
-    + """
-local now = tonumber(ARGV[5])
-for _, run in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)) do
-    forget(run)
-end
-if ARGV[11] ~= 'peek' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {'ok'} end
-local tests, bytes = tonumber(ARGV[3]), tonumber(ARGV[4])
-local total = tonumber(redis.call('GET', KEYS[3]) or '0')
-if tonumber(ARGV[7]) > 0 and total + tests > tonumber(ARGV[7]) then
-    return {'fleet', tostring(total)}
-end
-local held = redis.call('HMGET', KEYS[4], 'tests', 'bytes')
-local held_tests, held_bytes = tonumber(held[1] or '0'), tonumber(held[2] or '0')
-if tonumber(ARGV[8]) > 0 and held_tests + tests > tonumber(ARGV[8]) then
-    return {'tests', tostring(held_tests)}
-end
-if tonumber(ARGV[9]) > 0 and held_bytes + bytes > tonumber(ARGV[9]) then
-    return {'bytes', tostring(held_bytes)}
-end
-if ARGV[11] == 'peek' then return {'ok'} end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
-redis.call('INCRBY', KEYS[3], tests)
-redis.call('HINCRBY', KEYS[4], 'tests', tests)
-redis.call('HINCRBY', KEYS[4], 'bytes', bytes)
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[10]) end
-return {'ok'}
-"""
-)
-
-# KEYS: RUNS, DEADLINES, TOTAL. ARGV: run.
-RELEASE = _FORGET + "forget(ARGV[1])\nreturn 1\n"
 
 
 def tenant_of(name: str | None) -> str:
@@ -123,7 +72,6 @@ class Admission:
         self.settings = settings
         self._broker = broker
         self._backend = backend
-        self._script: Any = None
         self._lock = threading.Lock()
         self._memory_checked = 0.0
         self._memory_full: str | None = None
@@ -144,12 +92,11 @@ class Admission:
             full = self._memory_full_now()
             if full:
                 raise SubmissionRejected("fleet_busy", f"{full}; retry later")
-            if self._script is None:
-                self._script = self._backend.register_script(ADMIT)
             now = int(time.time())
-            answer = self._script(
-                keys=[RUNS, DEADLINES, TOTAL, TENANT + tenant],
-                args=[
+            answer = ADMISSION_ADMIT(
+                self._backend,
+                [ADMITTED, ADMITTED_DEADLINE, ADMITTED_TESTS, tenant_key(tenant)],
+                [
                     run,
                     tenant,
                     tests,
@@ -161,6 +108,7 @@ class Admission:
                     s.tenant_max_data_mb * 2**20,
                     s.result_expires_s,
                     "peek" if peek else "record",
+                    TENANT,
                 ],
             )
         except redis.RedisError as exc:
@@ -224,6 +172,7 @@ class Admission:
 def release(client: redis.Redis, ticket: Ticket) -> None:
     """The run is over: its tests and data no longer count (a second call does nothing)."""
     try:
-        client.eval(RELEASE, 3, RUNS, DEADLINES, TOTAL, ticket.run)
+        keys = [ADMITTED, ADMITTED_DEADLINE, ADMITTED_TESTS]
+        ADMISSION_RELEASE(client, keys, [ticket.run, TENANT])
     except redis.RedisError as exc:
         raise BrokerError(f"cannot release run {ticket.run}: {exc}") from exc

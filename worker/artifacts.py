@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 import structlog
@@ -27,46 +26,18 @@ from pydantic import BaseModel
 
 from worker.contract import CompileResult, Verdict
 from worker.errors import BrokerError
+from worker.keyspace import (
+    ARTIFACT_KEEP,
+    ARTIFACTS_BYTES,
+    ARTIFACTS_LRU,
+    ARTIFACTS_SIZE,
+    artifact_key,
+    identity_key,
+)
 from worker.programs import File
 from worker.storage import LocalCache, pack, unpack
 
 log = structlog.get_logger()
-PREFIX = "runner:artifact:"
-IDENTITY = "runner:identity:"  # image key -> content tag, published by workers at start
-LRU = "runner:artifacts:lru"  # entry key -> time of last use (microseconds)
-SIZES = "runner:artifacts:size"  # entry key -> stored bytes
-TOTAL = "runner:artifacts:bytes"
-
-# KEYS: the entry, LRU, SIZES, TOTAL. ARGV: its stored size, now, TTL, budget. Renews the
-# entry and records its use (and size, once), then evicts the least recently used (any whose
-# TTL has run out first) until the whole fits the budget; the entry itself never goes.
-KEEP = """
-local now, ttl, budget = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('EXPIRE', KEYS[1], ttl)
-if redis.call('HSETNX', KEYS[3], KEYS[1], ARGV[1]) == 1 then
-    redis.call('INCRBY', KEYS[4], ARGV[1])
-end
--- scores are microseconds, strictly increasing: uses in one microsecond keep their order
-local newest = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-local score = now
-if #newest > 0 and tonumber(newest[2]) >= score then score = tonumber(newest[2]) + 1 end
-redis.call('ZADD', KEYS[2], score, KEYS[1])
-local total = tonumber(redis.call('GET', KEYS[4]) or '0')
-local evicted = 0
-while true do
-    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    if #oldest == 0 or oldest[1] == KEYS[1] then break end
-    if total <= budget and tonumber(oldest[2]) > now - ttl * 1000000 then break end
-    redis.call('ZREM', KEYS[2], oldest[1])
-    total = total - tonumber(redis.call('HGET', KEYS[3], oldest[1]) or '0')
-    redis.call('HDEL', KEYS[3], oldest[1])
-    redis.call('DEL', oldest[1])
-    evicted = evicted + 1
-end
-redis.call('SET', KEYS[4], total)
-for i = 2, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
-return evicted
-"""
 
 
 @dataclass(frozen=True)
@@ -96,7 +67,6 @@ class ArtifactStore:
         self._ttl = ttl_s
         self.max_bytes = max_bytes
         self._budget = budget_bytes
-        self._keep: Any = None
         self._cache: LocalCache[Stored] = LocalCache(cache_bytes, Stored.size)
 
     def get(self, key: str) -> Stored | None:
@@ -104,9 +74,9 @@ class ArtifactStore:
         if cached is not None:
             return cached
         try:
-            fields = self._redis.hgetall(PREFIX + key)
+            fields = self._redis.hgetall(artifact_key(key))
             if fields:
-                self._used(PREFIX + key, 0)
+                self._used(artifact_key(key), 0)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot read compiled program {key[:12]}: {exc}") from exc
         if not fields:
@@ -124,7 +94,7 @@ class ArtifactStore:
     def identity(self, image: str) -> str | None:
         """The content tag of ``image`` as the workers published it (None before any did)."""
         try:
-            tag = self._redis.get(IDENTITY + image)
+            tag = self._redis.get(identity_key(image))
         except redis.RedisError as exc:
             raise BrokerError(f"cannot read the identity of {image}: {exc}") from exc
         return None if tag is None else tag.decode()
@@ -132,7 +102,7 @@ class ArtifactStore:
     def publish_identity(self, image: str, tag: str) -> None:
         """Let producers compute program keys (see :meth:`compiled`)."""
         try:
-            self._redis.set(IDENTITY + image, tag)
+            self._redis.set(identity_key(image), tag)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot publish the identity of {image}: {exc}") from exc
 
@@ -147,10 +117,10 @@ class ArtifactStore:
         mapping.update({f"file:{f.name}": pack(f.data) for f in stored.files})
         try:
             with self._redis.pipeline() as pipe:
-                pipe.hset(PREFIX + key, mapping=mapping)
-                pipe.expire(PREFIX + key, self._ttl)
+                pipe.hset(artifact_key(key), mapping=mapping)
+                pipe.expire(artifact_key(key), self._ttl)
                 pipe.execute()
-            evicted = self._used(PREFIX + key, sum(len(v) for v in mapping.values()))
+            evicted = self._used(artifact_key(key), sum(len(v) for v in mapping.values()))
         except redis.RedisError as exc:
             raise BrokerError(f"cannot store compiled program {key[:12]}: {exc}") from exc
         if evicted:
@@ -159,11 +129,10 @@ class ArtifactStore:
 
     def _used(self, entry: str, size: int) -> int:
         """Mark an entry used now (and renew it); returns how many others were evicted."""
-        if self._keep is None:
-            self._keep = self._redis.register_script(KEEP)
-        evicted = self._keep(
-            keys=[entry, LRU, SIZES, TOTAL],
-            args=[size, int(time.time() * 1e6), self._ttl, self._budget],
+        evicted = ARTIFACT_KEEP(
+            self._redis,
+            [entry, ARTIFACTS_LRU, ARTIFACTS_SIZE, ARTIFACTS_BYTES],
+            [size, int(time.time() * 1e6), self._ttl, self._budget],
         )
         return int(evicted)
 
@@ -172,9 +141,9 @@ class ArtifactStore:
         output, marked cached), renewed for the tests about to run; else None. Lets a
         producer skip the compile task (one task and one hop less per submission)."""
         try:
-            raw = self._redis.hget(PREFIX + key, "outcome")
+            raw = self._redis.hget(artifact_key(key), "outcome")
             if raw is not None:
-                self._used(PREFIX + key, 0)
+                self._used(artifact_key(key), 0)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot look up compiled programs: {exc}") from exc
         if raw is None:

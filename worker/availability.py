@@ -26,17 +26,12 @@ from dataclasses import dataclass
 import redis
 
 from worker.errors import BrokerError
+from worker.keyspace import languages_key
 
-KEY = "runner:languages:"  # + queue: worker node -> {"at": unix ms, "languages": {name: why}}
 ANNOUNCE_EVERY_S = 15
 FRESH_S = 60  # four announcements missed: the worker is gone
 FORGET_S = 3_600  # an announcement this old is removed by the next worker that announces
 READ_EVERY_S = 2.0  # a producer reads the announcements at most this often
-
-
-def key(queue: str) -> str:
-    """The hash where the workers of ``queue`` announce their languages."""
-    return KEY + queue
 
 
 def announce(client: redis.Redis, queue: str, node: str, languages: Mapping[str, str]) -> None:
@@ -45,15 +40,15 @@ def announce(client: redis.Redis, queue: str, node: str, languages: Mapping[str,
     now = int(time.time() * 1000)
     body = json.dumps({"at": now, "languages": dict(languages)})
     try:
-        said = client.hgetall(key(queue))
+        said = client.hgetall(languages_key(queue))
         old = [name for name, raw in said.items() if _stamp(raw) < now - FORGET_S * 1000]
         with client.pipeline() as pipe:
-            pipe.hset(key(queue), node, body)
+            pipe.hset(languages_key(queue), node, body)
             if old:
-                pipe.hdel(key(queue), *old)
+                pipe.hdel(languages_key(queue), *old)
             # the hash outlives its last worker by as long as an announcement is remembered:
             # no key of the fleet is kept for good
-            pipe.expire(key(queue), FORGET_S)
+            pipe.expire(languages_key(queue), FORGET_S)
             pipe.execute()
     except redis.RedisError as exc:
         raise BrokerError(f"cannot announce the languages of {node}: {exc}") from exc
@@ -62,7 +57,7 @@ def announce(client: redis.Redis, queue: str, node: str, languages: Mapping[str,
 def withdraw(client: redis.Redis, queue: str, node: str) -> None:
     """``node`` stops: its languages no longer count."""
     try:
-        client.hdel(key(queue), node)
+        client.hdel(languages_key(queue), node)
     except redis.RedisError as exc:
         raise BrokerError(f"cannot withdraw the languages of {node}: {exc}") from exc
 
@@ -78,7 +73,7 @@ class Announced:
 def fresh(client: redis.Redis, queue: str) -> list[Announced]:
     """The announcements of ``queue``'s workers in the last :data:`FRESH_S`, by node name."""
     try:
-        raw = client.hgetall(key(queue))
+        raw = client.hgetall(languages_key(queue))
     except redis.RedisError as exc:
         raise BrokerError(f"cannot read which languages the fleet runs: {exc}") from exc
     return fresh_of(raw)

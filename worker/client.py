@@ -43,9 +43,10 @@ from worker.contract import (
 )
 from worker.errors import BrokerError, NotSent, SubmissionRejected
 from worker.intake import Intake
+from worker.keyspace import run_key
 from worker.languages import LANGUAGES
 from worker.settings import Settings
-from worker.workflow import PROBLEM_TASK, SUBMIT_TASK, run_key
+from worker.workflow import PROBLEM_TASK, SUBMIT_TASK
 
 
 class Handle:

@@ -31,6 +31,7 @@ from worker.availability import Availability
 from worker.contract import Judging, ProgramSpec, Submission
 from worker.contract.fields import quoted
 from worker.errors import NotSent, RunnerError, SubmissionRejected
+from worker.keyspace import run_key
 from worker.languages import LANGUAGES
 from worker.messages import CompileOutcome, JudgingMsg, RunMeta, StoredProgram
 from worker.outages import redis_client as redis_client  # where `runner status` finds it
@@ -39,7 +40,7 @@ from worker.programs import key_of
 from worker.settings import Settings
 from worker.storage import DataStore, program_files, stored_program, test_specs
 from worker.verdicts import LANGUAGE_UNAVAILABLE
-from worker.workflow import canvas, judging_of, meta_of, run_key
+from worker.workflow import canvas, judging_of, meta_of
 
 log = structlog.get_logger()
 OWED_RETRY_S = 1.0

@@ -23,10 +23,9 @@ import redis
 
 from worker.contract import Judging, ProgramSpec
 from worker.errors import BrokerError
+from worker.keyspace import problem_key
 from worker.messages import DataRef, ProblemRecord, StoredProgram
 from worker.storage import DataStore
-
-PROBLEM = "runner:problem:"
 
 
 def problem_id(judging: Judging) -> str:
@@ -79,7 +78,7 @@ class ProblemStore:
         self._data.put_many(packed, kept_until=until)
         self._data.keep(refs_of(record), until)  # what was stored before, kept as long
         try:
-            self._redis.set(PROBLEM + pid, record.model_dump_json(), ex=self.ttl_s)
+            self._redis.set(problem_key(pid), record.model_dump_json(), ex=self.ttl_s)
         except redis.RedisError as exc:
             raise BrokerError(f"cannot store problem {pid}: {exc}") from exc
 
@@ -88,8 +87,8 @@ class ProblemStore:
         is none (never registered, or expired)."""
         try:
             with self._redis.pipeline(transaction=False) as pipe:
-                pipe.get(PROBLEM + pid)
-                pipe.ttl(PROBLEM + pid)
+                pipe.get(problem_key(pid))
+                pipe.ttl(problem_key(pid))
                 raw, left = pipe.execute()
         except redis.RedisError as exc:
             raise BrokerError(f"cannot read problem {pid}: {exc}") from exc
@@ -100,7 +99,7 @@ class ProblemStore:
             until = int(time.time()) + self.ttl_s
             self._data.keep(refs_of(record), until)
             try:
-                self._redis.expire(PROBLEM + pid, self.ttl_s)
+                self._redis.expire(problem_key(pid), self.ttl_s)
             except redis.RedisError as exc:
                 raise BrokerError(f"cannot renew problem {pid}: {exc}") from exc
         return record

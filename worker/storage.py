@@ -35,42 +35,11 @@ import redis
 
 from worker.contract import ProgramSpec, TestCase
 from worker.errors import BrokerError
+from worker.keyspace import DATA, DATA_HOLD, DATA_LET_GO, HOLDS, KEPT, data_key, run_key
 from worker.messages import Blob, DataRef, StoredProgram, TestSpec
 
-DATA = "runner:data:"
-HOLDS = "runner:holds"  # test data digest -> runs in flight that use it
-KEPT = "runner:kept"  # data digest -> until when a registered problem keeps it
 LEVEL = 1  # fast: 8 MB in about 40 ms; text test data still shrinks 3-10x
 LINGER_S = 60  # how long data no run in flight uses stays (a repeat finds it in place)
-
-# KEYS[1]: HOLDS, KEYS[2]: the run's set of digests. ARGV: TTL, then the digests. A digest the
-# run holds already is not counted again (a call tried again once Redis is back).
-HOLD = """
-for i = 2, #ARGV do
-    if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
-        redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
-    end
-end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-return 1
-"""
-
-# KEYS[1]: HOLDS, KEYS[2]: the run's set, KEYS[3]: KEPT. ARGV: the linger, now. Data no other
-# run holds, and no problem keeps, expires soon.
-LET_GO = """
-for _, ref in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-    if redis.call('HINCRBY', KEYS[1], ref, -1) <= 0 then
-        redis.call('HDEL', KEYS[1], ref)
-        local kept = redis.call('ZSCORE', KEYS[3], ref)
-        if not kept or tonumber(kept) <= tonumber(ARGV[2]) then
-            redis.call('EXPIRE', 'runner:data:' .. ref, ARGV[1])
-        end
-    end
-end
-redis.call('DEL', KEYS[2])
-return 1
-"""
 
 
 def pack(data: bytes) -> bytes:
@@ -139,14 +108,15 @@ class DataStore:
         if not refs:
             return
         try:
-            self._redis.eval(HOLD, 2, HOLDS, _held_by(run), self._ttl, *refs)
+            DATA_HOLD(self._redis, [HOLDS, run_key(run, "data")], [self._ttl, *refs])
         except redis.RedisError as exc:
             raise BrokerError(f"cannot record test data of run {run}: {exc}") from exc
 
     def let_go(self, run: str) -> None:
         """The run is over: data no other run in flight holds expires in :data:`LINGER_S`."""
         try:
-            self._redis.eval(LET_GO, 3, HOLDS, _held_by(run), KEPT, LINGER_S, int(time.time()))
+            keys = [HOLDS, run_key(run, "data"), KEPT]
+            DATA_LET_GO(self._redis, keys, [LINGER_S, int(time.time()), DATA])
         except redis.RedisError as exc:
             raise BrokerError(f"cannot let go of run {run}'s test data: {exc}") from exc
 
@@ -160,11 +130,11 @@ class DataStore:
             with self._redis.pipeline(transaction=False) as pipe:
                 for ref, body in packed.items():
                     if kept_until is None:
-                        pipe.set(DATA + ref, body, nx=True, ex=self._ttl)
-                        pipe.expire(DATA + ref, self._ttl, gt=True)
+                        pipe.set(data_key(ref), body, nx=True, ex=self._ttl)
+                        pipe.expire(data_key(ref), self._ttl, gt=True)
                     else:
-                        pipe.set(DATA + ref, body, nx=True, exat=kept_until)
-                        pipe.expireat(DATA + ref, kept_until, gt=True)
+                        pipe.set(data_key(ref), body, nx=True, exat=kept_until)
+                        pipe.expireat(data_key(ref), kept_until, gt=True)
                         pipe.zadd(KEPT, {ref: kept_until}, gt=True)
                 if kept_until is not None:
                     pipe.zremrangebyscore(KEPT, "-inf", int(time.time()))
@@ -181,7 +151,7 @@ class DataStore:
         try:
             with self._redis.pipeline(transaction=False) as pipe:
                 for ref in refs:
-                    pipe.expireat(DATA + ref, until, gt=True)
+                    pipe.expireat(data_key(ref), until, gt=True)
                 pipe.zadd(KEPT, dict.fromkeys(refs, until), gt=True)
                 pipe.expireat(KEPT, until, nx=True)
                 pipe.expireat(KEPT, until, gt=True)
@@ -194,7 +164,7 @@ class DataStore:
         if cached is not None:
             return cached
         try:
-            body = self._redis.get(DATA + ref)
+            body = self._redis.get(data_key(ref))
         except redis.RedisError as exc:
             raise BrokerError(f"cannot read test data {ref[:12]}: {exc}") from exc
         if body is None:
@@ -202,10 +172,6 @@ class DataStore:
         data = unpack(body)
         self._cache.put(ref, data)
         return data
-
-
-def _held_by(run: str) -> str:
-    return f"runner:run:{run}:data"
 
 
 def outline(data: bytes | None, inline_bytes: int, packed: dict[str, bytes]) -> Blob:

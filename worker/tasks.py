@@ -38,6 +38,7 @@ from worker.contract import (
 from worker.contract.wire import ErrorInfo, ProblemResult
 from worker.errors import BrokerError, NotSent, RunnerError, SubmissionRejected
 from worker.intake import files_of, remember_compile
+from worker.keyspace import RUN_LOWER_HINTS, run_key
 from worker.languages import LANGUAGES
 from worker.messages import (
     BuiltinChecker,
@@ -60,25 +61,9 @@ from worker.workflow import (
     PROBLEM_TASK,
     SUBMIT_TASK,
     TEST_TASK,
-    run_key,
 )
 
 log = structlog.get_logger()
-
-# A hash of hints for the tests still to run (the join decides on its own): "*" the lowest
-# failing test (stop_on_first_failure), a group's name the lowest test that ended its chances,
-# "~" + a group's name that it will not get all its points (its dependents need not run),
-# "cancelled" when the submitter cancelled the submission (no test not yet started runs).
-LOWER = """
-for i = 1, #ARGV - 1, 2 do
-    local current = redis.call('HGET', KEYS[1], ARGV[i])
-    if not current or tonumber(ARGV[i + 1]) < tonumber(current) then
-        redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-    end
-end
-redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
-return 1
-"""
 
 
 def _one_argument(task: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -345,7 +330,11 @@ def _hint(rt: runtime.Runtime, meta: RunMeta, index: int, result: TestResult) ->
         if fails(result, group.policy):
             fields += [group.name, index]
     if fields:
-        rt.redis.eval(LOWER, 1, run_key(meta.run, "failed"), *fields, rt.settings.result_expires_s)
+        # the lowest index per field wins: "*" the lowest failing test (stop_on_first_failure),
+        # a group's name the lowest test that ended its chances, "~" + a group's name that it
+        # will not get all its points (its dependents need not run)
+        hints = [*fields, rt.settings.result_expires_s]
+        RUN_LOWER_HINTS(rt.redis, [run_key(meta.run, "failed")], hints)
 
 
 def _judge_test(

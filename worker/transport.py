@@ -42,8 +42,8 @@ again (:data:`OUTAGE_GRACE_S`).
 
 **Fair between tenants.** A message that names its tenant waits in that tenant's list, with a
 doorbell in the queue's own list for consumers to wait on, and a claim takes the message of the
-tenant running the fewest (:mod:`worker.fairqueue`, whose scripts the claim, publish, ack and
-purge here run).
+tenant running the fewest (:mod:`worker.fairqueue`; the claim, publish, ack and purge here run
+its scripts, which :mod:`worker.keyspace` holds with every key named here).
 
 **One client per channel.** kombu builds a new redis-py client, with its table of some 200
 response callbacks, for every publish, ack, event and claim (``conn_or_acquire``); that was a
@@ -81,28 +81,31 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
-from worker.fairqueue import (
-    CLAIM,
+from worker.fairqueue import tenant_of_headers
+from worker.keyspace import (
+    CONSUMERS,
     DOORBELL,
-    PUBLISH,
-    PURGE,
-    RELEASE,
-    SLOTS_KEY,
-    UNPARK,
+    FAIR_CLAIM,
+    FAIR_PUBLISH,
+    FAIR_PURGE,
+    FAIR_RELEASE,
+    FAIR_UNPARK,
+    INFLIGHT,
+    SLEEP,
+    SLOTS,
+    claimed_tenant_key,
     fair_key,
+    heartbeat_key,
+    inflight_list,
+    owner_key,
     tenant_list,
-    tenant_of_headers,
 )
 from worker.outages import DEFAULT_WINDOW_S, WINDOW_OPTION, Outage, redis_retryable, ride_out
 
 log = structlog.get_logger()
 
-# A key nobody writes to: a BLPOP on it is a pure sleep, which Redis serves even when full.
-SLEEP_KEY = "_runner.transport.sleep"
 CONSUMER_OPTION = "runner_consumer"  # transport option: this process's consumer id
 SHARE_OPTION = "runner_share_pct"  # transport option: RUNNER_TENANT_MAX_SHARE_PCT
-CONSUMERS_KEY = "_runner.consumers"  # every consumer id that has beaten and not been reaped
-INFLIGHT = "inflight"  # hand-off list of consumer C for list L: L + sep + INFLIGHT + sep + C
 HEARTBEAT_TTL_S = 30
 HEARTBEAT_EVERY_S = 5
 OUTAGE_GRACE_S = 3 * HEARTBEAT_EVERY_S  # after a failed sweep: no reclaiming for this long
@@ -137,26 +140,21 @@ def internals_mismatch() -> list[str]:
     return messages
 
 
-def heartbeat_key(consumer: str) -> str:
-    return f"_runner.consumer.{consumer}"
-
-
 class QoS(kombu_redis.QoS):
     @property
     def owner_key(self) -> str:
-        return f"{self.unacked_key}_owner"
+        return owner_key(self.unacked_key)
 
     @property
     def tenant_key(self) -> str:
-        return f"{self.unacked_key}_tenant"
+        return claimed_tenant_key(self.unacked_key)
 
     def _remove_from_indices(self, delivery_tag: Any, pipe: Any = None) -> Any:
         # acked, rejected or restored: the message has no owner any more, and its tenant runs
         # one test fewer (same round trip)
         pipe = super()._remove_from_indices(delivery_tag, pipe).hdel(self.owner_key, delivery_tag)
-        self.channel.script(RELEASE)(
-            keys=[self.tenant_key], args=[delivery_tag, time(), self.channel.sep], client=pipe
-        )
+        args = [delivery_tag, time(), self.channel.sep]
+        FAIR_RELEASE(self.channel.client, [self.tenant_key], args, pipe=pipe)
         return pipe
 
     def ack(self, delivery_tag: Any) -> None:
@@ -194,7 +192,6 @@ class Channel(kombu_redis.Channel):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._no_ack_queues: set[str] = set()
-        self._scripts: dict[str, Any] = {}
         self._sync_client: Any = None
         super().__init__(*args, **kwargs)
         options = self.connection.client.transport_options
@@ -203,24 +200,16 @@ class Channel(kombu_redis.Channel):
         window = float(options.get(WINDOW_OPTION) or DEFAULT_WINDOW_S)
         self.outage = Outage("Redis", "redis", window, redis="broker")
 
-    def script(self, source: str) -> Any:
-        """One of :mod:`worker.fairqueue`'s scripts, registered once per channel (redis-py
-        sends its digest, and loads it again into a Redis that forgot it)."""
-        script = self._scripts.get(source)
-        if script is None:
-            script = self._scripts[source] = self.client.register_script(source)
-        return script
-
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
         tenant = tenant_of_headers(message.get("headers"))
         if tenant is None or kwargs.get("_publish_batch") is not None or self.global_keyprefix:
             super()._put(queue, message, **kwargs)  # in line, first in first out
             return
         with self.conn_or_acquire() as client:
-            self.script(PUBLISH)(
-                keys=[tenant_list(queue, self.sep, tenant), queue],
-                args=[dumps(message), tenant, self.sep, DOORBELL, time(), queue],
-                client=client,
+            FAIR_PUBLISH(
+                client,
+                [tenant_list(queue, self.sep, tenant), queue],
+                [dumps(message), tenant, self.sep, DOORBELL, time(), queue],
             )
 
     def _size(self, queue: str) -> int:
@@ -233,11 +222,11 @@ class Channel(kombu_redis.Channel):
     def _purge(self, queue: str) -> int:
         with self.conn_or_acquire() as client:
             lists = [self._q_for_pri(queue, pri) for pri in self.priority_steps]
-            purged = self.script(PURGE)(keys=lists, args=[DOORBELL, queue, self.sep], client=client)
+            purged = FAIR_PURGE(client, lists, [DOORBELL, queue, self.sep])
         return int(purged)
 
     def _inflight_key(self, source: str) -> str:
-        return f"{source}{self.sep}{INFLIGHT}{self.sep}{self._consumer_id}"
+        return inflight_list(source, self.sep, self._consumer_id)
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
@@ -272,7 +261,7 @@ class Channel(kombu_redis.Channel):
         target = self._inflight_key(keys[0]) if self._consumer_id else keys[0]
         side = "LEFT" if self._consumer_id else "RIGHT"
         if self._wait_refused:
-            command = ["BLPOP", SLEEP_KEY, timeout]
+            command = ["BLPOP", SLEEP, timeout]
         elif self._busy:
             command = ["LMOVE", keys[0], target, "RIGHT", side]
         else:
@@ -301,15 +290,17 @@ class Channel(kombu_redis.Channel):
                     raise Empty()
                 lists = [inflight, *keys] if inflight else keys
                 queues = [key.rsplit(self.sep, 1)[0] for key in keys]  # q, q␆␖3, ... -> q
-                claimed = self.script(CLAIM)(
-                    keys=[
+                claimed = FAIR_CLAIM(
+                    client,
+                    [
                         *lists,
                         self.unacked_key,
                         self.unacked_index_key,
                         self.qos.owner_key,
                         self.qos.tenant_key,
+                        SLOTS,
                     ],
-                    args=[
+                    [
                         repr(time()),
                         self._consumer_id,
                         self.sep,
@@ -318,7 +309,6 @@ class Channel(kombu_redis.Channel):
                         *([queues[0]] if inflight else []),
                         *queues,
                     ],
-                    client=client,
                 )
             self._busy = bool(claimed)
             if not claimed:
@@ -412,8 +402,8 @@ class Reclaimer:
             client = channel._create_client()
             with client.pipeline(transaction=False) as pipe:
                 pipe.set(heartbeat_key(self.consumer), str(self.slots), ex=HEARTBEAT_TTL_S)
-                pipe.sadd(CONSUMERS_KEY, self.consumer)
-                pipe.smembers(CONSUMERS_KEY)
+                pipe.sadd(CONSUMERS, self.consumer)
+                pipe.smembers(CONSUMERS)
                 pipe.hgetall(channel.qos.owner_key)
                 _, _, members, owned = pipe.execute()
             owners = {bytes_to_str(tag): bytes_to_str(owner) for tag, owner in owned.items()}
@@ -424,15 +414,13 @@ class Reclaimer:
             if not reclaiming:
                 dead = set()
             slots = sum(int(beat) for beat in beats if beat is not None and beat.isdigit())
-            client.set(SLOTS_KEY, slots, ex=HEARTBEAT_TTL_S)
+            client.set(SLOTS, slots, ex=HEARTBEAT_TTL_S)
             for queue in self.queues:
-                channel.script(UNPARK)(
-                    keys=[fair_key(queue, channel.sep, "parked"), queue], client=client
-                )
+                FAIR_UNPARK(client, [fair_key(queue, channel.sep, "parked"), queue], [])
             given = 0
             for consumer in sorted(dead & known):
                 given += self._return_handoffs(client, channel.sep, consumer)
-                client.srem(CONSUMERS_KEY, consumer)
+                client.srem(CONSUMERS, consumer)
             tags = [tag for tag, owner in owners.items() if owner in dead]
             for tag in tags:
                 channel.qos.restore_by_tag(tag, client, leftmost=True)

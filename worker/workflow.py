@@ -46,10 +46,6 @@ TEST_TASK = "runner.test"
 JOIN_TASK = "runner.join"
 
 
-def run_key(run: str, what: str) -> str:
-    return f"runner:run:{run}:{what}"
-
-
 def judging_of(
     judging: Judging,
     checker: StoredProgram | None = None,

@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from worker.fairqueue import fair_key
+from worker.keyspace import fair_key
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 # The oldest Kubernetes release the manifests promise to work on (hostPath type Socket,

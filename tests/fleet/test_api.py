@@ -21,10 +21,10 @@ from standardwebhooks import Webhook
 
 from tests.fleet.api import Api, api_server, make_key
 from tests.fleet.conftest import RUNNER, flush
-from worker.admission import TOTAL as ADMITTED
 from worker.client import Client
 from worker.contract import parse_submission, rejected
 from worker.errors import SubmissionRejected
+from worker.keyspace import ADMITTED_TESTS as ADMITTED
 from worker.languages import LANGUAGES
 from worker.settings import Settings
 

@@ -18,9 +18,9 @@ import redis
 from tests.fleet.api import Api, api_server
 from tests.fleet.conftest import RUNNER
 from tests.fleet.test_reliability import OwnRedis
-from worker.admission import RUNS, TENANT
-from worker.admission import TOTAL as ADMITTED
-from worker.api.records import inflight_key
+from worker.keyspace import ADMITTED as RUNS
+from worker.keyspace import ADMITTED_TESTS as ADMITTED
+from worker.keyspace import TENANT, inflight_key
 
 pytestmark = [pytest.mark.redis]
 

@@ -17,8 +17,9 @@ import redis
 
 from tests.conftest import TEST_ENV
 from tests.fleet.conftest import RUNNER, Worker
-from worker.artifacts import PREFIX, TOTAL
 from worker.client import Client
+from worker.keyspace import ARTIFACT as PREFIX
+from worker.keyspace import ARTIFACTS_BYTES as TOTAL
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]

@@ -24,7 +24,9 @@ from tests.fleet.test_transport import (
     reclaimer,
     run_until_killed,
 )
-from worker.fairqueue import SLOTS_KEY, TENANT_HEADER, fair_key, tenant_list
+from worker.fairqueue import TENANT_HEADER
+from worker.keyspace import SLOTS as SLOTS_KEY
+from worker.keyspace import fair_key, tenant_list
 
 pytestmark = [pytest.mark.redis]
 SEP = "\x06\x16"

@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from tests.conftest import TEST_ENV
-from worker.admission import TOTAL
 from worker.client import Client
+from worker.keyspace import ADMITTED_TESTS as TOTAL
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 

@@ -16,9 +16,9 @@ import redis
 from tests.conftest import TEST_ENV
 from tests.fleet.conftest import RUNNER
 from tests.sandbox.test_verdicts import BROKEN, HOG, SPIN, UNCAUGHT
-from worker import availability
 from worker.client import Client
 from worker.images.catalog import image_ref
+from worker.keyspace import languages_key
 from worker.languages import LANGUAGES
 from worker.settings import Settings
 
@@ -69,7 +69,7 @@ def test_a_language_whose_self_test_fails_is_refused_and_the_others_judged(
     # a producer that knew nothing (no announcement: one that lapsed, a fleet starting) sends
     # it; the worker's compile step refuses it, as it would never judge it
     backend = redis.Redis.from_url(TEST_ENV["RUNNER_RESULT_BACKEND"])
-    backend.hdel(availability.key(TEST_ENV["RUNNER_QUEUE"]), worker.name)
+    backend.hdel(languages_key(TEST_ENV["RUNNER_QUEUE"]), worker.name)
     late = Client().submit(JS).result(timeout=60)
     assert late.verdict == "RJ" and late.error and late.error.code == "language_unavailable"
     assert f"(worker {worker.name})" in late.error.message

@@ -29,11 +29,12 @@ from redis.retry import Retry
 
 from tests.conftest import TEST_ENV, free_port
 from tests.fleet.conftest import Worker
-from worker.api.records import RESULT_KEY, stored_result
+from worker.api.records import stored_result
 from worker.client import Client
 from worker.contract import SubmissionResult, Verdict
+from worker.keyspace import RESULT as RESULT_KEY
+from worker.keyspace import run_key
 from worker.sandbox.reaper import owned_containers, remove_container
-from worker.workflow import run_key
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 

@@ -22,6 +22,7 @@ from kombu import Connection, Consumer, Producer, Queue
 from kombu.transport import redis as kombu_redis
 from structlog.testing import capture_logs
 
+import worker.keyspace
 import worker.transport
 from tests.conftest import TEST_ENV, free_port
 from tests.fleet.conftest import flush
@@ -308,7 +309,7 @@ def test_a_dead_consumers_message_is_given_back_without_waiting_for_the_timeout(
         assert reclaimer("survivor").sweep() == 1
     assert [e["consumers"] for e in logs if e["event"] == "broker.reclaimed"] == [["doomed"]]
     assert (broker.llen(queue), broker.hlen("unacked"), broker.hlen("unacked_owner")) == (1, 0, 0)
-    assert broker.ttl(worker.transport.heartbeat_key("survivor")) > 0
+    assert broker.ttl(worker.keyspace.heartbeat_key("survivor")) > 0
     with Connection(URL) as conn:
         (message,) = drain(conn, [Queue(queue)], 1)
     assert message.payload == {"n": 1}
@@ -343,10 +344,10 @@ def test_a_consumer_killed_between_its_wait_and_its_claim_gives_the_message_back
     (handoff,) = broker.scan_iter("*inflight*")
     assert (broker.llen(queue), broker.llen(handoff), broker.hlen("unacked")) == (0, 1, 0)
     assert reclaimer("survivor").sweep() == 0  # "doomed" still has a heartbeat: not yet
-    broker.delete(worker.transport.heartbeat_key("doomed"))  # as if 30 s had passed
+    broker.delete(worker.keyspace.heartbeat_key("doomed"))  # as if 30 s had passed
     assert reclaimer("survivor").sweep() == 1
     assert (broker.llen(queue), broker.exists(handoff)) == (1, 0)
-    assert broker.smembers(worker.transport.CONSUMERS_KEY) == {b"survivor"}
+    assert broker.smembers(worker.keyspace.CONSUMERS) == {b"survivor"}
     with Connection(URL) as conn:
         (message,) = drain(conn, [Queue(queue)], 1)
     assert message.payload == {"n": 1}

@@ -17,16 +17,21 @@ import worker.intake
 import worker.storage
 from tests.unit.fleet import open_intake, parsed, run_all, start_runtime, sub
 from worker import runtime
-from worker.admission import DEADLINES, RUNS, TENANT, Ticket
-from worker.admission import TOTAL as ADMITTED_TESTS
-from worker.artifacts import LRU, PREFIX, TOTAL, Stored
+from worker.admission import Ticket
+from worker.artifacts import Stored
 from worker.client import Client
 from worker.errors import BrokerError, RedisUnavailable, SubmissionRejected
 from worker.fairqueue import TENANT_HEADER
 from worker.intake import Intake, Owed
+from worker.keyspace import ADMITTED as RUNS
+from worker.keyspace import ADMITTED_DEADLINE as DEADLINES
+from worker.keyspace import ADMITTED_TESTS, DATA, TENANT
+from worker.keyspace import ARTIFACT as PREFIX
+from worker.keyspace import ARTIFACTS_BYTES as TOTAL
+from worker.keyspace import ARTIFACTS_LRU as LRU
 from worker.programs import File
 from worker.settings import Settings
-from worker.storage import DATA, LINGER_S, digest
+from worker.storage import LINGER_S, digest
 from worker.tasks import run_test, submit
 
 

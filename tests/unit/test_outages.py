@@ -17,13 +17,13 @@ from structlog.testing import capture_logs
 
 from tests.unit.fleet import parsed, sub
 from worker import runtime
-from worker.admission import TENANT, Admission, Ticket, release
-from worker.admission import TOTAL as ADMITTED_TESTS
+from worker.admission import Admission, Ticket, release
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.errors import EngineUnavailable, RedisUnavailable, SandboxError, SandboxLost
 from worker.intake import Intake
 from worker.judge import LOST_RETRIES, Judge
+from worker.keyspace import ADMITTED_TESTS, HOLDS, TENANT
 from worker.languages import LANGUAGES
 from worker.outages import Outage, RideOut, redis_retryable, riding
 from worker.programs import File, Program
@@ -33,7 +33,7 @@ from worker.sandbox.fake import FakePool, report
 from worker.sandbox.pool import ImagePool, UidSource
 from worker.sandbox.protocol import Job, RunReport
 from worker.settings import Settings
-from worker.storage import HOLDS, DataStore
+from worker.storage import DataStore
 from worker.tasks import join_results, run_test
 from worker.workflow import TEST_TASK
 

@@ -11,8 +11,8 @@ import pytest
 
 from tests.unit.fleet import judged, start_runtime
 from worker import runtime
-from worker.problems import PROBLEM
-from worker.storage import DATA, KEPT, digest
+from worker.keyspace import DATA, KEPT, PROBLEM
+from worker.storage import digest
 from worker.tasks import register_problem, submit
 
 CHECKER = """

@@ -19,6 +19,7 @@ from worker.cli.operating import languages_lines
 from worker.contract import Limits, TestCase
 from worker.errors import SandboxError, SubmissionRejected
 from worker.judge import Judge
+from worker.keyspace import languages_key
 from worker.languages import LANGUAGES
 from worker.programs import File
 from worker.sandbox.fake import FakePool, report
@@ -175,8 +176,8 @@ def test_stale_and_withdrawn_announcements_count_for_nothing(
 ) -> None:
     redis = client(server)
     stale = int(time.time() * 1000) - (availability.FRESH_S + 1) * 1000
-    redis.hset(availability.key("q"), "gone@x", json.dumps({"at": stale, "languages": {"c": "RE"}}))
-    redis.hset(availability.key("q"), "odd@x", b"not json")
+    redis.hset(languages_key("q"), "gone@x", json.dumps({"at": stale, "languages": {"c": "RE"}}))
+    redis.hset(languages_key("q"), "odd@x", b"not json")
     assert availability.fresh(redis, "q") == []
     availability.announce(redis, "q", "a@x", {"c": "RE"})
     assert [a.node for a in availability.fresh(redis, "q")] == ["a@x"]
@@ -187,9 +188,9 @@ def test_stale_and_withdrawn_announcements_count_for_nothing(
 def test_announcing_forgets_workers_long_gone(server: fakeredis.FakeServer) -> None:
     redis = client(server)
     old = int(time.time() * 1000) - (availability.FORGET_S + 1) * 1000
-    redis.hset(availability.key("q"), "old@x", json.dumps({"at": old, "languages": {}}))
+    redis.hset(languages_key("q"), "old@x", json.dumps({"at": old, "languages": {}}))
     availability.announce(redis, "q", "a@x", {"c": ""})
-    assert sorted(redis.hkeys(availability.key("q"))) == [b"a@x"]
+    assert sorted(redis.hkeys(languages_key("q"))) == [b"a@x"]
 
 
 # -- producers refuse, workers refuse ----------------------------------------------------------

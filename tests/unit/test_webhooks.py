@@ -16,10 +16,11 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from structlog.testing import capture_logs
 
 from worker.api.keys import ApiKey
-from worker.api.records import DUE_KEY, event_id
+from worker.api.records import event_id
 from worker.api.signing import new_secret, signature
 from worker.api.webhooks import Deliverer, Policy, event_body
 from worker.errors import SettingsError
+from worker.keyspace import HOOKS_DUE as DUE_KEY
 from worker.settings import Settings
 from worker.webhook_secrets import secret_problem
 
@@ -110,11 +111,11 @@ class Outage(fakeredis.FakeAsyncRedis):
 
     claims = 0
 
-    async def eval(self, *args: Any) -> Any:
+    async def evalsha(self, *args: Any) -> Any:
         type(self).claims += 1
         if type(self).claims == 1:
             raise aioredis.ConnectionError("Redis is loading")
-        return await super().eval(*args)
+        return await super().evalsha(*args)
 
 
 class Scripted(Deliverer):

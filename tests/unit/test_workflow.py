@@ -16,6 +16,7 @@ from tests.unit.fleet import parsed, run_all, start_runtime, sub
 from worker import runtime
 from worker.contract import CompileResult, TestResult, Verdict
 from worker.errors import SandboxError
+from worker.keyspace import run_key
 from worker.messages import CompileOutcome, RunMeta, TestOutcome, TestSpec
 from worker.sandbox.fake import report
 from worker.sandbox.protocol import Job, RunReport
@@ -29,7 +30,6 @@ from worker.workflow import (
     canvas,
     judging_of,
     meta_of,
-    run_key,
 )
 
 IDS = ["t0", "t1", "t2"]

@@ -22,9 +22,8 @@ import redis.asyncio as aioredis
 
 from worker.api.signing import new_secret
 from worker.errors import ApiKeyError, BrokerError
+from worker.keyspace import API_KEYS, api_key_key
 
-_KEY = "runner:api:key:"
-_ALL = "runner:api:keys"
 TOKEN = re.compile(r"rk_([0-9a-f]{12})_[A-Za-z0-9_-]{20,64}")
 NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -88,8 +87,8 @@ class KeyStore:
         fields_ = {k: str(v) for k, v in asdict(key).items()} | {"hash": _digest(token)}
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.hset(_KEY + key.id, mapping=fields_)
-                pipe.sadd(_ALL, key.id)
+                pipe.hset(api_key_key(key.id), mapping=fields_)
+                pipe.sadd(API_KEYS, key.id)
                 await pipe.execute()
         except aioredis.RedisError as exc:
             raise BrokerError(f"cannot store the key: {exc}") from exc
@@ -100,7 +99,7 @@ class KeyStore:
         match = TOKEN.fullmatch(token)
         if match is None:
             return "not an API key (rk_...)"
-        stored = await self._redis.hgetall(_KEY + match.group(1))
+        stored = await self._redis.hgetall(api_key_key(match.group(1)))
         if not stored or not hmac.compare_digest(stored.get(b"hash", b"").decode(), _digest(token)):
             return "unknown API key"
         key = _decoded(stored)
@@ -109,11 +108,11 @@ class KeyStore:
         return key
 
     async def get(self, key_id: str) -> ApiKey | None:
-        stored = await self._redis.hgetall(_KEY + key_id)
+        stored = await self._redis.hgetall(api_key_key(key_id))
         return _decoded(stored) if stored else None
 
     async def all(self) -> list[ApiKey]:
-        ids = sorted(i.decode() for i in await self._redis.smembers(_ALL))
+        ids = sorted(i.decode() for i in await self._redis.smembers(API_KEYS))
         found = [await self.get(i) for i in ids]
         return [k for k in found if k is not None]
 
@@ -131,7 +130,7 @@ class KeyStore:
             "previous_secret_until": str(int(time.time()) + overlap_s),
         }
         try:
-            await self._redis.hset(_KEY + key_id, mapping=rotated)
+            await self._redis.hset(api_key_key(key_id), mapping=rotated)
         except aioredis.RedisError as exc:
             raise BrokerError(f"cannot store the key: {exc}") from exc
         return await self.get(key_id) or key
@@ -141,7 +140,7 @@ class KeyStore:
         if key is None:
             raise ApiKeyError(f"no API key {key_id!r} (runner keys list shows them)")
         if not key.revoked:
-            await self._redis.hset(_KEY + key_id, "revoked", str(int(time.time())))
+            await self._redis.hset(api_key_key(key_id), "revoked", str(int(time.time())))
         return await self.get(key_id) or key
 
 

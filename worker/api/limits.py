@@ -15,43 +15,12 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from worker.api.records import inflight_key, now_ms
+from worker.api.records import now_ms
+from worker.keyspace import API_BUCKET, API_HOLD, inflight_key, rate_key, streams_key
 
 READS_PER_SUBMIT = 10  # a key's read rate and burst, per unit of its submission rate and burst
 MAX_STREAMS = 20  # event streams one key may hold open at once
 STREAM_LEASE_S = 30  # an open stream renews its place this often; a dead process's lapses
-
-# KEYS: the bucket. ARGV: rate per second, burst, now (ms), tokens this request costs.
-# Returns {0 when the request may go, else the milliseconds until enough tokens are back;
-# the tokens left, in thousandths}.
-BUCKET = """
-local rate, burst, now = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens, at = tonumber(state[1]) or burst, tonumber(state[2]) or now
-tokens = math.min(burst, tokens + (now - at) * rate / 1000)
-local wait = 0
-if tokens >= cost then
-    tokens = tokens - cost
-else
-    wait = math.ceil((cost - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return {wait, math.floor(tokens * 1000)}
-"""
-
-# KEYS: a sorted set of holders. ARGV: the cap, now (ms), the holder, until (ms).
-# Returns 1 when admitted (the holder counted until `until`, or until it is removed), else 0;
-# a holder admitted again keeps its place, until the new `until`.
-ADMIT = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-local held = redis.call('ZSCORE', KEYS[1], ARGV[3])
-if not held and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], ARGV[4])
-return 1
-"""
 
 
 @dataclass(frozen=True)
@@ -79,9 +48,7 @@ async def take_tokens(
     """Take ``cost`` tokens from the key's ``kind`` bucket, or say how long until it can."""
     if kind == "read":
         rate, burst = rate * READS_PER_SUBMIT, burst * READS_PER_SUBMIT
-    wait, left = await client.eval(
-        BUCKET, 1, f"runner:api:rate:{key_id}:{kind}", rate, burst, now_ms(), cost
-    )
+    wait, left = await API_BUCKET(client, [rate_key(key_id, kind)], [rate, burst, now_ms(), cost])
     return Bucket(kind, rate, burst, int(wait) / 1000, int(left) / 1000)
 
 
@@ -93,21 +60,17 @@ async def admit(
     client: aioredis.Redis, key_id: str, cap: int, submission_id: str, for_s: int
 ) -> bool:
     now = now_ms()
-    answer = await client.eval(
-        ADMIT, 1, inflight_key(key_id), cap, now, submission_id, now + for_s * 1000
+    answer = await API_HOLD(
+        client, [inflight_key(key_id)], [cap, now, submission_id, now + for_s * 1000]
     )
     return bool(answer)
-
-
-def streams_key(key_id: str) -> str:
-    return f"runner:api:streams:{key_id}"
 
 
 async def open_stream(client: aioredis.Redis, key_id: str, stream: str) -> bool:
     """Count an event stream against its key (or renew its place); False past the cap."""
     now = now_ms()
     until = now + STREAM_LEASE_S * 1000
-    answer = await client.eval(ADMIT, 1, streams_key(key_id), MAX_STREAMS, now, stream, until)
+    answer = await API_HOLD(client, [streams_key(key_id)], [MAX_STREAMS, now, stream, until])
     return bool(answer)
 
 

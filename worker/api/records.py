@@ -11,75 +11,39 @@ kept: a webhook is never dropped without a readable final state, even when it ou
 result. A submission sent any other way has no record, and the notice costs one script call
 that finds none.
 
-Every Redis key the API's submissions and webhooks use is named here. Workers import this
-module and nothing else of :mod:`worker.api` (no web stack on workers).
+Every Redis key the API's submissions and webhooks use is named in :mod:`worker.keyspace`.
+Workers import this module and nothing else of :mod:`worker.api` (no web stack on workers).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 import structlog
 
 from worker import events
 from worker.contract import SubmissionResult, internal_error
 from worker.errors import BrokerError
+from worker.keyspace import (
+    API_FINISHED,
+    API_INFLIGHT,
+    API_RESEND,
+    HOOKS_DUE,
+    HOOKS_DUE_CHANNEL,
+    body_key,
+    record_key,
+    result_key,
+)
+from worker.keyspace import stored_result as keyspace_stored_result
 
 log = structlog.get_logger()
 
-RESULT_KEY = "celery-task-meta-"  # where Celery's Redis backend keeps a task's result
-DUE_KEY = "runner:api:hooks"  # sorted set: submission id -> when its webhook is due (ms)
-DUE_CHANNEL = "runner:api:hooks:due"  # published: a webhook became due now (wakes deliverers)
-_RECORD = "runner:api:sub:"
-_INFLIGHT = "runner:api:inflight:"
-_BODY = "runner:api:hook:"  # a webhook's event as first sent, while it may be sent again
 NOT_STORED_MS = 60_000  # the join has finished, Celery stores its result within this
 
-# KEYS: the record, DUE_KEY, DUE_CHANNEL. ARGV: the submission id, now (ms), the in-flight
-# key prefix. A webhook's window starts now; its record loses its expiry until it is settled.
-FINISHED = """
-local owner = redis.call('HGET', KEYS[1], 'key')
-if not owner then return 0 end
-redis.call('HSET', KEYS[1], 'finished_ms', ARGV[2])
-if owner ~= '' then redis.call('ZREM', ARGV[3] .. owner, ARGV[1]) end
-if redis.call('HEXISTS', KEYS[1], 'callback') == 1 then
-    local window = redis.call('HGET', KEYS[1], 'hook_window_ms')
-    if window then redis.call('HSET', KEYS[1], 'hook_until_ms', ARGV[2] + window) end
-    redis.call('HSET', KEYS[1], 'hook_state', 'pending')
-    redis.call('PERSIST', KEYS[1])
-    redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-    redis.call('PUBLISH', KEYS[3], ARGV[1])
-end
-return 1
-"""
-
-# KEYS: the record, DUE_KEY, DUE_CHANNEL, the webhook's event, the result. ARGV: the
-# submission id, now (ms), the key it must belong to ('*': any), the window when the record
-# has none (ms), how long a settled state is kept (ms). A settled webhook due again, with a
-# window of its own from now; else why not.
-RESEND = """
-local r = redis.call('HMGET', KEYS[1], 'key', 'callback', 'hook_state', 'hook_window_ms')
-if not r[1] or (ARGV[3] ~= '*' and r[1] ~= ARGV[3]) then return 'not_found' end
-if not r[2] then return 'no_webhook' end
-if r[3] == 'waiting' then return 'not_final' end
-if r[3] == 'pending' then return 'pending' end
-if redis.call('EXISTS', KEYS[4]) == 0 and redis.call('EXISTS', KEYS[5]) == 0 then
-    return 'expired'
-end
-local window = r[4] or ARGV[4]
-redis.call('HSET', KEYS[1], 'hook_state', 'pending', 'hook_attempts', 0)
-redis.call('HSET', KEYS[1], 'hook_until_ms', ARGV[2] + window)
-redis.call('HDEL', KEYS[1], 'hook_done_ms')
-redis.call('PERSIST', KEYS[1])
-if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('PEXPIRE', KEYS[4], window + ARGV[5]) end
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
-redis.call('PUBLISH', KEYS[3], ARGV[1])
-return 'ok'
-"""
-# why RESEND refused -> (HTTP status, code, message)
+# why api_resend.lua refused -> (HTTP status, code, message)
 NOT_RESENT = {
     "not_found": (404, "not_found", "no submission {sid} (or its record expired)"),
     "no_webhook": (409, "no_webhook", "submission {sid} has no callback_url"),
@@ -89,31 +53,21 @@ NOT_RESENT = {
 }
 
 
-def record_key(submission_id: str) -> str:
-    return _RECORD + submission_id
-
-
-def inflight_key(key_id: str) -> str:
-    """The key's submissions not yet final (sorted set: id -> when it stops counting, ms)."""
-    return _INFLIGHT + key_id
-
-
-def body_key(submission_id: str) -> str:
-    """The webhook's event as first built (a string), kept while it may be sent again: the
-    result it carries may expire before the webhook is settled."""
-    return _BODY + submission_id
-
-
-def resend_args(submission_id: str, owner: str, window_s: int, keep_s: int) -> list[Any]:
-    """RESEND's key count, KEYS and ARGV: ``owner`` the API key it must be of (``*``: any)."""
+def resend_webhook(
+    client: redis.Redis | aioredis.Redis, sid: str, owner: str, window_s: int, keep_s: int
+) -> Any:
+    """The submission's settled webhook due again (``owner`` the API key it must be of, ``*``
+    any): ``ok``, else why not (a key of :data:`NOT_RESENT`); awaitable from an asyncio
+    client."""
     keys = [
-        record_key(submission_id),
-        DUE_KEY,
-        DUE_CHANNEL,
-        body_key(submission_id),
-        RESULT_KEY + submission_id,
+        record_key(sid),
+        HOOKS_DUE,
+        HOOKS_DUE_CHANNEL,
+        body_key(sid),
+        result_key(sid),
     ]
-    return [len(keys), *keys, submission_id, now_ms(), owner, window_s * 1000, keep_s * 1000]
+    args = [sid, now_ms(), owner, window_s * 1000, keep_s * 1000]
+    return API_RESEND(client, keys, args)
 
 
 def event_id(submission_id: str) -> str:
@@ -157,16 +111,8 @@ def finished(client: redis.Redis, submission_id: str) -> None:
     verdict is decided already, and both lapse on their own (the slot when the record's time
     is up, the webhook never, which its status then shows as waiting)."""
     try:
-        client.eval(
-            FINISHED,
-            3,
-            record_key(submission_id),
-            DUE_KEY,
-            DUE_CHANNEL,
-            submission_id,
-            now_ms(),
-            _INFLIGHT,
-        )
+        keys = [record_key(submission_id), HOOKS_DUE, HOOKS_DUE_CHANNEL]
+        API_FINISHED(client, keys, [submission_id, now_ms(), API_INFLIGHT])
     except (redis.RedisError, BrokerError) as exc:  # BrokerError: away past the outage window
         log.warning("api.notice_failed", error=str(exc)[:200])
 
@@ -184,8 +130,8 @@ def subscribe(client: redis.Redis) -> None:
 def stored_result(stored: bytes) -> dict[str, Any]:
     """The submission result in a stored Celery result; a join that failed (a bug of ours:
     joins report, they do not raise) reads as the contract's ``IE``."""
-    meta = json.loads(stored)
-    if meta.get("status") == "SUCCESS" and isinstance(meta.get("result"), dict):
-        return meta["result"]  # type: ignore[no-any-return]
-    message = f"the fleet failed this submission ({meta.get('status')})"
+    status, result = keyspace_stored_result(stored)
+    if status == "SUCCESS" and isinstance(result, dict):
+        return result
+    message = f"the fleet failed this submission ({status})"
     return internal_error(None, message).model_dump(mode="json")

@@ -36,10 +36,7 @@ from worker.api.limits import (
 )
 from worker.api.records import (
     NOT_STORED_MS,
-    RESULT_KEY,
-    inflight_key,
     now_ms,
-    record_key,
     stored_result,
     webhook_fields,
     webhook_view,
@@ -56,12 +53,22 @@ from worker.contract.wire import (
     DEFAULT_WALL_TIME_MS,
 )
 from worker.errors import BrokerError, SubmissionRejected
-from worker.fairqueue import SLOTS_KEY
+from worker.keyspace import (
+    API_SUMMARIES,
+    SLOTS,
+    hints_key,
+    idempotency_key,
+    inflight_key,
+    languages_key,
+    progress_key,
+    record_key,
+    result_key,
+    submissions_key,
+)
 from worker.languages import LANGUAGES
 from worker.scoring import CANCELLED
 from worker.settings import Settings
 from worker.verdicts import LANGUAGE_UNAVAILABLE
-from worker.workflow import run_key
 
 log = structlog.get_logger()
 
@@ -79,34 +86,6 @@ MAX_BATCH = 20  # submissions in one POST /v1/submissions/batch
 PAGE = (20, 100)  # a page of GET /v1/submissions: by default, at most
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, as Stripe's
 ANSWERING_S = 60  # an Idempotency-Key's first request is taken for dead after this
-_IDEMPOTENT = "runner:api:idem:"  # + key id + ":" + SHA-256 of the Idempotency-Key
-_INDEX = "runner:api:subs:"  # + key id: sorted set, submission id -> accepted (microseconds)
-
-# KEYS: per submission, its result, its progress hash and its record. Returns per submission
-# {state, verdict, passed, total, created (ms)}, "" where there is none yet.
-SUMMARIES = """
-local out = {}
-for i = 1, #KEYS, 3 do
-    local record = redis.call('HMGET', KEYS[i + 2], 'total', 'created_ms')
-    local stored = redis.call('GET', KEYS[i])
-    local row = {'queued', '', '', record[1] or '', record[2] or ''}
-    if stored then
-        local ok, meta = pcall(cjson.decode, stored)
-        local r = ok and meta['result']
-        row[1] = 'done'
-        if type(r) == 'table' and meta['status'] == 'SUCCESS' then
-            row[2] = tostring(r['verdict'])
-            row[3], row[4] = tostring(r['passed']), tostring(r['total'])
-        else
-            row[2] = 'IE'  -- a join that failed reads as the contract's IE (stored_result)
-        end
-    elseif redis.call('EXISTS', KEYS[i + 1]) == 1 then
-        row[1] = 'running'
-    end
-    out[#out + 1] = row
-end
-return out
-"""
 
 
 @dataclass
@@ -208,7 +187,7 @@ class Service:
                 "bad_idempotency_key",
                 "Idempotency-Key: 1 to 255 printable ASCII characters (a UUID, say)",
             )
-        where = f"{_IDEMPOTENT}{caller.key_id}:{hashlib.sha256(token.encode()).hexdigest()}"
+        where = idempotency_key(caller.key_id, hashlib.sha256(token.encode()).hexdigest())
         sent = hashlib.sha256(request.url.path.encode() + b"\n" + body).hexdigest()
         if await self.redis.set(where, json.dumps({"sent": sent}), nx=True, ex=ANSWERING_S):
             try:
@@ -272,9 +251,9 @@ class Service:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.hset(record_key(sid), mapping=record)
                 pipe.expire(record_key(sid), expires)
-                pipe.zadd(_INDEX + key_id, {sid: created_us})
-                pipe.zremrangebyscore(_INDEX + key_id, "-inf", created_us - expires * 10**6)
-                pipe.expire(_INDEX + key_id, expires)
+                pipe.zadd(submissions_key(key_id), {sid: created_us})
+                pipe.zremrangebyscore(submissions_key(key_id), "-inf", created_us - expires * 10**6)
+                pipe.expire(submissions_key(key_id), expires)
                 await pipe.execute()
             handle = await run_in_threadpool(self.client.submit, raw, sid)
         except (aioredis.RedisError, BrokerError) as exc:
@@ -325,7 +304,7 @@ class Service:
         deadline = time.monotonic() + seconds
         pause = 0.005
         while time.monotonic() < deadline:
-            if await self.redis.exists(RESULT_KEY + sid):
+            if await self.redis.exists(result_key(sid)):
                 return 200, await self.status(sid, caller)
             await asyncio.sleep(pause)
             pause = min(0.05, pause * 1.5)
@@ -355,7 +334,7 @@ class Service:
         def undo() -> None:
             with backend.pipeline(transaction=False) as pipe:
                 pipe.delete(record_key(sid))
-                pipe.zrem(_INDEX + key_id, sid)
+                pipe.zrem(submissions_key(key_id), sid)
                 if key_id:
                     pipe.zrem(inflight_key(key_id), sid)
                 pipe.execute()
@@ -371,8 +350,8 @@ class Service:
             raise Problem(404, "not_found", "a submission id is 1 to 64 of A-Z a-z 0-9 -")
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(record_key(sid))
-            pipe.get(RESULT_KEY + sid)
-            pipe.hgetall(run_key(sid, "tests"))
+            pipe.get(result_key(sid))
+            pipe.hgetall(progress_key(sid))
             raw_record, stored, progress = await pipe.execute()
         record = {k.decode(): v.decode() for k, v in raw_record.items()}
         if caller.key is not None and record.get("key") != caller.key.id:
@@ -405,16 +384,14 @@ class Service:
 
     async def page(self, caller: Caller, limit: int, before: float | None) -> dict[str, Any]:
         """The caller's submissions, newest first: ``limit`` accepted before ``before``."""
-        index = _INDEX + caller.key_id
+        index = submissions_key(caller.key_id)
         top = f"({before!r}" if before is not None else "+inf"
         found = await self.redis.zrevrangebyscore(
             index, top, "-inf", start=0, num=limit, withscores=True
         )
         ids = [member.decode() for member, _ in found]
-        keys = [
-            k for sid in ids for k in (RESULT_KEY + sid, run_key(sid, "tests"), record_key(sid))
-        ]
-        rows = await self.redis.eval(SUMMARIES, len(keys), *keys) if ids else []
+        keys = [k for sid in ids for k in (result_key(sid), progress_key(sid), record_key(sid))]
+        rows = await API_SUMMARIES(self.redis, keys, []) if ids else []
         summaries = []
         for sid, (state, verdict, passed, total, created) in zip(ids, rows, strict=True):
             summaries.append(
@@ -440,8 +417,8 @@ class Service:
             verdict = status["result"]["verdict"]
             raise Problem(409, "already_final", f"submission {sid} is final already ({verdict})")
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(run_key(sid, "failed"), CANCELLED, int(time.time() * 1000))
-            pipe.expire(run_key(sid, "failed"), self.settings.result_expires_s)
+            pipe.hset(hints_key(sid), CANCELLED, int(time.time() * 1000))
+            pipe.expire(hints_key(sid), self.settings.result_expires_s)
             await pipe.execute()
         log.info("api.cancelled", submission_id=sid, key=caller.key_id)
         return status
@@ -482,7 +459,7 @@ class Service:
     async def languages(self) -> list[dict[str, Any]]:
         """The language registry, with what this fleet's operator allows and whether its
         workers can judge each language now (their self-tests, :mod:`worker.availability`)."""
-        said = await self.redis.hgetall(availability.key(self.settings.queue))
+        said = await self.redis.hgetall(languages_key(self.settings.queue))
         announced = availability.fresh_of(said)
         s = self.settings
         maxima = s.maxima()
@@ -530,7 +507,7 @@ class Service:
     async def ready(self) -> tuple[bool, str]:
         try:
             await self.redis.ping()
-            slots = await self.broker.get(SLOTS_KEY)
+            slots = await self.broker.get(SLOTS)
         except aioredis.RedisError as exc:  # the reason names no address: anyone may read it
             log.warning("api.not_ready", error=str(exc)[:200])
             return False, "Redis is unreachable"

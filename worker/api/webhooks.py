@@ -3,7 +3,7 @@ Webhooks event (standardwebhooks.com), signed, retried with backoff for a window
 the result, at least once; settled ``delivered`` or ``failed``, never dropped unsaid.
 
 The join makes a webhook due (:func:`worker.api.records.finished`, which also wakes every API
-process through ``DUE_CHANNEL``); every API process runs a :class:`Deliverer` that claims due
+process through a Redis channel); every API process runs a :class:`Deliverer` that claims due
 ones from Redis with a lease (a process that dies mid-call leaves the webhook to be claimed
 again when the lease ends, hence at least once) and delivers each in a task of its own, so a
 receiver that stalls holds its own delivery and nothing else: each call has one deadline for
@@ -37,22 +37,24 @@ import structlog
 from worker.api.callbacks import CallbackRefused, Target, check
 from worker.api.keys import KeyStore
 from worker.api.records import (
-    DUE_CHANNEL,
-    DUE_KEY,
     NOT_RESENT,
     NOT_STORED_MS,
-    RESEND,
-    RESULT_KEY,
-    body_key,
     event_id,
     now_ms,
-    record_key,
-    resend_args,
+    resend_webhook,
     stored_result,
 )
 from worker.api.requests import Problem
 from worker.api.signing import signature
 from worker.contract.fields import quoted
+from worker.keyspace import (
+    API_CLAIM_DUE,
+    HOOKS_DUE,
+    HOOKS_DUE_CHANNEL,
+    body_key,
+    record_key,
+    result_key,
+)
 from worker.settings import Settings
 
 log = structlog.get_logger()
@@ -62,11 +64,6 @@ MAX_BACKOFF_MS = 3_600_000  # retries of a receiver down for a day: about 35, no
 MAX_DELIVERIES = 256  # calls one API process has under way at once
 LEASE_SLACK_S = 30  # a lease outlasts the call's deadline by this (the Redis calls around it)
 NOT_YET_WAIT_S = 5.0  # how long a delivery waits for Celery to store the result it was told of
-CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-for _, id in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[3], id) end
-return due
-"""  # KEYS: DUE_KEY. ARGV: now (ms), how many, lease end (ms). The due ids, each now leased.
 
 
 def event_body(submission_id: str, finished_ms: int, result: dict[str, Any]) -> bytes:
@@ -85,7 +82,7 @@ async def resend(client: aioredis.Redis, settings: Settings, sid: str, key_id: s
     window of its own (the same event and ``webhook-id``); else the refusal, as a
     :class:`Problem`. ``key_id`` the key it must be of, ``*`` for any (an open API)."""
     windows = settings.api_webhook_retry_s, settings.result_expires_s
-    why = await client.eval(RESEND, *resend_args(sid, key_id, *windows))
+    why = await resend_webhook(client, sid, key_id, *windows)
     if why != b"ok":
         status, code, message = NOT_RESENT[why.decode()]
         raise Problem(status, code, message.format(sid=quoted(sid)))
@@ -155,21 +152,21 @@ class Deliverer:
 
     async def claim(self, most: int) -> list[str]:
         now = now_ms()
-        ids = await self._redis.eval(CLAIM, 1, DUE_KEY, now, most, now + self.lease_ms)
+        ids = await API_CLAIM_DUE(self._redis, [HOOKS_DUE], [now, most, now + self.lease_ms])
         return [i.decode() for i in ids]
 
     async def _until_next(self, most: float) -> float:
-        first = await self._redis.zrange(DUE_KEY, 0, 0, withscores=True)
+        first = await self._redis.zrange(HOOKS_DUE, 0, 0, withscores=True)
         if not first:
             return most
         return min(most, max(0.0, (float(first[0][1]) - now_ms()) / 1000))
 
     async def _listen(self) -> None:
-        """Wake the loop whenever a webhook is made due anywhere (``DUE_CHANNEL``)."""
+        """Wake the loop whenever a webhook is made due anywhere (``HOOKS_DUE_CHANNEL``)."""
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(DUE_CHANNEL)
+                await pubsub.subscribe(HOOKS_DUE_CHANNEL)
                 self._wake.set()  # (re)subscribed: what was published meanwhile is due now
                 async for _ in pubsub.listen():
                     self._wake.set()
@@ -209,21 +206,21 @@ class Deliverer:
                 await task
         if running:
             with suppress(aioredis.RedisError):
-                await self._redis.zadd(DUE_KEY, {sid: now_ms() for sid, _ in running}, xx=True)
+                await self._redis.zadd(HOOKS_DUE, {sid: now_ms() for sid, _ in running}, xx=True)
         await self._http.aclose()
 
     async def deliver(self, sid: str) -> None:
         found = await self._redis.hgetall(record_key(sid))
         record = {k.decode(): v.decode() for k, v in found.items()}
         if record.get("hook_state") != "pending" or "callback" not in record:
-            await self._redis.zrem(DUE_KEY, sid)  # settled meanwhile, or nothing to send
+            await self._redis.zrem(HOOKS_DUE, sid)  # settled meanwhile, or nothing to send
             return
         finished = int(record.get("finished_ms") or 0)
         until = int(record.get("hook_until_ms") or finished + self._policy.retry_s * 1000)
         body = await self._event(sid, finished, until)
         if body is None:
             if now_ms() - finished < NOT_STORED_MS:
-                await self._redis.zadd(DUE_KEY, {sid: now_ms() + 1000})
+                await self._redis.zadd(HOOKS_DUE, {sid: now_ms() + 1000})
             else:
                 why = "no result to send: never stored, or expired before an API process ran"
                 await self._settle(sid, record, "failed", why)
@@ -249,7 +246,7 @@ class Deliverer:
             pipe.hset(
                 record_key(sid), mapping={"hook_attempts": attempts, "hook_last": outcome.said}
             )
-            pipe.zadd(DUE_KEY, {sid: due})
+            pipe.zadd(HOOKS_DUE, {sid: due})
             await pipe.execute()
         log.info(
             "webhook.retry",
@@ -268,7 +265,7 @@ class Deliverer:
         while True:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.get(body_key(sid))
-                pipe.get(RESULT_KEY + sid)
+                pipe.get(result_key(sid))
                 kept, stored = await pipe.execute()
             if kept is not None:
                 return kept  # type: ignore[no-any-return]
@@ -374,5 +371,5 @@ class Deliverer:
                 pipe.delete(body_key(sid))
             else:
                 pipe.expire(body_key(sid), keep)
-            pipe.zrem(DUE_KEY, sid)
+            pipe.zrem(HOOKS_DUE, sid)
             await pipe.execute()

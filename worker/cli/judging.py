@@ -125,11 +125,11 @@ def result(args: argparse.Namespace, settings: Settings) -> int:
 
 def admitted(settings: Settings, sid: str) -> bool:
     """Whether ``sid`` is a run admitted and not yet joined (queued, or its compile step)."""
-    from worker.admission import RUNS
+    from worker.keyspace import ADMITTED
 
     client = redis.Redis.from_url(settings.result_backend, socket_timeout=5)
     try:
-        return bool(client.hexists(RUNS, sid))
+        return bool(client.hexists(ADMITTED, sid))
     except redis.RedisError as exc:
         raise Unreachable(f"cannot read {sid}'s state ({exc})") from None
 

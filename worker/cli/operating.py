@@ -124,18 +124,17 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.admission import TOTAL as ADMITTED_TESTS
     from worker.app import app
-    from worker.fairqueue import fair_key
     from worker.intake import redis_client
+    from worker.keyspace import ADMITTED_TESTS, SEP, fair_key
 
     reachable(settings)
     broker = redis_client(settings.broker_url)
     # kombu keeps each priority level in a list of its own, where each waiting task of a
     # tenant has a doorbell; those of tenants held to their share wait in a list of their own
-    levels = [settings.queue] + [f"{settings.queue}\x06\x16{p}" for p in (3, 6, 9)]
+    levels = [settings.queue] + [f"{settings.queue}{SEP}{p}" for p in (3, 6, 9)]
     waiting = sum(int(broker.llen(name)) for name in levels)
-    held = int(broker.llen(fair_key(settings.queue, "\x06\x16", "parked")))
+    held = int(broker.llen(fair_key(settings.queue, SEP, "parked")))
     in_flight = int(redis_client(settings.result_backend).get(ADMITTED_TESTS) or 0)
     print(
         f"queue {settings.queue}: {waiting + held} waiting ({held} held to their tenant's "

@@ -9,14 +9,13 @@ import redis
 
 from worker.api.records import (
     NOT_RESENT,
-    RESEND,
     event_id,
-    record_key,
-    resend_args,
+    resend_webhook,
 )
 from worker.cli import ACCEPTED, UsageError
 from worker.cli.judging import reachable
 from worker.contract.fields import quoted
+from worker.keyspace import record_key
 from worker.settings import Settings
 
 
@@ -25,7 +24,7 @@ def webhooks(args: argparse.Namespace, settings: Settings) -> int:
     client = redis.Redis.from_url(settings.result_backend)
     sid = args.id
     windows = settings.api_webhook_retry_s, settings.result_expires_s
-    why = client.eval(RESEND, *resend_args(sid, "*", *windows))
+    why = resend_webhook(client, sid, "*", *windows)
     if why != b"ok":
         _, code, message = NOT_RESENT[why.decode()]
         raise UsageError(f"{code}: {message.format(sid=quoted(sid))}")
