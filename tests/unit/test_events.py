@@ -8,7 +8,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.unit.fleet import judged, start_runtime, sub
-from worker import events
+from worker import events, keyspace
 from worker.api import records
 from worker.contract import SubmissionResult
 
@@ -39,10 +39,10 @@ def test_the_join_announces_the_run_it_finished_and_the_api_notice_follows(
     server = fakeredis.FakeServer()
     rt = start_runtime(server)
     records.subscribe(rt.redis)
-    rt.redis.hset(records.record_key("run1"), mapping={"key": "k1"})
-    rt.redis.zadd(records.inflight_key("k1"), {"run1": 1})
+    rt.redis.hset(keyspace.record_key("run1"), mapping={"key": "k1"})
+    rt.redis.zadd(keyspace.inflight_key("k1"), {"run1": 1})
     result = judged(rt, sub(2))
     [(run, announced)] = heard
     assert run == "run1" and announced.model_dump(mode="json") == result
-    assert rt.redis.hget(records.record_key("run1"), "finished_ms") is not None
-    assert rt.redis.zcard(records.inflight_key("k1")) == 0
+    assert rt.redis.hget(keyspace.record_key("run1"), "finished_ms") is not None
+    assert rt.redis.zcard(keyspace.inflight_key("k1")) == 0
