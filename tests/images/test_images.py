@@ -13,6 +13,7 @@ import docker
 import pytest
 
 from tests.conftest import RUN_ID, TEST_LABEL
+from worker.images.build import Provenance
 from worker.images.catalog import IMAGES, SUPERVISOR, image_name, image_ref
 from worker.images.docker_cli import DockerCli
 from worker.languages import LANGUAGES
@@ -196,14 +197,19 @@ OCI_LABELS = ("title", "description", "version", "source", "licenses", "vendor",
 
 
 def test_oci_labels_are_filled_by_the_build(docker_client, images, settings) -> None:
-    """Every image, and every development target built here (scripts/build-images
-    --development), carries every OCI label the build writes, each titled its own."""
+    """Every image, and every development target built from this checkout
+    (scripts/build-images --development), carries every OCI label the build writes, each
+    titled its own."""
     refs = {**images, SUPERVISOR.key: image_ref(settings.image_prefix, SUPERVISOR.key)}
+    # development targets are built on demand only: check those built from this revision (a
+    # machine keeps those of older checkouts, labelled as their code did)
+    revision = Provenance.of(Path(__file__).resolve().parents[2]).revision
     for key in images:
-        # development targets are built on demand only: check those that were
         name = image_name(settings.image_prefix, key)
         for image in docker_client.images.list(name=name):
-            refs.update({tag: tag for tag in image.tags if tag.startswith(f"{name}:dev-")})
+            labels = image.attrs["Config"]["Labels"] or {}
+            if labels.get("org.opencontainers.image.revision") == revision:
+                refs.update({tag: tag for tag in image.tags if tag.startswith(f"{name}:dev-")})
     titles: dict[str, str] = {}  # title -> the image and target it names (one or more tags)
     for key, ref in refs.items():
         labels = docker_client.images.get(ref).attrs["Config"]["Labels"] or {}
