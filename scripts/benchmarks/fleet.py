@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from worker.sandbox import docker_client
+from worker.sandbox.container import MEMORY_PARENT
 from worker.sandbox.reaper import owned_containers, remove_container
 
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/10")
@@ -32,11 +33,20 @@ RUN_ID = uuid.uuid4().hex[:6]
 RUNNER = str(Path(sys.executable).with_name("runner"))
 MB = 2**20
 LANGUAGES = "python,c,cpp"
+# cgroup v1's CPU accounting: the engine (cgroupfs driver) makes each sandbox's cgroup in
+# MEMORY_PARENT (container.hardening's cgroup_parent), or in "docker" where it makes it alone
+CPUACCT = Path("/sys/fs/cgroup/cpuacct")
+SANDBOX_PARENTS = (CPUACCT / MEMORY_PARENT, CPUACCT / "docker")
 
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def owner_of(name: str) -> str:
+    """The owner label the sandboxes of :func:`workers`' worker ``name`` carry."""
+    return f"bench-{name}-{RUN_ID}"
 
 
 @contextmanager
@@ -49,7 +59,7 @@ def workers(names: Sequence[str], **env: str) -> Iterator[None]:
     try:
         for name in names:
             log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
-            node, owner = f"{name}@bench-{RUN_ID}", f"bench-{name}-{RUN_ID}"
+            node, owner = f"{name}@bench-{RUN_ID}", owner_of(name)
             with log.open("wb") as out:
                 proc = subprocess.Popen(
                     [RUNNER, "worker", "-n", node, "-l", "WARNING"],
@@ -195,3 +205,103 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, used_memory(self._client))
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has been busy (every core; not idle, not iowait)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _usage_ns(cgroup: Path) -> int | None:
+    try:
+        return int((cgroup / "cpuacct.usage").read_text())
+    except (OSError, ValueError):  # gone: the container was removed
+        return None
+
+
+class SandboxCpu:
+    """The CPU of the sandbox containers of ``owners`` while it runs, from their own cgroups
+    (cgroup v1 ``cpuacct.usage``: the supervisor, its fork server, the jobs and their
+    cleanup; not the engine's shim or attach stream, which are the fleet's). Containers are
+    found by their owner label; the cgroup directories are read every ``every_s`` on a
+    thread, so a container created meanwhile counts from its start, and one removed meanwhile
+    counts up to the last reading (at most ``every_s`` of it is missed; ``gone`` says how many
+    were). Also the CPU of every sandbox in :data:`MEMORY_PARENT` (the parent counts its
+    removed children's too), ours or not: what the fleet's figure leaves out besides ours."""
+
+    def __init__(self, owners: Sequence[str], every_s: float = 0.05) -> None:
+        self._owners = list(owners)
+        self._every = every_s
+        self._client = docker_client()
+        self._ours: dict[str, Path] = {}
+        self._others: set[str] = set()
+        self._first: dict[str, int] = {}
+        self._last: dict[str, int] = {}
+        self._live: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self.gone = 0  # our containers removed while it ran
+        self._parent_first = self._parent_last = 0
+
+    def _scan(self, first: bool) -> None:
+        found: dict[str, Path] = {}
+        for parent in SANDBOX_PARENTS:
+            with suppress(OSError):
+                for entry in os.scandir(parent):
+                    if entry.is_dir() and len(entry.name) == 64:
+                        found[entry.name] = Path(entry.path)
+        new = [cid for cid in found if cid not in self._ours and cid not in self._others]
+        if new:  # one listing per scan that meets a container it has not classified yet
+            mine = {c.id for owner in self._owners for c in owned_containers(self._client, owner)}
+            for cid in new:
+                if cid in mine:
+                    self._ours[cid] = found[cid]
+                else:
+                    self._others.add(cid)
+        live = set()
+        for cid, cgroup in self._ours.items():
+            usage = _usage_ns(cgroup)
+            if usage is None:
+                continue
+            live.add(cid)
+            self._first.setdefault(cid, usage if first else 0)
+            self._last[cid] = usage
+        self.gone += len(self._live - live)
+        self._live = live
+        parent = _usage_ns(SANDBOX_PARENTS[0])
+        if parent is not None:
+            if first:
+                self._parent_first = parent
+            self._parent_last = parent
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._every):
+            self._scan(first=False)
+
+    @property
+    def ours_s(self) -> float:
+        """CPU seconds of the owners' sandboxes since it started."""
+        return sum(self._last[cid] - self._first[cid] for cid in self._last) / 1e9
+
+    @property
+    def all_s(self) -> float:
+        """CPU seconds of every sandbox since it started: ours, and others' in the parent."""
+        ours_in_parent = sum(
+            self._last[cid] - self._first[cid]
+            for cid, cgroup in self._ours.items()
+            if cid in self._last and cgroup.parent == SANDBOX_PARENTS[0]
+        )
+        others = max(0, self._parent_last - self._parent_first - ours_in_parent)
+        return self.ours_s + others / 1e9
+
+    def __enter__(self) -> SandboxCpu:
+        self._scan(first=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._scan(first=False)

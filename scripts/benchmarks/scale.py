@@ -6,7 +6,14 @@ unit: add workers, not threads, to scale), so what limits one worker is its own 
 test, which is what adding a worker multiplies, until the machine's cores run out. The same is
 measured with two tests at a time per worker: one such worker already keeps most of this
 2-core machine busy (the producer, Redis, the Docker engine and the programs share the cores),
-so a second one can only add what is left: ``ceiling`` says how much that is."""
+so a second one can only add what is left: ``ceiling`` says how much that is.
+
+Where the machine's CPU goes, over all four streams (issue 20): ``sandbox_cpu_ms_per_test``,
+the sandbox containers' own CPU from their cgroups (:class:`SandboxCpu`), and
+``fleet_cpu_ms_per_test``, all the rest of the machine's busy CPU meanwhile (workers, the
+producer, Redis, the Docker engine and its shims; and whatever else runs on the machine, which
+the figure cannot tell apart: compare runs side by side). The goal is the fleet at most
+``GOAL_FLEET_OVER_SANDBOX`` of the sandboxes."""
 
 from __future__ import annotations
 
@@ -18,9 +25,13 @@ from typing import Any
 import redis
 
 from scripts.benchmarks.e2e import BACKEND, BROKER, RUN_ID, workers
+from scripts.benchmarks.fleet import SandboxCpu, busy_cpu_s, owner_of
 
 ECHO_C = "#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n"
 CONCURRENCIES = (1, 2)  # tests at a time per worker; the first is the headline
+# issue 20's goal: the fleet's own CPU per test (all but the sandboxes') at most this share of
+# the sandboxes' CPU per test
+GOAL_FLEET_OVER_SANDBOX = 0.5
 
 
 @dataclass(frozen=True)
@@ -39,25 +50,57 @@ def submission(tag: str) -> dict[str, Any]:
     return {"language": "c", "source": ECHO_C, "tests": tests}
 
 
-def busy_cpu_s() -> float:
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+@dataclass(frozen=True)
+class Stream:
+    tests: int
+    seconds: float
+    busy_cpu_s: float  # the whole machine's
+    sandbox_cpu_s: float  # the stream's workers' sandboxes'
+    all_sandboxes_cpu_s: float  # every sandbox's on the machine (theirs and others')
+    sandboxes_gone: int  # of theirs, removed meanwhile (each may miss its last 50 ms)
 
 
-def stream(client: Any, counts: Counts) -> tuple[float, float]:
-    """Tests per second, and machine CPU seconds per test, over the whole stream."""
-    cpu = busy_cpu_s()
-    start = time.perf_counter()
-    pending = []
-    for i in range(counts.stream):
-        pending.append(client.submit(submission(f"s{i}")))
-        if len(pending) >= counts.in_flight:
-            assert pending.pop(0).result(timeout=counts.timeout_s).verdict == "AC"
-    for handle in pending:
-        assert handle.result(timeout=counts.timeout_s).verdict == "AC"
-    tests = counts.stream * 10
-    return tests / (time.perf_counter() - start), (busy_cpu_s() - cpu) / tests
+def stream(client: Any, counts: Counts, owners: list[str]) -> Stream:
+    """The stream's tests per second, the machine's CPU seconds per test, and the part of it
+    the workers' (``owners``') sandboxes took."""
+    with SandboxCpu(owners) as sandboxes:
+        cpu = busy_cpu_s()
+        start = time.perf_counter()
+        pending = []
+        for i in range(counts.stream):
+            pending.append(client.submit(submission(f"s{i}")))
+            if len(pending) >= counts.in_flight:
+                assert pending.pop(0).result(timeout=counts.timeout_s).verdict == "AC"
+        for handle in pending:
+            assert handle.result(timeout=counts.timeout_s).verdict == "AC"
+        seconds = time.perf_counter() - start
+        busy = busy_cpu_s() - cpu
+    return Stream(
+        counts.stream * 10, seconds, busy, sandboxes.ours_s, sandboxes.all_s, sandboxes.gone
+    )
+
+
+def cpu_split(streams: list[Stream]) -> dict[str, object]:
+    """Over every stream: the sandboxes' CPU per test, the rest of the machine's, the ratio,
+    and the goal missed, if it is."""
+    tests = sum(s.tests for s in streams)
+    sandbox = 1000 * sum(s.sandbox_cpu_s for s in streams) / tests
+    # every sandbox's CPU is left out of the fleet's: others' (a suite beside) are not ours
+    fleet = 1000 * sum(s.busy_cpu_s - s.all_sandboxes_cpu_s for s in streams) / tests
+    other = 1000 * sum(s.all_sandboxes_cpu_s - s.sandbox_cpu_s for s in streams) / tests
+    ratio = round(fleet / sandbox, 2)
+    missed = []
+    if ratio > GOAL_FLEET_OVER_SANDBOX:
+        missed.append(f"fleet/sandbox CPU per test {ratio} > {GOAL_FLEET_OVER_SANDBOX}")
+    return {
+        "sandbox_cpu_ms_per_test": round(sandbox, 2),
+        "fleet_cpu_ms_per_test": round(fleet, 2),
+        "ratio_fleet_over_sandbox_cpu": ratio,
+        "other_sandboxes_cpu_ms_per_test": round(other, 2),
+        "sandboxes_removed_during_streams": sum(s.sandboxes_gone for s in streams),
+        "goal_fleet_over_sandbox_cpu": GOAL_FLEET_OVER_SANDBOX,
+        "goals_missed": missed,
+    }
 
 
 def run(quick: bool = False) -> dict[str, object]:
@@ -76,15 +119,23 @@ def run(quick: bool = False) -> dict[str, object]:
 
     client = Client()
     figures: dict[str, object] = {}
+    streams: list[Stream] = []
     for concurrency in CONCURRENCIES:
         suffix = "" if concurrency == CONCURRENCIES[0] else f"_c{concurrency}"
         for count in (1, 2):
             names = [f"scale{n}" for n in range(count)]
             with workers(names, RUNNER_CONCURRENCY=str(concurrency)):
                 client.submit(submission("warm")).result(timeout=120)
-                rate, cpu_per_test = stream(client, counts)
+                measured = stream(client, counts, [owner_of(name) for name in names])
+            streams.append(measured)
+            rate, per_test = measured.tests / measured.seconds, 1000 / measured.tests
             figures[f"workers_{count}_tests_per_s{suffix}"] = round(rate, 1)
-            figures[f"workers_{count}_cpu_ms_per_test{suffix}"] = round(1000 * cpu_per_test, 2)
+            figures[f"workers_{count}_cpu_ms_per_test{suffix}"] = round(
+                measured.busy_cpu_s * per_test, 2
+            )
+            figures[f"workers_{count}_sandbox_cpu_ms_per_test{suffix}"] = round(
+                measured.sandbox_cpu_s * per_test, 2
+            )
         one = float(figures[f"workers_1_tests_per_s{suffix}"])  # type: ignore[arg-type]
         two = float(figures[f"workers_2_tests_per_s{suffix}"])  # type: ignore[arg-type]
         figures[f"speedup_2_over_1{suffix}"] = round(two / one, 2)
@@ -93,4 +144,5 @@ def run(quick: bool = False) -> dict[str, object]:
         figures[f"cpu_bound_limit_tests_per_s{suffix}"] = round(cores * 1000 / cpu_ms, 1)
     figures["cores"] = cores
     figures["per_worker_concurrency"] = CONCURRENCIES[0]
+    figures.update(cpu_split(streams))
     return figures

@@ -239,11 +239,22 @@ def test_scale(bench_redis: dict[str, str]) -> None:
             "workers_2_cpu_ms_per_test",
             "speedup_2_over_1",
             "cpu_bound_limit_tests_per_s",
+            "workers_1_sandbox_cpu_ms_per_test",
+            "workers_2_sandbox_cpu_ms_per_test",
         )
     ]
-    assert_positive(figures, [*per_concurrency, "cores", "per_worker_concurrency"])
+    # issue 20's split of the machine's CPU per test: the sandboxes' own (their cgroups) and
+    # the rest (the fleet's), over every stream, and the goal on their ratio checked
+    split = ["sandbox_cpu_ms_per_test", "fleet_cpu_ms_per_test", "ratio_fleet_over_sandbox_cpu"]
+    assert_positive(figures, [*per_concurrency, *split, "cores", "per_worker_concurrency"])
     assert figures["cores"] == len(os.sched_getaffinity(0))
     assert figures["per_worker_concurrency"] == 1
+    assert isinstance(figures["goals_missed"], list)
+    assert figures["goal_fleet_over_sandbox_cpu"] == 0.5
+    # others' sandboxes (a suite beside) and ours removed meanwhile: counts, zero an answer
+    assert_number(figures, ["other_sandboxes_cpu_ms_per_test"])
+    assert figures["other_sandboxes_cpu_ms_per_test"] >= 0
+    assert isinstance(figures["sandboxes_removed_during_streams"], int)
 
 
 def test_soak(bench_redis: dict[str, str]) -> None:
