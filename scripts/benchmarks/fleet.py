@@ -270,11 +270,11 @@ class SandboxCpu:
             self._last[cid] = usage
         self.gone += len(self._live - live)
         self._live = live
-        parent = _usage_ns(SANDBOX_PARENTS[0])
-        if parent is not None:
+        total = _usage_ns(SANDBOX_PARENTS[0])
+        if total is not None:
             if first:
-                self._parent_first = parent
-            self._parent_last = parent
+                self._parent_first = total
+            self._parent_last = total
 
     def _sample(self) -> None:
         while not self._stop.wait(self._every):
