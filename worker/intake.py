@@ -40,7 +40,7 @@ from worker.programs import key_of
 from worker.settings import Settings
 from worker.storage import DataStore, program_files, stored_program, test_specs
 from worker.verdicts import LANGUAGE_UNAVAILABLE
-from worker.workflow import canvas, judging_of, meta_of
+from worker.workflow import canvas, judging_of, meta_of, store_meta
 
 log = structlog.get_logger()
 OWED_RETRY_S = 1.0
@@ -155,13 +155,14 @@ class Intake:
         ticket = self.admission.admit(
             tenant, run_id, len(tests), sum(len(body) for body in packed.values())
         )
+        meta = meta_of(submission, run_id, program, judging)
         try:
             self.data.hold(run_id, list(packed))
             self.data.put_many(packed)
+            store_meta(self.backend, meta, self.settings.result_expires_s)
         except RunnerError:
             self.give_back(ticket)
             raise
-        meta = meta_of(submission, run_id, program, judging)
         return canvas(meta, tests, self.shortcut(meta, sources))
 
     def send(

@@ -6,7 +6,10 @@ and read back with ``Model.model_validate``.
 
     RunMeta        what every task of a run needs: the program (by reference) and how it is
                    judged (JudgingMsg: limits, checker, interactor, groups); built by the
-                   producer (worker.workflow.meta_of)
+                   producer (worker.workflow.meta_of), stored once per run, and carried
+                   whole only by the compile step's message
+    RunRef         the run's meta by reference ({"run": id}): what test and join messages
+                   carry
     TestSpec       one test: its id, group, and data (inline, or a reference to stored data)
     CompileOutcome the compile step's answer: each program's key, or why there is none
     TestOutcome    what happened to one test: its result, or why it did not run
@@ -16,6 +19,7 @@ Nothing here decides a verdict for the run: the join does (worker.scoring).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
@@ -103,6 +107,24 @@ class RunMeta(_Message):
             ("interactor", self.judging.interactor),
         )
         return [(role, p) for role, p in roles if isinstance(p, StoredProgram)]
+
+
+class RunRef(_Message):
+    """A run's :class:`RunMeta` by reference: what a test or join message carries instead of
+    the meta itself, which the producer stored once (``run_key(run, "meta")``) and each worker
+    process reads once per run (:func:`worker.tasks.meta_of_message`). The field is the meta's
+    own ``run``, so whatever finds a task's run in its arguments finds it here too; ``digest``
+    names the stored meta's content (a run id used again names another meta: never the one a
+    worker kept from before)."""
+
+    run: str
+    digest: str
+
+
+def meta_json(meta: RunMeta) -> tuple[str, str]:
+    """The meta as stored, and the digest a :class:`RunRef` names it by."""
+    stored = meta.model_dump_json()
+    return stored, hashlib.sha256(stored.encode()).hexdigest()[:16]
 
 
 class TestSpec(_Message):

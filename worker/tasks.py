@@ -10,10 +10,14 @@ anyway (a fleet whose workers differ) is ``IE``, the fleet's fault, never a verd
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
+import redis
 import structlog
 from celery import Task
 from structlog.contextvars import bound_contextvars
@@ -45,6 +49,7 @@ from worker.messages import (
     CompileOutcome,
     ProblemRecord,
     RunMeta,
+    RunRef,
     StoredProgram,
     TestOutcome,
     TestSpec,
@@ -222,8 +227,14 @@ def run_test(
     """Run one test; report what happened to it (the same report if run again)."""
     rt = runtime.current()
     started = time.monotonic()
-    meta = RunMeta.model_validate(meta_message)
     test = TestSpec.model_validate(test_message)
+    try:
+        meta = meta_of_message(rt, meta_message)
+    except RunnerError as exc:  # the run's meta is gone (expired) or Redis is away: ours, IE
+        log.error("test.no_meta", index=index, test_id=test.id, error=str(exc))
+        result = TestResult(id=test.id, verdict=Verdict.IE, message=f"internal error: {exc}")
+        show(self.request.id, outcome_line(index, result))
+        return TestOutcome(index=index, result=result).encode()
     compiled = CompileOutcome.model_validate(compiled_message)
     if meta.sent_ms:
         metrics.QUEUE_SECONDS.observe(max(0.0, time.time() - meta.sent_ms / 1000))
@@ -273,6 +284,41 @@ def run_test(
         )
         show(self.request.id, outcome_line(index, result))
         return TestOutcome(index=index, result=result).encode()
+
+
+# The metas of the runs this worker process has met, newest last: a run's tests mostly meet the
+# same worker, so each process reads a run's meta from Redis about once.
+_METAS: OrderedDict[tuple[str, str], RunMeta] = OrderedDict()
+_METAS_KEPT = 256
+_metas_lock = threading.Lock()
+
+
+def meta_of_message(rt: runtime.Runtime, message: dict[str, Any]) -> RunMeta:
+    """The run's meta a task message carries: itself (a compile message, or a test message sent
+    before runs stored it), or a :class:`~worker.messages.RunRef` to the one the producer
+    stored (``run_key(run, "meta")``), read once per worker process. Raises
+    :class:`~worker.errors.BrokerError` when it cannot be read or is gone."""
+    if "judging" in message:
+        return RunMeta.model_validate(message)
+    ref = RunRef.model_validate(message)
+    kept = (ref.run, ref.digest)
+    with _metas_lock:
+        meta = _METAS.get(kept)
+        if meta is not None:
+            _METAS.move_to_end(kept)
+            return meta
+    try:
+        raw = rt.redis.get(run_key(ref.run, "meta"))
+    except redis.RedisError as exc:
+        raise BrokerError(f"cannot read run {ref.run}'s meta: {exc}") from exc
+    if raw is None or hashlib.sha256(raw).hexdigest()[:16] != ref.digest:
+        raise BrokerError(f"run {ref.run}'s meta is gone (expired, or the run ended)")
+    meta = RunMeta.model_validate_json(raw)
+    with _metas_lock:
+        _METAS[kept] = meta
+        while len(_METAS) > _METAS_KEPT:
+            _METAS.popitem(last=False)
+    return meta
 
 
 def _unavailable(rt: runtime.Runtime, meta: RunMeta) -> CompileOutcome | None:
@@ -372,12 +418,12 @@ def join_results(
 ) -> dict[str, Any]:
     """The chord's callback: one submission result, in submission order."""
     rt = runtime.current()
-    meta = RunMeta.model_validate(meta_message)
+    meta = meta_of_message(rt, meta_message)
     with bound_contextvars(submission_id=meta.submission_id, task_id=self.request.id, host=rt.host):
         raw = rt.redis.get(run_key(meta.run, "compile"))
         compiled = CompileOutcome.model_validate_json(raw) if raw else None
         result = assemble(meta, test_ids, compiled, parts)
-        rt.redis.delete(*(run_key(meta.run, w) for w in ("compile", "tests", "failed")))
+        rt.redis.delete(*(run_key(meta.run, w) for w in ("compile", "tests", "failed", "meta")))
         rt.intake.give_back(Ticket(tenant_of(meta.tenant), meta.run))
         events.run_finished.emit(meta.run, result)  # the HTTP API's: a slot back, a webhook due
         metrics.SUBMISSIONS.labels(result.verdict).inc()

@@ -2,9 +2,14 @@
 
 ::
 
-    runner.compile(meta) ──► chord( runner.test(compiled, meta, 0, test0),
-                                    runner.test(compiled, meta, 1, test1), ... )
-                             ──► runner.join(outcomes, meta, ids)  =  SubmissionResult
+    runner.compile(meta) ──► chord( runner.test(compiled, ref, 0, test0),
+                                    runner.test(compiled, ref, 1, test1), ... )
+                             ──► runner.join(outcomes, ref, ids)  =  SubmissionResult
+
+``ref`` is the run's meta by reference (:class:`~worker.messages.RunRef`): the producer stores
+the meta once (:func:`store_meta`), so a test's message carries its own test and not the run's
+meta twice (once as its argument, once in the join's signature that rides in every test's
+chord option).
 
 The same canvas is built by the Python client (producer side) and by ``runner.submit`` (on a
 worker, for backends that send one task by name), so both give the same result. The join is
@@ -18,7 +23,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
+import redis
 from celery import chain, chord
 from celery.canvas import Signature
 
@@ -26,7 +33,9 @@ from worker.admission import tenant_of
 from worker.app import app
 from worker.compare import Comparison
 from worker.contract import Judging, Submission
+from worker.errors import BrokerError
 from worker.fairqueue import TENANT_HEADER
+from worker.keyspace import run_key
 from worker.messages import (
     BuiltinChecker,
     CompileOutcome,
@@ -35,8 +44,10 @@ from worker.messages import (
     JudgingMsg,
     LimitsMsg,
     RunMeta,
+    RunRef,
     StoredProgram,
     TestSpec,
+    meta_json,
 )
 
 SUBMIT_TASK = "runner.submit"
@@ -103,6 +114,15 @@ def meta_of(
     )
 
 
+def store_meta(client: Any, meta: RunMeta, ttl_s: int) -> None:
+    """The run's meta, stored once for its test and join tasks (they carry a
+    :class:`~worker.messages.RunRef`), kept as long as its results."""
+    try:
+        client.set(run_key(meta.run, "meta"), meta_json(meta)[0], ex=ttl_s)
+    except redis.RedisError as exc:
+        raise BrokerError(f"cannot store run {meta.run}'s meta: {exc}") from exc
+
+
 def canvas(
     meta: RunMeta, tests: list[TestSpec], compiled: CompileOutcome | None = None
 ) -> Signature:
@@ -113,18 +133,19 @@ def canvas(
     fair = {"headers": {TENANT_HEADER: tenant_of(meta.tenant)}}
     run = meta.run
     encoded = meta.encode()
+    ref = RunRef(run=run, digest=meta_json(meta)[1]).encode()
     # argsrepr is what Flower shows for a task; given here, Celery does not build it with its
     # saferepr walk over every argument (a third of a producer's CPU per submission)
     join = app.signature(
         JOIN_TASK,
-        args=(encoded, [t.id for t in tests]),
+        args=(ref, [t.id for t in tests]),
         argsrepr=f"[run {run}, {len(tests)} tests]",
     )
 
     def test_task(index: int, test: TestSpec, *first: object) -> Signature:
         return app.signature(
             TEST_TASK,
-            args=(*first, encoded, index, test.encode()),
+            args=(*first, ref, index, test.encode()),
             argsrepr=f"[run {run}, test {index} {test.id!r}]",
             **fair,
         )

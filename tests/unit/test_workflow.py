@@ -15,14 +15,14 @@ from structlog.testing import capture_logs
 from tests.unit.fleet import parsed, run_all, start_runtime, sub
 from worker import runtime
 from worker.contract import CompileResult, TestResult, Verdict
-from worker.errors import SandboxError
+from worker.errors import BrokerError, SandboxError
 from worker.keyspace import run_key
-from worker.messages import CompileOutcome, RunMeta, TestOutcome, TestSpec
+from worker.messages import CompileOutcome, RunMeta, TestOutcome, TestSpec, meta_json
 from worker.sandbox.fake import report
 from worker.sandbox.protocol import Job, RunReport
 from worker.scoring import CANCELLED, assemble
 from worker.storage import stored_program
-from worker.tasks import join_results, run_test, submit
+from worker.tasks import join_results, meta_of_message, run_test, submit
 from worker.workflow import (
     COMPILE_TASK,
     JOIN_TASK,
@@ -30,6 +30,7 @@ from worker.workflow import (
     canvas,
     judging_of,
     meta_of,
+    store_meta,
 )
 
 IDS = ["t0", "t1", "t2"]
@@ -80,6 +81,37 @@ def test_test_messages_do_not_grow_with_the_number_of_tests() -> None:
     small = canvas(meta_for(sub(2)), specs(2)).tasks[1].tasks[0]
     large = canvas(meta_for(sub(150)), specs(150)).tasks[1].tasks[0]
     assert len(json.dumps(large.args)) == len(json.dumps(small.args))
+
+
+def test_a_test_message_carries_the_runs_meta_by_reference_not_twice() -> None:
+    """The meta is stored once (intake.accept); a test's arguments and the join's signature,
+    which rides in every test's chord option, name it by run and digest."""
+    meta = meta_for(sub(3))
+    compile_step, chord_step = canvas(meta, specs(3)).tasks
+    assert compile_step.args[0] == meta.encode()  # the compile step: once per run, whole
+    ref = {"run": "r1", "digest": meta_json(meta)[1]}
+    assert chord_step.body.args[0] == ref
+    for index, task in enumerate(chord_step.tasks):
+        assert task.args[0] == ref and task.args[1] == index
+        assert "judging" not in json.dumps([task.args, chord_step.body.args])
+
+
+def test_a_worker_reads_a_runs_meta_once_and_never_another_runs_under_the_same_id(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    first = meta_for(sub(1))
+    second = first.model_copy(update={"args": ["another"]})
+    store_meta(fake_runtime.redis, first, 60)
+    ref = {"run": first.run, "digest": meta_json(first)[1]}
+    assert meta_of_message(fake_runtime, ref) == first
+    fake_runtime.redis.delete(run_key(first.run, "meta"))
+    assert meta_of_message(fake_runtime, ref) == first  # kept by this process
+    store_meta(fake_runtime.redis, second, 60)  # the same run id, another meta
+    assert (
+        meta_of_message(fake_runtime, {"run": second.run, "digest": meta_json(second)[1]}) == second
+    )
+    with pytest.raises(BrokerError):  # gone and never kept
+        meta_of_message(fake_runtime, {"run": "gone", "digest": "0" * 16})
 
 
 def test_assemble_orders_by_index_and_keeps_the_first_of_duplicates() -> None:

@@ -44,13 +44,14 @@ def data_key(ref: str) -> str:
 
 
 # --- a run in flight (worker.workflow, worker.tasks) -----------------------------------------
-RunPart = Literal["data", "tests", "failed", "compile"]
+RunPart = Literal["data", "tests", "failed", "compile", "meta"]
 RUN = "runner:run:"
 
 
 def run_key(run: str, part: RunPart) -> str:
     """A run's ``data`` (digests it holds), ``tests`` (its progress: test index -> result),
-    ``failed`` (hints for the tests still to run) or ``compile`` (its compile outcome)."""
+    ``failed`` (hints for the tests still to run), ``compile`` (its compile outcome) or
+    ``meta`` (what all its tasks share, stored once: its test and join messages name it)."""
     return f"{RUN}{run}:{part}"
 
 
@@ -237,6 +238,7 @@ KEYS: tuple[Key, ...] = (
     Key(RUN + "*:tests", "hash", "a run's progress: test index -> result", _RESULTS_TTL, "backend"),
     Key(RUN + "*:failed", "hash", "hints for a run's tests still to run", _RESULTS_TTL, "backend"),
     Key(RUN + "*:compile", "string", "a run's compile outcome", _RESULTS_TTL, "backend"),
+    Key(RUN + "*:meta", "string", "what a run's tasks share (RunMeta)", _RESULTS_TTL, "backend"),
     Key(ADMITTED, "hash", "run -> tenant, tests, bytes in flight", _RESULTS_TTL, "backend"),
     Key(ADMITTED_DEADLINE, "zset", "run -> when it stops counting", _RESULTS_TTL, "backend"),
     Key(ADMITTED_TESTS, "string", "tests in flight, all tenants", _RESULTS_TTL, "backend"),
@@ -353,6 +355,7 @@ _PRODUCER = Access(
         HOLDS,
         RUN + "*:data",
         RUN + "*:compile",
+        RUN + "*:meta",
         ADMITTED,
         ADMITTED_DEADLINE,
         ADMITTED_TESTS,
