@@ -42,7 +42,7 @@ from worker.contract import (
 from worker.contract.wire import ErrorInfo, ProblemResult
 from worker.errors import BrokerError, NotSent, RunnerError, SubmissionRejected
 from worker.intake import files_of, remember_compile
-from worker.keyspace import RUN_LOWER_HINTS, run_key
+from worker.keyspace import RUN_LOWER_HINTS, result_key, run_key, stored_result
 from worker.languages import LANGUAGES
 from worker.messages import (
     BuiltinChecker,
@@ -321,6 +321,18 @@ def meta_of_message(rt: runtime.Runtime, message: dict[str, Any]) -> RunMeta:
     return meta
 
 
+def _joined(rt: runtime.Runtime, task_id: str) -> dict[str, Any] | None:
+    """The submission result a join of this id stored already, or None."""
+    try:
+        stored = rt.redis.get(result_key(task_id))
+    except redis.RedisError:
+        return None
+    if stored is None:
+        return None
+    status, value = stored_result(stored)
+    return value if status == "SUCCESS" and isinstance(value, dict) else None
+
+
 def _unavailable(rt: runtime.Runtime, meta: RunMeta) -> CompileOutcome | None:
     """The refusal of a run one of whose languages this worker cannot judge, or None."""
     for role, program in meta.programs():
@@ -418,7 +430,16 @@ def join_results(
 ) -> dict[str, Any]:
     """The chord's callback: one submission result, in submission order."""
     rt = runtime.current()
-    meta = meta_of_message(rt, meta_message)
+    try:
+        meta = meta_of_message(rt, meta_message)
+    except BrokerError:
+        # a join delivered again after it ended (its worker died before acknowledging it):
+        # the run's meta went with it, and the result it stored stands
+        done = _joined(rt, self.request.id)
+        if done is None:
+            raise
+        log.warning("join.again", task_id=self.request.id)
+        return done
     with bound_contextvars(submission_id=meta.submission_id, task_id=self.request.id, host=rt.host):
         raw = rt.redis.get(run_key(meta.run, "compile"))
         compiled = CompileOutcome.model_validate_json(raw) if raw else None

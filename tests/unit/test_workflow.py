@@ -13,10 +13,10 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from tests.unit.fleet import parsed, run_all, start_runtime, sub
-from worker import runtime
+from worker import runtime, tasks
 from worker.contract import CompileResult, TestResult, Verdict
 from worker.errors import BrokerError, SandboxError
-from worker.keyspace import run_key
+from worker.keyspace import result_key, run_key
 from worker.messages import CompileOutcome, RunMeta, TestOutcome, TestSpec, meta_json
 from worker.sandbox.fake import report
 from worker.sandbox.protocol import Job, RunReport
@@ -112,6 +112,34 @@ def test_a_worker_reads_a_runs_meta_once_and_never_another_runs_under_the_same_i
     )
     with pytest.raises(BrokerError):  # gone and never kept
         meta_of_message(fake_runtime, {"run": "gone", "digest": "0" * 16})
+
+
+def test_a_join_delivered_again_after_it_ended_returns_the_result_it_stored(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    """Its worker died after the join stored the run's result, before acknowledging it: the
+    join runs again, with the run's meta gone, and must neither fail nor overwrite it."""
+    meta = meta_for(sub(1), run="again")
+    ref = {"run": meta.run, "digest": meta_json(meta)[1]}
+    parts = [part(0, Verdict.AC)]
+    store_meta(fake_runtime.redis, meta, 60)
+    first = join_results.apply(args=(parts, ref, ["t0"]), task_id=meta.run).get()
+    assert first["verdict"] == "AC"
+    assert fake_runtime.redis.get(run_key(meta.run, "meta")) is None  # gone with the run
+    fake_runtime.redis.set(result_key(meta.run), json.dumps({"status": "SUCCESS", "result": first}))
+    tasks._METAS.clear()  # delivered again to another worker: it never read that meta
+    with capture_logs() as logs:
+        again = join_results.apply(args=(parts, ref, ["t0"]), task_id=meta.run).get()
+    assert again == first
+    assert [e["event"] for e in logs if e["log_level"] == "warning"] == ["join.again"]
+
+
+def test_a_join_whose_run_meta_is_gone_and_never_ended_fails(
+    fake_runtime: runtime.Runtime,
+) -> None:
+    ref = {"run": "lost", "digest": "0" * 16}
+    with pytest.raises(BrokerError, match="meta is gone"):
+        join_results.apply(args=([part(0, Verdict.AC)], ref, ["t0"]), task_id="lost").get()
 
 
 def test_assemble_orders_by_index_and_keeps_the_first_of_duplicates() -> None:
