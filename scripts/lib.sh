@@ -38,7 +38,8 @@ ensure_docker() {
     else
       # setsid -f: the engine is nobody's child (init reaps it), so whoever stops it sees it
       # gone, not a zombie of the shell that started it, or of the program exec'ed after
-      setsid -f dockerd </dev/null >>/var/log/runner-dockerd.log 2>&1
+      # from /: a daemon keeps its working directory, which a checkout's removal must not take
+      (cd / && setsid -f dockerd </dev/null >>/var/log/runner-dockerd.log 2>&1)
     fi
     for _ in $(seq 60); do "$DOCKER" info >/dev/null 2>&1 && break; sleep 0.5; done
     "$DOCKER" info >/dev/null 2>&1 || die "the Docker engine did not start: see /var/log/runner-dockerd.log"

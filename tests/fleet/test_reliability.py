@@ -488,7 +488,8 @@ class Engine:
         pairs = proc.joinpath("environ").read_bytes().decode(errors="replace").split("\0")
         self.environ = dict(pair.split("=", 1) for pair in pairs if "=" in pair)
         self.log = os.readlink(proc / "fd" / "1")
-        self.cwd = os.readlink(proc / "cwd")
+        cwd = os.readlink(proc / "cwd")
+        self.cwd = cwd if Path(cwd).is_dir() else "/"  # "... (deleted)": its directory is gone
         self.pid = pid
         self.stopping = True
         os.kill(pid, signal.SIGTERM)
