@@ -124,7 +124,12 @@ class RunRef(_Message):
 def meta_json(meta: RunMeta) -> tuple[str, str]:
     """The meta as stored, and the digest a :class:`RunRef` names it by."""
     stored = meta.model_dump_json()
-    return stored, hashlib.sha256(stored.encode()).hexdigest()[:16]
+    return stored, meta_digest(stored.encode())
+
+
+def meta_digest(stored: bytes) -> str:
+    """The digest a :class:`RunRef` names a stored meta by."""
+    return hashlib.sha256(stored).hexdigest()[:16]
 
 
 class TestSpec(_Message):

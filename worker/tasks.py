@@ -10,7 +10,6 @@ anyway (a fleet whose workers differ) is ``IE``, the fleet's fault, never a verd
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 import time
@@ -53,6 +52,7 @@ from worker.messages import (
     StoredProgram,
     TestOutcome,
     TestSpec,
+    meta_digest,
 )
 from worker.problems import problem_id
 from worker.programs import Program
@@ -311,7 +311,7 @@ def meta_of_message(rt: runtime.Runtime, message: dict[str, Any]) -> RunMeta:
         raw = rt.redis.get(run_key(ref.run, "meta"))
     except redis.RedisError as exc:
         raise BrokerError(f"cannot read run {ref.run}'s meta: {exc}") from exc
-    if raw is None or hashlib.sha256(raw).hexdigest()[:16] != ref.digest:
+    if raw is None or meta_digest(raw) != ref.digest:
         raise BrokerError(f"run {ref.run}'s meta is gone (expired, or the run ended)")
     meta = RunMeta.model_validate_json(raw)
     with _metas_lock:
