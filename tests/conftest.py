@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from worker.images.catalog import image_ref
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.sandbox import open_pools, sandbox_images
 from worker.sandbox.pools import SandboxPools
 from worker.sandbox.reaper import owned_containers

@@ -1,14 +1,16 @@
 """Code-judging worker fleet: pooled, hardened Docker sandboxes behind Celery.
 
-The rooms: ``client`` (the Python producer), ``app``/``tasks``/``workflow``/``scoring``
-(Celery: the canvas, the exactly-once join and its decisions), ``intake``/``admission``/
-``fairqueue`` (taking work in, fairly), ``problems`` (problems as data), ``runtime`` (a worker
-process's pools and clients), ``contract`` (what backends send and get back), ``messages``
-(what a run's tasks hand each other), ``languages``, ``checkers``, ``verdicts`` (registries),
-``judge``/``interaction``/``compiling`` (verdicts from sandbox runs), ``sandbox`` (containers,
-supervisor protocol, pools, fake pool), ``images`` (catalogue, offline base, BuildKit builds),
-``api`` (the HTTP API, webhooks, playground: ``runner api``), ``cli`` (the ``runner`` command),
-``metrics`` (a worker's Prometheus metrics), ``settings``, ``errors``, ``logs``.
+The rooms are packages, in layers: ``contract`` (what backends send and get back),
+``producer`` (intake, admission, the canvas), ``queue`` (broker transport, fair queue, result
+backend), ``pipeline`` (a run on a worker: tasks, compiling, the join's scoring, events,
+runtime), ``judging`` (verdicts from sandbox runs), ``data`` (what Redis keeps: test data,
+problems, compiled programs, languages available), ``sandbox`` (containers, supervisor
+protocol, pools, fake pool), ``languages`` (the registry), ``images`` (catalogue, offline base,
+BuildKit builds), ``keyspace`` (every Redis key and script), ``api`` (the HTTP API: ``runner
+api``) and ``cli`` (the ``runner`` command). Each package's docstring says what it owns and
+what it may import. Under them, the ground floor: ``client`` (the Python producer), ``app``
+(the Celery app), ``settings``, ``errors``, ``logs``, ``metrics``, ``outages``, ``messages``,
+``programs`` and the registries ``checkers``, ``verdicts``, ``compare``.
 
 Importing the package loads neither Celery, kombu nor Docker: the names that need them (the
 producer's ``Client`` and ``Handle``, the worker's ``Judge``, ``open_pools``, ``FakePool``)
@@ -53,14 +55,14 @@ from worker.settings import Settings
 
 if TYPE_CHECKING:
     from worker.client import Client, Handle
-    from worker.judge import Judge
+    from worker.judging.judge import Judge
     from worker.sandbox import open_pools
     from worker.sandbox.fake import FakePool
 
 _LAZY = {
     "Client": "worker.client",
     "Handle": "worker.client",
-    "Judge": "worker.judge",
+    "Judge": "worker.judging.judge",
     "open_pools": "worker.sandbox",
     "FakePool": "worker.sandbox.fake",
 }

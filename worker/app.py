@@ -11,13 +11,14 @@ first needs it, not at import. Reliability choices, each for a reason:
 - results (and chord state) kept longer than the longest chord can take;
 - task events on, so Flower shows workers, tasks and their states live;
 - the thread pool, ``RUNNER_CONCURRENCY`` threads: a worker process holds one set of warm
-  sandbox pools that its threads share (:mod:`worker.runtime`), so the plain
+  sandbox pools that its threads share (:mod:`worker.pipeline.runtime`), so the plain
   ``celery -A worker.app worker`` runs what ``runner worker`` runs. A pool that would run tests
-  in other processes or in green threads stops the start (:func:`worker.runtime.check_pool`);
-- a Redis restart ridden out (``RUNNER_OUTAGE_WINDOW_S``, :mod:`worker.outages`): the result
-  backend's calls wait for Redis (:mod:`worker.backend`), sending a task is retried over the
-  window, and a consumer that lost the broker tries again every 0.5 to 2 s (kombu's 2, 4, 6 ...
-  30 s apart brought a worker back up to 12 s after a 30 s restart).
+  in other processes or in green threads stops the start
+(:func:`worker.pipeline.runtime.check_pool`); - a Redis restart ridden out
+  (``RUNNER_OUTAGE_WINDOW_S``, :mod:`worker.outages`): the result backend's calls wait for Redis
+  (:mod:`worker.queue.backend`), sending a task is retried over the window, and a consumer that lost
+  the broker tries again every 0.5 to 2 s (kombu's 2, 4, 6 ... 30 s apart brought a worker back up
+  to 12 s after a 30 s restart).
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ from celery.app.amqp import AMQP
 from kombu.connection import Connection
 from kombu.entity import Queue
 
-import worker.backend  # noqa: F401 - registers the redis:// result backend that rides out restarts
+import worker.queue.backend  # noqa: F401 - registers the redis:// result backend that rides out restarts
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES
 from worker.outages import WINDOW_OPTION
+from worker.queue.transport import SHARE_OPTION  # importing it registers the redis:// transport
 from worker.settings import Settings
-from worker.transport import SHARE_OPTION  # importing it registers the redis:// transport
 
 GRACE_S = 30  # on top of a wall limit: transfer, waiting for a sandbox, cleanup
 
@@ -109,7 +110,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend": settings.result_backend,
         "broker_transport_options": options,
         "broker_connection_retry_on_startup": True,
-        # the result backend's client waits out a Redis restart itself (worker.backend), so a
+        # the result backend's client waits out a Redis restart itself (worker.queue.backend), so a
         # result that cannot be stored meanwhile is not a task failure (which would fail the
         # whole chord); only an outage past RUNNER_OUTAGE_WINDOW_S is
         "result_backend_transport_options": {WINDOW_OPTION: settings.outage_window_s},
@@ -170,7 +171,7 @@ class BrokerAMQP(AMQP):  # type: ignore[misc]
 
 
 def create_app() -> Celery:
-    app = Celery("runner", include=["worker.tasks"], amqp=f"{__name__}:BrokerAMQP")
+    app = Celery("runner", include=["worker.pipeline.tasks"], amqp=f"{__name__}:BrokerAMQP")
     # a promise: the environment is read when Celery first needs its configuration
     app.add_defaults(lambda: celery_config(Settings.from_env()))
     return app

@@ -42,11 +42,11 @@ from worker.contract import (
     rejected,
 )
 from worker.errors import BrokerError, NotSent, SubmissionRejected
-from worker.intake import Intake
 from worker.keyspace import run_key
 from worker.languages import LANGUAGES
+from worker.producer.intake import Intake
+from worker.producer.workflow import PROBLEM_TASK, SUBMIT_TASK
 from worker.settings import Settings
-from worker.workflow import PROBLEM_TASK, SUBMIT_TASK
 
 
 class Handle:

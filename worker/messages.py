@@ -6,7 +6,7 @@ and read back with ``Model.model_validate``.
 
     RunMeta        what every task of a run needs: the program (by reference) and how it is
                    judged (JudgingMsg: limits, checker, interactor, groups); built by the
-                   producer (worker.workflow.meta_of), stored once per run, and carried
+                   producer (worker.producer.workflow.meta_of), stored once per run, and carried
                    whole only by the compile step's message
     RunRef         the run's meta by reference ({"run": id}): what test and join messages
                    carry
@@ -14,7 +14,7 @@ and read back with ``Model.model_validate``.
     CompileOutcome the compile step's answer: each program's key, or why there is none
     TestOutcome    what happened to one test: its result, or why it did not run
 
-Nothing here decides a verdict for the run: the join does (worker.scoring).
+Nothing here decides a verdict for the run: the join does (worker.pipeline.scoring).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class _Message(BaseModel):
 
 
 class DataRef(_Message):
-    ref: str  # sha256 of the bytes, stored by worker.storage.DataStore
+    ref: str  # sha256 of the bytes, stored by worker.data.storage.DataStore
     size: int
 
 
@@ -44,7 +44,7 @@ Blob: TypeAlias = str | DataRef | None
 
 
 class StoredProgram(_Message):
-    """A program's files as sent (always by reference, :func:`worker.storage.outline`), kept so
+    """A program's files as sent (always by reference, :func:`worker.data.storage.outline`), kept so
     that a test whose compiled program left the cache can compile it again."""
 
     language: str
@@ -112,10 +112,10 @@ class RunMeta(_Message):
 class RunRef(_Message):
     """A run's :class:`RunMeta` by reference: what a test or join message carries instead of
     the meta itself, which the producer stored once (``run_key(run, "meta")``) and each worker
-    process reads once per run (:func:`worker.tasks.meta_of_message`). The field is the meta's
-    own ``run``, so whatever finds a task's run in its arguments finds it here too; ``digest``
-    names the stored meta's content (a run id used again names another meta: never the one a
-    worker kept from before)."""
+    process reads once per run (:func:`worker.pipeline.tasks.meta_of_message`). The field is the
+    meta's own ``run``, so whatever finds a task's run in its arguments finds it here too;
+    ``digest`` names the stored meta's content (a run id used again names another meta: never the
+    one a worker kept from before)."""
 
     run: str
     digest: str
@@ -155,7 +155,7 @@ class CompileOutcome(_Message):
 
 
 class ProblemRecord(_Message):
-    """A registered problem, as stored (worker.problems)."""
+    """A registered problem, as stored (worker.data.problems)."""
 
     name: str | None = None
     judging: JudgingMsg

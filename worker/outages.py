@@ -6,7 +6,7 @@ away: every Redis call of its own (results, the chord's join, progress, admissio
 fair queue's scripts, test data and compiled programs, acknowledgements, sending tasks) and
 every sandbox lease waits and tries again, for at most ``RUNNER_OUTAGE_WINDOW_S``
 (:class:`Outage`), and the heartbeats that lapsed meanwhile are not taken for dead workers
-(:mod:`worker.transport`). Only an outage longer than that ends a test ``IE``, with a message
+(:mod:`worker.queue.transport`). Only an outage longer than that ends a test ``IE``, with a message
 that says so ("Redis unreachable for 60 s (...)", "Docker engine unreachable for 60 s (...)").
 
 An :class:`Outage` follows one dependency as this process sees it: it is down from the first

@@ -43,7 +43,7 @@ PASSING = frozenset({Verdict.AC})
 # tell a problem to fix from a fleet to call its operator about.
 INTERNAL_ERROR = "internal_error"
 CANCELLED_CODE = "cancelled"  # the error of a submission cancelled before all its tests ran
-# The RJ code of a submission in a language no worker can judge now (worker.availability): the
+# The RJ code of a submission in a language no worker can judge now (worker.data.availability): the
 # fleet's state, not the submission's fault, so it is worth sending again later
 LANGUAGE_UNAVAILABLE = "language_unavailable"
 CHECKER_FAILED = "checker_failed"

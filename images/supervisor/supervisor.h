@@ -71,7 +71,7 @@ typedef struct {
     size_t ring_size, over; /* over: the bytes past the cap so far */
 } buf_t;
 /* The end of a job's stderr kept past its cap: a runtime says it ran out of memory last, after
- * whatever the program wrote there (worker/runs.py); a JVM's words and stack fit. */
+ * whatever the program wrote there (worker/judging/runs.py); a JVM's words and stack fit. */
 #define ERR_TAIL_BYTES (64 * 1024)
 
 typedef struct {

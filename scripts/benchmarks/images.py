@@ -30,7 +30,7 @@ from typing import TypeVar
 from worker.images.build import ROOT, Builder, BuildOptions
 from worker.images.catalog import BASELINE, IMAGES, SUPERVISOR, image_name
 from worker.images.docker_cli import DockerCli
-from worker.images.spec import ImageSpec
+from worker.languages.model import ImageSpec
 from worker.settings import Settings
 
 PREFIX = "runnerbench"

@@ -60,7 +60,8 @@ def scripts() -> dict[str, str]:
     """sha1 -> name of the fleet's Lua scripts (worker/keyspace, and the chord's)."""
     import hashlib
 
-    from worker import backend, keyspace
+    from worker import keyspace
+    from worker.queue import backend
 
     found = {}
     for name in dir(keyspace):

@@ -16,10 +16,10 @@ from dataclasses import dataclass, replace
 
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
-from worker.judge import Judge, Program
+from worker.judging.judge import Judge, Program
+from worker.judging.runs import exec_ed, program_job
 from worker.languages import LANGUAGES
 from worker.languages.model import Language
-from worker.runs import exec_ed, program_job
 from worker.sandbox import docker_client, open_pools
 from worker.sandbox.container import Sandbox, SandboxSpec
 from worker.sandbox.pool import UidSource

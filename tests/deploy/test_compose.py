@@ -14,8 +14,8 @@ a tty: ``docker-compose exec`` wants one), and README.md's command blocks agains
 
 The producer runs in a subprocess: ``worker.app.app`` reads its configuration from
 ``os.environ`` once per process, and tests/conftest.py has pointed it at the suite's own Redis
-databases. A second Celery app would not help either: ``worker.workflow.canvas`` signs every
-task with that module-level app, so the chord would still go to the suite's broker. A child
+databases. A second Celery app would not help either: ``worker.producer.workflow.canvas`` signs
+every task with that module-level app, so the chord would still go to the suite's broker. A child
 process whose environment names the stack's Redis gets a correctly configured app, and uses
 ``Client(Settings.from_env(...))`` as a producer on the host would; it checks that the app's
 broker is the stack's before it sends anything.

@@ -27,10 +27,10 @@ from openapi_spec_validator import validate
 from tests.conftest import TEST_ENV
 from tests.fleet.api import Api, api_server, make_key
 from tests.fleet.conftest import flush
-from worker import availability
 from worker.api.limits import MAX_STREAMS, READS_PER_SUBMIT
 from worker.api.requests import MAX_DEPTH
 from worker.api.service import MAX_BATCH
+from worker.data import availability
 from worker.languages import LANGUAGES
 
 pytestmark = [pytest.mark.redis]

@@ -1,5 +1,5 @@
-"""Fair queueing between tenants in the broker (worker/fairqueue.py), against the real Redis with
-kombu alone: a tenant's backlog does not delay another tenant's messages; while another tenant
+"""Fair queueing between tenants in the broker (worker/queue/fairqueue.py), against the real Redis
+with kombu alone: a tenant's backlog does not delay another tenant's messages; while another tenant
 is active a tenant runs no more than its share of the fleet's slots, and alone it gets them all;
 every count is given back by acks, by a dead consumer's messages being reclaimed, and by purges.
 """
@@ -14,7 +14,7 @@ import pytest
 import redis
 from kombu import Connection, Consumer, Producer, Queue
 
-import worker.transport
+import worker.queue.transport
 from tests.fleet.conftest import flush
 from tests.fleet.test_transport import (
     CONSUME_AND_DIE,
@@ -24,9 +24,9 @@ from tests.fleet.test_transport import (
     reclaimer,
     run_until_killed,
 )
-from worker.fairqueue import TENANT_HEADER
 from worker.keyspace import SLOTS as SLOTS_KEY
 from worker.keyspace import fair_key, tenant_list
+from worker.queue.fairqueue import TENANT_HEADER
 
 pytestmark = [pytest.mark.redis]
 SEP = "\x06\x16"
@@ -49,7 +49,10 @@ def publish(conn: Connection, queue: str, tenant: str | None, count: int) -> Non
 
 
 def connect(share_pct: int = 50) -> Connection:
-    options = {worker.transport.CONSUMER_OPTION: "fair", worker.transport.SHARE_OPTION: share_pct}
+    options = {
+        worker.queue.transport.CONSUMER_OPTION: "fair",
+        worker.queue.transport.SHARE_OPTION: share_pct,
+    }
     return Connection(URL, transport_options=options)
 
 
@@ -194,7 +197,7 @@ def test_held_back_work_is_freed_by_the_reclaimer_once_the_other_tenant_is_idle(
         time.sleep(0.5)
         assert holder.nothing_to_claim()
         broker.zrem(fair_key(queue, SEP, "seen"), "honest")  # as if ACTIVE_S had passed
-        sweeper = worker.transport.Reclaimer(
+        sweeper = worker.queue.transport.Reclaimer(
             lambda: Connection(URL), "sweeper", slots=2, queues=(queue,)
         )
         sweeper.sweep()

@@ -27,7 +27,7 @@ from celery.utils.dispatch import Signal
 from tests.fleet.conftest import CELERY, RUNNER, Worker
 from worker.client import Client
 from worker.contract import Verdict
-from worker.runtime import StartRefused, check_pool, option_value
+from worker.pipeline.runtime import StartRefused, check_pool, option_value
 from worker.sandbox.reaper import owned_containers
 from worker.settings import Settings
 

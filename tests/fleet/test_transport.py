@@ -1,5 +1,5 @@
-"""The broker transport (worker/transport.py) against the real Redis, with kombu alone: no worker
-process, no Docker. A consumer killed right after taking a message must leave it where the
+"""The broker transport (worker/queue/transport.py) against the real Redis, with kombu alone: no
+worker process, no Docker. A consumer killed right after taking a message must leave it where the
 visibility timeout restores it; and what the transport changes in kombu's consuming (priority
 lists, several queues, consumers without acks, unparsable items, a full Redis) still works."""
 
@@ -23,14 +23,14 @@ from kombu.transport import redis as kombu_redis
 from structlog.testing import capture_logs
 
 import worker.keyspace
-import worker.transport
+import worker.queue.transport
 from tests.conftest import TEST_ENV, free_port
 from tests.fleet.conftest import flush
 
 pytestmark = [pytest.mark.redis]
 
 URL = TEST_ENV["RUNNER_BROKER_URL"]
-OURS = worker.transport.Transport
+OURS = worker.queue.transport.Transport
 KOMBU = kombu_redis.Transport
 
 # A consumer that dies (SIGKILL) right after it has taken a message off the queue: in the
@@ -40,7 +40,7 @@ KOMBU = kombu_redis.Transport
 WAIT_AND_DIE = """
 import os, signal, sys
 from kombu import Connection, Consumer, Queue
-import worker.transport as transport
+import worker.queue.transport as transport
 
 url, queue = sys.argv[1:]
 transport.Reclaimer(lambda: Connection(url, transport=transport.Transport), "doomed").sweep()
@@ -59,11 +59,11 @@ CONSUME_AND_DIE = """
 import os, signal, sys
 from kombu import Connection, Consumer, Queue
 from kombu.transport import redis as kombu_redis
-import worker.transport
+import worker.queue.transport
 
 url, queue, which = sys.argv[1:]
-transport = worker.transport.Transport if which == "ours" else kombu_redis.Transport
-options = {worker.transport.CONSUMER_OPTION: "doomed"} if which == "ours" else {}
+transport = worker.queue.transport.Transport if which == "ours" else kombu_redis.Transport
+options = {worker.queue.transport.CONSUMER_OPTION: "doomed"} if which == "ours" else {}
 with Connection(url, transport=transport, transport_options=options) as conn:
     assert type(conn.transport) is transport
     conn.transport._deliver = lambda *_: os.kill(os.getpid(), signal.SIGKILL)
@@ -140,7 +140,7 @@ def test_claims_lists_in_brpop_order_each_recorded_before_its_callback(
     """Both ways of waiting: a named consumer's hand-off list, an anonymous one's BLMOVE q q."""
     first, second = names(2)
     seen: list[tuple[Any, bool]] = []
-    options = {worker.transport.CONSUMER_OPTION: consumer} if consumer else {}
+    options = {worker.queue.transport.CONSUMER_OPTION: consumer} if consumer else {}
     with Connection(URL, transport_options=options) as conn:
         producer = Producer(conn)
         # published first, but on the lowest priority list of the second queue: BRPOP's order
@@ -170,14 +170,14 @@ def test_a_backlog_on_the_lowest_priority_drains_without_blocking_waits(
     wait is LMOVE, which never blocks: one blocking wait for the whole backlog."""
     (queue,) = names(1)
     waits: list[str] = []
-    original = worker.transport.Channel._brpop_start
+    original = worker.queue.transport.Channel._brpop_start
 
     def counted(self: Any, timeout: Any = None) -> None:
         original(self, timeout)
         waits.append(self._wait_command)
 
-    monkeypatch.setattr(worker.transport.Channel, "_brpop_start", counted)
-    options = {worker.transport.CONSUMER_OPTION: "drainer"}
+    monkeypatch.setattr(worker.queue.transport.Channel, "_brpop_start", counted)
+    options = {worker.queue.transport.CONSUMER_OPTION: "drainer"}
     with Connection(URL, transport_options=options) as conn:
         producer = Producer(conn)
         for n in range(20):
@@ -291,8 +291,8 @@ def test_a_channel_reuses_one_redis_client_for_publishing_and_acking(broker: red
     assert built.count(False) <= 2
 
 
-def reclaimer(name: str) -> worker.transport.Reclaimer:
-    return worker.transport.Reclaimer(lambda: Connection(URL, transport=OURS), name)
+def reclaimer(name: str) -> worker.queue.transport.Reclaimer:
+    return worker.queue.transport.Reclaimer(lambda: Connection(URL, transport=OURS), name)
 
 
 def test_a_dead_consumers_message_is_given_back_without_waiting_for_the_timeout(
@@ -321,7 +321,7 @@ def test_a_live_consumers_messages_stay_with_it_and_acks_clear_its_record(
     (queue,) = names(1)
     live = reclaimer("live")
     live.sweep()  # its beat
-    options = {worker.transport.CONSUMER_OPTION: "live"}
+    options = {worker.queue.transport.CONSUMER_OPTION: "live"}
     with Connection(URL, transport=OURS, transport_options=options) as conn:
         Producer(conn).publish({"n": 1}, routing_key=queue, declare=[Queue(queue)])
         held: list[Any] = []
@@ -397,7 +397,9 @@ def test_after_a_redis_outage_live_consumers_get_time_to_beat_before_any_is_take
     run_until_killed(CONSUME_AND_DIE, queue, "ours")  # "doomed" holds it, with no heartbeat
     away = f"redis://127.0.0.1:{free_port()}/0"
     urls = [away]
-    sweeper = worker.transport.Reclaimer(lambda: Connection(urls[-1], transport=OURS), "sweeper")
+    sweeper = worker.queue.transport.Reclaimer(
+        lambda: Connection(urls[-1], transport=OURS), "sweeper"
+    )
     with pytest.raises(Exception):  # noqa: B017 - whatever kombu raises for a Redis away
         sweeper.sweep()
     urls.append(URL)  # Redis is back
@@ -414,7 +416,7 @@ def test_a_channel_closed_after_its_connection_was_released_raises_a_connection_
     """Closing after the broker went away, kombu restores unacked messages through a new
     client; with the connection released that was an AttributeError, which stopped a worker
     (Celery's close ignores only connection errors)."""
-    with Connection(URL, transport=worker.transport.Transport) as conn:
+    with Connection(URL, transport=worker.queue.transport.Transport) as conn:
         channel = conn.default_channel
         channel._pool = None
         channel._sync_client = None

@@ -6,7 +6,7 @@ from typing import Any
 
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES
 from worker.programs import File
 from worker.sandbox.pools import SandboxPools

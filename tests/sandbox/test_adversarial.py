@@ -9,7 +9,7 @@ import pytest
 
 from tests.sandbox.helpers import FAST, judge_source, python_job
 from worker.contract import Limits, TestResult, Verdict
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES
 from worker.sandbox.pools import SandboxPools
 from worker.sandbox.protocol import ERR_TAIL_BYTES

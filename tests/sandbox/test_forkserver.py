@@ -15,7 +15,7 @@ from tests.sandbox.helpers import FAST, python_job
 from tests.sandbox.idioms import IDIOMS
 from worker.compare import Comparison
 from worker.contract import TestCase, Verdict
-from worker.judge import Judge, Program
+from worker.judging.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.programs import File
 from worker.sandbox.container import LABEL_IMAGE, LABEL_OWNER

@@ -15,7 +15,7 @@ from tests.sandbox.idioms import IDIOMS
 from tests.sandbox.test_forkserver import ENDINGS, seen
 from worker.compare import Comparison
 from worker.contract import TestCase, Verdict
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES
 from worker.programs import File
 from worker.sandbox.pools import SandboxPools

@@ -10,7 +10,7 @@ import pytest
 
 from tests.sandbox.helpers import FAST, judge_source
 from worker.contract import Verdict
-from worker.judge import Judge
+from worker.judging.judge import Judge
 
 pytestmark = pytest.mark.docker
 

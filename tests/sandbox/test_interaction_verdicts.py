@@ -1,7 +1,7 @@
 """Interactive problems judged in real sandboxes: the example's guessing game, with a program
 that wins, loses, exceeds its queries, hangs, crashes, or ends while the interactor still
 writes, and an interactor that crashes or hangs itself; each side's failure is blamed on that
-side, and the program's own ending decides first (worker/interaction.py)."""
+side, and the program's own ending decides first (worker/judging/interaction.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.contract import Limits, TestCase, TestResult, Verdict
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES
 from worker.programs import File, Program
 

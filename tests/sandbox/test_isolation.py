@@ -18,7 +18,7 @@ from tests.conftest import RUN_ID, TEST_LABEL, started_pools
 from tests.sandbox.helpers import FAST, judge_source, verdict
 from worker.contract import Limits, Verdict
 from worker.errors import IsolationUnavailable
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES
 from worker.sandbox import open_pools
 from worker.sandbox.container import CAPABILITIES, Sandbox

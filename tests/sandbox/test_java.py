@@ -10,7 +10,7 @@ import pytest
 from tests.sandbox.helpers import FAST, judge_source, verdict
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES
 from worker.programs import File
 

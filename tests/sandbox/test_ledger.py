@@ -17,7 +17,7 @@ import pytest
 
 from tests.sandbox.helpers import compile_static, judge_source, native, python_job
 from worker.contract import Limits, TestResult, Verdict
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.programs import File
 from worker.sandbox.pools import SandboxPools
 

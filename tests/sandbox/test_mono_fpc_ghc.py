@@ -11,7 +11,7 @@ import pytest
 
 from tests.sandbox.helpers import FAST, judge_source, verdict
 from worker.contract import TestCase, Verdict
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES
 
 pytestmark = pytest.mark.docker

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES, OPTIMISATIONS, WARNINGS
 
 pytestmark = pytest.mark.docker

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import started_pools
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
-from worker.judge import Judge, Program
+from worker.judging.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.programs import File
 from worker.sandbox.pools import SandboxPools

@@ -27,7 +27,7 @@ from tests.sandbox.helpers import python_job
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.errors import PoolClosed, SandboxError
-from worker.judge import Judge, Program
+from worker.judging.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.programs import File
 from worker.sandbox import open_pools

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from worker.judge import Judge
+from worker.judging.judge import Judge
+from worker.judging.selftest import Health, self_test
 from worker.languages import LANGUAGES
-from worker.selftest import Health, self_test
 
 pytestmark = pytest.mark.docker
 

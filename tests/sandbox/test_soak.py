@@ -18,7 +18,7 @@ from tests.conftest import started_pools
 from tests.sandbox.idioms import IDIOMS
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict
-from worker.judge import Judge, Program
+from worker.judging.judge import Judge, Program
 from worker.languages import LANGUAGES
 from worker.sandbox.container import Sandbox
 from worker.sandbox.pool import UidSource

@@ -7,14 +7,14 @@ from typing import Any
 
 import fakeredis
 
-from worker import runtime
 from worker.contract import Maxima, Submission, parse_submission
-from worker.intake import Intake
 from worker.languages import LANGUAGES
+from worker.pipeline import runtime
+from worker.pipeline.tasks import join_results, run_test
+from worker.producer.intake import Intake
+from worker.producer.workflow import TEST_TASK
 from worker.sandbox.fake import FakePool, Script, report
 from worker.settings import Settings
-from worker.tasks import join_results, run_test
-from worker.workflow import TEST_TASK
 
 
 def sub(n: int = 3, stdin: str | None = None, **extra: Any) -> dict[str, Any]:

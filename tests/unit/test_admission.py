@@ -13,26 +13,26 @@ import fakeredis
 import kombu.exceptions
 import pytest
 
-import worker.intake
-import worker.storage
+import worker.data.storage
+import worker.producer.intake
 from tests.unit.fleet import open_intake, parsed, run_all, start_runtime, sub
-from worker import runtime
-from worker.admission import Ticket
-from worker.artifacts import Stored
 from worker.client import Client
+from worker.data.artifacts import Stored
+from worker.data.storage import LINGER_S, digest
 from worker.errors import BrokerError, RedisUnavailable, SubmissionRejected
-from worker.fairqueue import TENANT_HEADER
-from worker.intake import Intake, Owed
 from worker.keyspace import ADMITTED as RUNS
 from worker.keyspace import ADMITTED_DEADLINE as DEADLINES
 from worker.keyspace import ADMITTED_TESTS, DATA, TENANT
 from worker.keyspace import ARTIFACT as PREFIX
 from worker.keyspace import ARTIFACTS_BYTES as TOTAL
 from worker.keyspace import ARTIFACTS_LRU as LRU
+from worker.pipeline import runtime
+from worker.pipeline.tasks import run_test, submit
+from worker.producer.admission import Ticket
+from worker.producer.intake import Intake, Owed
 from worker.programs import File
+from worker.queue.fairqueue import TENANT_HEADER
 from worker.settings import Settings
-from worker.storage import LINGER_S, digest
-from worker.tasks import run_test, submit
 
 
 @pytest.fixture
@@ -96,8 +96,8 @@ def test_a_submission_refused_anyway_is_refused_before_its_test_data_is_packed(
     intake = open_intake(server, tenant_max_tests="2", inline_data_kb="1")
     intake.accept(parsed(sub(2, tenant="a")), "r1")
     packed: list[int] = []
-    real = worker.storage.pack
-    monkeypatch.setattr(worker.storage, "pack", lambda data: packed.append(1) or real(data))
+    real = worker.data.storage.pack
+    monkeypatch.setattr(worker.data.storage, "pack", lambda data: packed.append(1) or real(data))
     exc = refused(intake, sub(1, stdin="x" * 100_000, tenant="a"), "r2")
     assert exc.code == "tenant_busy" and "2 tests in flight" in exc.message
     assert packed == []
@@ -236,7 +236,7 @@ def test_the_program_cache_keeps_to_its_budget_least_recently_used_first(
 def test_every_compile_and_test_task_names_its_tenant_and_the_join_none(
     server: fakeredis.FakeServer,
 ) -> None:
-    """The broker queues a tenant's tasks by this header (worker.fairqueue); the join, which
+    """The broker queues a tenant's tasks by this header (worker.queue.fairqueue); the join, which
     ends a run, is never held back by its tenant's share; no task carries a priority."""
     intake = open_intake(server)
     work = intake.accept(parsed(sub(3, tenant="acme")), "r0")
@@ -310,7 +310,7 @@ def test_a_submission_the_broker_cannot_take_gives_its_admission_back(
 def test_a_give_back_that_fails_while_redis_is_away_is_made_once_it_is_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(worker.intake, "OWED_RETRY_S", 0.01)
+    monkeypatch.setattr(worker.producer.intake, "OWED_RETRY_S", 0.01)
     owed, tries = Owed(), []
 
     def give_back() -> None:

@@ -11,9 +11,9 @@ import pytest
 import redis
 
 import worker.outages
-from worker.backend import _RiddenOut
 from worker.errors import RedisUnavailable
 from worker.outages import WINDOW_OPTION, Outage, RidingRedis
+from worker.queue.backend import _RiddenOut
 
 
 class Flaky:

@@ -10,10 +10,10 @@ import fakeredis
 import pytest
 
 from tests.unit.fleet import judged, start_runtime, sub
-from worker import runtime
 from worker.checkers import judge_testlib
 from worker.contract import Verdict
 from worker.errors import SandboxError
+from worker.pipeline import runtime
 from worker.sandbox.fake import report
 from worker.sandbox.protocol import Job, RunReport
 

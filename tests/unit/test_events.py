@@ -8,9 +8,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.unit.fleet import judged, start_runtime, sub
-from worker import events, keyspace
+from worker import keyspace
 from worker.api import records
 from worker.contract import SubmissionResult
+from worker.pipeline import events
 
 
 def test_a_failing_subscriber_is_logged_and_the_others_still_hear() -> None:

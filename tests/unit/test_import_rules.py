@@ -8,12 +8,16 @@ listed in ``LAZY``, so a new one is a decision, not an accident. Imports under
 ``if TYPE_CHECKING:`` load nothing, but they still couple two modules: they count for cycles,
 not for the rooms' rules.
 
-A rule names a room by module prefixes, and what that room must never import (module level).
+A room is a package directly under worker/, and its rule is its docstring's "May import:"
+paragraph (module prefixes; anything else of worker is refused at load) and, for the rooms
+other processes load, "Never imports:" (third-party stacks). Rooms stand in layers: no two
+reach each other.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,65 +26,45 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "worker"
 
-# the producer's own: the Python client, and the intake it shares with runner.submit
-PRODUCER = ("worker.client", "worker.intake", "worker.admission")
-EDGES = ("worker.api", "worker.cli")
-JUDGING = (
-    "worker.judge",
-    "worker.interaction",
-    "worker.compiling",
-    "worker.runs",
-    "worker.checkers",
-    "worker.compare",
-    "worker.programs",
-    "worker.artifacts",
-    "worker.selftest",
-    "worker.sandbox",
-)
-# The core: the canvas, the join, the tasks, a worker process. runner.submit (in tasks) is the
-# intake on a worker and the join gives an admission back, so tasks reaches the intake, never
-# the client; a worker reaches the API only through worker.events, subscribed at its start.
-CORE = (
-    "worker.tasks",
-    "worker.workflow",
-    "worker.scoring",
-    "worker.messages",
-    "worker.events",
-    "worker.runtime",
-    "worker.app",
-    "worker.backend",
-    "worker.transport",
-    "worker.settings",
-    "worker.storage",
-    "worker.problems",
-)
+# A room is a package directly under worker/; its docstring states what it may import (its
+# rule, read below), so the rule is written once, where a reader of the room meets it. The
+# modules directly under worker/ are the ground floor: registries, models, settings and errors
+# that every room stands on; each counts as a room of its own for the cycle check.
+RULE = re.compile(r"^May import: (.*?)\.\s*(?:\n\s*\n|\Z)", re.M | re.S)
+HEAVY_RULE = re.compile(r"^Never imports: (.*?)\.\s*(?:\n\s*\n|\Z)", re.M | re.S)
 
-# room (module prefixes) -> what none of its modules may import at load (module prefixes),
-# and what of that it may import all the same
-MAY_NOT_IMPORT: list[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = [
-    # what backends send and get back: pydantic and the registries it names, nothing else
-    (
-        ("worker.contract",),
-        ("worker", "celery", "kombu", "docker", "redis"),
-        (
-            "worker.errors",
-            "worker.languages",
-            "worker.checkers",
-            "worker.compare",
-            "worker.verdicts",
-        ),
-    ),
-    (JUDGING, (*PRODUCER, *EDGES), ()),
-    (CORE, ("worker.client", *EDGES), ()),
-    (("worker.api",), ("worker.cli", "worker.sandbox", "worker.judge", "worker.runtime"), ()),
-]
+
+def _rule(doc: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A docstring's rule: what of worker it may import, which third-party stacks it never
+    imports; None when it states none. A parenthesis in the list is a reader's note."""
+    allowed = RULE.search(doc)
+    if not allowed:
+        return None
+    text = re.sub(r"\(.*?\)", "", " ".join(allowed.group(1).split()))
+    may = () if text.startswith("nothing") else tuple(n.strip() for n in text.split(","))
+    heavy = HEAVY_RULE.search(doc)
+    never = tuple(n.strip() for n in " ".join(heavy.group(1).split()).split(",")) if heavy else ()
+    return may, never
+
+
+def _room_rules() -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    rules = {}
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        rule = _rule(ast.get_docstring(ast.parse(init.read_text())) or "")
+        assert rule, f"{init}: its docstring says nothing of what the room may import"
+        rules[f"worker.{init.parent.name}"] = rule
+    return rules
+
 
 # (importer, imported) made inside a function, outside the CLI (which loads what each command
 # needs when it runs, so `runner --help` stays quick)
 LAZY = {
     ("worker", "importlib"),  # the package's lazily loaded names (PEP 562)
-    ("worker.runtime", "worker.app"),  # the app that started the worker, at its start
-    ("worker.runtime", "worker.api.records"),  # a worker subscribes the API's notice at start
+    ("worker.pipeline.runtime", "worker.app"),  # the app that started the worker, at its start
+    (
+        "worker.pipeline.runtime",
+        "worker.api.records",
+    ),  # a worker subscribes the API's notice at start
 }
 
 # modules that must import without the heavy stacks (a backend reading the contract, a
@@ -89,10 +73,10 @@ LIGHT = (
     "worker",
     "worker.contract",
     "worker.settings",
-    "worker.admission",
-    "worker.events",
+    "worker.producer.admission",
+    "worker.pipeline.events",
     "worker.messages",
-    "worker.scoring",
+    "worker.pipeline.scoring",
     "worker.programs",
 )
 HEAVY = ("celery", "kombu", "docker")
@@ -205,20 +189,51 @@ def test_lazy_imports_are_the_listed_ones() -> None:
     assert made == LAZY
 
 
-@pytest.mark.parametrize(
-    ("room", "forbidden", "allowed"), MAY_NOT_IMPORT, ids=[r[0][0] for r in MAY_NOT_IMPORT]
-)
-def test_each_room_imports_only_what_its_rule_allows(
-    room: tuple[str, ...], forbidden: tuple[str, ...], allowed: tuple[str, ...]
-) -> None:
+ROOMS = _room_rules()
+
+
+def _room(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+@pytest.mark.parametrize("room", sorted(ROOMS))
+def test_each_room_imports_only_what_its_docstring_allows(room: str) -> None:
+    may, never = ROOMS[room]
     broken = sorted(
         f"{module} imports {target}"
         for module in MODULES
-        if _within(module, room)
+        if _within(module, (room,))
         for target in IMPORTS[module][0]
-        if _within(target, forbidden) and not _within(target, (*room, *allowed))
+        if (_within(target, ("worker",)) and not _within(target, (room, *may)))
+        or _within(target, never)
     )
     assert broken == []
+
+
+def test_rooms_have_no_import_cycles() -> None:
+    """A room may reach another only one way: the rooms stand in layers, whatever their rules
+    allow module by module (type-only imports count, as for modules)."""
+    graph: dict[str, set[str]] = {_room(m): set() for m in MODULES if m != "worker"}
+    for module in MODULES:
+        if module == "worker":  # the package's face names what it re-exports from every room
+            continue
+        eager, _, typing = IMPORTS[module]
+        graph[_room(module)] |= {_room(t) for t in eager | typing if t in MODULES} - {
+            _room(module),
+            "worker",
+        }
+    cycle = _cycle(graph)
+    assert not cycle, "rooms import each other: " + " -> ".join(cycle)
+
+
+def test_a_rule_is_read_from_a_docstring() -> None:
+    doc = (
+        "What it owns.\n\nMay import: worker.errors, worker.keyspace (to name\nkeys), worker.x.\n\n"
+        "Never imports: celery,\nkombu.\n"
+    )
+    assert _rule(doc) == (("worker.errors", "worker.keyspace", "worker.x"), ("celery", "kombu"))
+    assert _rule("May import: nothing of worker outside this package.") == ((), ())
+    assert _rule("What it owns, and no rule.") is None
 
 
 @pytest.mark.parametrize("module", LIGHT)

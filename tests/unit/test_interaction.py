@@ -1,5 +1,5 @@
-"""Interactive verdicts (worker/interaction.py): the program's own ending decides before what
-the interactor made of it, and the interactor is blamed (IE, checker_failed) only for failing
+"""Interactive verdicts (worker/judging/interaction.py): the program's own ending decides before
+what the interactor made of it, and the interactor is blamed (IE, checker_failed) only for failing
 on its own. Pinned with scripted pair reports, and with real local processes wired as the
 supervisor wires a pair (the fake pool), including an interactor still writing when the
 program ends."""
@@ -13,7 +13,7 @@ import pytest
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict
 from worker.errors import SandboxError
-from worker.judge import Judge
+from worker.judging.judge import Judge
 from worker.languages import LANGUAGES
 from worker.programs import File, Program
 from worker.sandbox.fake import FakePool, pair_report, report

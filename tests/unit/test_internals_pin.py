@@ -1,6 +1,6 @@
-"""worker/transport.py and worker/backend.py override private internals of one celery and one
-kombu release (WRITTEN_FOR): setup.cfg pins exactly those, and a worker started on others says
-so (``broker.internals_mismatch``) instead of failing quietly in delivery."""
+"""worker/queue/transport.py and worker/queue/backend.py override private internals of one celery
+and one kombu release (WRITTEN_FOR): setup.cfg pins exactly those, and a worker started on others
+says so (``broker.internals_mismatch``) instead of failing quietly in delivery."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from worker.runtime import check_internals
-from worker.transport import WRITTEN_FOR, internals_mismatch
+from worker.pipeline.runtime import check_internals
+from worker.queue.transport import WRITTEN_FOR, internals_mismatch
 
 SETUP_CFG = Path(__file__).resolve().parents[2] / "setup.cfg"
 
@@ -49,7 +49,7 @@ def test_installed_releases_are_the_ones_the_overrides_were_written_for() -> Non
 def test_setup_cfg_pins_exactly_written_for() -> None:
     pinned = pins()
     assert {package: pinned.get(package) for package in WRITTEN_FOR} == dict(WRITTEN_FOR), (
-        "setup.cfg's pins of celery and kombu and WRITTEN_FOR in worker/transport.py must be "
+        "setup.cfg's pins of celery and kombu and WRITTEN_FOR in worker/queue/transport.py must be "
         "changed together"
     )
 
@@ -61,7 +61,7 @@ def test_a_mismatch_names_the_package_both_releases_and_what_to_do(
     [message] = internals_mismatch()
     assert "kombu 5.8.1 is installed" in message
     assert f"written for kombu {WRITTEN_FOR['kombu']}" in message
-    assert "worker/transport.py" in message and "worker/backend.py" in message
+    assert "worker/queue/transport.py" in message and "worker/queue/backend.py" in message
     assert "setup.cfg" in message and "WRITTEN_FOR" in message
 
 

@@ -9,10 +9,10 @@ import pytest
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.errors import SandboxError, SandboxTimeout
-from worker.judge import Judge, verdict_of
+from worker.judging.judge import Judge, verdict_of
+from worker.judging.runs import SHOWN_BYTES
 from worker.languages import LANGUAGES
 from worker.programs import File, Program
-from worker.runs import SHOWN_BYTES
 from worker.sandbox.fake import FakePool, report
 from worker.sandbox.protocol import Job, RunReport
 

@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-WORKER_SIDE = ("docker", "worker.sandbox", "worker.judge", "worker.runtime", "worker.tasks")
+WORKER_SIDE = (
+    "docker",
+    "worker.sandbox",
+    "worker.judging.judge",
+    "worker.pipeline.runtime",
+    "worker.pipeline.tasks",
+)
 
 
 @pytest.mark.parametrize("imports", ["worker.client", "worker.contract", "worker"])
@@ -24,5 +30,5 @@ def test_the_producer_side_imports_no_docker_or_sandbox_code(imports: str) -> No
 def test_the_worker_side_names_of_the_package_load_when_used() -> None:
     import worker
 
-    assert worker.Judge.__module__ == "worker.judge"
+    assert worker.Judge.__module__ == "worker.judging.judge"
     assert "FakePool" in worker.__all__ and worker.FakePool.__name__ == "FakePool"

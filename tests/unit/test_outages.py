@@ -16,16 +16,19 @@ import requests
 from structlog.testing import capture_logs
 
 from tests.unit.fleet import parsed, sub
-from worker import runtime
-from worker.admission import Admission, Ticket, release
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
+from worker.data.storage import DataStore
 from worker.errors import EngineUnavailable, RedisUnavailable, SandboxError, SandboxLost
-from worker.intake import Intake
-from worker.judge import LOST_RETRIES, Judge
+from worker.judging.judge import LOST_RETRIES, Judge
 from worker.keyspace import ADMITTED_TESTS, HOLDS, TENANT
 from worker.languages import LANGUAGES
 from worker.outages import Outage, RideOut, redis_retryable, riding
+from worker.pipeline import runtime
+from worker.pipeline.tasks import join_results, run_test
+from worker.producer.admission import Admission, Ticket, release
+from worker.producer.intake import Intake
+from worker.producer.workflow import TEST_TASK
 from worker.programs import File, Program
 from worker.sandbox import pool as pool_module
 from worker.sandbox.container import SandboxSpec
@@ -33,9 +36,6 @@ from worker.sandbox.fake import FakePool, report
 from worker.sandbox.pool import ImagePool, UidSource
 from worker.sandbox.protocol import Job, RunReport
 from worker.settings import Settings
-from worker.storage import DataStore
-from worker.tasks import join_results, run_test
-from worker.workflow import TEST_TASK
 
 LIMITS = Limits(cpu_time_ms=1000, wall_time_ms=2000, memory_mb=64, output_kb=4, processes=4)
 PROGRAM = Program(LANGUAGES["python"], (File("main.py", b"print(input())"),))

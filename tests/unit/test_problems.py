@@ -10,10 +10,10 @@ import fakeredis
 import pytest
 
 from tests.unit.fleet import judged, start_runtime
-from worker import runtime
+from worker.data.storage import digest
 from worker.keyspace import DATA, KEPT, PROBLEM
-from worker.storage import digest
-from worker.tasks import register_problem, submit
+from worker.pipeline import runtime
+from worker.pipeline.tasks import register_problem, submit
 
 CHECKER = """
 import sys

@@ -8,10 +8,10 @@ import pytest
 
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
-from worker.judge import verdict_of
+from worker.judging.judge import verdict_of
+from worker.judging.runs import program_job
 from worker.languages import LANGUAGES
 from worker.programs import File, Program
-from worker.runs import program_job
 from worker.sandbox.fake import report
 
 SIZED = replace(

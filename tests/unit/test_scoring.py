@@ -10,10 +10,10 @@ import pytest
 
 from tests.unit.fleet import parsed
 from worker.contract import TestResult, Verdict
+from worker.data.storage import stored_program
 from worker.messages import RunMeta, TestOutcome
-from worker.scoring import assemble
-from worker.storage import stored_program
-from worker.workflow import judging_of, meta_of
+from worker.pipeline.scoring import assemble
+from worker.producer.workflow import judging_of, meta_of
 
 
 def meta(groups: list[dict[str, Any]], tests: list[str | None], **extra: Any) -> RunMeta:

@@ -14,18 +14,19 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.unit.fleet import judged, open_intake, parsed, start_runtime, sub
-from worker import availability, runtime
 from worker.cli.operating import languages_lines
 from worker.contract import Limits, TestCase
+from worker.data import availability
 from worker.errors import SandboxError, SubmissionRejected
-from worker.judge import Judge
+from worker.judging.judge import Judge
+from worker.judging.selftest import INPUT, START_RUNS, Health, self_test
 from worker.keyspace import languages_key
 from worker.languages import LANGUAGES
+from worker.pipeline import runtime
+from worker.pipeline.tasks import register_problem, run_test
 from worker.programs import File
 from worker.sandbox.fake import FakePool, report
 from worker.sandbox.protocol import Job, RunReport
-from worker.selftest import INPUT, START_RUNS, Health, self_test
-from worker.tasks import register_problem, run_test
 from worker.verdicts import LANGUAGE_UNAVAILABLE
 
 Script = Callable[[str, Job], RunReport]

@@ -1,5 +1,5 @@
 """What an operator sees of a task: its run id on every log line of it, and its outcome as one
-line in Flower's Result column (worker.taskview)."""
+line in Flower's Result column (worker.pipeline.taskview)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from tests.unit.fleet import judged, start_runtime, sub
-from worker import runtime, taskview
-from worker.tasks import submit
+from worker.pipeline import runtime, taskview
+from worker.pipeline.tasks import submit
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_each_task_says_what_it_decided_in_a_line(
     fake_runtime: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lines: list[str] = []
-    monkeypatch.setattr("worker.tasks.show", lambda task_id, line: lines.append(line))
+    monkeypatch.setattr("worker.pipeline.tasks.show", lambda task_id, line: lines.append(line))
     raw = sub(2, id="attempt-7")
     raw["tests"][1]["expected_stdout"] = "2"
     judged(fake_runtime, raw, run="r-9")

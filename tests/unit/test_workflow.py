@@ -13,17 +13,15 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from tests.unit.fleet import parsed, run_all, start_runtime, sub
-from worker import runtime, tasks
 from worker.contract import CompileResult, TestResult, Verdict
+from worker.data.storage import stored_program
 from worker.errors import BrokerError, SandboxError
 from worker.keyspace import result_key, run_key
 from worker.messages import CompileOutcome, RunMeta, TestOutcome, TestSpec, meta_json
-from worker.sandbox.fake import report
-from worker.sandbox.protocol import Job, RunReport
-from worker.scoring import CANCELLED, assemble
-from worker.storage import stored_program
-from worker.tasks import join_results, meta_of_message, run_test, submit
-from worker.workflow import (
+from worker.pipeline import runtime, tasks
+from worker.pipeline.scoring import CANCELLED, assemble
+from worker.pipeline.tasks import join_results, meta_of_message, run_test, submit
+from worker.producer.workflow import (
     COMPILE_TASK,
     JOIN_TASK,
     TEST_TASK,
@@ -32,6 +30,8 @@ from worker.workflow import (
     meta_of,
     store_meta,
 )
+from worker.sandbox.fake import report
+from worker.sandbox.protocol import Job, RunReport
 
 IDS = ["t0", "t1", "t2"]
 
@@ -333,7 +333,7 @@ def test_a_fault_while_checking_a_submission_is_an_ie_result_and_logged(
     def broken(*args: Any) -> None:
         raise RuntimeError("a bug in the parser")
 
-    monkeypatch.setattr("worker.tasks.parse_submission", broken)
+    monkeypatch.setattr("worker.pipeline.tasks.parse_submission", broken)
     with capture_logs() as logs:
         task = submit.apply(args=(sub(id="sub-9"),))
     assert task.successful()

@@ -15,4 +15,8 @@ table; decided once, at acceptance), ``signing`` (Standard Webhooks secrets and 
 Every submission goes through :meth:`worker.client.Client.submit`, exactly as the Python
 producer and ``runner.submit`` send it; everything the API knows lives in Redis, so any API
 process, or one restarted, answers for every submission.
+
+May import: worker.client, worker.contract, worker.data.availability, worker.errors,
+worker.keyspace, worker.languages, worker.pipeline.events, worker.pipeline.scoring,
+worker.settings, worker.verdicts, worker.webhook_secrets.
 """

@@ -3,8 +3,8 @@
 A submission sent through the API has a record (a Redis hash in the result backend, kept as
 long as its result): the API key that sent it, its test count, and with a webhook its URL, the
 addresses checked when it was accepted, its retry window and its delivery state. When the join
-has decided the verdict it announces ``run_finished`` (:mod:`worker.events`), which a worker
-has :func:`finished` notice from its start (:func:`subscribe`): one script frees the key's
+has decided the verdict it announces ``run_finished`` (:mod:`worker.pipeline.events`), which a
+worker has :func:`finished` notice from its start (:func:`subscribe`): one script frees the key's
 in-flight slot and, when there is a webhook, makes it due and keeps the record until the
 webhook is settled (delivered, or failed when its window ends), then as long as a result is
 kept: a webhook is never dropped without a readable final state, even when it outlives the
@@ -24,7 +24,6 @@ import redis
 import redis.asyncio as aioredis
 import structlog
 
-from worker import events
 from worker.contract import SubmissionResult, internal_error
 from worker.errors import BrokerError
 from worker.keyspace import (
@@ -38,6 +37,7 @@ from worker.keyspace import (
     result_key,
 )
 from worker.keyspace import stored_result as keyspace_stored_result
+from worker.pipeline import events
 
 log = structlog.get_logger()
 

@@ -23,7 +23,6 @@ import structlog
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from worker import availability
 from worker.api.callbacks import CallbackRefused, check
 from worker.api.keys import ApiKey, KeyStore
 from worker.api.limits import (
@@ -52,6 +51,7 @@ from worker.contract.wire import (
     DEFAULT_PROCESSES,
     DEFAULT_WALL_TIME_MS,
 )
+from worker.data import availability
 from worker.errors import BrokerError, SubmissionRejected
 from worker.keyspace import (
     API_SUMMARIES,
@@ -66,7 +66,7 @@ from worker.keyspace import (
     submissions_key,
 )
 from worker.languages import LANGUAGES
-from worker.scoring import CANCELLED
+from worker.pipeline.scoring import CANCELLED
 from worker.settings import Settings
 from worker.verdicts import LANGUAGE_UNAVAILABLE
 
@@ -328,7 +328,7 @@ class Service:
 
     async def _forget(self, key_id: str, sid: str) -> None:
         """A submission that will not run: its record gone, its key's slot given back; with
-        Redis away, once it is back (:class:`worker.intake.Owed`)."""
+        Redis away, once it is back (:class:`worker.producer.intake.Owed`)."""
         backend = self.client.intake.backend
 
         def undo() -> None:
@@ -458,7 +458,7 @@ class Service:
 
     async def languages(self) -> list[dict[str, Any]]:
         """The language registry, with what this fleet's operator allows and whether its
-        workers can judge each language now (their self-tests, :mod:`worker.availability`)."""
+        workers can judge each language now (their self-tests, :mod:`worker.data.availability`)."""
         said = await self.redis.hgetall(languages_key(self.settings.queue))
         announced = availability.fresh_of(said)
         s = self.settings

@@ -22,6 +22,9 @@ quietly with 141, as the shell reports any command a closed pipe stopped.
 
 The rooms: ``judging`` (submit, result, problem: files in, tables out), ``operating``
 (worker, api, keys, status, ping, settings, schema) and ``webhooks`` (resend).
+
+May import: worker.api, worker.contract, worker.errors, worker.keyspace, worker.logs,
+worker.settings (each command loads what else it needs when it runs).
 """
 
 from __future__ import annotations

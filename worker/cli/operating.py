@@ -125,8 +125,8 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.app import app
-    from worker.intake import redis_client
     from worker.keyspace import ADMITTED_TESTS, SEP, fair_key
+    from worker.producer.intake import redis_client
 
     reachable(settings)
     broker = redis_client(settings.broker_url)
@@ -160,8 +160,8 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def languages_lines(reasons: dict[str, str]) -> list[str]:
-    """What a worker said of its languages (:func:`worker.runtime.language_health`): those it
-    judges, then each it cannot with why."""
+    """What a worker said of its languages (:func:`worker.pipeline.runtime.language_health`): those
+    it judges, then each it cannot with why."""
     healthy = [name for name, reason in reasons.items() if not reason]
     lines = [f"languages: {' '.join(healthy) or '(none)'}"]
     lines += [f"unhealthy: {name}: {reason}" for name, reason in reasons.items() if reason]

@@ -6,6 +6,11 @@ the fleet works with, or :class:`~worker.errors.SubmissionRejected` with a preci
 message; programs in ``program``, shared checks in ``fields``) and ``results`` (the ``RJ``
 and ``IE`` results, the schemas). Contract 1.1 is additive: a contract-1 submission gets the
 result it always got, field for field.
+
+May import: worker.checkers, worker.compare, worker.errors, worker.languages,
+worker.verdicts.
+
+Never imports: celery, kombu, docker, redis.
 """
 
 from worker.contract.decode import parse_problem, parse_submission

@@ -30,7 +30,7 @@ from worker.errors import ImageError
 from worker.images.base import resolve_base
 from worker.images.catalog import IMAGES, SUPERVISOR, image_name
 from worker.images.docker_cli import DockerCli
-from worker.images.spec import ImageSpec
+from worker.languages.model import ImageSpec
 
 log = structlog.get_logger()
 

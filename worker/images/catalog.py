@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from worker.images.spec import ImageSpec
 from worker.languages import LANGUAGES
+from worker.languages.model import ImageSpec
 
 SUPERVISOR = ImageSpec(
     key="supervisor",

@@ -18,6 +18,10 @@ the one read here by name is Celery's result of a task (:func:`result_key`, thro
 :func:`stored_result`), which the HTTP API and the webhooks read.
 
 This module imports neither Celery, kombu nor Docker: producers load it.
+
+May import: nothing of worker outside this package.
+
+Never imports: celery, kombu, docker, redis.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any, Literal, Protocol
 # the fair queue's keys); channels carry it as ``sep``, this is its default
 SEP = "\x06\x16"
 
-# --- test data and sources (worker.storage), in the result backend's Redis -----------------
+# --- test data and sources (worker.data.storage), in the result backend's Redis -----------------
 DATA = "runner:data:"  # + sha256: zlib-compressed bytes
 HOLDS = "runner:holds"  # data digest -> runs in flight that use it
 KEPT = "runner:kept"  # data digest -> until when a registered problem keeps it
@@ -43,7 +47,7 @@ def data_key(ref: str) -> str:
     return DATA + ref
 
 
-# --- a run in flight (worker.workflow, worker.tasks) -----------------------------------------
+# --- a run in flight (worker.producer.workflow, worker.pipeline.tasks) ----------------------------
 RunPart = Literal["data", "tests", "failed", "compile", "meta"]
 RUN = "runner:run:"
 
@@ -65,7 +69,7 @@ def hints_key(run: str) -> str:
     return run_key(run, "failed")
 
 
-# --- admission (worker.admission) ---------------------------------------------------------
+# --- admission (worker.producer.admission) --------------------------------------------------------
 ADMITTED = "runner:admitted"  # run -> "tenant tests bytes"
 ADMITTED_DEADLINE = "runner:admitted:deadline"  # run -> when it stops counting
 ADMITTED_TESTS = "runner:admitted:tests"  # tests in flight, all tenants
@@ -76,7 +80,7 @@ def tenant_key(tenant: str) -> str:
     return TENANT + tenant
 
 
-# --- registered problems (worker.problems) and languages (worker.availability) ---------------
+# --- registered problems (worker.data.problems) and languages (worker.data.availability) ----------
 PROBLEM = "runner:problem:"
 LANGUAGES = "runner:languages:"  # + queue: worker node -> {"at": unix ms, "languages": ...}
 
@@ -89,7 +93,7 @@ def languages_key(queue: str) -> str:
     return LANGUAGES + queue
 
 
-# --- compiled programs (worker.artifacts), in the cache Redis --------------------------------
+# --- compiled programs (worker.data.artifacts), in the cache Redis --------------------------------
 ARTIFACT = "runner:artifact:"  # + program key: outcome and compressed files
 IDENTITY = "runner:identity:"  # + image key: its content tag, published by workers
 ARTIFACTS_LRU = "runner:artifacts:lru"  # entry key -> time of last use (microseconds)
@@ -105,7 +109,7 @@ def identity_key(image: str) -> str:
     return IDENTITY + image
 
 
-# --- the broker: the fair queue (worker.fairqueue) and the transport (worker.transport) ------
+# --- the broker: the fair queue (worker.queue.fairqueue), the transport (worker.queue.transport)
 DOORBELL = "runner:doorbell"  # a list item, not a key: not JSON, so no kombu message equals it
 SLOTS = "_runner.slots"  # every live worker's slots, summed by the reclaimers
 CONSUMERS = "_runner.consumers"  # every consumer id that has beaten and not been reaped

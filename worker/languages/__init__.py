@@ -8,6 +8,10 @@ Everything that names languages derives from :data:`LANGUAGES`: the contract's c
 JSON Schema, the aliases a submission may use instead of a name (:data:`NAMES`), the CLI's
 help, the HTTP API's ``/v1/languages``, the image catalogue, the benchmarks
 (tests/unit/test_languages.py catches what drifts from it).
+
+May import: nothing of worker outside this package.
+
+Never imports: celery, kombu, docker, redis.
 """
 
 from __future__ import annotations

@@ -3,8 +3,7 @@ native image (loader, libc, libm, libstdc++, libgcc_s: nothing else). C++ shares
 
 from dataclasses import replace
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import GCC_OPTIONS, GCC_VERSION, Compile, Language
+from worker.languages.model import GCC_OPTIONS, GCC_VERSION, Compile, ImageSpec, Language
 
 # the standards GCC 12 (Debian bookworm's) names: it knows c2x, not yet c23
 STANDARDS = tuple(

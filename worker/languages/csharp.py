@@ -12,8 +12,7 @@ run is ``RE`` whatever it printed). Mono starts 2 threads of its own beside the 
 
 from dataclasses import replace
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "6.8"
 # the assemblies the run image keeps, which mcs may link: what judged programs use (LINQ and

@@ -15,8 +15,7 @@ Go sets no memory limit of its own (``GOMEMLIMIT`` is off): a hog is ``MLE`` by 
 ledger. A panic (exit code 2, its message and goroutine trace on stderr) and an
 unrecoverable runtime error are ``RE``."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "1.19"
 

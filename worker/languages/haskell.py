@@ -15,8 +15,7 @@ non-threaded RTS starts no thread of its own.
 GHC is slow and hungry: a small program takes 0.5 to 1 s to compile here and a few hundred MB,
 so its compile step gets 20 s of CPU (twice C's), 25 s wall and 1 GB."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "9.0.2"
 

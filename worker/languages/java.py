@@ -36,8 +36,7 @@ may differ.
 
 from dataclasses import replace
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "17"
 MODULES = ("java.base", "jdk.random", "jdk.unsupported")

@@ -1,7 +1,6 @@
 """JavaScript: Debian's Node.js, each source checked with ``node --check`` once."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "18"
 # `node --check` takes one file: one child per source file, its errors passed through.

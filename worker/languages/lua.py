@@ -1,8 +1,7 @@
 """Lua 5.4: Debian's interpreter; every source is parsed once by ``luac -p`` (nothing
 written), so a syntax error is ``CE`` before any test."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "5.4"
 

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-
-from worker.images.spec import ImageSpec
+from dataclasses import dataclass, field
 
 BASE_ENV = ("PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "LC_ALL=C.UTF-8")
 # The major version of Debian bookworm's GCC, which C and C++ compile with (images/gcc checks
@@ -44,6 +42,27 @@ GCC_OPTIONS = (
     rf"-D{_MACRO}(=[A-Za-z0-9_.+-]{{0,64}})?",
     rf"-U{_MACRO}",
 )
+
+
+# What an image is to the build tool: its Dockerfile, target, build args and the files that
+# define it. A language declares its images with it; the build tool (worker.images) reads them.
+@dataclass(frozen=True)
+class ImageSpec:
+    key: str
+    dockerfile: str
+    target: str
+    inputs: tuple[str, ...]
+    args: tuple[tuple[str, str], ...] = ()
+    sandbox: bool = True  # pooled as a sandbox by workers (the supervisor image is not)
+    # what the image is, its OCI description label (the build writes every OCI label:
+    # worker/images/build.py); development_description says what the Dockerfile's
+    # ``development`` target adds ("Debugging variant of NAME: " goes before it)
+    description: str = field(default="", compare=False)
+    development_description: str = field(default="", compare=False)
+    # the official image a deployment would run this runtime in otherwise, and its size in MB
+    # as Docker Hub lists it (compressed for transfer, so less than it takes on disk): this
+    # image must be smaller (tests/images), scripts/bench images reports both
+    official_slim: tuple[str, float] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -96,7 +115,7 @@ class Language:
     # a program that copies its standard input to its standard output, byte for byte, and
     # writes nothing on stderr: every worker compiles (when the language compiles) and runs it
     # in a real sandbox at its start, and judges no program of a language whose self-test
-    # failed (worker/selftest.py)
+    # failed (worker/judging/selftest.py)
     selftest: str
     compile: Compile | None = None
     env: tuple[str, ...] = ()

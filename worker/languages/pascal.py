@@ -11,8 +11,7 @@ recursion without end fills the memory first (``MLE``). A hog is stopped by the 
 cgroup (``MLE``); a heap the kernel would not map at all is FPC's runtime error 203, ``MLE``
 as well."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "3.2.2"
 

@@ -2,8 +2,7 @@
 judge's decide; errors on stderr); every source is linted once (``php -l``), so a syntax error
 is ``CE`` before any test."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "8.2"
 # `php -l` lints one file: one child per source file, its errors (on stderr) passed through.

@@ -8,8 +8,7 @@ standard library's, and ``PYTHONDONTWRITEBYTECODE`` keeps an imported module of 
 from leaving a ``__pycache__`` behind); its garbage collector sizes itself from the machine, but
 the sandbox's memory limit is the ledger that decides (a hog is ``MLE``)."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "3.9"
 # Python's check, as PyPy's compiler sees the sources: only the errors, no bytecode written. PyPy

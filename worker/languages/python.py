@@ -1,8 +1,7 @@
 """Python 3: Debian's CPython, syntax-checked once, each test forked from a started interpreter
 (images/python/forkserver.py), which costs a test far less than the interpreter's own start."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "3.11"
 # Prints only the errors (no traceback through the checker) and writes no bytecode.

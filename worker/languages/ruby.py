@@ -3,8 +3,7 @@ instead of 45, but ``require "prime"`` would fail and ``DidYouMean``, ``ErrorHig
 ``Gem`` would be gone: a program could tell); every source is compiled to bytecode once,
 without running it, so a syntax error is ``CE`` before any test."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "3.1"
 # `ruby -c` checks one file: every source is compiled (not run) here, its errors passed through.

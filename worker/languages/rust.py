@@ -12,8 +12,7 @@ A panic is ``RE`` (exit code 101, its message on stderr), a stack overflow too (
 page handler says so on stderr, then SIGABRT). The main thread's stack is the job's stack
 limit, which is its memory limit."""
 
-from worker.images.spec import ImageSpec
-from worker.languages.model import Compile, Language
+from worker.languages.model import Compile, ImageSpec, Language
 
 VERSION = "1.63"
 

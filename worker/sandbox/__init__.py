@@ -1,5 +1,9 @@
 """Sandboxes: hardened containers (container), the supervisor's wire format (protocol), warm
-pools of them (pool), removal of what no pool holds (reaper), and a fake pool for tests (fake)."""
+pools of them (pool), removal of what no pool holds (reaper), and a fake pool for tests (fake).
+
+May import: worker.errors, worker.images, worker.metrics, worker.outages, worker.programs,
+worker.settings.
+"""
 
 from __future__ import annotations
 

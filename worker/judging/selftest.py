@@ -5,14 +5,14 @@ a real sandbox of its pools, on a known input, through the very path a submissio
 A language passes when its program echoed the input byte for byte, exited cleanly and wrote
 nothing on stderr. One that fails is *unhealthy* on this worker: logged
 (``language.unhealthy`` with the reason), shown by ``runner status``, ``runner ping`` and
-``/v1/languages``, announced to the fleet (:mod:`worker.availability`), and its submissions are
+``/v1/languages``, announced to the fleet (:mod:`worker.data.availability`), and its submissions are
 refused (``RJ language_unavailable``), never judged by a runtime that cannot run an echo. Its
 self-test runs again every announcement round, so a language that failed for a passing reason
 (an engine restart during the start) comes back (``language.recovered``).
 
 A language that passed also has its runtime's start measured (:func:`start_cost`): the
 self-test exec'ed on empty input, the least CPU time of a few runs, which the judge never
-charges to a program exec'ed for a test (:meth:`worker.judge.Judge.run_program`).
+charges to a program exec'ed for a test (:meth:`worker.judging.judge.Judge.run_program`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import structlog
 from worker.compare import CompareMode, Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.errors import RunnerError
-from worker.judge import Judge
+from worker.judging.judge import Judge
+from worker.judging.runs import exec_ed, program_job
 from worker.languages import LANGUAGES, Language
 from worker.programs import Program
-from worker.runs import exec_ed, program_job
 
 log = structlog.get_logger()
 

@@ -42,7 +42,7 @@ again (:data:`OUTAGE_GRACE_S`).
 
 **Fair between tenants.** A message that names its tenant waits in that tenant's list, with a
 doorbell in the queue's own list for consumers to wait on, and a claim takes the message of the
-tenant running the fewest (:mod:`worker.fairqueue`; the claim, publish, ack and purge here run
+tenant running the fewest (:mod:`worker.queue.fairqueue`; the claim, publish, ack and purge here run
 its scripts, which :mod:`worker.keyspace` holds with every key named here).
 
 **One client per channel.** kombu builds a new redis-py client, with its table of some 200
@@ -57,7 +57,7 @@ been popped), and the worker goes on. Envelopes whose *body* is undecodable are 
 and rejected by Celery itself.
 
 **Written for one release.** The classes here override kombu's private methods and read its
-private attributes, and :mod:`worker.backend` reads fixed positions of Celery's chord script:
+private attributes, and :mod:`worker.queue.backend` reads fixed positions of Celery's chord script:
 they hold for the releases in :data:`WRITTEN_FOR`, which setup.cfg pins exactly. A worker that
 finds others installed says so as it starts (``broker.internals_mismatch``,
 :func:`internals_mismatch`), and so does tests/unit/test_internals_pin.py.
@@ -81,7 +81,6 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import dumps, loads
 
-from worker.fairqueue import tenant_of_headers
 from worker.keyspace import (
     CONSUMERS,
     DOORBELL,
@@ -101,6 +100,7 @@ from worker.keyspace import (
     tenant_list,
 )
 from worker.outages import DEFAULT_WINDOW_S, WINDOW_OPTION, Outage, redis_retryable, ride_out
+from worker.queue.fairqueue import tenant_of_headers
 
 log = structlog.get_logger()
 
@@ -111,7 +111,7 @@ HEARTBEAT_EVERY_S = 5
 OUTAGE_GRACE_S = 3 * HEARTBEAT_EVERY_S  # after a failed sweep: no reclaiming for this long
 
 
-# The releases whose internals this module and worker/backend.py override (private methods and
+# The releases whose internals this module and worker/queue/backend.py override (private methods and
 # attributes, the positions in Celery's chord script); setup.cfg pins exactly these. Change the
 # pin and this together, after re-checking the overrides against the new release.
 WRITTEN_FOR: Final[Mapping[str, str]] = {"celery": "5.7.0", "kombu": "5.7.0"}
@@ -132,10 +132,10 @@ def internals_mismatch() -> list[str]:
             against = f"{package} {release}"
             found = f"{against} is installed"
         messages.append(
-            f"{found}, but the overrides of its internals in worker/transport.py and "
-            f"worker/backend.py were written for {package} {expected}: re-check them against "
+            f"{found}, but the overrides of its internals in worker/queue/transport.py and "
+            f"worker/queue/backend.py were written for {package} {expected}: re-check them against "
             f'{against} (README.md, "Celery and kombu, pinned"), then update the pin in '
-            f"setup.cfg and WRITTEN_FOR in worker/transport.py together"
+            f"setup.cfg and WRITTEN_FOR in worker/queue/transport.py together"
         )
     return messages
 
@@ -368,7 +368,7 @@ class Reclaimer:
 
     Its heartbeat says how many tests this worker runs at once (``slots``); every sweep sums the
     live consumers' into ``_runner.slots``, the fleet's size that a tenant's share is taken
-    of, and moves the parked doorbells of ``queues`` back onto them (:mod:`worker.fairqueue`).
+    of, and moves the parked doorbells of ``queues`` back onto them (:mod:`worker.queue.fairqueue`).
     """
 
     def __init__(

@@ -2,8 +2,8 @@
 store and a Redis client for coordination.
 
 The worker builds it when Celery starts (``worker_init``: stale sandboxes removed, pools
-prewarmed, every language self-tested in them (:mod:`worker.selftest`) and what that said
-announced to the fleet (:mod:`worker.availability`), all before the first task) and tears it
+prewarmed, every language self-tested in them (:mod:`worker.judging.selftest`) and what that said
+announced to the fleet (:mod:`worker.data.availability`), all before the first task) and tears it
 down on shutdown (every sandbox removed, the announcement withdrawn). Tests install one
 around a :class:`~worker.sandbox.fake.FakePool`.
 
@@ -38,19 +38,20 @@ from celery.concurrency.thread import TaskPool as ThreadPool
 from celery.signals import setup_logging, worker_init, worker_shutdown
 from celery.worker.control import inspect_command
 
-from worker import availability, metrics
+from worker import metrics
 from worker.app import concurrency_of
-from worker.artifacts import ArtifactStore
+from worker.data import availability
+from worker.data.artifacts import ArtifactStore
 from worker.errors import RunnerError, SandboxError
-from worker.intake import Intake
-from worker.judge import Judge
+from worker.judging.judge import Judge
+from worker.judging.selftest import Health
 from worker.logs import configure_logging
+from worker.producer.intake import Intake
+from worker.queue.transport import CONSUMER_OPTION, Reclaimer, internals_mismatch
 from worker.sandbox import open_pools
 from worker.sandbox.pools import SandboxPools
 from worker.sandbox.runner import Runner
-from worker.selftest import Health
 from worker.settings import Settings
-from worker.transport import CONSUMER_OPTION, Reclaimer, internals_mismatch
 
 log = structlog.get_logger()
 
@@ -192,8 +193,8 @@ def option_value(argv: list[str], short: str, long: str) -> str | None:
 
 def check_internals() -> list[str]:
     """Logs ``broker.internals_mismatch`` when celery or kombu is installed in another release
-    than the one worker/transport.py and worker/backend.py override the internals of
-    (:func:`~worker.transport.internals_mismatch`); the worker starts anyway."""
+    than the one worker/queue/transport.py and worker/queue/backend.py override the internals of
+    (:func:`~worker.queue.transport.internals_mismatch`); the worker starts anyway."""
     messages = internals_mismatch()
     if messages:
         log.warning("broker.internals_mismatch", messages=messages)

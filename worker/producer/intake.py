@@ -25,22 +25,22 @@ import structlog
 from celery.canvas import Signature
 from celery.result import AsyncResult
 
-from worker.admission import Admission, Ticket, release, tenant_of
-from worker.artifacts import ArtifactStore
-from worker.availability import Availability
 from worker.contract import Judging, ProgramSpec, Submission
 from worker.contract.fields import quoted
+from worker.data.artifacts import ArtifactStore
+from worker.data.availability import Availability
+from worker.data.problems import ProblemStore
+from worker.data.storage import DataStore, program_files, stored_program, test_specs
 from worker.errors import NotSent, RunnerError, SubmissionRejected
 from worker.keyspace import run_key
 from worker.languages import LANGUAGES
 from worker.messages import CompileOutcome, JudgingMsg, RunMeta, StoredProgram
 from worker.outages import redis_client as redis_client  # where `runner status` finds it
-from worker.problems import ProblemStore
+from worker.producer.admission import Admission, Ticket, release, tenant_of
+from worker.producer.workflow import canvas, judging_of, meta_of, store_meta
 from worker.programs import key_of
 from worker.settings import Settings
-from worker.storage import DataStore, program_files, stored_program, test_specs
 from worker.verdicts import LANGUAGE_UNAVAILABLE
-from worker.workflow import canvas, judging_of, meta_of, store_meta
 
 log = structlog.get_logger()
 OWED_RETRY_S = 1.0
@@ -189,7 +189,7 @@ class Intake:
 
     def refuse_unavailable(self, languages: dict[str, str]) -> None:
         """Refuse a submission whose languages (by where they are named) include one no worker
-        can judge now, as the workers announced (:mod:`worker.availability`)."""
+        can judge now, as the workers announced (:mod:`worker.data.availability`)."""
         for where, name in languages.items():
             reason = self.availability.why_unavailable(name)
             if reason is not None:

@@ -5,7 +5,7 @@ The judge talks to any :class:`~worker.sandbox.Runner` (the real pools or the fa
 the verdict rules are tested without Docker. Expected output never enters the contestant's
 sandbox job: a built-in checker compares here, a program checker gets it in a job of its own
 (:mod:`worker.checkers`), and an interactor, which runs beside the program in a cell of its
-own, reads it from its own files (:mod:`worker.interaction`).
+own, reads it from its own files (:mod:`worker.judging.interaction`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from worker.checkers import Judgement, judge_builtin, judge_testlib
 from worker.compare import Comparison
 from worker.contract import CompileResult, Limits, TestCase, TestResult, Verdict
 from worker.errors import EngineUnavailable, SandboxError, SandboxLost, SandboxTimeout
-from worker.interaction import run_interaction
+from worker.judging.interaction import run_interaction
+from worker.judging.runs import limits_verdict, program_job, result_of, signal_name
 from worker.languages import Language
 from worker.programs import File, Program
-from worker.runs import limits_verdict, program_job, result_of, signal_name
 from worker.sandbox.protocol import Job, RunReport
 from worker.sandbox.runner import Runner
 
@@ -53,7 +53,7 @@ class Judge:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         # per language: the CPU time (us) its runtime's start costs a program exec'ed for a
-        # test, as the worker measured it at its start (worker.selftest); never charged
+        # test, as the worker measured it at its start (worker.judging.selftest); never charged
         self.starts: dict[str, int] = {}
 
     # -- compile -------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ class Judge:
         interactor: Program | None = None,
     ) -> TestResult:
         """Run one test and judge it: by ``checker`` (a built-in comparison, or a program), and
-        with an ``interactor`` talking to the program (worker.interaction)."""
+        with an ``interactor`` talking to the program (worker.judging.interaction)."""
         if interactor is not None:
             return run_interaction(self, program, test, limits, interactor, args, checker)
         job = program_job(program, limits, args, stdin=test.stdin)

@@ -10,7 +10,7 @@ meets it.
 
 A problem lives in the result backend's Redis, ``runner:problem:<id>``, for
 ``RUNNER_PROBLEM_EXPIRES_S`` after it was registered or last judged; its test data and its
-programs' sources are stored once, content-addressed, and kept as long (:mod:`worker.storage`),
+programs' sources are stored once, content-addressed, and kept as long (:mod:`worker.data.storage`),
 and every host reads them from there (and keeps what it read last in memory).
 """
 
@@ -22,10 +22,10 @@ import time
 import redis
 
 from worker.contract import Judging, ProgramSpec
+from worker.data.storage import DataStore
 from worker.errors import BrokerError
 from worker.keyspace import problem_key
 from worker.messages import DataRef, ProblemRecord, StoredProgram
-from worker.storage import DataStore
 
 
 def problem_id(judging: Judging) -> str:

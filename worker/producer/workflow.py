@@ -14,8 +14,8 @@ chord option).
 The same canvas is built by the Python client (producer side) and by ``runner.submit`` (on a
 worker, for backends that send one task by name), so both give the same result. The join is
 exactly-once per test: each test's first stored result wins (``HSETNX``), a redelivered or
-duplicated test returns that same result, and the join (:func:`worker.scoring.assemble`) keys
-reports by test index, so no result is duplicated, dropped or reordered. Messages between the
+duplicated test returns that same result, and the join (:func:`worker.pipeline.scoring.assemble`)
+keys reports by test index, so no result is duplicated, dropped or reordered. Messages between the
 steps are the typed models of :mod:`worker.messages`.
 """
 
@@ -29,12 +29,10 @@ import redis
 from celery import chain, chord
 from celery.canvas import Signature
 
-from worker.admission import tenant_of
 from worker.app import app
 from worker.compare import Comparison
 from worker.contract import Judging, Submission
 from worker.errors import BrokerError
-from worker.fairqueue import TENANT_HEADER
 from worker.keyspace import run_key
 from worker.messages import (
     BuiltinChecker,
@@ -49,6 +47,8 @@ from worker.messages import (
     TestSpec,
     meta_json,
 )
+from worker.producer.admission import tenant_of
+from worker.queue.fairqueue import TENANT_HEADER
 
 SUBMIT_TASK = "runner.submit"
 PROBLEM_TASK = "runner.problem"
@@ -128,7 +128,7 @@ def canvas(
 ) -> Signature:
     """compile, then a chord of one task per test joined by ``runner.join``; with ``compiled``
     (every program compiled before) the chord alone. The compile and test tasks name the
-    submission's tenant, which the broker queues them by (:mod:`worker.fairqueue`); the join
+    submission's tenant, which the broker queues them by (:mod:`worker.queue.fairqueue`); the join
     is not held back by anyone's share."""
     fair = {"headers": {TENANT_HEADER: tenant_of(meta.tenant)}}
     run = meta.run

@@ -1,9 +1,10 @@
-"""Fair queueing between tenants, inside the broker: the Redis side of :mod:`worker.transport`.
+"""Fair queueing between tenants, inside the broker: the Redis side of
+:mod:`worker.queue.transport`.
 
 A queue is first in, first out; a tenant that sends a thousand tests ahead of another's five
 would make the five wait for the thousand. So a task message that names its tenant (the
-``runner_tenant`` header, which :func:`worker.workflow.canvas` puts on every compile and test
-task) is not queued in line. Publishing it (``fair_publish.lua``, one atomic step; this
+``runner_tenant`` header, which :func:`worker.producer.workflow.canvas` puts on every compile and
+test task) is not queued in line. Publishing it (``fair_publish.lua``, one atomic step; this
 module's scripts and keys are in :mod:`worker.keyspace`)
 
 - appends it to its tenant's own list, ``<queue>␆␖tenant␆␖<name>``;
@@ -28,7 +29,7 @@ would take every slot while the other tenant has nothing waiting, and the other'
 would wait for one to free. So while another tenant is *active* (has work waiting or running,
 or was seen within ``ACTIVE_S`` of ``fair_common.lua``, 3 s), no tenant runs more than
 ``RUNNER_TENANT_MAX_SHARE_PCT`` of the fleet's slots at once; the slots are what the live
-workers' heartbeats report (``_runner.slots``, kept by :class:`worker.transport.Reclaimer`).
+workers' heartbeats report (``_runner.slots``, kept by :class:`worker.queue.transport.Reclaimer`).
 A doorbell that finds only such held-back work is *parked* (``<queue>␆␖parked``); each ack
 moves one back onto the queue, so the consumer whose slot just freed looks again at once, and
 the reclaimer moves all of them back every few seconds, so a share that no longer applies (the

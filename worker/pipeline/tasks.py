@@ -1,5 +1,5 @@
 """The fleet's Celery tasks. ``runner.submit`` and ``runner.problem`` are the contract's public
-tasks; the others are the steps of :func:`worker.workflow.canvas`.
+tasks; the others are the steps of :func:`worker.producer.workflow.canvas`.
 
 No task lets an exception escape for a submission's sake: bad input becomes ``RJ``, a sandbox
 or Redis failure becomes an ``IE`` test result, so the chord always completes. Nothing is
@@ -21,11 +21,9 @@ import structlog
 from celery import Task
 from structlog.contextvars import bound_contextvars
 
-from worker import events, metrics, runtime
-from worker.admission import Ticket, tenant_of
+from worker import metrics
 from worker.app import app
 from worker.compare import CompareMode, Comparison
-from worker.compiling import compile_role, program_for
 from worker.contract import (
     Limits,
     ProgramSpec,
@@ -39,8 +37,9 @@ from worker.contract import (
     rejected,
 )
 from worker.contract.wire import ErrorInfo, ProblemResult
+from worker.data.problems import problem_id
+from worker.data.storage import inline, program_files, test_specs
 from worker.errors import BrokerError, NotSent, RunnerError, SubmissionRejected
-from worker.intake import files_of, remember_compile
 from worker.keyspace import RUN_LOWER_HINTS, result_key, run_key, stored_result
 from worker.languages import LANGUAGES
 from worker.messages import (
@@ -54,19 +53,21 @@ from worker.messages import (
     TestSpec,
     meta_digest,
 )
-from worker.problems import problem_id
-from worker.programs import Program
-from worker.scoring import CANCELLED, assemble, fails
-from worker.storage import inline, program_files, test_specs
-from worker.taskview import ShownRequest, show
-from worker.verdicts import LANGUAGE_UNAVAILABLE
-from worker.workflow import (
+from worker.pipeline import events, runtime
+from worker.pipeline.compiling import compile_role, program_for
+from worker.pipeline.scoring import CANCELLED, assemble, fails
+from worker.pipeline.taskview import ShownRequest, show
+from worker.producer.admission import Ticket, tenant_of
+from worker.producer.intake import files_of, remember_compile
+from worker.producer.workflow import (
     COMPILE_TASK,
     JOIN_TASK,
     PROBLEM_TASK,
     SUBMIT_TASK,
     TEST_TASK,
 )
+from worker.programs import Program
+from worker.verdicts import LANGUAGE_UNAVAILABLE
 
 log = structlog.get_logger()
 

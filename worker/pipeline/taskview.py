@@ -31,7 +31,7 @@ from celery.signals import task_postrun, task_prerun
 from celery.worker.request import Request
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
-from worker.workflow import SUBMIT_TASK
+from worker.producer.workflow import SUBMIT_TASK
 
 _KEPT = 4096  # lines waiting for their task's event; more than any worker's threads run at once
 _lines: OrderedDict[str, str] = OrderedDict()

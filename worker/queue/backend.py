@@ -41,7 +41,7 @@ from worker.outages import (
 )
 
 # where Celery's chord-part script takes the claim key and the claim token, in the celery release
-# of worker.transport.WRITTEN_FOR, which setup.cfg pins (not imported: importing the transport
+# of worker.queue.transport.WRITTEN_FOR, which setup.cfg pins (not imported: importing the transport
 # registers it as kombu's redis://)
 CLAIM_KEY, CLAIM_TOKEN, CLAIMED = 5, 7, 3
 

@@ -1,5 +1,5 @@
 """Compiling a run's programs on a worker: the contestant's, its checker and its interactor,
-each content-addressed in the program cache (:mod:`worker.artifacts`), compiled once whichever
+each content-addressed in the program cache (:mod:`worker.data.artifacts`), compiled once whichever
 submission or problem brings it, and compiled again from its stored files when the cache has
 let it go (a test then costs a compile, never a verdict).
 
@@ -15,14 +15,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from worker import runtime
-from worker.artifacts import Stored
 from worker.contract import Verdict
+from worker.data.artifacts import Stored
+from worker.data.storage import program_files
 from worker.errors import BrokerError
 from worker.languages import LANGUAGES
 from worker.messages import CompileOutcome, StoredProgram
+from worker.pipeline import runtime
 from worker.programs import File, Program, key_of
-from worker.storage import program_files
 
 log = structlog.get_logger()
 SHOWN_OUTPUT = 4096  # of a checker's or interactor's compiler output, in the refusal

@@ -1,5 +1,5 @@
 """Which languages the fleet can judge now: what each worker's self-tests said
-(:mod:`worker.selftest`), announced in Redis and read by every producer.
+(:mod:`worker.judging.selftest`), announced in Redis and read by every producer.
 
 Each worker announces, at its start and every :data:`ANNOUNCE_EVERY_S` after, the languages it
 runs and, for each, ``""`` (its self-test passed) or why it failed, under its node name in the
@@ -8,8 +8,8 @@ withdraws the announcement when it stops. Per queue: what counts for a submissio
 workers that will take it can judge. An announcement older than :data:`FRESH_S` is a worker
 gone (killed, or cut off) and counts for nothing.
 
-A producer (:class:`worker.intake.Intake`: the Python client, ``runner.submit``, the HTTP API)
-refuses a language that fresh announcements say no worker can run: ``RJ language_unavailable``,
+A producer (:class:`worker.producer.intake.Intake`: the Python client, ``runner.submit``, the HTTP
+API) refuses a language that fresh announcements say no worker can run: ``RJ language_unavailable``,
 never a submission left to be judged wrong. When no worker has announced anything lately (a
 fleet still starting, or one whose workers predate announcements) it knows nothing, and
 accepts.

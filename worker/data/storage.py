@@ -12,8 +12,8 @@ lives in the result backend's Redis (``noeviction``). Each run holds what it use
 digest, taken before the data is stored or renewed); once no run in flight holds a digest, its
 data expires after :data:`LINGER_S`, so a flood's inputs leave Redis with its runs, not an
 hour later. Data of a run whose join never came expires with results. What a tenant may have
-stored at once is capped by admission (:mod:`worker.admission`), which counts the compressed
-bytes of its runs in flight.
+stored at once is capped by admission (:mod:`worker.producer.admission`), which counts the
+compressed bytes of its runs in flight.
 
 A registered problem's data (and its checker's and interactor's sources) is *kept*: stored
 with the problem's expiry, recorded in ``runner:kept`` (digest -> until when), and never

@@ -8,7 +8,7 @@ reuses both the program and a compile error; checkers and interactors are stored
 Programs over the size cap are refused (the submission gets ``CE``).
 
 Nothing load-bearing is here: a test whose program is gone compiles it again from the run's
-source (kept with its test data, :mod:`worker.storage`), so losing an entry costs a compile,
+source (kept with its test data, :mod:`worker.data.storage`), so losing an entry costs a compile,
 never a verdict. That lets the store bound itself: files are zlib-compressed, and every entry
 is indexed by last use (``runner:artifacts:lru``, sizes in ``runner:artifacts:size``); storing
 one evicts the least recently used until the whole fits ``RUNNER_CACHE_BUDGET_MB``, in one Lua
@@ -25,6 +25,7 @@ import structlog
 from pydantic import BaseModel
 
 from worker.contract import CompileResult, Verdict
+from worker.data.storage import LocalCache, pack, unpack
 from worker.errors import BrokerError
 from worker.keyspace import (
     ARTIFACT_KEEP,
@@ -35,7 +36,6 @@ from worker.keyspace import (
     identity_key,
 )
 from worker.programs import File
-from worker.storage import LocalCache, pack, unpack
 
 log = structlog.get_logger()
 

@@ -47,9 +47,9 @@ from worker.checkers import Judgement, judge_testlib
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict
 from worker.errors import SandboxError
+from worker.judging.runs import crash_verdict, limit_verdict, program_job, result_of, signal_name
 from worker.languages import Language
 from worker.programs import File, Program
-from worker.runs import crash_verdict, limit_verdict, program_job, result_of, signal_name
 from worker.sandbox.protocol import Job, RunReport
 from worker.verdicts import CHECKER_FAILED
 
@@ -62,7 +62,8 @@ ENDED_EARLY = (
 
 
 class Referee(Protocol):
-    """What an interaction needs of the judge (:class:`worker.judge.Judge`, which calls it)."""
+    """What an interaction needs of the judge (:class:`worker.judging.judge.Judge`, which calls
+    it)."""
 
     def run_program(self, language: Language, job: Job) -> RunReport: ...
 

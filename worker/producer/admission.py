@@ -16,7 +16,7 @@ refused, as an ``RJ`` result with a precise code, never accepted and then lost, 
 
 Between admitted submissions, fairness is the broker's part: each compile and test task names
 its tenant, and workers take the waiting task of the tenant running the fewest first, within a
-share of the fleet per tenant (:mod:`worker.fairqueue`).
+share of the fleet per tenant (:mod:`worker.queue.fairqueue`).
 
 Runs in flight are recorded in ``runner:admitted`` (run -> tenant, tests, bytes), with
 counters for the whole fleet and per tenant (``runner:tenant:<name>``); the join of each run
