@@ -4,6 +4,7 @@ policies, partial points, and the verdict keeping contract 1's meaning."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from tests.unit.fleet import parsed
 from worker.contract import TestResult, Verdict
 from worker.data.storage import stored_program
 from worker.messages import RunMeta, TestOutcome
-from worker.pipeline.scoring import assemble
+from worker.pipeline.scoring import assemble, marks, skip_reason
 from worker.producer.workflow import judging_of, meta_of
 
 
@@ -128,3 +129,65 @@ def test_points_near_a_doubles_range_score_a_result_that_is_json() -> None:
     result = judge(m, [AC, AC])
     assert (result.score, result.max_score) == (1.6e308, 1.6e308)
     assert json.loads(json.dumps(result.model_dump(mode="json"), allow_nan=False))
+
+
+def _worker_side(m: RunMeta, order: list[int], results: list[TestResult]) -> list[dict[str, Any]]:
+    """What test tasks report when they run in ``order``: each first asks whether the join will
+    skip it (the marks earlier-finished tests left), and leaves its own marks when it ran."""
+    lowest: dict[str, int] = {}
+    parts = []
+    for index in order:
+        reason = skip_reason(m, index, lowest)
+        if reason:
+            parts.append(TestOutcome(index=index, skipped=reason).encode())
+            continue
+        parts.append(TestOutcome(index=index, result=results[index]).encode())
+        for mark in marks(m, index, results[index]):
+            lowest[mark] = min(lowest.get(mark, index), index)
+    return parts
+
+
+def test_a_test_workers_skip_is_one_the_join_skips_whatever_the_groups_and_order() -> None:
+    """Workers skip a test only when the join would make it SK anyway (a test skipped that the
+    join counts would be an IE of ours): both decide from scoring's one rule. Checked over random
+    groups (points 0 included), policies, dependencies, results and orders of running."""
+    rng = random.Random(20)
+    results_pool = [(AC, None), (WA, None), (WA, 0.5), (WA, 1.0), (TLE, None)]
+    for _ in range(3000):
+        count = rng.randint(1, 3)
+        groups = [
+            {
+                "name": f"g{g}",
+                "points": rng.choice([0, 10]),
+                "policy": rng.choice(["all", "min"]),
+                "depends_on": [f"g{d}" for d in range(g) if rng.random() < 0.5],
+            }
+            for g in range(count)
+        ]
+        tests = [rng.choice([None, *(g["name"] for g in groups)]) for _ in range(rng.randint(1, 6))]
+        used = {t for t in tests if t}
+        groups = [g for g in groups if g["name"] in used]
+        for g in groups:
+            g["depends_on"] = [d for d in g["depends_on"] if d in used]
+        m = meta(groups, tests, stop_on_first_failure=rng.random() < 0.3)
+        results = [
+            TestResult(id=f"t{i}", verdict=v, score=s)
+            for i, (v, s) in enumerate(rng.choice(results_pool) for _ in tests)
+        ]
+        ids = [f"t{i}" for i in range(len(tests))]
+        order = rng.sample(range(len(tests)), len(tests))
+        every = [TestOutcome(index=i, result=r).encode() for i, r in enumerate(results)]
+        assert assemble(m, ids, None, _worker_side(m, order, results)) == assemble(
+            m, ids, None, every
+        ), (groups, tests, results, order)
+
+
+def test_a_group_worth_nothing_does_not_skip_the_groups_that_depend_on_it() -> None:
+    m = meta(
+        [{"name": "a", "points": 0}, {"name": "b", "points": 10, "depends_on": ["a"]}],
+        ["a", "b"],
+    )
+    results = [TestResult(id="t0", verdict=WA), TestResult(id="t1", verdict=AC)]
+    joined = assemble(m, ["t0", "t1"], None, _worker_side(m, [0, 1], results))
+    assert [t.verdict for t in joined.tests] == [WA, AC]
+    assert joined.score == 10.0

@@ -45,6 +45,68 @@ def fails(result: TestResult, policy: str) -> bool:
     return fraction(result) == 0.0 if policy == "min" else result.verdict is not Verdict.AC
 
 
+# What a test's result ends for the tests after it, as marks; the join applies them below, and
+# workers leave them in Redis (the lowest index per mark) so that a test the join will skip is
+# not run at all. One rule for both, so a worker never skips a test the join would count.
+STOP = "*"  # with stop_on_first_failure: every later test
+
+
+def _short(group: str) -> str:
+    """The mark of a group that will not get all its points: its dependents are SK."""
+    return f"~{group}"
+
+
+def marks(meta: RunMeta, index: int, result: TestResult) -> list[str]:
+    """The marks test ``index``'s result leaves: :data:`STOP`, its group's name (every later
+    test of the group is SK) and the group's short mark (it will not get all its points)."""
+    found = []
+    if meta.stop_on_first_failure and result.verdict is not Verdict.AC:
+        found.append(STOP)
+    group = meta.group_of(index)
+    if group is not None:
+        if fails(result, group.policy):
+            found.append(group.name)
+        if _loses_points(result, group):
+            found.append(_short(group.name))
+    return found
+
+
+def _loses_points(result: TestResult, group: GroupMsg) -> bool:
+    """Whether this test keeps its group under its points (:func:`_groups`' rule, test by
+    test): a group worth nothing loses nothing, whatever its tests did."""
+    if group.points <= 0:
+        return False
+    return fraction(result) < 1.0 if group.policy == "min" else result.verdict is not Verdict.AC
+
+
+def skip_reason(meta: RunMeta, index: int, lowest: dict[str, int]) -> str:
+    """Why the join will skip test ``index`` whatever it does, given the lowest index each mark
+    was left by (and :data:`CANCELLED` when the submitter cancelled), or ``""``."""
+    if CANCELLED in lowest:
+        return CANCELLED
+    if lowest.get(STOP, index) < index:
+        return "an earlier test failed"
+    group = meta.group_of(index)
+    if group is None:
+        return ""
+    if lowest.get(group.name, index) < index:
+        return f"an earlier test of group {group.name!r} failed"
+    if meta.stop_on_first_failure:
+        # the join makes a group SK for its dependencies only after every test's result has
+        # had its say in stopping the run, so each of them must run
+        return ""
+    groups = {g.name: g for g in meta.judging.groups}
+
+    def short(name: str) -> bool:
+        # :func:`_groups`' rule: a group gets less than its points when one of its tests lost
+        # some, or when it is SK for a dependency that did; one worth nothing never does
+        skipped = any(short(dep) for dep in groups[name].depends_on)
+        return groups[name].points > 0 and (_short(name) in lowest or skipped)
+
+    failed = next((dep for dep in group.depends_on if short(dep)), None)
+    return f"group {failed!r}, which its group depends on, did not pass" if failed else ""
+
+
 def assemble(
     meta: RunMeta, ids: list[str], compiled: CompileOutcome | None, parts: Iterable[object]
 ) -> SubmissionResult:
@@ -59,25 +121,21 @@ def assemble(
     groups = {group.name: group for group in meta.judging.groups}
     group_of = {index: group for group in meta.judging.groups for index in group.tests}
     results: list[TestResult] = []
-    ended: dict[str, int] = {}  # group -> index of the test that ended it
-    stopped: int | None = None  # the first failing test, for stop_on_first_failure
+    lowest: dict[str, int] = {}  # mark -> the first test that left it
     for index, test_id in enumerate(ids):
         group = group_of.get(index)
         result = _result(reported.get(index), test_id)
-        if stopped is not None:
-            result = _skipped(test_id, f"skipped after test {ids[stopped]!r} failed")
-        elif group is not None and group.name in ended:
-            failed = ids[ended[group.name]]
+        if STOP in lowest:
+            result = _skipped(test_id, f"skipped after test {ids[lowest[STOP]]!r} failed")
+        elif group is not None and group.name in lowest:
+            failed = ids[lowest[group.name]]
             result = _skipped(test_id, f"skipped after test {failed!r} of its group failed")
         if group is not None:
             result = result.model_copy(update={"group": group.name})
         results.append(result)
-        if result.verdict is Verdict.SK:
-            continue
-        if group is not None and fails(result, group.policy):
-            ended.setdefault(group.name, index)
-        if meta.stop_on_first_failure and result.verdict is not Verdict.AC:
-            stopped = index
+        if result.verdict is not Verdict.SK:
+            for mark in marks(meta, index, result):
+                lowest.setdefault(mark, index)
     group_results = (
         _groups(meta.judging.groups, groups, results, ids) if meta.judging.groups else []
     )

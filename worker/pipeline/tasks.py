@@ -55,7 +55,7 @@ from worker.messages import (
 )
 from worker.pipeline import events, runtime
 from worker.pipeline.compiling import compile_role, program_for
-from worker.pipeline.scoring import CANCELLED, assemble, fails
+from worker.pipeline.scoring import assemble, marks, skip_reason
 from worker.pipeline.taskview import ShownRequest, show
 from worker.producer.admission import Ticket, tenant_of
 from worker.producer.intake import files_of, remember_compile
@@ -356,44 +356,19 @@ def outcome_line(index: int, result: TestResult) -> str:
 
 def _not_needed(rt: runtime.Runtime, meta: RunMeta, index: int) -> str:
     """Why a test need not run (the join will skip it whatever it did), or ``""``."""
-    group = meta.group_of(index)
-    hints = {k.decode(): int(v) for k, v in rt.redis.hgetall(run_key(meta.run, "failed")).items()}
-    if CANCELLED in hints:  # the submitter cancelled it (DELETE over HTTP): SK, said so
-        return CANCELLED
-    if meta.stop_on_first_failure and hints.get("*", index) < index:
-        return "an earlier test failed"
-    if group is None:
-        return ""
-    if hints.get(group.name, index) < index:
-        return f"an earlier test of group {group.name!r} failed"
-    pending, seen = list(group.depends_on), set()
-    groups = {g.name: g for g in meta.judging.groups}
-    while pending:
-        name = pending.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        if f"~{name}" in hints:
-            return f"group {name!r}, which its group depends on, did not pass"
-        pending.extend(groups[name].depends_on)
-    return ""
+    lowest = {k.decode(): int(v) for k, v in rt.redis.hgetall(run_key(meta.run, "failed")).items()}
+    return skip_reason(meta, index, lowest)
 
 
 def _hint(rt: runtime.Runtime, meta: RunMeta, index: int, result: TestResult) -> None:
-    group = meta.group_of(index)
-    fields: list[str | int] = []
-    if meta.stop_on_first_failure and result.verdict is not Verdict.AC:
-        fields += ["*", index]
-    if group is not None and result.verdict is not Verdict.AC:
-        fields += [f"~{group.name}", index]
-        if fails(result, group.policy):
-            fields += [group.name, index]
-    if fields:
-        # the lowest index per field wins: "*" the lowest failing test (stop_on_first_failure),
-        # a group's name the lowest test that ended its chances, "~" + a group's name that it
-        # will not get all its points (its dependents need not run)
-        hints = [*fields, rt.settings.result_expires_s]
-        RUN_LOWER_HINTS(rt.redis, [run_key(meta.run, "failed")], hints)
+    """Leave the marks the result makes (the lowest index per mark wins), for the run's later
+    tests to read before they run."""
+    left = marks(meta, index, result)
+    if left:
+        fields = [field for mark in left for field in (mark, index)]
+        RUN_LOWER_HINTS(
+            rt.redis, [run_key(meta.run, "failed")], [*fields, rt.settings.result_expires_s]
+        )
 
 
 def _judge_test(
