@@ -14,7 +14,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from worker.pipeline.runtime import check_internals
-from worker.queue.transport import WRITTEN_FOR, internals_mismatch
+from worker.queue import WRITTEN_FOR
+from worker.queue.transport import internals_mismatch
 
 SETUP_CFG = Path(__file__).resolve().parents[2] / "setup.cfg"
 
@@ -49,7 +50,7 @@ def test_installed_releases_are_the_ones_the_overrides_were_written_for() -> Non
 def test_setup_cfg_pins_exactly_written_for() -> None:
     pinned = pins()
     assert {package: pinned.get(package) for package in WRITTEN_FOR} == dict(WRITTEN_FOR), (
-        "setup.cfg's pins of celery and kombu and WRITTEN_FOR in worker/queue/transport.py must be "
+        "setup.cfg's pins of celery and kombu and WRITTEN_FOR in worker/queue/__init__.py must be "
         "changed together"
     )
 

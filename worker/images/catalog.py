@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from worker.languages import LANGUAGES
 from worker.languages.model import ImageSpec
+from worker.queue import WRITTEN_FOR
 
 SUPERVISOR = ImageSpec(
     key="supervisor",
@@ -81,7 +82,7 @@ FLEET: dict[str, ImageSpec] = {
             dockerfile="images/flower/Dockerfile",
             target="production",
             inputs=(),
-            args=(("FLOWER_VERSION", FLOWER_VERSION),),
+            args=(("FLOWER_VERSION", FLOWER_VERSION), ("CELERY_VERSION", WRITTEN_FOR["celery"])),
             sandbox=False,
             description=f"Flower {FLOWER_VERSION} (Celery monitor) for the fleet, for machines "
             "that cannot pull mher/flower:2.0",

@@ -69,10 +69,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from queue import Empty
 from time import monotonic, time
-from typing import Any, Final
+from typing import Any
 
 import redis
 import structlog
@@ -100,6 +100,7 @@ from worker.keyspace import (
     tenant_list,
 )
 from worker.outages import DEFAULT_WINDOW_S, WINDOW_OPTION, Outage, redis_retryable, ride_out
+from worker.queue import WRITTEN_FOR
 from worker.queue.fairqueue import tenant_of_headers
 
 log = structlog.get_logger()
@@ -109,12 +110,6 @@ SHARE_OPTION = "runner_share_pct"  # transport option: RUNNER_TENANT_MAX_SHARE_P
 HEARTBEAT_TTL_S = 30
 HEARTBEAT_EVERY_S = 5
 OUTAGE_GRACE_S = 3 * HEARTBEAT_EVERY_S  # after a failed sweep: no reclaiming for this long
-
-
-# The releases whose internals this module and worker/queue/backend.py override (private methods and
-# attributes, the positions in Celery's chord script); setup.cfg pins exactly these. Change the
-# pin and this together, after re-checking the overrides against the new release.
-WRITTEN_FOR: Final[Mapping[str, str]] = {"celery": "5.7.0", "kombu": "5.7.0"}
 
 
 def internals_mismatch() -> list[str]:
@@ -135,7 +130,7 @@ def internals_mismatch() -> list[str]:
             f"{found}, but the overrides of its internals in worker/queue/transport.py and "
             f"worker/queue/backend.py were written for {package} {expected}: re-check them against "
             f'{against} (README.md, "Celery and kombu, pinned"), then update the pin in '
-            f"setup.cfg and WRITTEN_FOR in worker/queue/transport.py together"
+            f"setup.cfg and WRITTEN_FOR in worker/queue/__init__.py together"
         )
     return messages
 
