@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,6 +61,24 @@ class Settings:
         "client, which builds with BuildKit without the buildx plugin), else `docker` on PATH.",
     )
     image_prefix: str = _setting("runner", "Prefix of every image name this project builds.")
+    registry: str = _setting(
+        "",
+        "Image registry of the fleet, HOST:PORT[/PATH] (e.g. 127.0.0.1:5000, scripts/lib.sh's "
+        "ensure_registry): scripts/build-images --push fills it, and a worker whose engine lacks "
+        "an image pulls it from there by its content tag before it prewarms. Empty: no pulls "
+        "(a missing image stops the worker's start).",
+    )
+    registry_user: str = _setting(
+        "", "User for RUNNER_REGISTRY when it asks for one (htpasswd). Empty: no credentials."
+    )
+    registry_password: str = _setting(
+        "", "Password of RUNNER_REGISTRY_USER (or give RUNNER_REGISTRY_PASSWORD_FILE)."
+    )
+    registry_password_file: str = _setting(
+        "",
+        "File whose first line is RUNNER_REGISTRY_USER's password (a mounted secret); read when "
+        "pulling or pushing, never printed.",
+    )
     languages: str = _setting(
         "",
         "The languages this deployment judges, by name or alias, comma-separated (e.g. "
@@ -334,6 +353,16 @@ class Settings:
                         f"RUNNER_COMPILER_OPTIONS={self.compiler_options!r}: {option!r} is not "
                         "an option (options start with -)"
                     )
+        if why := registry_problem(self.registry):
+            raise SettingsError(f"RUNNER_REGISTRY={self.registry!r} {why}")
+        if self.registry_password and self.registry_password_file:
+            raise SettingsError(
+                "RUNNER_REGISTRY_PASSWORD and RUNNER_REGISTRY_PASSWORD_FILE are both set; give one"
+            )
+        if (self.registry_password or self.registry_password_file) and not self.registry_user:
+            raise SettingsError(
+                "RUNNER_REGISTRY_PASSWORD(_FILE) is set without RUNNER_REGISTRY_USER"
+            )
         for number, secret in enumerate(self.api_webhook_secret.split(), 1):
             if why := secret_problem(secret):
                 raise SettingsError(f"RUNNER_API_WEBHOOK_SECRET: its secret {number} {why}")
@@ -481,6 +510,23 @@ def _distance(a: str, b: str) -> int:
                 row[j] = min(row[j], previous2[j - 2] + 1)
         previous2, previous = previous, row
     return previous[-1]
+
+
+_REGISTRY = re.compile(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*")
+
+
+def registry_problem(value: str) -> str:
+    """Why ``value`` is no registry as image references name one (HOST[:PORT][/PATH], no
+    scheme, no credentials), or ``""``."""
+    if not value:
+        return ""
+    if "://" in value:
+        return "has a scheme; give HOST:PORT[/PATH] as in an image name (e.g. 127.0.0.1:5000)"
+    if "@" in value:
+        return "carries credentials; give them in RUNNER_REGISTRY_USER and _PASSWORD(_FILE)"
+    if not _REGISTRY.fullmatch(value):
+        return "is not HOST[:PORT][/PATH] (e.g. 127.0.0.1:5000 or registry.example:5000/fleet)"
+    return ""
 
 
 def redact_url(text: str) -> str:

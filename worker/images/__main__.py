@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from worker.errors import RunnerError
@@ -20,6 +21,7 @@ from worker.images.build import (
 )
 from worker.images.catalog import BASELINE, FLEET, IMAGES, image_name, images_for
 from worker.images.docker_cli import DockerCli
+from worker.images.registry import Registry, push
 from worker.logs import configure_logging
 from worker.settings import Settings
 
@@ -47,6 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         metavar="REGISTRY/PREFIX",
         help="push each built image, with inline build cache, there",
+    )
+    build.add_argument(
+        "--push",
+        action="store_true",
+        help="push the images by content tag (and as latest) to the registry "
+        "(RUNNER_REGISTRY; credentials: RUNNER_REGISTRY_USER and _PASSWORD_FILE)",
+    )
+    build.add_argument(
+        "--registry",
+        default="",
+        metavar="HOST:PORT[/PATH]",
+        help="the registry --push pushes to (default RUNNER_REGISTRY)",
     )
     build.add_argument(
         "-j",
@@ -91,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
         )
         results = builder.build_all(args.images or images_for(settings.chosen_languages()))
+        pushed: list[str] = []
+        if args.push:
+            pushed = push_built(settings, args.registry, builder.cli, [b.ref for b in results])
     except RunnerError as exc:
         print(f"build-images: {exc}", file=sys.stderr)
         return 1
@@ -98,7 +115,19 @@ def main(argv: list[str] | None = None) -> int:
     for built in results:
         status = "up to date" if built.cached else f"built in {built.seconds:.1f}s"
         print(f"{built.ref:<34} {built.size_mb:>6.1f} MB  {status}")
+    for remote in pushed:
+        print(f"pushed {remote}")
     return 0
+
+
+def push_built(settings: Settings, where: str, cli: DockerCli, refs: list[str]) -> list[str]:
+    """Push ``refs`` to ``where`` (or RUNNER_REGISTRY), with its configured credentials."""
+    if where:
+        settings = dataclasses.replace(settings, registry=where)  # checked as the setting is
+    registry = Registry.of(settings)
+    if registry is None:
+        raise RunnerError("--push without a registry: name one, or set RUNNER_REGISTRY")
+    return push(cli, registry, refs)
 
 
 if __name__ == "__main__":

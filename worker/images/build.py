@@ -193,9 +193,11 @@ class Builder:
             raise ImageError(f"building {ref} failed:\n{tail}")
         seconds = time.monotonic() - started
         if self.options.cache_to:
-            remote = f"{self.options.cache_to.rstrip('/')}/{name}:{tag}"
-            self.cli.run("tag", ref, remote)
-            self.cli.run("push", remote)
+            # by content tag, and as latest: what --cache-from reads
+            for remote_tag in (tag, "latest"):
+                remote = f"{self.options.cache_to.rstrip('/')}/{name}:{remote_tag}"
+                self.cli.run("tag", ref, remote)
+                self.cli.run("push", remote)
         return Built(spec.key, ref, self.cli.image_size(ref), seconds, False)
 
     def build_command(
