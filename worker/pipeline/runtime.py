@@ -35,10 +35,10 @@ import structlog
 from celery.concurrency import ALIASES, get_implementation
 from celery.concurrency.solo import TaskPool as SoloPool
 from celery.concurrency.thread import TaskPool as ThreadPool
-from celery.signals import setup_logging, worker_init, worker_shutdown
+from celery.signals import setup_logging, worker_init, worker_ready, worker_shutdown
 from celery.worker.control import inspect_command
 
-from worker import metrics
+from worker import metrics, readiness
 from worker.app import concurrency_of
 from worker.data import availability
 from worker.data.artifacts import ArtifactStore
@@ -229,7 +229,9 @@ def _start(sender: Any = None, **_: Any) -> None:
     size = settings.pool_size or (1 if pool == "solo" else concurrency)  # solo: one at a time
     node = getattr(sender, "hostname", None) or f"celery@{socket.gethostname()}"
     owner = settings.owner or node
+    timer = readiness.ReadyTimer()
     try:
+        readiness.pull_missing(settings, timer)  # a new host: what it lacks, from the registry
         pools = open_pools(settings, size=size, owner=owner)
     except Exception as exc:
         raise StartRefused(str(exc)) from exc
@@ -242,6 +244,7 @@ def _start(sender: Any = None, **_: Any) -> None:
         runtime = build(settings, pools, host=node, health=Health({}))
         runtime.health.run(runtime.judge, settings.max_memory_mb, settings.chosen_languages())
         check_healthy(runtime.health)
+        timer.prewarmed()
     except BaseException as exc:
         with contextlib.suppress(Exception):
             pools.close()  # whatever prewarm made
@@ -270,6 +273,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     install(runtime)
     _start_reclaimer(node, 1 if pool == "solo" else concurrency, settings.queue)
     _start_announcer(runtime)
+    readiness.await_connected(timer)
     log.info(
         "worker.ready",
         owner=owner,
@@ -287,7 +291,8 @@ def check_images(pools: SandboxPools) -> None:
         except SandboxError as exc:
             if isinstance(exc.__cause__, docker.errors.ImageNotFound):
                 raise StartRefused(
-                    f"sandbox image {spec.image} is missing; build it with scripts/build-images"
+                    f"sandbox image {spec.image} is missing; build it with scripts/build-images "
+                    "or set RUNNER_REGISTRY to pull it"
                 ) from exc
             raise
 
@@ -360,6 +365,11 @@ def alive_nodes(timeout: float = 2.0) -> set[str]:
     from worker.app import app
 
     return {name for reply in app.control.ping(timeout=timeout) or [] for name in reply}
+
+
+@worker_ready.connect
+def _ready(**_: Any) -> None:
+    readiness.connected()  # the consumer is connected: time to ready, split, is logged
 
 
 @worker_shutdown.connect
