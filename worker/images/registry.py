@@ -126,7 +126,7 @@ class Registry:
             return exc.code, dict(exc.headers.items()), b""
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise RegistryError(f"registry {self.address} is unreachable ({reason})") from None
+            raise RegistryError(f"it is unreachable ({reason})") from None
 
     def digest(self, name: str, reference: str) -> str | None:
         """The manifest digest ``name:reference`` names in the registry, or None."""
@@ -135,10 +135,10 @@ class Registry:
         if status == 404:
             return None
         if status != 200:
-            raise RegistryError(f"registry {self.address} answered {status} for {name}:{reference}")
+            raise RegistryError(f"it answered {status} for {name}:{reference}")
         found = {k.lower(): v for k, v in headers.items()}.get("docker-content-digest")
         if not found:
-            raise RegistryError(f"registry {self.address} gave no digest for {name}:{reference}")
+            raise RegistryError(f"it gave no digest for {name}:{reference}")
         return found
 
     def tags(self, name: str) -> list[str]:
@@ -147,23 +147,19 @@ class Registry:
         if status == 404:
             return []
         if status != 200:
-            raise RegistryError(f"registry {self.address} answered {status} listing {name}")
+            raise RegistryError(f"it answered {status} listing {name}")
         return list(json.loads(body or b"{}").get("tags") or [])
 
     def content_tag(self, name: str) -> tuple[str, str]:
         """The content tag ``name:latest`` is in the registry, and its digest."""
         latest = self.digest(name, LATEST)
         if latest is None:
-            raise RegistryError(
-                f"image {name} is not in registry {self.address} "
-                f"(push it there: scripts/build-images --push)"
-            )
+            raise RegistryError(f"{name} is not there (push it: scripts/build-images --push)")
         for tag in sorted(self.tags(name)):
             if tag != LATEST and not tag.startswith("dev-") and self.digest(name, tag) == latest:
                 return tag, latest
         raise RegistryError(
-            f"image {self.remote(name, LATEST)} has no content tag in registry {self.address}: "
-            "push it with scripts/build-images --push"
+            f"{name}:{LATEST} there has no content tag (push it: scripts/build-images --push)"
         )
 
     def _refuse_auth(self, status: int) -> None:
@@ -173,7 +169,7 @@ class Registry:
                 if self.user
                 else "without credentials (set RUNNER_REGISTRY_USER and _PASSWORD_FILE)"
             )
-            raise RegistryError(f"registry {self.address} refused access {given} ({status})")
+            raise RegistryError(f"it refused access {given} ({status})")
 
 
 @dataclass(frozen=True)
@@ -206,24 +202,14 @@ def fetch_missing(
                 "scripts/build-images, or set RUNNER_REGISTRY to pull it"
             )
         started = time.monotonic()
-        tag, digest = registry.content_tag(name)
-        remote = registry.remote(name, tag)
-        log.info("image.pull", image=remote)
         try:
-            image = client.images.pull(
-                f"{registry.address}/{name}", tag=tag, auth_config=registry.auth_config()
-            )
-        except docker.errors.APIError as exc:
+            tag, image = _pull(client, registry, name)
+        except RegistryError as exc:
             raise RegistryError(
-                f"pulling {remote} from registry {registry.address} failed: "
-                f"{exc.explanation or exc}"
+                f"sandbox image {name}:{LATEST} is missing here and cannot be pulled from "
+                f"registry {registry.address}: {exc}"
             ) from None
-        digests = image.attrs.get("RepoDigests") or []
-        if f"{registry.address}/{name}@{digest}" not in digests:
-            raise RegistryError(
-                f"image {remote} pulled from registry {registry.address} is not the manifest its "
-                f"content tag names there ({digest}; pulled {', '.join(digests) or 'none'})"
-            )
+        remote = registry.remote(name, tag)
         image.tag(name, tag)
         image.tag(name, LATEST)
         with contextlib.suppress(Exception):
@@ -232,6 +218,28 @@ def fetch_missing(
         log.info("image.pulled", image=f"{name}:{tag}", registry=registry.address, seconds=seconds)
         pulled.append(Pulled(key, f"{name}:{tag}", remote, seconds))
     return pulled
+
+
+def _pull(client: Any, registry: Registry, name: str) -> tuple[str, Any]:
+    """Pull ``name`` by the content tag ``latest`` is in ``registry``; check the digest."""
+    import docker.errors
+
+    tag, digest = registry.content_tag(name)
+    remote = registry.remote(name, tag)
+    log.info("image.pull", image=remote)
+    try:
+        image = client.images.pull(
+            f"{registry.address}/{name}", tag=tag, auth_config=registry.auth_config()
+        )
+    except docker.errors.APIError as exc:
+        raise RegistryError(f"pulling {remote} failed: {exc.explanation or exc}") from None
+    digests = image.attrs.get("RepoDigests") or []
+    if f"{registry.address}/{name}@{digest}" not in digests:
+        raise RegistryError(
+            f"{remote} is not the manifest its content tag names there ({digest}; pulled "
+            f"{', '.join(digests) or 'none'})"
+        )
+    return tag, image
 
 
 def push(cli: DockerCli, registry: Registry, refs: Iterable[str]) -> list[str]:
