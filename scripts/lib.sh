@@ -85,26 +85,28 @@ ensure_images() {
 
 # The fleet's image registry (Debian's docker-registry, 2.8), as a daemon of this host:
 # scripts/build-images --push fills it, workers where images are missing pull from it
-# (RUNNER_REGISTRY). REGISTRY_ADDR is where it listens (default 127.0.0.1:5000, which the
-# engine treats as an insecure registry by itself); its blobs and files live in REGISTRY_DIR.
-# Anywhere but loopback (or with REGISTRY_AUTH=htpasswd) it asks for a user (REGISTRY_USER,
-# default runner) and the password in REGISTRY_PASSWORD_FILE (default REGISTRY_DIR/password,
-# made at random on first start, mode 600); it is never printed nor put on a command line.
-# Other hosts' engines need the registry in their "insecure-registries" or a TLS certificate
-# (REGISTRY_HTTP_TLS_CERTIFICATE/KEY in the environment reach docker-registry as they are).
-REGISTRY_ADDR="${REGISTRY_ADDR:-127.0.0.1:5000}"
-REGISTRY_DIR="${REGISTRY_DIR:-/var/lib/runner-registry}"
-REGISTRY_USER="${REGISTRY_USER:-runner}"
+# (RUNNER_REGISTRY). FLEET_REGISTRY_ADDR is where it listens (default 127.0.0.1:5000, which
+# the engine treats as an insecure registry by itself); its blobs and files live in
+# FLEET_REGISTRY_DIR. (FLEET_ names: docker-registry reads every REGISTRY_* variable as its
+# configuration.) Anywhere but loopback, or with FLEET_REGISTRY_AUTH=htpasswd, it asks for a
+# user (FLEET_REGISTRY_USER, default runner) and the password in FLEET_REGISTRY_PASSWORD_FILE
+# (default FLEET_REGISTRY_DIR/password, made at random on first start, mode 600), which is
+# never printed nor put on a command line. Other hosts' engines need the registry in their
+# "insecure-registries" or a TLS certificate (REGISTRY_HTTP_TLS_CERTIFICATE and _KEY in the
+# environment reach docker-registry as they are).
+FLEET_REGISTRY_ADDR="${FLEET_REGISTRY_ADDR:-127.0.0.1:5000}"
+FLEET_REGISTRY_DIR="${FLEET_REGISTRY_DIR:-/var/lib/runner-registry}"
+FLEET_REGISTRY_USER="${FLEET_REGISTRY_USER:-runner}"
 registry_needs_auth() {
-  case "${REGISTRY_AUTH:-}" in
+  case "${FLEET_REGISTRY_AUTH:-}" in
     htpasswd) return 0 ;;
     none) return 1 ;;
   esac
-  case "${REGISTRY_ADDR%:*}" in 127.* | localhost) return 1 ;; *) return 0 ;; esac
+  case "${FLEET_REGISTRY_ADDR%:*}" in 127.* | localhost) return 1 ;; *) return 0 ;; esac
 }
 registry_up() {  # the API answers (401 counts: it is up, and asks for the password)
   local code
-  code="$(python3 - "http://$REGISTRY_ADDR/v2/" <<'PY'
+  code="$(python3 - "http://$FLEET_REGISTRY_ADDR/v2/" <<'PY'
 import sys, urllib.error, urllib.request
 try:
     print(urllib.request.urlopen(sys.argv[1], timeout=2).status)
@@ -119,12 +121,12 @@ PY
 ensure_registry() {
   need_packages docker-registry:docker-registry
   registry_up && return 0
-  say "starting the image registry on $REGISTRY_ADDR (data in $REGISTRY_DIR)"
-  mkdir -p "$REGISTRY_DIR/data"
-  chmod 700 "$REGISTRY_DIR"
+  say "starting the image registry on $FLEET_REGISTRY_ADDR (data in $FLEET_REGISTRY_DIR)"
+  mkdir -p "$FLEET_REGISTRY_DIR/data"
+  chmod 700 "$FLEET_REGISTRY_DIR"
   local auth=""
   if registry_needs_auth; then
-    local secret="${REGISTRY_PASSWORD_FILE:-$REGISTRY_DIR/password}"
+    local secret="${FLEET_REGISTRY_PASSWORD_FILE:-$FLEET_REGISTRY_DIR/password}"
     if [ ! -s "$secret" ]; then
       (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$secret")
     fi
@@ -133,35 +135,35 @@ ensure_registry() {
 import crypt, sys
 user, password = sys.argv[1], sys.stdin.readline().strip()
 print(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}")
-' "$REGISTRY_USER" <"$secret" >"$REGISTRY_DIR/htpasswd")
+' "$FLEET_REGISTRY_USER" <"$secret" >"$FLEET_REGISTRY_DIR/htpasswd")
     auth="auth:
   htpasswd:
     realm: runner-registry
-    path: $REGISTRY_DIR/htpasswd"
+    path: $FLEET_REGISTRY_DIR/htpasswd"
   fi
-  cat >"$REGISTRY_DIR/config.yml" <<YML
+  cat >"$FLEET_REGISTRY_DIR/config.yml" <<YML
 version: 0.1
 log:
   level: warn
 storage:
   filesystem:
-    rootdirectory: $REGISTRY_DIR/data
+    rootdirectory: $FLEET_REGISTRY_DIR/data
   delete:
     enabled: true
 http:
-  addr: $REGISTRY_ADDR
+  addr: $FLEET_REGISTRY_ADDR
 $auth
 YML
-  # its pid in REGISTRY_DIR/pid, for stop_registry
+  # its pid in FLEET_REGISTRY_DIR/pid, for stop_registry
   (cd / && setsid -f sh -c 'echo $$ >"$1/pid"; exec /usr/bin/docker-registry serve "$1/config.yml"' \
-    sh "$REGISTRY_DIR" </dev/null >>"$REGISTRY_DIR/registry.log" 2>&1)
+    sh "$FLEET_REGISTRY_DIR" </dev/null >>"$FLEET_REGISTRY_DIR/registry.log" 2>&1)
   for _ in $(seq 40); do registry_up && break; sleep 0.25; done
-  registry_up || die "the registry did not start: see $REGISTRY_DIR/registry.log"
+  registry_up || die "the registry did not start: see $FLEET_REGISTRY_DIR/registry.log"
 }
-stop_registry() {  # the one ensure_registry started with this REGISTRY_DIR (its blobs stay)
+stop_registry() {  # the one ensure_registry started with this FLEET_REGISTRY_DIR (its blobs stay)
   local pid
-  pid="$(cat "$REGISTRY_DIR/pid" 2>/dev/null)" || return 0
+  pid="$(cat "$FLEET_REGISTRY_DIR/pid" 2>/dev/null)" || return 0
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  rm -f "$REGISTRY_DIR/pid"
+  rm -f "$FLEET_REGISTRY_DIR/pid"
 }
