@@ -118,6 +118,21 @@ PY
 )"
   [ "$code" = 200 ] || [ "$code" = 401 ]
 }
+# registry_htpasswd FILE: FLEET_REGISTRY_USER's entry, bcrypt (the only scheme docker-registry
+# reads), from FLEET_REGISTRY_PASSWORD_FILE, made at random when missing; the password goes
+# through stdin, never a command line.
+registry_htpasswd() {
+  local secret="${FLEET_REGISTRY_PASSWORD_FILE:-$FLEET_REGISTRY_DIR/password}"
+  mkdir -p "$(dirname "$secret")" "$(dirname "$1")"
+  if [ ! -s "$secret" ]; then
+    (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$secret")
+  fi
+  (umask 077 && python3 -W ignore -c '
+import crypt, sys
+user, password = sys.argv[1], sys.stdin.readline().strip()
+print(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}")
+' "$FLEET_REGISTRY_USER" <"$secret" >"$1")
+}
 ensure_registry() {
   need_packages docker-registry:docker-registry
   registry_up && return 0
@@ -126,16 +141,7 @@ ensure_registry() {
   chmod 700 "$FLEET_REGISTRY_DIR"
   local auth=""
   if registry_needs_auth; then
-    local secret="${FLEET_REGISTRY_PASSWORD_FILE:-$FLEET_REGISTRY_DIR/password}"
-    if [ ! -s "$secret" ]; then
-      (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(24))' >"$secret")
-    fi
-    # bcrypt, the only scheme docker-registry reads; the password goes through stdin
-    (umask 077 && python3 -W ignore -c '
-import crypt, sys
-user, password = sys.argv[1], sys.stdin.readline().strip()
-print(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}")
-' "$FLEET_REGISTRY_USER" <"$secret" >"$FLEET_REGISTRY_DIR/htpasswd")
+    registry_htpasswd "$FLEET_REGISTRY_DIR/htpasswd"
     auth="auth:
   htpasswd:
     realm: runner-registry

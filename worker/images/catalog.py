@@ -88,6 +88,15 @@ FLEET: dict[str, ImageSpec] = {
             "that cannot pull mher/flower:2.0",
         ),
         ImageSpec(
+            key="registry",
+            dockerfile="images/registry/Dockerfile",
+            target="production",
+            inputs=("images/registry",),
+            sandbox=False,
+            description="Debian's docker-registry (2.8) with htpasswd authentication: the "
+            "fleet's images, pushed and pulled by content tag",
+        ),
+        ImageSpec(
             key="prometheus",
             dockerfile="images/prometheus/Dockerfile",
             target="production",
