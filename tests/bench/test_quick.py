@@ -135,6 +135,12 @@ def test_images() -> None:
     assert 0 < figures["python_smaller_than_baseline_pct"] < 100
     assert figures["warm_rebuild_speedup"] >= 0  # a ratio of two quick timings: anything goes
     assert figures["cold_build_note"]
+    # pull and start (issue 21): quick mode pulls our image only, through a registry of its own
+    assert_positive(figures, ["pull_s", "start_ms", "baseline_start_ms", "start_floor_ms"])
+    assert figures["pull_layers_present"] == 0  # a replica of its own: every byte pulled
+    assert figures["baseline_pull_s"] is None and figures["pull_ratio"] is None
+    assert "not measurements" in figures["pull_note"]
+    assert figures["goals_missed"] == []  # no goal is judged on quick figures
 
 
 def test_sandbox() -> None:
