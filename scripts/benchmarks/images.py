@@ -19,9 +19,10 @@ run's own (Debian's docker-registry, started by scripts/lib.sh's ensure_registry
 loopback port, its data in a scratch directory) into this engine, timed from the pull's start
 to the image being usable (``pull_s``, ``baseline_pull_s``). The built images cannot leave
 this engine (BuildKit's cache holds their layers, and other images share them: a pull would
-find them there and download nothing), so what is pulled is a replica of each, its files
-exported and imported as one layer of its own: the same bytes to download and unpack, the
-baseline's base layer included. ``pull_layers_present`` counts layers a pull found already
+find them there and download nothing), so what is pulled is a replica of each, saved and
+loaded again with one small file added to each layer: the same layers, bytes and layering to
+download and unpack, none the engine holds (the baseline's base layer included, as on a host
+without it). ``pull_layers_present`` counts layers a pull found already
 there (0 when the figure is clean). Then a container of each image, from create to its first
 line of output (``python3 -c "print('ready')"``, the same command in both, no network), p50
 over several runs interleaved (``start_ms``, ``baseline_start_ms``), and the engine's own share
@@ -33,12 +34,15 @@ not measurements, and no goal is judged on them.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import shutil
 import socket
 import statistics
 import subprocess
+import tarfile
 import tempfile
 import time
 import uuid
@@ -185,8 +189,7 @@ def pull_and_start(cli: DockerCli, ours: str, baseline: str, quick: bool) -> dic
     # quick: the baseline's 800 MB would cost a minute to push; only ours goes through the
     # registry. The images themselves cannot leave this engine: BuildKit's cache holds the
     # layers of what it built, and a pull finds them "already there". What is pulled is a
-    # replica of each, its files exported and imported as one layer of its own (the same bytes
-    # to download and unpack; the baseline's base layer included, as on a host without it)
+    # replica of each (_replica): the same layers, each with a few bytes added
     measured = [("pull", ours)] if quick else [("pull", ours), ("baseline_pull", baseline)]
     replicas = {field: _replica(cli, ref) for field, ref in measured}
     try:
@@ -274,18 +277,58 @@ def _registry() -> Iterator[Registry]:
 
 
 def _replica(cli: DockerCli, ref: str) -> str:
-    """``ref``'s files as a one-layer image of its own, ``NAME-replica:TAG``."""
+    """``ref`` as an image of its own, ``NAME-replica:TAG``: the same layers, each with one
+    file added (``/.bench-replica``, a few bytes), so that none is one the engine holds
+    already; its configuration the same but for those layers' digests."""
     name, _, tag = ref.rpartition(":")
     replica = f"{name}-replica:{tag}"
-    container = cli.run("create", "--label", f"{BENCH_LABEL}=images", ref).strip()
-    try:
-        with subprocess.Popen([cli.path, "export", container], stdout=subprocess.PIPE) as out:
-            cli.run("import", "-", replica, stdin=out.stdout)
-        if out.returncode != 0:
-            raise ImageError(f"docker export of {ref} failed ({out.returncode})")
-    finally:
-        cli.run("rm", "--force", container)
+    marker = uuid.uuid4().hex.encode()
+    with tempfile.TemporaryDirectory(prefix="bench-replica-", dir="/var/tmp") as tmp:
+        root = Path(tmp)
+        with (
+            subprocess.Popen([cli.path, "save", ref], stdout=subprocess.PIPE) as saving,
+            tarfile.open(fileobj=saving.stdout, mode="r|") as saved,
+        ):
+            saved.extractall(root / "image", filter="tar")
+        if saving.returncode != 0:
+            raise ImageError(f"docker save {ref} failed ({saving.returncode})")
+        image = root / "image"
+        manifest = json.loads((image / "manifest.json").read_text())
+        config_path = image / manifest[0]["Config"]
+        config = json.loads(config_path.read_text())
+        diff_ids = []
+        for layer in manifest[0]["Layers"]:
+            with tarfile.open(image / layer, mode="a") as archive:
+                info = tarfile.TarInfo(".bench-replica")
+                info.size, info.mtime = len(marker), int(time.time())
+                archive.addfile(info, io.BytesIO(marker))
+            diff_ids.append("sha256:" + _sha256(image / layer))
+        config["rootfs"]["diff_ids"] = diff_ids
+        body = json.dumps(config).encode()
+        config_path.unlink()
+        new_config = f"{hashlib.sha256(body).hexdigest()}.json"
+        (image / new_config).write_bytes(body)
+        manifest[0].update(Config=new_config, RepoTags=[replica])
+        (image / "manifest.json").write_text(json.dumps(manifest))
+        (image / "repositories").unlink(missing_ok=True)
+        with subprocess.Popen(
+            [cli.path, "load", "-q"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL
+        ) as loading:
+            with tarfile.open(fileobj=loading.stdin, mode="w|") as out:
+                out.add(image, arcname=".")
+            assert loading.stdin is not None
+            loading.stdin.close()
+        if loading.returncode != 0:
+            raise ImageError(f"docker load of {replica} failed ({loading.returncode})")
     return replica
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _pull_again(cli: DockerCli, registry: Registry, ref: str) -> tuple[float, int]:
