@@ -137,6 +137,7 @@ def test_images() -> None:
     assert figures["cold_build_note"]
     # pull and start (issue 21): quick mode pulls our image only, through a registry of its own
     assert_positive(figures, ["pull_s", "start_ms", "baseline_start_ms", "start_floor_ms"])
+    assert figures["start_process_ms"] >= 0 and figures["baseline_start_process_ms"] >= 0
     assert figures["pull_layers_present"] == 0  # a replica of its own: every byte pulled
     assert figures["baseline_pull_s"] is None and figures["pull_ratio"] is None
     assert "not measurements" in figures["pull_note"]
