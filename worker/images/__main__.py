@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     build.add_argument("-v", "--verbose", action="store_true", help="show BuildKit's progress")
     every = {**IMAGES, BASELINE.key: BASELINE, **FLEET}
+    pushing = sub.add_parser(
+        "push", help="push images built elsewhere (NAME:CONTENT-TAG) to the registry, as latest too"
+    )
+    pushing.add_argument("refs", nargs="+", metavar="NAME:TAG")
+    pushing.add_argument("--registry", default="", help="default RUNNER_REGISTRY")
     flags = sub.add_parser("flags", help="print an image's --label and --build-arg flags")
     flags.add_argument("key", choices=sorted(every))
     flags.add_argument("--name", default="", help="the image's name (default PREFIX-KEY)")
@@ -83,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         labels = oci_labels(spec, name, args.development, Provenance.of(ROOT), now())
         build_args = [f for k, v in spec.args for f in ("--build-arg", f"{k}={v}")]
         print("\n".join([*label_flags(labels), *build_args]))
+        return 0
+    if args.command == "push":
+        try:
+            settings = Settings.from_env()
+            for remote in push_built(settings, args.registry, DockerCli.pick(), args.refs):
+                print(f"pushed {remote}")
+        except RunnerError as exc:
+            print(f"build-images: {exc}", file=sys.stderr)
+            return 1
         return 0
     unknown = sorted(set(args.images) - set(sandboxes))
     if args.jobs < 1:
