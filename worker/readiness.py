@@ -60,11 +60,11 @@ def pull_missing(settings: Settings, timer: ReadyTimer | None = None) -> list[Pu
     """Pull from RUNNER_REGISTRY the sandbox images this host lacks (none when it has them
     all, or when no registry is set: the missing image is then refused as before)."""
     registry = Registry.of(settings)
-    pulled = (
-        fetch_missing(docker_client(), settings, sandbox_images(settings), registry)
-        if registry is not None
-        else []
-    )
+    pulled: list[Pulled] = []
+    if registry is not None:
+        client = docker_client()
+        registry = registry.as_engine(client.info())  # HTTP where the engine speaks it
+        pulled = fetch_missing(client, settings, sandbox_images(settings), registry)
     if timer is not None:
         timer.pulled(pulled)
     return pulled

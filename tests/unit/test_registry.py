@@ -96,3 +96,17 @@ def test_time_to_ready_is_split_into_pull_prewarm_and_connect() -> None:
         "connect_s": 0.25,
         "total_s": 3.25,
     }
+
+
+def test_the_engine_decides_plain_http_by_its_insecure_registries() -> None:
+    info = {
+        "RegistryConfig": {
+            "InsecureRegistryCIDRs": ["127.0.0.0/8", "10.0.0.0/8"],
+            "IndexConfigs": {"reg.example:5000": {"Secure": False}},
+        }
+    }
+    assert Registry("10.0.0.5:5000").as_engine(info).scheme == "http"
+    assert Registry("192.168.1.5:5000").as_engine(info).scheme == "https"
+    assert Registry("reg.example:5000").as_engine(info).scheme == "http"
+    assert Registry("other.example:5000").as_engine(info).scheme == "https"
+    assert Registry("127.0.0.1:5000").as_engine({}).scheme == "https"  # the engine's say wins

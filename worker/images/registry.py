@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import os
@@ -64,6 +65,8 @@ class Registry:
     address: str  # HOST[:PORT][/PATH], as an image reference names it
     user: str = ""
     password: str = field(default="", repr=False)
+    # plain HTTP, as the engine speaks to it: None decides by the address (loopback)
+    insecure: bool | None = None
 
     @classmethod
     def of(cls, settings: Settings) -> Registry | None:
@@ -92,16 +95,39 @@ class Registry:
         return f"{path}/" if path else ""
 
     @property
+    def hostname(self) -> str:
+        return self.host.rsplit(":", 1)[0] if self.host.count(":") == 1 else self.host
+
+    @property
     def scheme(self) -> str:
-        """Plain HTTP on loopback (where the engine takes it as an insecure registry by
-        itself, as ensure_registry starts it), HTTPS anywhere else."""
-        hostname = self.host.rsplit(":", 1)[0] if self.host.count(":") == 1 else self.host
-        if hostname == "localhost":
+        """Plain HTTP where the engine speaks it (its insecure registries, :meth:`as_engine`
+        finds out), else on loopback (which the engine takes as insecure by default, as
+        ensure_registry starts it); HTTPS anywhere else."""
+        if self.insecure is not None:
+            return "http" if self.insecure else "https"
+        if self.hostname == "localhost":
             return "http"
         try:
-            return "http" if ipaddress.ip_address(hostname.strip("[]")).is_loopback else "https"
+            return (
+                "http" if ipaddress.ip_address(self.hostname.strip("[]")).is_loopback else "https"
+            )
         except ValueError:
             return "https"
+
+    def as_engine(self, info: dict[str, Any]) -> Registry:
+        """This registry spoken to as the engine (``docker info``) does: plain HTTP when it is
+        one of its insecure registries (by name or address range), else HTTPS."""
+        config = info.get("RegistryConfig") or {}
+        named = (config.get("IndexConfigs") or {}).get(self.host)
+        if named is not None:
+            return dataclasses.replace(self, insecure=not named.get("Secure", True))
+        try:
+            address = ipaddress.ip_address(self.hostname.strip("[]"))
+        except ValueError:
+            return dataclasses.replace(self, insecure=False)
+        ranges = config.get("InsecureRegistryCIDRs") or []
+        insecure = any(address in ipaddress.ip_network(cidr, strict=False) for cidr in ranges)
+        return dataclasses.replace(self, insecure=insecure)
 
     def remote(self, name: str, tag: str) -> str:
         return f"{self.address}/{name}:{tag}"
