@@ -22,14 +22,16 @@ this engine (BuildKit's cache holds their layers, and other images share them: a
 find them there and download nothing), so what is pulled is a replica of each, saved and
 loaded again with one small file added to each layer: the same layers, bytes and layering to
 download and unpack, none the engine holds (the baseline's base layer included, as on a host
-without it). ``pull_layers_present`` counts layers a pull found already
-there (0 when the figure is clean). Then a container of each image, from create to its first
-line of output (``python3 -c "print('ready')"``, the same command in both, no network), p50
-over several runs interleaved (``start_ms``, ``baseline_start_ms``), and the engine's own share
-of it: the static supervisor's ``--version`` in our image (``start_floor_ms``), below which no
-image can start; ``start_process_ms`` and ``baseline_start_process_ms`` are the part each
-image's own process decides, from the engine's start call returning to the first line. Quick mode pulls our image only (3 starts): its pull and start figures are
-not measurements, and no goal is judged on them.
+without it). ``pull_layers_present`` counts layers a pull found already there (0 when the
+figure is clean). Then a container of each image, from create to its first line of output
+(``python3 -c "print('ready')"``, the same command in both, no network), p50 over several
+runs interleaved (``start_ms``, ``baseline_start_ms``), and the engine's own share of it: the
+static supervisor's ``--version`` in our image (``start_floor_ms``), below which no image can
+start; ``start_process_ms`` and ``baseline_start_process_ms`` are the part each image's own
+process decides, from the engine's start call returning to the first line (under heavy load
+the process may have printed before the call returns: then it reads near 0). Quick mode pulls
+our image only (3 starts): its pull and start figures are not measurements, and no goal is
+judged on them.
 """
 
 from __future__ import annotations
