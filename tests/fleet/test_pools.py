@@ -164,7 +164,7 @@ def test_a_missing_image_no_start(
     worker = Worker(tmp_path, "noimage", RUNNER_IMAGE_PREFIX="runner-missing")
     assert refusal(worker.run_to_exit()) == (
         "runner: the worker cannot start: sandbox image runner-missing-gcc:latest is missing; "
-        "build it with scripts/build-images"
+        "build it with scripts/build-images or set RUNNER_REGISTRY to pull it"
     )
     assert owned_containers(docker_client, worker.owner) == []
 
