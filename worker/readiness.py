@@ -8,7 +8,8 @@ language self-tests (the runtime's ``worker_init``), and only then does Celery c
 consumer and take tests: its ``worker_ready`` signal ends the clock.
 
 The three figures are logged once, as ``worker.time_to_ready`` (``pull_s``, ``prewarm_s``,
-``connect_s``, ``total_s`` and the images pulled), and printed on stderr as one line.
+``connect_s``, ``total_s`` and the images pulled), and, with console logs, printed on stderr as
+one line (JSON logs stay one format).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class ReadyTimer:
     pulled_at: float = 0.0
     prewarmed_at: float = 0.0
     images: list[Pulled] = field(default_factory=list)
+    human: bool = True  # one readable line on stderr too (console logs; JSON logs: the event only)
 
     def pulled(self, images: list[Pulled] | None = None) -> None:
         self.pulled_at = time.monotonic()
@@ -79,6 +81,8 @@ def await_connected(timer: ReadyTimer) -> None:
 def report(timer: ReadyTimer, connected_at: float | None = None) -> dict[str, float]:
     figures = timer.figures(time.monotonic() if connected_at is None else connected_at)
     log.info("worker.time_to_ready", **figures, pulled=[p.ref for p in timer.images])
+    if not timer.human:
+        return figures
     print(
         "runner: worker ready in {total_s:.2f} s (pull {pull_s:.2f} s, prewarm {prewarm_s:.2f} s,"
         " connect {connect_s:.2f} s)".format(**figures),

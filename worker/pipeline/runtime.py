@@ -229,7 +229,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     size = settings.pool_size or (1 if pool == "solo" else concurrency)  # solo: one at a time
     node = getattr(sender, "hostname", None) or f"celery@{socket.gethostname()}"
     owner = settings.owner or node
-    timer = readiness.ReadyTimer()
+    timer = readiness.ReadyTimer(human=settings.log_format == "console")
     try:
         readiness.pull_missing(settings, timer)  # a new host: what it lacks, from the registry
         pools = open_pools(settings, size=size, owner=owner)
