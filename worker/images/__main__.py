@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level)
+        if args.push and not (args.registry or settings.registry):
+            parser.error("--push needs a registry: --registry HOST:PORT or RUNNER_REGISTRY")
+        if args.push:  # refused before anything is built, not after
+            push_built(settings, args.registry, DockerCli.pick(settings.docker_cli), [])
         builder = Builder(
             DockerCli.pick(settings.docker_cli),
             BuildOptions(
