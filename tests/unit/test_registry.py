@@ -10,7 +10,7 @@ import pytest
 
 from worker.errors import SettingsError
 from worker.images.registry import Registry, RegistryError
-from worker.readiness import ReadyTimer
+from worker.pipeline.readiness import ReadyTimer
 from worker.settings import Settings
 
 

@@ -38,7 +38,7 @@ from celery.concurrency.thread import TaskPool as ThreadPool
 from celery.signals import setup_logging, worker_init, worker_ready, worker_shutdown
 from celery.worker.control import inspect_command
 
-from worker import metrics, readiness
+from worker import metrics
 from worker.app import concurrency_of
 from worker.data import availability
 from worker.data.artifacts import ArtifactStore
@@ -46,6 +46,7 @@ from worker.errors import RunnerError, SandboxError
 from worker.judging.judge import Judge
 from worker.judging.selftest import Health
 from worker.logs import configure_logging
+from worker.pipeline import readiness
 from worker.producer.intake import Intake
 from worker.queue.transport import CONSUMER_OPTION, Reclaimer, internals_mismatch
 from worker.sandbox import open_pools

@@ -3,7 +3,7 @@
 A worker started on a host whose engine lacks a sandbox image pulls it from ``RUNNER_REGISTRY``
 by its content tag (:func:`worker.images.registry.fetch_missing`) before it opens its pools;
 without a registry, or when the registry cannot give it, the start is refused naming the image
-and the registry (:class:`~worker.runtime.StartRefused`). Then the pools prewarm and every
+and the registry (:class:`~worker.pipeline.runtime.StartRefused`). Then the pools prewarm and every
 language self-tests (the runtime's ``worker_init``), and only then does Celery connect its
 consumer and take tests: its ``worker_ready`` signal ends the clock.
 
@@ -111,7 +111,7 @@ def report(timer: ReadyTimer, connected_at: float | None = None) -> dict[str, fl
 
 
 def connected() -> None:
-    """Celery's ``worker_ready`` (connected in :mod:`worker.runtime`): report the pending
+    """Celery's ``worker_ready`` (connected in :mod:`worker.pipeline.runtime`): report the pending
     timer, once."""
     global _pending
     timer, _pending = _pending, None
