@@ -37,6 +37,7 @@ from worker.errors import SettingsError
 from worker.languages import LANGUAGES
 from worker.outages import WINDOW_OPTION
 from worker.queue.transport import SHARE_OPTION  # importing it registers the redis:// transport
+from worker.redis_access import celery_options
 from worker.settings import Settings
 
 GRACE_S = 30  # on top of a wall limit: transfer, waiting for a sandbox, cleanup
@@ -106,6 +107,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "health_check_interval": 10,
     }
     return {
+        # ACL user, password and TLS (certificates always checked) of both
+        **celery_options(settings),
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
         "broker_transport_options": options,

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import redis
@@ -233,12 +233,16 @@ def server_of(url: str) -> str:
     return rest.rsplit("@", 1)[-1].split("?", 1)[0]
 
 
-def redis_client(url: str, window_s: float = DEFAULT_WINDOW_S) -> RidingRedis:
+def redis_client(
+    url: str, window_s: float = DEFAULT_WINDOW_S, options: Mapping[str, Any] | None = None
+) -> RidingRedis:
     """A client for ``url`` that rides out an outage of up to ``window_s`` seconds. redis-py's
     own retry only reconnects once at once (a connection Redis closed while idle): waiting is
-    done here, where it is bounded and logged."""
+    done here, where it is bounded and logged. ``options``: how it logs in and checks TLS
+    (:func:`worker.redis_access.redis_options`)."""
     client: RidingRedis = RidingRedis.from_url(
         url,
+        **(options or {}),
         retry=Retry(NoBackoff(), 1),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
         socket_timeout=10,

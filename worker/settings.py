@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from worker import redis_access
 from worker.contract import Maxima
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES, language_named
@@ -144,6 +145,33 @@ class Settings:
     )
     broker_url: str = _setting("redis://127.0.0.1:6379/0", "Celery broker URL.")
     result_backend: str = _setting("redis://127.0.0.1:6379/1", "Celery result backend URL.")
+    redis_acl_user: str = _setting(
+        "",
+        "ACL user this process logs in to every Redis as: its role's (producer, worker, api or "
+        "monitor; `python -m worker.keyspace acl` writes their rules, docs/monitoring.md). "
+        "Empty: the URLs' user, else Redis's default user.",
+    )
+    redis_acl_password_file: str = _setting(
+        "",
+        "File whose first line is RUNNER_REDIS_ACL_USER's password (a mounted secret); read "
+        "when a client is made, never printed. Empty: RUNNER_REDIS_ACL_PASSWORD, or the URLs'.",
+    )
+    redis_acl_password: str = _setting(
+        "",
+        "RUNNER_REDIS_ACL_USER's password, when not from a file. Credentials come one way: "
+        "these settings or the URLs, not both.",
+        secret=True,
+    )
+    redis_tls_ca: str = _setting(
+        "",
+        "CA certificate file (PEM) a rediss:// server's certificate must chain to. Empty: the "
+        "system's store. On rediss:// the certificate and host name are always checked; TLS "
+        "settings with a redis:// URL are refused.",
+    )
+    redis_tls_cert: str = _setting(
+        "", "Client certificate file (PEM) sent to a rediss:// server that asks for one."
+    )
+    redis_tls_key: str = _setting("", "Private key file (PEM) of RUNNER_REDIS_TLS_CERT.")
     concurrency: int = _setting(
         0,
         "Tests one worker runs at once (threads; also the pool size). 0: twice the CPUs this "
@@ -338,6 +366,10 @@ class Settings:
                     f"RUNNER_{name.upper()}={redact_url(url)!r} is not a redis://, rediss:// or "
                     "unix:// URL"
                 )
+        redis_access.check(self)
+        for name, url in redis_access.urls(self):
+            if why := redis_access.url_problem(self, url):
+                raise SettingsError(f"{name}={redact_url(url)!r} {why}")
         for part in self.compiler_options.split(";"):
             language, equals, options = part.partition("=")
             if not part.strip():
@@ -567,7 +599,12 @@ def _server(url: str) -> str:
         raise SettingsError(
             f"RUNNER_REDIS_URL={redact_url(url)!r} is not a redis:// or rediss:// URL"
         )
-    if parts.path.strip("/") or parts.query:
+    if parts.query:
+        raise SettingsError(
+            f"RUNNER_REDIS_URL={redact_url(url)!r} carries a query string; give the server "
+            "only (TLS options: RUNNER_REDIS_TLS_CA, RUNNER_REDIS_TLS_CERT, RUNNER_REDIS_TLS_KEY)"
+        )
+    if parts.path.strip("/"):
         raise SettingsError(
             f"RUNNER_REDIS_URL={redact_url(url)!r} names a database; give the server only "
             "(the broker uses database 0 and the result backend database 1)"

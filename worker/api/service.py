@@ -67,6 +67,7 @@ from worker.keyspace import (
 )
 from worker.languages import LANGUAGES
 from worker.pipeline.scoring import CANCELLED
+from worker.redis_access import redis_options
 from worker.settings import Settings
 from worker.verdicts import LANGUAGE_UNAVAILABLE
 
@@ -113,8 +114,12 @@ class Service:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis = aioredis.Redis.from_url(settings.result_backend)
-        self.broker = aioredis.Redis.from_url(settings.broker_url)
+        self.redis = aioredis.Redis.from_url(
+            settings.result_backend, **redis_options(settings, settings.result_backend)
+        )
+        self.broker = aioredis.Redis.from_url(
+            settings.broker_url, **redis_options(settings, settings.broker_url)
+        )
         self.client = Client(dataclasses.replace(settings, outage_window_s=REDIS_WAIT_S))
         self.keys = KeyStore(self.redis)
         self._seen: dict[str, tuple[float, ApiKey | str]] = {}

@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from worker.cli import ACCEPTED, NOT_ACCEPTED, NOT_FINAL, REFUSED, Unreachable, UsageError
+from worker.redis_access import redis_options
 from worker.settings import Settings
 
 VERDICT_STYLE = {"AC": "\033[32m", "SK": "\033[2m"}
@@ -127,7 +128,11 @@ def admitted(settings: Settings, sid: str) -> bool:
     """Whether ``sid`` is a run admitted and not yet joined (queued, or its compile step)."""
     from worker.keyspace import ADMITTED
 
-    client = redis.Redis.from_url(settings.result_backend, socket_timeout=5)
+    client = redis.Redis.from_url(
+        settings.result_backend,
+        socket_timeout=5,
+        **redis_options(settings, settings.result_backend),
+    )
     try:
         return bool(client.hexists(ADMITTED, sid))
     except redis.RedisError as exc:
@@ -220,7 +225,9 @@ def reachable(settings: Settings) -> None:
     """Both Redis URLs answer within two seconds, or :class:`Unreachable` naming the one."""
     for what, url in (("broker", settings.broker_url), ("result backend", settings.result_backend)):
         try:
-            redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+            redis.Redis.from_url(
+                url, socket_connect_timeout=2, socket_timeout=2, **redis_options(settings, url)
+            ).ping()
         except (redis.RedisError, OSError) as exc:
             raise Unreachable(
                 f"cannot reach the {what} at {_without_password(url)} ({exc}); start Redis "

@@ -11,6 +11,7 @@ from typing import Any
 
 from worker.cli import ACCEPTED, Unreachable, UsageError
 from worker.cli.judging import reachable
+from worker.redis_access import redis_options
 from worker.settings import Settings
 
 
@@ -79,7 +80,9 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
 
     from worker.api.keys import KeyStore
 
-    client = aioredis.Redis.from_url(settings.result_backend)
+    client = aioredis.Redis.from_url(
+        settings.result_backend, **redis_options(settings, settings.result_backend)
+    )
     store = KeyStore(client)
     try:
         if args.keys_command == "create":
@@ -129,13 +132,16 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     from worker.producer.intake import redis_client
 
     reachable(settings)
-    broker = redis_client(settings.broker_url)
+    broker = redis_client(settings.broker_url, options=redis_options(settings, settings.broker_url))
     # kombu keeps each priority level in a list of its own, where each waiting task of a
     # tenant has a doorbell; those of tenants held to their share wait in a list of their own
     levels = [settings.queue] + [f"{settings.queue}{SEP}{p}" for p in (3, 6, 9)]
     waiting = sum(int(broker.llen(name)) for name in levels)
     held = int(broker.llen(fair_key(settings.queue, SEP, "parked")))
-    in_flight = int(redis_client(settings.result_backend).get(ADMITTED_TESTS) or 0)
+    backend = settings.result_backend
+    in_flight = int(
+        redis_client(backend, options=redis_options(settings, backend)).get(ADMITTED_TESTS) or 0
+    )
     print(
         f"queue {settings.queue}: {waiting + held} waiting ({held} held to their tenant's "
         f"share); {in_flight} tests in flight (bound {settings.max_queued_tests})"

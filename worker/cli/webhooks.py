@@ -16,12 +16,15 @@ from worker.cli import ACCEPTED, UsageError
 from worker.cli.judging import reachable
 from worker.contract.fields import quoted
 from worker.keyspace import record_key
+from worker.redis_access import redis_options
 from worker.settings import Settings
 
 
 def webhooks(args: argparse.Namespace, settings: Settings) -> int:
     reachable(settings)
-    client = redis.Redis.from_url(settings.result_backend)
+    client = redis.Redis.from_url(
+        settings.result_backend, **redis_options(settings, settings.result_backend)
+    )
     sid = args.id
     windows = settings.api_webhook_retry_s, settings.result_expires_s
     why = resend_webhook(client, sid, "*", *windows)

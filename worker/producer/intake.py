@@ -39,6 +39,7 @@ from worker.outages import redis_client as redis_client  # where `runner status`
 from worker.producer.admission import Admission, Ticket, release, tenant_of
 from worker.producer.workflow import canvas, judging_of, meta_of, store_meta
 from worker.programs import key_of
+from worker.redis_access import redis_options
 from worker.settings import Settings
 from worker.verdicts import LANGUAGE_UNAVAILABLE
 
@@ -228,7 +229,7 @@ class Intake:
         (``connect``: how a URL becomes a client; tests pass fakeredis). Each rides out an
         outage of its Redis of up to ``RUNNER_OUTAGE_WINDOW_S`` (:mod:`worker.outages`)."""
         window = settings.outage_window_s
-        connect = connect or (lambda url: redis_client(url, window))
+        connect = connect or (lambda url: redis_client(url, window, redis_options(settings, url)))
         backend = connect(settings.result_backend)
         cache = connect(settings.cache_url) if settings.cache_url else backend
         data = DataStore(backend, settings.result_expires_s, settings.data_cache_mb * 2**20)

@@ -16,7 +16,8 @@ call is told "not claimed", the claim key is read, and holding our token means i
 So the script is sent here, on a client that does not retry by itself, to know whether it was
 sent more than once.
 
-Importing this module points Celery's ``redis://`` result backends at this class.
+Importing this module points Celery's ``redis://`` and ``rediss://`` result backends at this
+class.
 """
 
 from __future__ import annotations
@@ -90,4 +91,4 @@ class ResultBackend(RedisBackend):  # type: ignore[misc]
         return _RiddenOut(plain.register_script(CHORD_PART_RETURN_LUA), self.client, self.outage)
 
 
-BACKEND_ALIASES["redis"] = f"{__name__}:ResultBackend"
+BACKEND_ALIASES["redis"] = BACKEND_ALIASES["rediss"] = f"{__name__}:ResultBackend"

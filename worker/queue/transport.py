@@ -62,7 +62,7 @@ they hold for the releases in :data:`WRITTEN_FOR`, which setup.cfg pins exactly.
 finds others installed says so as it starts (``broker.internals_mismatch``,
 :func:`internals_mismatch`), and so does tests/unit/test_internals_pin.py.
 
-Importing this module points kombu's ``redis://`` scheme at this transport.
+Importing this module points kombu's ``redis://`` and ``rediss://`` schemes at this transport.
 """
 
 from __future__ import annotations
@@ -444,4 +444,4 @@ class Reclaimer:
                 log.warning("broker.reclaim_failed", error=str(exc)[:200])
 
 
-TRANSPORT_ALIASES["redis"] = f"{__name__}:Transport"
+TRANSPORT_ALIASES["redis"] = TRANSPORT_ALIASES["rediss"] = f"{__name__}:Transport"
