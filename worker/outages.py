@@ -28,6 +28,7 @@ result once, results are first-wins).
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -164,9 +165,11 @@ def ride_out(
 
 def redis_retryable(exc: BaseException) -> bool:
     """Redis away (refused, reset, timed out, still loading its data), not a refusal of ours:
-    wrong credentials are not waited out."""
+    wrong credentials and a server certificate that fails its check are not waited out."""
     if isinstance(exc, (redis.AuthenticationError, redis.exceptions.AuthorizationError)):
         return False
+    if isinstance(exc.__context__ or exc.__cause__, ssl.SSLCertVerificationError):
+        return False  # redis-py raises ConnectionError while handling it
     return isinstance(exc, (redis.ConnectionError, redis.TimeoutError))
 
 
