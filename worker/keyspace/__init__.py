@@ -11,7 +11,8 @@ and the part names of :data:`FAIR_PARTS` (tests/unit/test_keyspace.py keeps the 
 
 :data:`KEYS` says what each key holds, its type and its expiry; :data:`ROLES` which keys
 each role (producer, worker, API, monitor) reads and writes, what per-role Redis ACLs are
-written from. Both are rendered by :func:`table`, into docs/monitoring.md ("Redis keyspace").
+written from (:mod:`worker.keyspace.acl`). Both are rendered by :func:`table`, into
+docs/monitoring.md ("Redis keyspace").
 
 Celery's and kombu's own keys are listed (their roles need them) but named by those libraries:
 the one read here by name is Celery's result of a task (:func:`result_key`, through
@@ -218,7 +219,8 @@ def stored_result(stored: bytes) -> tuple[str, Any]:
 @dataclass(frozen=True)
 class Key:
     """One key (or family of keys): ``pattern`` as a Redis ACL glob, ``{queue}`` standing for
-    ``RUNNER_QUEUE``, ``␆␖`` for kombu's separator."""
+    ``RUNNER_QUEUE``, ``␆␖`` for kombu's separator, ``{db}`` for the broker's database
+    number (kombu's fanout topics carry it). A ``channel`` is a pub/sub channel."""
 
     pattern: str
     type: str
@@ -276,8 +278,8 @@ KEYS: tuple[Key, ...] = (
     Key(API_STREAMS + "*", "zset", "a key's open event streams", "30 s lease", "backend"),
     Key(
         RESULT + "*",
-        "string",
-        "Celery: a task's result (a submission's: its join's)",
+        "string, channel",
+        "Celery: a task's result (a submission's: its join's), published on its name too",
         _RESULTS_TTL,
         "backend",
     ),
@@ -316,13 +318,55 @@ KEYS: tuple[Key, ...] = (
     Key("unacked_tenant", "hash", "delivery tag -> tenant and queue", "none", "broker"),
     Key("_kombu.binding.*", "set", "kombu: an exchange's bindings", "none", "broker"),
     Key(
+        "_kombu.binding_permanent.*",
+        "set",
+        "kombu: an exchange's bindings of queues that do not expire",
+        "none",
+        "broker",
+    ),
+    Key(
+        "_kombu.binding_deadlines",
+        "zset",
+        "kombu: exchange -> when its expiring queues' bindings lapse",
+        "none",
+        "broker",
+    ),
+    Key(
+        "*.celery.pidbox",
+        "list",
+        "Celery: a worker's control queue (a fanout one: it stays empty)",
+        "none",
+        "broker",
+    ),
+    Key(
+        "*.celery.pidbox␆␖*",
+        "list",
+        "the fair queue's keys of a worker's control queue, as of any queue it consumes",
+        "none",
+        "broker",
+    ),
+    Key(
         "*.reply.celery.pidbox",
         "list",
         "Celery: control replies (inspect, status)",
         "none",
         "broker",
     ),
-    Key("/*", "channel", "kombu: fanout (Celery events, control broadcasts)", "-", "broker"),
+    Key(
+        "*.reply.celery.pidbox␆␖*",
+        "list",
+        "a reply queue's other priority levels and fair-queue keys",
+        "none",
+        "broker",
+    ),
+    Key(
+        "/{db}.celeryev/*",
+        "channel",
+        "Celery: task and worker events (the pattern Flower subscribes to)",
+        "-",
+        "broker",
+    ),
+    Key("/{db}.celery.pidbox", "channel", "Celery: control broadcasts", "-", "broker"),
     Key(SLOTS, "string", "the live workers' slots", "30 s", "broker"),
     Key(CONSUMERS, "set", "consumer ids seen beating", "none", "broker"),
     Key(CONSUMER + "*", "string", "a consumer's heartbeat: its slots", "30 s", "broker"),
@@ -342,7 +386,9 @@ class Access:
     write: tuple[str, ...]
 
 
-_QUEUES = ("{queue}", "{queue}␆␖*", "_kombu.binding.*", "/*")
+_BINDINGS = ("_kombu.binding.*", "_kombu.binding_permanent.*", "_kombu.binding_deadlines")
+_QUEUES = ("{queue}", "{queue}␆␖*", *_BINDINGS)
+_REPLIES = ("*.reply.celery.pidbox", "*.reply.celery.pidbox␆␖*")
 _PRODUCER = Access(
     # a producer admits, stores a run's data and sends its tasks; reads results and progress
     read=(
@@ -370,7 +416,7 @@ _PRODUCER = Access(
         ARTIFACTS_SIZE,
         ARTIFACTS_BYTES,
         *_QUEUES,
-        "*.reply.celery.pidbox",
+        *_REPLIES,
     ),
 )
 _API_OWN = tuple(k.pattern for k in KEYS if k.pattern.startswith("runner:api:"))
@@ -401,10 +447,9 @@ ROLES: dict[str, Access] = {
             "{queue}␆␖parked",
             ADMITTED_TESTS,
             SLOTS,
-            "_kombu.binding.*",
-            "/*",
+            "/{db}.celeryev/*",
         ),
-        write=("*.reply.celery.pidbox", "/*"),
+        write=(*_REPLIES, *_BINDINGS, "/{db}.celery.pidbox"),
     ),
 }
 
