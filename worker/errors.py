@@ -96,5 +96,11 @@ class RedisUnavailable(BrokerError):
     (``Redis unreachable for 60 s ...``)."""
 
 
+class RedisRefused(BrokerError):
+    """Redis refused this process: its ACL user or password (``RUNNER_REDIS_ACL_USER``), a
+    command or key its role may not use, or a server certificate that failed its check; the
+    message says which, never the password."""
+
+
 class ApiKeyError(RunnerError):
     """An API key cannot be created or revoked as asked (a bad name or limit, an unknown id)."""

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
-from worker.errors import SettingsError
+import redis
+
+from worker.errors import RedisRefused, SettingsError
 
 
 class Settings(Protocol):
@@ -186,3 +188,25 @@ def celery_options(settings: Settings) -> dict[str, Any]:
     if urlsplit(settings.result_backend).scheme == "rediss":
         config["redis_backend_use_ssl"] = tls_options(settings)
     return config
+
+
+def refusal(exc: BaseException, user: str) -> RedisRefused | None:
+    """``exc`` as the refusal it is (wrong user or password, a role's missing permission, a
+    certificate that failed its check), or None when it is no refusal (Redis away, say).
+    ``user``: RUNNER_REDIS_ACL_USER."""
+    user = user or "the URL's user (or the default user)"
+    if isinstance(exc, redis.AuthenticationError) or "NOAUTH" in str(exc):
+        return RedisRefused(
+            f"Redis refused to log in {user}: check RUNNER_REDIS_ACL_USER and its password ({exc})"
+        )
+    if isinstance(exc, redis.exceptions.NoPermissionError):
+        return RedisRefused(
+            f"Redis refused {user} a command or key its role may not use ({exc}); its ACL "
+            "rules come from `python -m worker.keyspace acl`"
+        )
+    if isinstance(exc.__context__ or exc.__cause__, ssl.SSLCertVerificationError):
+        return RedisRefused(
+            f"the Redis server's TLS certificate failed its check ({exc}); RUNNER_REDIS_TLS_CA "
+            "names the CA it must chain to"
+        )
+    return None

@@ -298,3 +298,31 @@ def test_settings_refuse_tls_options_on_a_plaintext_url() -> None:
     )
     assert "is plaintext redis:// while RUNNER_REDIS_TLS_CA is set" in done.stderr
     assert ssl.CERT_REQUIRED  # the constant the settings' clients are given
+
+
+def test_the_cli_says_what_redis_refused(safe_redis: SafeRedis, tmp_path: Path) -> None:
+    """A refusal is named as one (never "start Redis"), and no password is printed."""
+    (tmp_path / "wrong").write_text("not-its-password\n")
+    wrong = {**safe_redis.env("worker"), "RUNNER_REDIS_ACL_PASSWORD_FILE": str(tmp_path / "wrong")}
+    done = subprocess.run(
+        [str(RUNNER), "status"], env={**os.environ, **wrong}, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "Redis refused to log in worker" in done.stderr
+    assert "not-its-password" not in done.stderr + done.stdout
+    # a worker's user making an API key: the API's own keys
+    worker = {**os.environ, **safe_redis.env("worker")}
+    done = subprocess.run(
+        [str(RUNNER), "keys", "create", "x"], env=worker, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "runner: cannot store the key" in done.stderr  # the key store's own refusal
+    assert "Traceback" not in done.stderr
+    # a CA that did not sign the server's certificate
+    other = {
+        **os.environ,
+        **safe_redis.env("monitor"),
+        "RUNNER_REDIS_TLS_CA": str(safe_redis.wrong_ca),
+    }
+    done = subprocess.run([str(RUNNER), "status"], env=other, capture_output=True, text=True)
+    assert "TLS certificate failed its check" in done.stderr

@@ -125,3 +125,27 @@ def test_an_empty_password_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("\n")
     with pytest.raises(SettingsError, match="first line is empty"):
         Settings.from_env({"RUNNER_REDIS_ACL_PASSWORD_FILE": str(tmp_path / "pw")})
+
+
+def test_refusals_are_told_apart_from_outages() -> None:
+    import redis
+
+    from worker.errors import BrokerError
+    from worker.redis_access import refusal
+
+    denied = refusal(redis.exceptions.NoPermissionError("no permissions"), "monitor")
+    assert isinstance(denied, BrokerError)
+    assert "refused monitor a command or key its role may not use" in str(denied)
+    login = refusal(redis.AuthenticationError("invalid username-password pair"), "api")
+    assert login is not None and "refused to log in api" in str(login)
+    try:
+        try:
+            raise ssl.SSLCertVerificationError("certificate verify failed")
+        except ssl.SSLError:
+            raise redis.ConnectionError("Error 1 connecting") from None
+    except redis.ConnectionError as exc:
+        # redis-py raises it while handling the certificate's failure
+        exc.__context__ = ssl.SSLCertVerificationError("certificate verify failed")
+        certificate = refusal(exc, "")
+    assert certificate is not None and "RUNNER_REDIS_TLS_CA" in str(certificate)
+    assert refusal(redis.ConnectionError("Connection refused"), "worker") is None

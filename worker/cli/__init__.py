@@ -237,6 +237,7 @@ def _main(argv: list[str] | None) -> int:
         "settings": operating.settings,
         "schema": operating.schema,
     }
+    settings: Settings | None = None
     try:
         settings = Settings.from_env()
         configure_logging(settings.log_format, settings.log_level)
@@ -248,6 +249,14 @@ def _main(argv: list[str] | None) -> int:
     except RunnerError as exc:
         # the fleet failed in a way of its own: never 1, which says a submission was judged
         return _say(exc, UNREACHABLE)
+    except Exception as exc:
+        # Redis refusing this process's ACL user something, wherever it surfaced
+        from worker.redis_access import refusal
+
+        refused = refusal(exc, settings.redis_acl_user if settings else "")
+        if refused is None:
+            raise
+        return _say(refused, UNREACHABLE)
     except KeyboardInterrupt:
         return 130
 

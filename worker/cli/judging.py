@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from worker.cli import ACCEPTED, NOT_ACCEPTED, NOT_FINAL, REFUSED, Unreachable, UsageError
-from worker.redis_access import redis_options
+from worker.redis_access import redis_options, refusal
 from worker.settings import Settings
 
 VERDICT_STYLE = {"AC": "\033[32m", "SK": "\033[2m"}
@@ -229,6 +229,8 @@ def reachable(settings: Settings) -> None:
                 url, socket_connect_timeout=2, socket_timeout=2, **redis_options(settings, url)
             ).ping()
         except (redis.RedisError, OSError) as exc:
+            if refused := refusal(exc, settings.redis_acl_user):
+                raise refused from None
             raise Unreachable(
                 f"cannot reach the {what} at {_without_password(url)} ({exc}); start Redis "
                 "(scripts/bootstrap), or point RUNNER_REDIS_URL at the fleet's (the demo's: "
