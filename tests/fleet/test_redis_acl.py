@@ -23,6 +23,7 @@ from worker.keyspace import ROLES, api_key_key, heartbeat_key, result_key
 from worker.keyspace.acl import acl_file
 
 QUEUE = TEST_ENV["RUNNER_QUEUE"]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -326,3 +327,58 @@ def test_the_cli_says_what_redis_refused(safe_redis: SafeRedis, tmp_path: Path) 
     }
     done = subprocess.run([str(RUNNER), "status"], env=other, capture_output=True, text=True)
     assert "TLS certificate failed its check" in done.stderr
+
+
+def test_the_deployments_secrets_make_a_redis_the_roles_log_in_to(tmp_path: Path) -> None:
+    """scripts/redis-secrets' files (deploy/docker-compose.tls.yml mounts them at /run/redis)
+    start a TLS-only Redis with the roles' users; the settings' clients log in as a role."""
+    from worker.redis_access import redis_options
+    from worker.settings import Settings
+
+    secrets = tmp_path / "secrets"
+    subprocess.run(
+        [str(ROOT / "scripts" / "redis-secrets"), str(secrets), "other-host.example"],
+        check=True, capture_output=True, env={**os.environ, "RUNNER_QUEUE": QUEUE},
+    )  # fmt: skip
+    assert oct(secrets.stat().st_mode & 0o777) == "0o700"
+    acl = (secrets / "redis" / "users.acl").read_text()
+    for role in ROLES:
+        assert (secrets / role).read_text().strip() not in acl
+    port = free_port()
+    redis_dir = secrets / "redis"
+    conf = (redis_dir / "tls.conf").read_text().replace("/run/redis", str(redis_dir))
+    (tmp_path / "tls.conf").write_text(conf.replace("tls-port 6379", f"tls-port {port}"))
+    proc = subprocess.Popen(
+        ["redis-server", str(tmp_path / "tls.conf"), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        settings = Settings.from_env(
+            {
+                "RUNNER_REDIS_URL": f"rediss://localhost:{port}",
+                "RUNNER_REDIS_ACL_USER": "worker",
+                "RUNNER_REDIS_ACL_PASSWORD_FILE": str(secrets / "worker"),
+                "RUNNER_REDIS_TLS_CA": str(secrets / "ca.crt"),
+                "RUNNER_QUEUE": QUEUE,
+            }
+        )
+        client = redis.Redis.from_url(
+            settings.broker_url, **redis_options(settings, settings.broker_url)
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert client.client_info()["user"] == "worker"
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        assert client.llen(QUEUE) == 0
+        anonymous = redis.Redis(port=port, ssl=True, ssl_ca_certs=str(secrets / "ca.crt"))
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.get(QUEUE)
+    finally:
+        proc.kill()
+        proc.wait()
