@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from tests.conftest import TEST_ENV, free_port
+from tests.fleet.api import api_server
 from tests.fleet.conftest import RUNNER
 from worker.keyspace import ROLES, api_key_key, heartbeat_key, result_key
 from worker.keyspace.acl import acl_file
@@ -280,14 +281,22 @@ def test_the_roles_judge_a_submission_end_to_end_over_tls(
     refused = refused_commands(safe_redis.admin)
     assert status.returncode == 0, f"{status.stdout}{status.stderr[-3000:]}\nrefused: {refused}"
     assert "worker acl@" in status.stdout
-    # the API makes a key (its own keys only it may write)
-    api = {**os.environ, **safe_redis.env("api")}
+    # the API makes a key (its own keys only it may write) and judges over HTTP
+    api_env = {**os.environ, **safe_redis.env("api")}
     made = subprocess.run(
-        [str(RUNNER), "keys", "create", "acl-test"], env=api, capture_output=True, text=True
-    )
+        [str(RUNNER), "keys", "create", "acl-test", "--json"],
+        env=api_env, capture_output=True, text=True,
+    )  # fmt: skip
     refused = refused_commands(safe_redis.admin)
     assert made.returncode == 0, f"{made.stdout}{made.stderr[-3000:]}\nrefused: {refused}"
-    assert refused == []
+    token = json.loads(made.stdout)["token"]
+    with api_server(tmp_path, **safe_redis.env("api")) as api:
+        submission = {"language": "python", "source": "print(input())", "tests": tests[:1]}
+        answer = api.call("POST", "/v1/submissions?wait=60", submission, token=token)
+        refused = refused_commands(safe_redis.admin)
+        assert answer.status == 200, f"{answer.body}\n{api.log.read_text()[-2000:]}\n{refused}"
+        assert answer.body["result"]["verdict"] == "WA", answer.body  # 21, not 42
+    assert refused_commands(safe_redis.admin) == []
 
 
 def test_settings_refuse_tls_options_on_a_plaintext_url() -> None:
