@@ -54,6 +54,7 @@ from worker.api.service import Service, unreachable
 from worker.api.submissions import add_submission_routes
 from worker.api.webhooks import Deliverer, Policy
 from worker.errors import BrokerError
+from worker.redis_access import refusal
 from worker.settings import Settings
 
 log = structlog.get_logger()
@@ -168,7 +169,11 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(aioredis.RedisError)
     @app.exception_handler(BrokerError)
     async def away(_: Request, exc: Exception) -> JSONResponse:
-        log.error("api.redis_unavailable", error=str(exc)[:200])
+        if refused := refusal(exc, settings.redis_acl_user):
+            # a deployment's mistake (the API's ACL user, its password, the CA), not an outage
+            log.error("api.redis_refused", error=str(refused)[:300])
+        else:
+            log.error("api.redis_unavailable", error=str(exc)[:200])
         return unreachable().response()
 
     @app.exception_handler(Exception)
