@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import ssl
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -144,6 +147,23 @@ def refused_commands(admin: redis.Redis) -> list[str]:
     ]
 
 
+def flower_app(safe_redis: SafeRedis) -> Any:
+    """A Celery app configured as Flower's (deploy/flower/celeryconfig.py, which reads the
+    environment when loaded), with the monitor's settings."""
+    from celery import Celery
+
+    saved = dict(os.environ)
+    os.environ.update(safe_redis.env("monitor"))
+    try:
+        config = runpy.run_path(str(ROOT / "deploy" / "flower" / "celeryconfig.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    app = Celery("flower-like")
+    app.conf.update({k: v for k, v in config.items() if k[0] != "_" and k not in ("os", "ssl")})
+    return app
+
+
 def test_a_client_that_does_not_log_in_is_refused(safe_redis: SafeRedis) -> None:
     with pytest.raises(redis.AuthenticationError):
         safe_redis.client(None).get(result_key("x"))
@@ -245,6 +265,12 @@ def test_the_monitor_reads_queues_but_sends_nothing(safe_redis: SafeRedis) -> No
         monitor.lpush(QUEUE, b"{}")
     with pytest.raises(redis.exceptions.NoPermissionError):
         monitor.get(result_key("any"))
+    # it hears events, not every channel (results are published on their key's name)
+    listening = monitor.pubsub()
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        listening.psubscribe("*")
+        listening.get_message(timeout=2)
+    listening.close()
 
 
 def test_the_roles_judge_a_submission_end_to_end_over_tls(
@@ -281,6 +307,27 @@ def test_the_roles_judge_a_submission_end_to_end_over_tls(
     refused = refused_commands(safe_redis.admin)
     assert status.returncode == 0, f"{status.stdout}{status.stderr[-3000:]}\nrefused: {refused}"
     assert "worker acl@" in status.stdout
+    # Flower, as its configuration logs in (the monitor): control replies and live events
+    flower = flower_app(safe_redis)
+    replies = flower.control.ping(timeout=5)
+    assert any(name.startswith("acl@") for reply in replies for name in reply)
+    with flower.connection_for_read() as conn:
+        # declaring its event queue and subscribing (kombu's own transport in Flower)
+        receiver = flower.events.Receiver(conn, handlers={"*": lambda _: None})
+        with suppress(TimeoutError):
+            receiver.capture(limit=1, timeout=2)
+    assert refused_commands(safe_redis.admin) == []
+    # the pattern kombu subscribes Flower with: the worker's heartbeats reach the monitor
+    events = safe_redis.client("monitor").pubsub()
+    events.psubscribe("/0.celeryev/*")
+    deadline = time.monotonic() + 10
+    heard = []
+    while not heard and time.monotonic() < deadline:
+        message = events.get_message(timeout=1)
+        if message and message["type"] == "pmessage":
+            heard.append(message["channel"])
+    assert heard == [b"/0.celeryev/worker.heartbeat"]
+    events.close()
     # the API makes a key (its own keys only it may write) and judges over HTTP
     api_env = {**os.environ, **safe_redis.env("api")}
     made = subprocess.run(

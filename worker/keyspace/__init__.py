@@ -367,6 +367,20 @@ KEYS: tuple[Key, ...] = (
         "broker",
     ),
     Key("/{db}.celery.pidbox", "channel", "Celery: control broadcasts", "-", "broker"),
+    Key(
+        "celeryev.*",
+        "list",
+        "Celery: an event receiver's queue (Flower's; a fanout one: it stays empty)",
+        "none",
+        "broker",
+    ),
+    Key(
+        "celeryev.*␆␖*",
+        "list",
+        "the fair queue's keys of an event receiver's queue",
+        "none",
+        "broker",
+    ),
     Key(SLOTS, "string", "the live workers' slots", "30 s", "broker"),
     Key(CONSUMERS, "set", "consumer ids seen beating", "none", "broker"),
     Key(CONSUMER + "*", "string", "a consumer's heartbeat: its slots", "30 s", "broker"),
@@ -449,7 +463,7 @@ ROLES: dict[str, Access] = {
             SLOTS,
             "/{db}.celeryev/*",
         ),
-        write=(*_REPLIES, *_BINDINGS, "/{db}.celery.pidbox"),
+        write=(*_REPLIES, *_BINDINGS, "celeryev.*", "celeryev.*␆␖*", "/{db}.celery.pidbox"),
     ),
 }
 
