@@ -280,7 +280,7 @@ def test_the_roles_judge_a_submission_end_to_end_over_tls(
     safe_redis.admin.execute_command("ACL", "LOG", "RESET")
     start = workers  # the fleet's fixture: it stops the worker and checks its sandboxes
     try:
-        start("acl", **safe_redis.env("worker"))  # type: ignore[operator]
+        worker = start("acl", **safe_redis.env("worker"))  # type: ignore[operator]
     except BaseException:
         print("refused:", refused_commands(safe_redis.admin))
         raise
@@ -344,6 +344,10 @@ def test_the_roles_judge_a_submission_end_to_end_over_tls(
         assert answer.status == 200, f"{answer.body}\n{api.log.read_text()[-2000:]}\n{refused}"
         assert answer.body["result"]["verdict"] == "WA", answer.body  # 21, not 42
     assert refused_commands(safe_redis.admin) == []
+    # no password in any log
+    logs = worker.log.read_text() + api.log.read_text()
+    for role in ("worker", "api"):
+        assert (safe_redis.passwords / role).read_text().strip() not in logs
 
 
 def test_settings_refuse_tls_options_on_a_plaintext_url() -> None:
