@@ -9,8 +9,9 @@ protocol, pools, fake pool), ``languages`` (the registry), ``images`` (catalogue
 BuildKit builds), ``keyspace`` (every Redis key and script), ``api`` (the HTTP API: ``runner
 api``) and ``cli`` (the ``runner`` command). Each package's docstring says what it owns and
 what it may import. Under them, the ground floor: ``client`` (the Python producer), ``app``
-(the Celery app), ``settings``, ``errors``, ``logs``, ``metrics``, ``outages``, ``messages``,
-``programs`` and the registries ``checkers``, ``verdicts``, ``compare``.
+(the Celery app), ``settings``, ``redis_access`` (every Redis client's user, password and TLS),
+``errors``, ``logs``, ``metrics``, ``outages``, ``messages``, ``programs`` and the registries
+``checkers``, ``verdicts``, ``compare``.
 
 Importing the package loads neither Celery, kombu nor Docker: the names that need them (the
 producer's ``Client`` and ``Handle``, the worker's ``Judge``, ``open_pools``, ``FakePool``)

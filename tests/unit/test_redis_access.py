@@ -72,7 +72,11 @@ def test_kombu_and_celery_take_rediss_through_the_fleets_own_classes() -> None:
     from celery.app.backends import BACKEND_ALIASES
     from kombu.transport import TRANSPORT_ALIASES
 
-    assert TRANSPORT_ALIASES["rediss"] == TRANSPORT_ALIASES["redis"] == "worker.transport:Transport"
+    assert (
+        TRANSPORT_ALIASES["rediss"]
+        == TRANSPORT_ALIASES["redis"]
+        == "worker.queue.transport:Transport"
+    )
     assert BACKEND_ALIASES["rediss"] == BACKEND_ALIASES["redis"]
 
 

@@ -18,5 +18,5 @@ process, or one restarted, answers for every submission.
 
 May import: worker.client, worker.contract, worker.data.availability, worker.errors,
 worker.keyspace, worker.languages, worker.pipeline.events, worker.pipeline.scoring,
-worker.settings, worker.verdicts, worker.webhook_secrets.
+worker.redis_access, worker.settings, worker.verdicts, worker.webhook_secrets.
 """

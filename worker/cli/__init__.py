@@ -24,7 +24,7 @@ The rooms: ``judging`` (submit, result, problem: files in, tables out), ``operat
 (worker, api, keys, status, ping, settings, schema) and ``webhooks`` (resend).
 
 May import: worker.api, worker.contract, worker.errors, worker.keyspace, worker.logs,
-worker.settings (each command loads what else it needs when it runs).
+worker.redis_access, worker.settings (each command loads what else it needs when it runs).
 """
 
 from __future__ import annotations

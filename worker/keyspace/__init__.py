@@ -20,7 +20,8 @@ the one read here by name is Celery's result of a task (:func:`result_key`, thro
 
 This module imports neither Celery, kombu nor Docker: producers load it.
 
-May import: nothing of worker outside this package.
+May import: worker.errors, worker.settings (``python -m worker.keyspace``: the ACL file for
+the settings' queue; the keys and scripts themselves import nothing of worker).
 
 Never imports: celery, kombu, docker, redis.
 """

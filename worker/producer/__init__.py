@@ -6,5 +6,5 @@ join).
 
 May import: worker.app, worker.compare, worker.contract, worker.data, worker.errors,
 worker.keyspace, worker.languages, worker.messages, worker.outages, worker.programs,
-worker.queue, worker.settings, worker.verdicts.
+worker.queue, worker.redis_access, worker.settings, worker.verdicts.
 """
