@@ -23,8 +23,9 @@ import redis
 from tests.conftest import TEST_ENV, free_port
 from tests.fleet.api import api_server
 from tests.fleet.conftest import RUNNER
-from worker.keyspace import ROLES, api_key_key, heartbeat_key, result_key
+from worker.keyspace import api_key_key, heartbeat_key, result_key
 from worker.keyspace.acl import acl_file
+from worker.keyspace.roles import ROLES
 
 QUEUE = TEST_ENV["RUNNER_QUEUE"]
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.keyspace import KEYS, ROLES, SEP
+from worker.keyspace import SEP
 from worker.keyspace.__main__ import broker_db, main
 from worker.keyspace.acl import acl_file, concrete, password_hash, rules
+from worker.keyspace.roles import KEYS, ROLES
 
 ALL = {role: f"{role}-password" for role in ROLES}
 

@@ -11,6 +11,7 @@ import fakeredis
 import pytest
 
 from worker import keyspace
+from worker.keyspace import roles
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = ROOT / "worker"
@@ -89,16 +90,16 @@ def test_the_fair_queue_scripts_use_the_part_names_of_the_keyspace() -> None:
 
 
 def test_roles_cover_every_key_and_name_no_other() -> None:
-    patterns = {k.pattern for k in keyspace.KEYS}
-    assert len(patterns) == len(keyspace.KEYS), "a key listed twice"
-    named = {p for a in keyspace.ROLES.values() for p in (*a.read, *a.write)}
+    patterns = {k.pattern for k in roles.KEYS}
+    assert len(patterns) == len(roles.KEYS), "a key listed twice"
+    named = {p for a in roles.ROLES.values() for p in (*a.read, *a.write)}
     assert named - patterns == set(), "roles name keys that KEYS does not list"
     assert patterns - named == set(), "keys no role reads or writes"
-    assert set(keyspace.ROLES) == {"producer", "worker", "api", "monitor"}
+    assert set(roles.ROLES) == {"producer", "worker", "api", "monitor"}
 
 
 def test_every_prefix_and_name_has_a_key_pattern() -> None:
-    patterns = [k.pattern for k in keyspace.KEYS]
+    patterns = [k.pattern for k in roles.KEYS]
     names = [
         keyspace.data_key("d"),
         keyspace.run_key("r", "data"),
@@ -143,7 +144,9 @@ def test_every_prefix_and_name_has_a_key_pattern() -> None:
 def test_the_docs_table_is_the_keyspace_data() -> None:
     doc = (ROOT / "docs" / "monitoring.md").read_text()
     assert "## Redis keyspace" in doc
-    assert keyspace.table() in doc, "regenerate it: python -c 'from worker.keyspace import table'"
+    assert roles.table() in doc, (
+        "regenerate it: python -c 'from worker.keyspace.roles import table'"
+    )
 
 
 def test_the_scripts_ship_with_the_package() -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from worker.errors import SettingsError
-from worker.keyspace import ROLES, table
 from worker.keyspace.acl import acl_file
+from worker.keyspace.roles import ROLES, table
 from worker.settings import Settings
 
 

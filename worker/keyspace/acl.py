@@ -1,9 +1,9 @@
-"""Redis ACL users for the fleet's roles, written from :data:`~worker.keyspace.KEYS` and
-:data:`~worker.keyspace.ROLES`: no key pattern is spelled here.
+"""Redis ACL users for the fleet's roles, written from :data:`~worker.keyspace.roles.KEYS` and
+:data:`~worker.keyspace.roles.ROLES`: no key pattern is spelled here.
 
 Each role (producer, worker, api, monitor) becomes one ACL user named after it, allowed
 
-- the keys of its :class:`~worker.keyspace.Access`: ``%R~pattern`` for those it only reads,
+- the keys of its :class:`~worker.keyspace.roles.Access`: ``%R~pattern`` for those it only reads,
   ``~pattern`` for those it writes (Redis 7 checks each key a command or a script touches);
 - the pub/sub channels among them (``&pattern``, the keys whose type names a ``channel``:
   Celery publishes each result on its key's name too). A channel is allowed as a key as well,
@@ -30,7 +30,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from worker.keyspace import KEYS, ROLES, SEP
+from worker.keyspace import SEP
+from worker.keyspace.roles import KEYS, ROLES
 
 # What each role may run; its key and channel rules decide on which keys and channels. Every
 # role needs about the same commands: the producer's admission and the API run scripts, the
