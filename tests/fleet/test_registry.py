@@ -10,6 +10,7 @@ of their own (its pid file), stopped at the end, its data in a temporary directo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.errors
 import pytest
 
 from tests.conftest import RUN_ID
@@ -97,10 +99,13 @@ def prefix(docker_client: docker.DockerClient) -> Iterator[str]:
 
 
 def _remove_prefix(client: docker.DockerClient, prefix: str) -> None:
-    for image in client.images.list():
-        for tag in image.tags:
+    # the engine's list as it answers it: images.list() inspects each image afterwards, and
+    # other tests remove theirs meanwhile
+    for image in client.api.images():
+        for tag in image.get("RepoTags") or ():
             if tag.split("/")[-1].startswith(f"{prefix}-"):
-                client.images.remove(tag, force=True)
+                with contextlib.suppress(docker.errors.ImageNotFound):
+                    client.images.remove(tag, force=True)
 
 
 def _status(url: str, auth: tuple[str, str] | None = None) -> int:
