@@ -47,7 +47,7 @@ def task_time_limit(settings: Settings) -> int:
     """Hard time limit of any task: the longest wall limit of a test or a compile step, plus a
     generous grace."""
     compile_ms = max(lang.compile.wall_time_ms for lang in LANGUAGES.values() if lang.compile)
-    return max(settings.max_wall_time_ms, compile_ms) // 1000 + GRACE_S
+    return max(settings.ceilings().wall_time_ms, compile_ms) // 1000 + GRACE_S
 
 
 def available_cpus() -> float:

@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from worker.contract import CompileResult, TestResult, Verdict
+from worker.contract import CompileResult, Limits, TestResult, Verdict
 
 
 class _Message(BaseModel):
@@ -54,14 +54,6 @@ class StoredProgram(_Message):
     static: bool = False  # built to run in any image (an interactor, beside the program)
 
 
-class LimitsMsg(_Message):
-    cpu_time_ms: int
-    wall_time_ms: int
-    memory_mb: int
-    output_kb: int
-    processes: int
-
-
 class BuiltinChecker(_Message):
     name: str
     abs_tol: float
@@ -79,7 +71,7 @@ class GroupMsg(_Message):
 class JudgingMsg(_Message):
     """How the tests are judged: a submission's own, or its problem's."""
 
-    limits: LimitsMsg
+    limits: Limits
     checker: BuiltinChecker | StoredProgram
     interactor: StoredProgram | None = None
     groups: list[GroupMsg] = []

@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from worker import redis_access
-from worker.contract import Maxima
+from worker.contract import Limits, Maxima
+from worker.contract.limits import ceiling, ceiling_setting
 from worker.errors import SettingsError
 from worker.languages import LANGUAGES, language_named
 from worker.webhook_secrets import secret_problem
@@ -45,6 +46,15 @@ def _setting(
 ) -> Any:
     metadata = {"doc": doc, "low": low, "high": high, "choices": choices, "secret": secret}
     return field(default=default, metadata=metadata)
+
+
+def _ceilings(namespace: dict[str, Any]) -> None:
+    """Declare, in the class body being run (``namespace``), one setting per limit: its ceiling
+    (:class:`~worker.contract.limits.Ceiling`), so a limit added to the model is capped here."""
+    for name in Limits.model_fields:
+        cap = ceiling(name)
+        namespace["__annotations__"][ceiling_setting(name)] = "int"
+        namespace[ceiling_setting(name)] = _setting(cap.default, cap.doc, low=cap.low)
 
 
 @dataclass(frozen=True)
@@ -122,11 +132,8 @@ class Settings:
         30, "Seconds between health probes of idle sandboxes (0: never).", low=0
     )
     # --- operator maxima a submission may ask for (sandboxes are sized for them) -------------
-    max_cpu_time_ms: int = _setting(10_000, "Highest CPU time limit a submission may set.", low=1)
-    max_wall_time_ms: int = _setting(30_000, "Highest wall time limit a submission may set.", low=1)
-    max_memory_mb: int = _setting(512, "Highest memory limit; also each sandbox's ceiling.", low=16)
-    max_output_kb: int = _setting(16_384, "Highest output limit a submission may set.", low=1)
-    max_processes: int = _setting(64, "Highest processes limit a submission may set.", low=1)
+    # one per limit (max_cpu_time_ms...), read by ceilings(); declared here to keep their place
+    _ceilings(locals())
     max_tests: int = _setting(200, "Most tests in one submission.", low=1)
     max_source_kb: int = _setting(256, "Largest source file.", low=1)
     max_stdin_kb: int = _setting(16_384, "Largest stdin of one test.", low=1)
@@ -436,13 +443,15 @@ class Settings:
         }
         return [name for name in LANGUAGES if name in named or not named]
 
+    def ceilings(self) -> Limits:
+        """The highest value of each limit a submission may set (``RUNNER_MAX_<LIMIT>``)."""
+        return Limits(
+            **{name: getattr(self, ceiling_setting(name)) for name in Limits.model_fields}
+        )
+
     def maxima(self) -> Maxima:
         return Maxima(
-            cpu_time_ms=self.max_cpu_time_ms,
-            wall_time_ms=self.max_wall_time_ms,
-            memory_mb=self.max_memory_mb,
-            output_kb=self.max_output_kb,
-            processes=self.max_processes,
+            limits=self.ceilings(),
             tests=self.max_tests,
             source_kb=self.max_source_kb,
             stdin_kb=self.max_stdin_kb,

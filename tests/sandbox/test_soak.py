@@ -31,7 +31,7 @@ pytestmark = pytest.mark.docker
 # 5,000 by default (the figure); RUNNER_SOAK_JOBS trims it for a quick local look.
 JOBS = int(os.environ.get("RUNNER_SOAK_JOBS", "5000"))
 LIMITS = Limits(cpu_time_ms=1000, wall_time_ms=3000, memory_mb=96, output_kb=64, processes=8)
-SHORT = replace(LIMITS, cpu_time_ms=60)  # for the hostile programs that spin
+SHORT = LIMITS.model_copy(update={"cpu_time_ms": 60})  # for the hostile programs that spin
 FRESH = 4  # fresh sandboxes each honest job runs on, for the reference
 # How much one program's memory figure varies between fresh sandboxes by itself (where the
 # kernel places its mappings, and which file pages it maps around a fault, vary): measured

@@ -24,7 +24,7 @@ from worker.errors import SubmissionRejected
 from worker.languages import LANGUAGES, OPTIMISATIONS, WARNINGS
 
 LANGS = frozenset(LANGUAGES)
-MAXIMA = Maxima(tests=3, source_kb=1, stdin_kb=1, memory_mb=512)
+MAXIMA = Maxima(tests=3, source_kb=1, stdin_kb=1)
 
 
 def good(**changes: Any) -> dict[str, Any]:

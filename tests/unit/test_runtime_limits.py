@@ -31,7 +31,9 @@ def test_the_command_is_told_the_jobs_memory_and_stack() -> None:
 
 
 def test_a_stack_above_what_the_runtime_takes_is_its_largest() -> None:
-    job = program_job(Program(SIZED, (File("main.c", b""),)), replace(LIMITS, memory_mb=2048))
+    job = program_job(
+        Program(SIZED, (File("main.c", b""),)), LIMITS.model_copy(update={"memory_mb": 2048})
+    )
     assert "-Xss1048576k" in job.argv and "-Xmx2048m" in job.argv
     assert job.stack_kb == 2048 * 1024  # the rlimit stays the job's
 

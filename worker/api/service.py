@@ -42,15 +42,8 @@ from worker.api.records import (
 )
 from worker.api.requests import Problem
 from worker.client import Client
-from worker.contract import rejected
+from worker.contract import Limits, rejected
 from worker.contract.fields import quoted
-from worker.contract.wire import (
-    DEFAULT_CPU_TIME_MS,
-    DEFAULT_MEMORY_MB,
-    DEFAULT_OUTPUT_KB,
-    DEFAULT_PROCESSES,
-    DEFAULT_WALL_TIME_MS,
-)
 from worker.data import availability
 from worker.errors import BrokerError, SubmissionRejected
 from worker.keyspace import (
@@ -469,11 +462,8 @@ class Service:
         s = self.settings
         maxima = s.maxima()
         limits = {
-            "cpu_time_ms": {"default": DEFAULT_CPU_TIME_MS, "max": maxima.cpu_time_ms},
-            "wall_time_ms": {"default": DEFAULT_WALL_TIME_MS, "max": maxima.wall_time_ms},
-            "memory_mb": {"default": DEFAULT_MEMORY_MB, "max": maxima.memory_mb},
-            "output_kb": {"default": DEFAULT_OUTPUT_KB, "max": maxima.output_kb},
-            "processes": {"default": DEFAULT_PROCESSES, "max": maxima.processes},
+            name: {"default": field.default, "max": getattr(maxima.limits, name)}
+            for name, field in Limits.model_fields.items()
         }
         described = []
         for lang in LANGUAGES.values():

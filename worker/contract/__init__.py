@@ -1,11 +1,12 @@
 """The submission contract, version 1.1: what other backends send and what they get back.
 
-The rooms: ``wire`` (the pydantic models: the single source of the JSON Schema files in
-``docs/schema/`` and of docs/contract.md), ``decode`` (a wire object to the ``decoded`` form
-the fleet works with, or :class:`~worker.errors.SubmissionRejected` with a precise code and
-message; programs in ``program``, shared checks in ``fields``) and ``results`` (the ``RJ``
-and ``IE`` results, the schemas). Contract 1.1 is additive: a contract-1 submission gets the
-result it always got, field for field.
+The rooms: ``limits`` (a test's limits, one model whose fields the wire form and the
+operator's ceilings are read from), ``wire`` (the pydantic models: the single source of the
+JSON Schema files in ``docs/schema/`` and of docs/contract.md), ``decode`` (a wire object to
+the ``decoded`` form the fleet works with, or :class:`~worker.errors.SubmissionRejected` with a
+precise code and message; programs in ``program``, shared checks in ``fields``) and
+``results`` (the ``RJ`` and ``IE`` results, the schemas). Contract 1.1 is additive: a
+contract-1 submission gets the result it always got, field for field.
 
 May import: worker.checkers, worker.compare, worker.errors, worker.languages,
 worker.verdicts.
@@ -18,13 +19,13 @@ from worker.contract.decoded import (
     Checker,
     Group,
     Judging,
-    Limits,
     Maxima,
     ProgramSpec,
     SourceFile,
     Submission,
     TestCase,
 )
+from worker.contract.limits import Limits
 from worker.contract.results import echoed_id, internal_error, json_schemas, rejected
 from worker.contract.wire import (
     CONTRACT_VERSION,

@@ -19,7 +19,6 @@ from worker.contract.decoded import (
     Checker,
     Group,
     Judging,
-    Limits,
     Maxima,
     Submission,
     TestCase,
@@ -33,6 +32,7 @@ from worker.contract.fields import (
     shorten,
     where_of,
 )
+from worker.contract.limits import Limits
 from worker.contract.program import helper_program, known_language, program_of
 from worker.contract.wire import (
     GroupIn,
@@ -281,11 +281,11 @@ def _no_cycle(groups: dict[str, GroupIn]) -> None:
 
 def _limits(given: LimitsIn, maxima: Maxima) -> Limits:
     values = {}
-    for name, default in Limits.__dataclass_fields__.items():
+    for name, field in Limits.model_fields.items():
         value = getattr(given, name)
         if value is None:
-            value = default.default
-        ceiling = getattr(maxima, name)
+            value = field.default
+        ceiling = getattr(maxima.limits, name)
         if value > ceiling:
             raise SubmissionRejected(
                 "limit_too_high", f"limits.{name}: {value} is above the operator maximum {ceiling}"

@@ -7,33 +7,14 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from worker.compare import Comparison
-from worker.contract.wire import (
-    DEFAULT_CPU_TIME_MS,
-    DEFAULT_MEMORY_MB,
-    DEFAULT_OUTPUT_KB,
-    DEFAULT_PROCESSES,
-    DEFAULT_WALL_TIME_MS,
-)
-
-
-@dataclass(frozen=True)
-class Limits:
-    cpu_time_ms: int = DEFAULT_CPU_TIME_MS
-    wall_time_ms: int = DEFAULT_WALL_TIME_MS
-    memory_mb: int = DEFAULT_MEMORY_MB
-    output_kb: int = DEFAULT_OUTPUT_KB
-    processes: int = DEFAULT_PROCESSES
+from worker.contract.limits import Limits, ceilings
 
 
 @dataclass(frozen=True)
 class Maxima:
     """Operator ceilings and additions a submission may not exceed (from Settings)."""
 
-    cpu_time_ms: int = 10_000
-    wall_time_ms: int = 30_000
-    memory_mb: int = 512
-    output_kb: int = 16_384
-    processes: int = 64
+    limits: Limits = field(default_factory=ceilings)  # each limit's ceiling
     tests: int = 200
     source_kb: int = 256
     stdin_kb: int = 16_384

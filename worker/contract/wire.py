@@ -9,17 +9,11 @@ from typing import Annotated, Any, ClassVar, Literal, TypeAlias, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
 from worker.checkers import BUILTINS
+from worker.contract.limits import wire_limits
 from worker.languages import LANGUAGES
 from worker.verdicts import CHECKER_FAILED, IE_CODES, LANGUAGE_UNAVAILABLE, MEANINGS, Verdict
 
 CONTRACT_VERSION = "1.1"
-
-# Contract defaults (documented in docs/contract.md); operators set the maxima (Settings).
-DEFAULT_CPU_TIME_MS = 2000
-DEFAULT_WALL_TIME_MS = 5000
-DEFAULT_MEMORY_MB = 256
-DEFAULT_OUTPUT_KB = 1024
-DEFAULT_PROCESSES = 8
 
 LANGUAGE_NAMES = (
     "; ".join(
@@ -56,22 +50,9 @@ class _Out(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-class LimitsIn(_Wire):
-    cpu_time_ms: int | None = Field(
-        None, ge=1, description=f"CPU time, default {DEFAULT_CPU_TIME_MS}"
-    )
-    wall_time_ms: int | None = Field(
-        None, ge=1, description=f"Wall-clock time, default {DEFAULT_WALL_TIME_MS}"
-    )
-    memory_mb: int | None = Field(
-        None, ge=1, description=f"Peak memory, default {DEFAULT_MEMORY_MB}"
-    )
-    output_kb: int | None = Field(
-        None, ge=1, description=f"Standard output, default {DEFAULT_OUTPUT_KB}"
-    )
-    processes: int | None = Field(
-        None, ge=1, description=f"Processes and threads, default {DEFAULT_PROCESSES}"
-    )
+# its fields are Limits', each optional (worker.contract.limits)
+class LimitsIn(wire_limits(_Wire)):  # type: ignore[misc]
+    pass
 
 
 class CompareIn(_Wire):

@@ -40,7 +40,7 @@ def problem_id(judging: Judging) -> str:
         for value in (test.id, test.stdin, test.expected_stdout, test.group):
             part(value)
     limits = judging.limits
-    for name in sorted(limits.__dataclass_fields__):
+    for name in sorted(type(limits).model_fields):
         part(getattr(limits, name))
     for program in (judging.checker, judging.interactor):
         if isinstance(program, ProgramSpec):

@@ -243,7 +243,9 @@ def _start(sender: Any = None, **_: Any) -> None:
         pools.start()
         check_prewarmed(pools)
         runtime = build(settings, pools, host=node, health=Health({}))
-        runtime.health.run(runtime.judge, settings.max_memory_mb, settings.chosen_languages())
+        runtime.health.run(
+            runtime.judge, settings.ceilings().memory_mb, settings.chosen_languages()
+        )
         check_healthy(runtime.health)
         timer.prewarmed()
     except BaseException as exc:
@@ -328,7 +330,7 @@ def _start_announcer(runtime: Runtime) -> None:
     def loop() -> None:
         while not _announcer_stop.wait(availability.ANNOUNCE_EVERY_S):
             try:  # this thread must outlive any one bad round (Redis away, an engine restart)
-                runtime.health.retest(runtime.judge, runtime.settings.max_memory_mb)
+                runtime.health.retest(runtime.judge, runtime.settings.ceilings().memory_mb)
                 announce()
             except Exception as exc:
                 log.warning("languages.announce_failed", error=str(exc)[:200])

@@ -25,7 +25,6 @@ from worker import metrics
 from worker.app import app
 from worker.compare import CompareMode, Comparison
 from worker.contract import (
-    Limits,
     ProgramSpec,
     TestCase,
     TestResult,
@@ -391,7 +390,7 @@ def _judge_test(
     return rt.judge.run_test(
         program,
         case,
-        Limits(**meta.judging.limits.model_dump()),
+        meta.judging.limits,
         checker,
         args=meta.args,
         interactor=None

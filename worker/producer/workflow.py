@@ -40,7 +40,6 @@ from worker.messages import (
     DataRef,
     GroupMsg,
     JudgingMsg,
-    LimitsMsg,
     RunMeta,
     RunRef,
     StoredProgram,
@@ -64,7 +63,6 @@ def judging_of(
 ) -> JudgingMsg:
     """How a run's tests are judged, as its messages carry it (program checker and interactor
     by their stored files)."""
-    limits = judging.limits
     rule: BuiltinChecker | StoredProgram | None = checker
     if rule is None:
         builtin = judging.checker
@@ -73,13 +71,7 @@ def judging_of(
             name=str(builtin.mode), abs_tol=builtin.abs_tol, rel_tol=builtin.rel_tol
         )
     return JudgingMsg(
-        limits=LimitsMsg(
-            cpu_time_ms=limits.cpu_time_ms,
-            wall_time_ms=limits.wall_time_ms,
-            memory_mb=limits.memory_mb,
-            output_kb=limits.output_kb,
-            processes=limits.processes,
-        ),
+        limits=judging.limits,
         checker=rule,
         interactor=interactor,
         groups=[

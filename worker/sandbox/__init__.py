@@ -95,7 +95,7 @@ def open_pools(
             image=image_ref(settings.image_prefix, key),
             owner=owner,
             fleet=fleet,
-            memory_mb=settings.max_memory_mb,
+            memory_mb=settings.ceilings().memory_mb,
             runtime=settings.runtime,
             isolation=settings.isolation,
             extra_labels=extra_labels,
