@@ -24,7 +24,7 @@ from typing import Any, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
-from worker.contract import CompileResult, Limits, TestResult, Verdict
+from worker.contract import CompileResult, Group, Limits, TestResult, Verdict
 
 
 class _Message(BaseModel):
@@ -60,21 +60,13 @@ class BuiltinChecker(_Message):
     rel_tol: float
 
 
-class GroupMsg(_Message):
-    name: str
-    points: float
-    policy: str
-    depends_on: list[str]
-    tests: list[int]
-
-
 class JudgingMsg(_Message):
     """How the tests are judged: a submission's own, or its problem's."""
 
     limits: Limits
     checker: BuiltinChecker | StoredProgram
     interactor: StoredProgram | None = None
-    groups: list[GroupMsg] = []
+    groups: list[Group] = []
 
 
 class RunMeta(_Message):
@@ -87,7 +79,7 @@ class RunMeta(_Message):
     judging: JudgingMsg
     sent_ms: int = 0  # the producer's clock when it sent the run (the queue-wait metric)
 
-    def group_of(self, index: int) -> GroupMsg | None:
+    def group_of(self, index: int) -> Group | None:
         return next((g for g in self.judging.groups if index in g.tests), None)
 
     def programs(self) -> list[tuple[str, StoredProgram]]:

@@ -249,11 +249,11 @@ def _groups(
         )
     return tuple(
         Group(
-            g.name,
-            g.points,
-            g.policy,
-            tuple(g.depends_on),
-            tuple(i for i, t in enumerate(tests) if t.group == g.name),
+            name=g.name,
+            points=g.points,
+            policy=g.policy,
+            depends_on=tuple(g.depends_on),
+            tests=tuple(i for i, t in enumerate(tests) if t.group == g.name),
         )
         for g in given
     )

@@ -1,10 +1,14 @@
-"""The decoded, validated form of a submission the fleet works with: plain frozen values,
-built only by :mod:`worker.contract.decode` from a wire object that passed every check."""
+"""The decoded, validated form of a submission the fleet works with: frozen values, built only
+by :mod:`worker.contract.decode` from a wire object that passed every check. A concept a run's
+messages carry as it is (:class:`Group`, and :class:`~worker.contract.limits.Limits`) is a
+pydantic model, the one the messages use (:mod:`worker.messages`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TypeAlias
+
+from pydantic import BaseModel, ConfigDict
 
 from worker.compare import Comparison
 from worker.contract.limits import Limits, ceilings
@@ -54,8 +58,11 @@ class ProgramSpec:
         return sum(len(f.data) for f in self.files)
 
 
-@dataclass(frozen=True)
-class Group:
+class Group(BaseModel):
+    """A scored group of tests, as decoded and as a run's messages carry it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     name: str
     points: float
     policy: str  # "all" or "min"

@@ -21,12 +21,13 @@ from collections.abc import Iterable
 
 from worker.contract import (
     ErrorInfo,
+    Group,
     GroupResult,
     SubmissionResult,
     TestResult,
     Verdict,
 )
-from worker.messages import CompileOutcome, GroupMsg, RunMeta, TestOutcome
+from worker.messages import CompileOutcome, RunMeta, TestOutcome
 from worker.verdicts import CANCELLED_CODE, INTERNAL_ERROR
 
 # What a test task reports for a test it did not run because the submission was cancelled
@@ -71,7 +72,7 @@ def marks(meta: RunMeta, index: int, result: TestResult) -> list[str]:
     return found
 
 
-def _loses_points(result: TestResult, group: GroupMsg) -> bool:
+def _loses_points(result: TestResult, group: Group) -> bool:
     """Whether this test keeps its group under its points (:func:`_groups`' rule, test by
     test): a group worth nothing loses nothing, whatever its tests did."""
     if group.points <= 0:
@@ -157,14 +158,14 @@ def assemble(
 
 
 def _groups(
-    order: list[GroupMsg],
-    groups: dict[str, GroupMsg],
+    order: list[Group],
+    groups: dict[str, Group],
     results: list[TestResult],
     ids: list[str],
 ) -> list[GroupResult]:
     scored: dict[str, GroupResult] = {}
 
-    def score(group: GroupMsg) -> GroupResult:
+    def score(group: Group) -> GroupResult:
         if group.name in scored:
             return scored[group.name]
         deps = [score(groups[dep]) for dep in group.depends_on]

@@ -38,7 +38,6 @@ from worker.messages import (
     BuiltinChecker,
     CompileOutcome,
     DataRef,
-    GroupMsg,
     JudgingMsg,
     RunMeta,
     RunRef,
@@ -74,16 +73,7 @@ def judging_of(
         limits=judging.limits,
         checker=rule,
         interactor=interactor,
-        groups=[
-            GroupMsg(
-                name=g.name,
-                points=g.points,
-                policy=g.policy,
-                depends_on=list(g.depends_on),
-                tests=list(g.tests),
-            )
-            for g in judging.groups
-        ],
+        groups=list(judging.groups),
     )
 
 
