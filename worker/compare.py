@@ -32,6 +32,7 @@ import enum
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 # How many bytes of a token or line a message quotes, and how many of them come before the first
 # difference, so that a long line differing at column 500 still shows where it differs.
@@ -55,6 +56,7 @@ class CompareMode(enum.StrEnum):
 class Comparison:
     """A comparison mode and, for ``float``, its tolerances (both must be finite and >= 0)."""
 
+    kind: ClassVar[str] = "builtin"  # as a checker (worker.kinds)
     mode: CompareMode = CompareMode.TOKENS
     abs_tol: float = 1e-6
     rel_tol: float = 1e-6

@@ -20,7 +20,7 @@ Nothing here decides a verdict for the run: the join does (worker.pipeline.scori
 from __future__ import annotations
 
 import hashlib
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
@@ -47,6 +47,7 @@ class StoredProgram(_Message):
     """A program's files as sent (always by reference, :func:`worker.data.storage.outline`), kept so
     that a test whose compiled program left the cache can compile it again."""
 
+    kind: ClassVar[str] = "program"  # as a checker (worker.kinds)
     language: str
     files: list[tuple[str, Blob]]
     entry: str
@@ -55,6 +56,7 @@ class StoredProgram(_Message):
 
 
 class BuiltinChecker(_Message):
+    kind: ClassVar[str] = "builtin"  # worker.kinds
     name: str
     abs_tol: float
     rel_tol: float
@@ -81,16 +83,6 @@ class RunMeta(_Message):
 
     def group_of(self, index: int) -> Group | None:
         return next((g for g in self.judging.groups if index in g.tests), None)
-
-    def programs(self) -> list[tuple[str, StoredProgram]]:
-        """The run's programs to compile, by role: the contestant's first, then its checker
-        and interactor when they are programs."""
-        roles = (
-            ("program", self.program),
-            ("checker", self.judging.checker),
-            ("interactor", self.judging.interactor),
-        )
-        return [(role, p) for role, p in roles if isinstance(p, StoredProgram)]
 
 
 class RunRef(_Message):

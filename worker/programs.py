@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 from worker.languages import Language
 from worker.messages import StoredProgram
@@ -25,6 +26,7 @@ class Program:
     """What each run of a program receives: its files (sources, or the compiled artifact) and
     the file it starts from."""
 
+    kind: ClassVar[str] = "program"  # as a checker (worker.kinds)
     language: Language
     files: tuple[File, ...]
     entry: str = ""

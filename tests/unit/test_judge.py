@@ -9,7 +9,7 @@ import pytest
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
 from worker.errors import SandboxError, SandboxTimeout
-from worker.judging.judge import Judge, verdict_of
+from worker.judging.judge import Judge
 from worker.judging.runs import SHOWN_BYTES
 from worker.languages import LANGUAGES
 from worker.programs import File, Program
@@ -18,6 +18,7 @@ from worker.sandbox.protocol import Job, RunReport
 
 LIMITS = Limits(cpu_time_ms=1000, wall_time_ms=2000, memory_mb=64, output_kb=4, processes=4)
 TEST = TestCase("t1", b"", b"42\n")
+verdict_of = Judge(FakePool(None)).verdict  # the verdict rules of a report, no run
 
 
 def decide(**fields: object) -> tuple[Verdict, str]:

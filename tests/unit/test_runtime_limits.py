@@ -8,11 +8,11 @@ import pytest
 
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, Verdict
-from worker.judging.judge import verdict_of
+from worker.judging.judge import Judge
 from worker.judging.runs import program_job
 from worker.languages import LANGUAGES
 from worker.programs import File, Program
-from worker.sandbox.fake import report
+from worker.sandbox.fake import FakePool, report
 
 SIZED = replace(
     LANGUAGES["c"],
@@ -22,6 +22,7 @@ SIZED = replace(
 )
 LIMITS = Limits(cpu_time_ms=1000, wall_time_ms=2000, memory_mb=64, output_kb=4, processes=4)
 TEST = TestCase("t1", b"", b"42\n")
+verdict_of = Judge(FakePool(None)).verdict  # the verdict rules of a report, no run
 
 
 def test_the_command_is_told_the_jobs_memory_and_stack() -> None:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from tests.unit.fleet import parsed
-from worker.contract import TestResult, Verdict
+from worker.contract import ProgramSpec, TestResult, Verdict
 from worker.data.storage import stored_program
-from worker.messages import RunMeta, TestOutcome
+from worker.messages import RunMeta, StoredProgram, TestOutcome
 from worker.pipeline.scoring import assemble, marks, skip_reason
 from worker.producer.workflow import judging_of, meta_of
 
@@ -26,8 +26,13 @@ def meta(groups: list[dict[str, Any]], tests: list[str | None], **extra: Any) ->
         **extra,
     }
     submission = parsed(raw)
-    program = stored_program(submission.program, {})
-    return meta_of(submission, "r", program, judging_of(submission.judging))
+
+    def store(program: ProgramSpec, static: bool) -> StoredProgram:
+        return stored_program(program, {}, static)
+
+    return meta_of(
+        submission, "r", store(submission.program, False), judging_of(submission.judging, store)
+    )
 
 
 def outcome(index: int, verdict: Verdict, score: float | None = None) -> dict[str, Any]:

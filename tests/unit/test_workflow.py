@@ -13,11 +13,18 @@ from structlog.contextvars import merge_contextvars
 from structlog.testing import capture_logs
 
 from tests.unit.fleet import parsed, run_all, start_runtime, sub
-from worker.contract import CompileResult, TestResult, Verdict
+from worker.contract import CompileResult, ProgramSpec, TestResult, Verdict
 from worker.data.storage import stored_program
 from worker.errors import BrokerError, SandboxError
 from worker.keyspace import result_key, run_key
-from worker.messages import CompileOutcome, RunMeta, TestOutcome, TestSpec, meta_json
+from worker.messages import (
+    CompileOutcome,
+    RunMeta,
+    StoredProgram,
+    TestOutcome,
+    TestSpec,
+    meta_json,
+)
 from worker.pipeline import runtime, tasks
 from worker.pipeline.scoring import CANCELLED, assemble
 from worker.pipeline.tasks import join_results, meta_of_message, run_test, submit
@@ -40,11 +47,12 @@ def meta_for(raw: dict[str, Any], run: str = "r1") -> RunMeta:
     """The meta a producer would build for ``raw`` (its programs as if stored)."""
     submission = parsed(raw)
     packed: dict[str, bytes] = {}
+
+    def store(program: ProgramSpec, static: bool) -> StoredProgram:
+        return stored_program(program, packed, static)
+
     return meta_of(
-        submission,
-        run,
-        stored_program(submission.program, packed),
-        judging_of(submission.judging),
+        submission, run, store(submission.program, False), judging_of(submission.judging, store)
     )
 
 

@@ -6,7 +6,7 @@ pydantic model, the one the messages use (:mod:`worker.messages`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import ClassVar, TypeAlias
 
 from pydantic import BaseModel, ConfigDict
 
@@ -47,6 +47,7 @@ class SourceFile:
 class ProgramSpec:
     """A program to compile once and run: the contestant's, a checker or an interactor."""
 
+    kind: ClassVar[str] = "program"  # as a checker (worker.kinds)
     language: str
     files: tuple[SourceFile, ...]  # the entry among them
     entry: str

@@ -3,5 +3,6 @@
 ``artifacts`` (compiled programs, a cache shared between hosts) and ``availability`` (which
 languages the workers can judge now).
 
-May import: worker.contract, worker.errors, worker.keyspace, worker.messages, worker.programs.
+May import: worker.contract, worker.errors, worker.keyspace, worker.kinds, worker.messages,
+worker.programs.
 """

@@ -21,11 +21,12 @@ import time
 
 import redis
 
-from worker.contract import Judging, ProgramSpec
+from worker.contract import Judging
 from worker.data.storage import DataStore
 from worker.errors import BrokerError
 from worker.keyspace import problem_key
-from worker.messages import DataRef, ProblemRecord, StoredProgram
+from worker.kinds import kind_of, programs
+from worker.messages import DataRef, ProblemRecord
 
 
 def problem_id(judging: Judging) -> str:
@@ -43,14 +44,8 @@ def problem_id(judging: Judging) -> str:
     for name in sorted(type(limits).model_fields):
         part(getattr(limits, name))
     for program in (judging.checker, judging.interactor):
-        if isinstance(program, ProgramSpec):
-            for name in (program.language, program.entry, *program.options):
-                part(name)
-            for file in program.files:
-                part(file.name)
-                part(file.data)
-        else:
-            part(repr(program))  # a built-in comparison, or none
+        for said in [repr(None)] if program is None else kind_of(program).identity(program):
+            part(said)
     for group in judging.groups:
         for field in (group.name, group.points, group.policy, *group.depends_on, *group.tests):
             part(field)
@@ -60,9 +55,8 @@ def problem_id(judging: Judging) -> str:
 def refs_of(record: ProblemRecord) -> list[str]:
     """Every stored digest a problem needs."""
     blobs = [blob for t in record.tests for blob in (t.stdin, t.expected)]
-    for program in (record.judging.checker, record.judging.interactor):
-        if isinstance(program, StoredProgram):
-            blobs += [blob for _, blob in program.files]
+    for program in programs(record.judging).values():
+        blobs += [blob for _, blob in program.files]
     return sorted({blob.ref for blob in blobs if isinstance(blob, DataRef)})
 
 

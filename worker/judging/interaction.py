@@ -48,6 +48,7 @@ from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict
 from worker.errors import SandboxError
 from worker.judging.runs import crash_verdict, limit_verdict, program_job, result_of, signal_name
+from worker.kinds import kind_of
 from worker.languages import Language
 from worker.programs import File, Program
 from worker.sandbox.protocol import Job, RunReport
@@ -126,9 +127,11 @@ def run_interaction(
         return result_of(test, report, said.verdict, said.message, said.fraction)
     if crashed and not report.signal:
         return result_of(test, report, *crashed)
-    if isinstance(checker, Program):
-        written = side.files.get("output")
-        output = written.data if written else b""
-        judged = judge.check(checker, test.stdin, output, test.expected_stdout)
-        return result_of(test, report, judged.verdict, judged.message, judged.fraction, judged.code)
-    return result_of(test, report, Verdict.AC, said.message)
+    written = side.files.get("output")
+    output = written.data if written else b""
+    judged = kind_of(checker).after_interactor(
+        checker, judge, test.stdin, output, test.expected_stdout
+    )
+    if judged is None:
+        return result_of(test, report, Verdict.AC, said.message)
+    return result_of(test, report, judged.verdict, judged.message, judged.fraction, judged.code)

@@ -16,12 +16,13 @@ from dataclasses import dataclass, replace
 import structlog
 
 from worker import metrics
-from worker.checkers import Judgement, judge_builtin, judge_testlib
+from worker.checkers import Judgement, judge_testlib
 from worker.compare import Comparison
 from worker.contract import CompileResult, Limits, TestCase, TestResult, Verdict
 from worker.errors import EngineUnavailable, SandboxError, SandboxLost, SandboxTimeout
 from worker.judging.interaction import run_interaction
 from worker.judging.runs import limits_verdict, program_job, result_of, signal_name
+from worker.kinds import kind_of
 from worker.languages import Language
 from worker.programs import File, Program
 from worker.sandbox.protocol import Job, RunReport
@@ -143,13 +144,24 @@ class Judge:
             report = self.run_program(program.language, job)
         except SandboxError as exc:
             return TestResult(id=test.id, verdict=Verdict.IE, message=str(exc))
-        out_of_memory = program.language.out_of_memory
-        if isinstance(checker, Comparison):
-            return verdict_of(test, report, limits, checker, out_of_memory)
+        return self.verdict(test, report, limits, checker, program.language.out_of_memory)
+
+    def verdict(
+        self,
+        test: TestCase,
+        report: RunReport,
+        limits: Limits,
+        checker: Comparison | Program,
+        out_of_memory: Sequence[str] = (),
+    ) -> TestResult:
+        """A test's result from the supervisor's measurements and its ``checker``
+        (``out_of_memory``: what the program's runtime says when it runs out of memory)."""
         limited = limits_verdict(report, limits, out_of_memory)
         if limited is not None:
             return result_of(test, report, *limited)
-        judged = self.check(checker, test.stdin, report.stdout, test.expected_stdout)
+        judged = kind_of(checker).judge(
+            checker, self, test.stdin, report.stdout, test.expected_stdout
+        )
         return result_of(test, report, judged.verdict, judged.message, judged.fraction, judged.code)
 
     def check(
@@ -222,21 +234,3 @@ class Judge:
                     raise
                 metrics.SANDBOX_FAILURES.labels(image).inc()
                 log.warning("sandbox.retry", image=image, error=str(exc))
-
-
-def verdict_of(
-    test: TestCase,
-    report: RunReport,
-    limits: Limits,
-    comparison: Comparison,
-    out_of_memory: Sequence[str] = (),
-) -> TestResult:
-    """Decide a test's verdict from the supervisor's measurements and a built-in checker
-    (``out_of_memory``: what the program's runtime says when it runs out of memory)."""
-    limited = limits_verdict(report, limits, out_of_memory)
-    if limited is not None:
-        return result_of(test, report, *limited)
-    if test.expected_stdout is None:
-        return result_of(test, report, Verdict.AC, "")
-    judged = judge_builtin(test.expected_stdout, report.stdout, comparison)
-    return result_of(test, report, judged.verdict, judged.message)

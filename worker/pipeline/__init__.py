@@ -6,7 +6,7 @@ one worker process holds: pools, judge, stores, clients) and ``readiness`` (a wo
 ready: its images pulled, pools prewarmed, consumer connected, each timed).
 
 May import: worker.app, worker.compare, worker.contract, worker.data, worker.errors,
-worker.images (pulling a new host's images), worker.judging, worker.keyspace, worker.languages,
-worker.logs, worker.messages, worker.metrics, worker.producer, worker.programs, worker.queue,
-worker.sandbox, worker.settings, worker.verdicts.
+worker.images (pulling a new host's images), worker.judging, worker.keyspace, worker.kinds,
+worker.languages, worker.logs, worker.messages, worker.metrics, worker.producer,
+worker.programs, worker.queue, worker.sandbox, worker.settings, worker.verdicts.
 """

@@ -21,11 +21,9 @@ import structlog
 from celery import Task
 from structlog.contextvars import bound_contextvars
 
-from worker import metrics
+from worker import kinds, metrics
 from worker.app import app
-from worker.compare import CompareMode, Comparison
 from worker.contract import (
-    ProgramSpec,
     TestCase,
     TestResult,
     Verdict,
@@ -42,12 +40,10 @@ from worker.errors import BrokerError, NotSent, RunnerError, SubmissionRejected
 from worker.keyspace import RUN_LOWER_HINTS, result_key, run_key, stored_result
 from worker.languages import LANGUAGES
 from worker.messages import (
-    BuiltinChecker,
     CompileOutcome,
     ProblemRecord,
     RunMeta,
     RunRef,
-    StoredProgram,
     TestOutcome,
     TestSpec,
     meta_digest,
@@ -65,7 +61,6 @@ from worker.producer.workflow import (
     SUBMIT_TASK,
     TEST_TASK,
 )
-from worker.programs import Program
 from worker.verdicts import LANGUAGE_UNAVAILABLE
 
 log = structlog.get_logger()
@@ -143,18 +138,15 @@ def register_problem(self: Task, *args: Any, **kwargs: Any) -> dict[str, Any]:
             packed: dict[str, bytes] = {}
             tests = test_specs(judging.tests, rt.settings.inline_data_kb * 1024, packed)
             stored = rt.intake.judging(judging, packed)
-            for role, program, spec in (
-                ("checker", stored.checker, judging.checker),
-                ("interactor", stored.interactor, judging.interactor),
-            ):
-                if isinstance(program, StoredProgram) and isinstance(spec, ProgramSpec):
-                    why = rt.health.why_not(program.language)
-                    if why:
-                        raise SubmissionRejected(LANGUAGE_UNAVAILABLE, f"{role}: {why}")
-                    built = compile_role(rt, role, program, files_of(spec))
-                    if built.outcome.verdict is not None:
-                        code = built.outcome.code or "internal_error"
-                        raise SubmissionRejected(code, built.outcome.message)
+            sources = kinds.sources(judging)
+            for role, program in kinds.programs(stored).items():
+                why = rt.health.why_not(program.language)
+                if why:
+                    raise SubmissionRejected(LANGUAGE_UNAVAILABLE, f"{role}: {why}")
+                built = compile_role(rt, role, program, files_of(sources[role]))
+                if built.outcome.verdict is not None:
+                    code = built.outcome.code or "internal_error"
+                    raise SubmissionRejected(code, built.outcome.message)
             record = ProblemRecord(name=name, judging=stored, tests=tests)
             rt.intake.problems.put(pid, record, packed)
         except SubmissionRejected as exc:
@@ -183,7 +175,7 @@ def compile_run(self: Task, meta_message: dict[str, Any]) -> dict[str, Any]:
         output = None
         try:
             unavailable = _unavailable(rt, meta)
-            for role, program in [] if unavailable else meta.programs():
+            for role, program in [] if unavailable else kinds.run_programs(meta):
                 built = compile_role(rt, role, program, program_files(program, rt.intake.data))
                 if built.outcome.verdict is not None:
                     compiled = built.outcome
@@ -335,7 +327,7 @@ def _joined(rt: runtime.Runtime, task_id: str) -> dict[str, Any] | None:
 
 def _unavailable(rt: runtime.Runtime, meta: RunMeta) -> CompileOutcome | None:
     """The refusal of a run one of whose languages this worker cannot judge, or None."""
-    for role, program in meta.programs():
+    for role, program in kinds.run_programs(meta):
         why = rt.health.why_not(program.language)
         if why:
             where = "language" if role == "program" else f"{role}.language"
@@ -375,10 +367,8 @@ def _judge_test(
 ) -> TestResult:
     program = program_for(rt, "program", compiled.program, meta.program)
     rule = meta.judging.checker
-    checker: Comparison | Program = (
-        Comparison(CompareMode(rule.name), rule.abs_tol, rule.rel_tol)
-        if isinstance(rule, BuiltinChecker)
-        else program_for(rt, "checker", compiled.checker, rule)
+    checker = kinds.kind_of(rule).built(
+        rule, lambda stored: program_for(rt, "checker", compiled.checker, stored)
     )
     interactor = meta.judging.interactor
     case = TestCase(

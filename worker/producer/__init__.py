@@ -5,6 +5,6 @@ fills) and ``workflow`` (the submission as a Celery canvas: compile, one task pe
 join).
 
 May import: worker.app, worker.compare, worker.contract, worker.data, worker.errors,
-worker.keyspace, worker.languages, worker.messages, worker.outages, worker.programs,
-worker.queue, worker.redis_access, worker.settings, worker.verdicts.
+worker.keyspace, worker.kinds, worker.languages, worker.messages, worker.outages,
+worker.programs, worker.queue, worker.redis_access, worker.settings, worker.verdicts.
 """

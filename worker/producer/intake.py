@@ -25,6 +25,7 @@ import structlog
 from celery.canvas import Signature
 from celery.result import AsyncResult
 
+from worker import kinds
 from worker.contract import Judging, ProgramSpec, Submission
 from worker.contract.fields import quoted
 from worker.data.artifacts import ArtifactStore
@@ -34,7 +35,7 @@ from worker.data.storage import DataStore, program_files, stored_program, test_s
 from worker.errors import NotSent, RunnerError, SubmissionRejected
 from worker.keyspace import run_key
 from worker.languages import LANGUAGES
-from worker.messages import CompileOutcome, JudgingMsg, RunMeta, StoredProgram
+from worker.messages import CompileOutcome, JudgingMsg, RunMeta
 from worker.outages import redis_client as redis_client  # where `runner status` finds it
 from worker.producer.admission import Admission, Ticket, release, tenant_of
 from worker.producer.workflow import canvas, judging_of, meta_of, store_meta
@@ -129,19 +130,14 @@ class Intake:
                     "register it again: the same problem gets the same id)",
                 )
             tests, judging = record.tests, record.judging
-            helpers = {"checker": judging.checker, "interactor": judging.interactor}
-            stored = {role: p for role, p in helpers.items() if isinstance(p, StoredProgram)}
+            stored = kinds.programs(judging)
             languages |= {f"{role}.language": p.language for role, p in stored.items()}
             self.refuse_unavailable(languages)
             sources |= {role: program_files(p, self.data) for role, p in stored.items()}
         else:
-            for role, spec in (
-                ("checker", submission.judging.checker),
-                ("interactor", submission.judging.interactor),
-            ):
-                if isinstance(spec, ProgramSpec):
-                    sources[role] = files_of(spec)
-                    languages[f"{role}.language"] = spec.language
+            for role, spec in kinds.sources(submission.judging).items():
+                sources[role] = files_of(spec)
+                languages[f"{role}.language"] = spec.language
             self.refuse_unavailable(languages)
             if any(
                 len(data) > inline_bytes
@@ -202,14 +198,7 @@ class Intake:
 
     def judging(self, judging: Judging, packed: dict[str, bytes]) -> JudgingMsg:
         """How tests are judged, its programs' files stored by reference (into ``packed``)."""
-        checker = judging.checker
-        return judging_of(
-            judging,
-            stored_program(checker, packed) if isinstance(checker, ProgramSpec) else None,
-            None
-            if judging.interactor is None
-            else stored_program(judging.interactor, packed, static=True),
-        )
+        return judging_of(judging, lambda program, static: stored_program(program, packed, static))
 
     def give_back(self, ticket: Ticket) -> None:
         """Undo an admission whose run will not be sent (or that has ended); with Redis away,
@@ -258,7 +247,7 @@ class Intake:
         keys: dict[str, str] = {}
         output = None
         try:
-            for role, program in meta.programs():
+            for role, program in kinds.run_programs(meta):
                 language = LANGUAGES[program.language]
                 identity = self.artifacts.identity(language.compile_image)
                 if identity is None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -30,12 +31,11 @@ from celery import chain, chord
 from celery.canvas import Signature
 
 from worker.app import app
-from worker.compare import Comparison
-from worker.contract import Judging, Submission
+from worker.contract import Judging, ProgramSpec, Submission
 from worker.errors import BrokerError
 from worker.keyspace import run_key
+from worker.kinds import kind_of
 from worker.messages import (
-    BuiltinChecker,
     CompileOutcome,
     DataRef,
     JudgingMsg,
@@ -55,24 +55,15 @@ TEST_TASK = "runner.test"
 JOIN_TASK = "runner.join"
 
 
-def judging_of(
-    judging: Judging,
-    checker: StoredProgram | None = None,
-    interactor: StoredProgram | None = None,
-) -> JudgingMsg:
-    """How a run's tests are judged, as its messages carry it (program checker and interactor
-    by their stored files)."""
-    rule: BuiltinChecker | StoredProgram | None = checker
-    if rule is None:
-        builtin = judging.checker
-        assert isinstance(builtin, Comparison), "a program checker comes stored"
-        rule = BuiltinChecker(
-            name=str(builtin.mode), abs_tol=builtin.abs_tol, rel_tol=builtin.rel_tol
-        )
+def judging_of(judging: Judging, store: Callable[[ProgramSpec, bool], StoredProgram]) -> JudgingMsg:
+    """How a run's tests are judged, as its messages carry it: a program checker and the
+    interactor by their files, as ``store(program, static)`` keeps them (``static``: built to
+    run in any image, as an interactor runs beside the program)."""
+    checker = judging.checker
     return JudgingMsg(
         limits=judging.limits,
-        checker=rule,
-        interactor=interactor,
+        checker=kind_of(checker).sent(checker, lambda program: store(program, False)),
+        interactor=None if judging.interactor is None else store(judging.interactor, True),
         groups=list(judging.groups),
     )
 
