@@ -146,7 +146,7 @@ class _Program(Kind[ProgramSpec, StoredProgram, Program]):
     def after_interactor(
         self, checker: Program, referee: Referee, input_: bytes, output: bytes, answer: bytes | None
     ) -> Judgement:
-        return referee.check(checker, input_, output, answer)
+        return self.judge(checker, referee, input_, output, answer)
 
     def identity(self, checker: ProgramSpec) -> list[object]:
         files: list[object] = [part for f in checker.files for part in (f.name, f.data)]

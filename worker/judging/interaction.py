@@ -43,12 +43,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Protocol
 
-from worker.checkers import Judgement, judge_testlib
+from worker import kinds
+from worker.checkers import judge_testlib
 from worker.compare import Comparison
 from worker.contract import Limits, TestCase, TestResult, Verdict
 from worker.errors import SandboxError
 from worker.judging.runs import crash_verdict, limit_verdict, program_job, result_of, signal_name
-from worker.kinds import kind_of
 from worker.languages import Language
 from worker.programs import File, Program
 from worker.sandbox.protocol import Job, RunReport
@@ -62,15 +62,11 @@ ENDED_EARLY = (
 )
 
 
-class Referee(Protocol):
+class Referee(kinds.Referee, Protocol):
     """What an interaction needs of the judge (:class:`worker.judging.judge.Judge`, which calls
-    it)."""
+    it): a program checker's job, and the program's beside its interactor."""
 
     def run_program(self, language: Language, job: Job) -> RunReport: ...
-
-    def check(
-        self, checker: Program, input_: bytes, output: bytes, answer: bytes | None
-    ) -> Judgement: ...
 
 
 def run_interaction(
@@ -129,7 +125,7 @@ def run_interaction(
         return result_of(test, report, *crashed)
     written = side.files.get("output")
     output = written.data if written else b""
-    judged = kind_of(checker).after_interactor(
+    judged = kinds.kind_of(checker).after_interactor(
         checker, judge, test.stdin, output, test.expected_stdout
     )
     if judged is None:
