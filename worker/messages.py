@@ -25,6 +25,7 @@ from typing import Any, ClassVar, TypeAlias
 from pydantic import BaseModel, ConfigDict
 
 from worker.contract import CompileResult, Group, Limits, TestResult, Verdict
+from worker.contract.decoded import Source
 
 
 class _Message(BaseModel):
@@ -43,15 +44,11 @@ class DataRef(_Message):
 Blob: TypeAlias = str | DataRef | None
 
 
-class StoredProgram(_Message):
-    """A program's files as sent (always by reference, :func:`worker.data.storage.outline`), kept so
-    that a test whose compiled program left the cache can compile it again."""
+class StoredProgram(Source[tuple[str, Blob]]):
+    """A program as sent: each file's name and its bytes by reference
+    (:func:`worker.data.storage.outline`), kept so that a test whose compiled program left the
+    cache can compile it again."""
 
-    kind: ClassVar[str] = "program"  # as a checker (worker.kinds)
-    language: str
-    files: list[tuple[str, Blob]]
-    entry: str
-    options: list[str] = []
     static: bool = False  # built to run in any image (an interactor, beside the program)
 
 

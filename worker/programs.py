@@ -3,22 +3,22 @@ checker and an interactor are all of this kind; a compile step turns a
 :class:`~worker.contract.ProgramSpec` (what was sent) into a :class:`Program` (what runs),
 content-addressed by :func:`program_key`.
 
-A program has three forms, one per stage, and they are kept apart on purpose: each holds what
-its stage has, and none would be right with another's fields.
+A program has two forms, and they are kept apart on purpose: none would be right with the
+other's fields.
 
-- :class:`~worker.contract.ProgramSpec` (decoded): what was sent, its files' bytes in hand and
-  its command-line ``args``; it lives only where the submission was decoded.
-- :class:`~worker.messages.StoredProgram` (sent): what crosses from producer to workers, the
-  same language, entry and options with each file by reference to its stored bytes (a message
-  stays small, and a worker whose cache let the program go compiles it again from them), and
-  ``static``, how to build it, which its role decides (an interactor runs in any image).
-  ``args`` are the run's (:attr:`~worker.messages.RunMeta.args`; a checker has none). Its JSON
-  is what producers and workers of one release exchange.
-- :class:`Program` (built): what compiling made, not what was sent: the language resolved to its
+- :class:`~worker.contract.decoded.Source`, before it is built: its language, files, entry and
+  compiler options, defined once, the stage in the type of its files. Decoded
+  (:class:`~worker.contract.ProgramSpec`), each file's bytes in hand, with its command-line
+  ``args``, where the submission was decoded; sent (:class:`~worker.messages.StoredProgram`),
+  each file by reference to its stored bytes (a message stays small, and a worker whose cache
+  let the program go compiles it again from them), with ``static``, how to build it, which its
+  role decides (an interactor runs in any image); ``args`` are then the run's
+  (:attr:`~worker.messages.RunMeta.args`; a checker has none).
+- :class:`Program`, built: what compiling made, not what was sent: the language resolved to its
   registry entry, the files the compile step produced (the artifact, with its mode) and the
   command that starts it; options and ``static`` went into the build.
 
-One converter joins each pair: :func:`worker.data.storage.stored_program` (sent from decoded)
+One converter joins each step: :func:`worker.data.storage.stored_program` (sent from decoded)
 and :func:`worker.pipeline.compiling.program_for` (built from sent, through the cache);
 :func:`key_of` names a build by the sent form's fields.
 """

@@ -1,12 +1,13 @@
 """The decoded, validated form of a submission the fleet works with: frozen values, built only
 by :mod:`worker.contract.decode` from a wire object that passed every check. A concept a run's
-messages carry as it is (:class:`Group`, and :class:`~worker.contract.limits.Limits`) is a
-pydantic model, the one the messages use (:mod:`worker.messages`)."""
+messages carry too is a pydantic model they share (:mod:`worker.messages`): :class:`Group` and
+:class:`~worker.contract.limits.Limits` as they are, a program's fields as :class:`Source`
+(sent with its files by reference)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, Generic, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -43,15 +44,27 @@ class SourceFile:
     data: bytes
 
 
-@dataclass(frozen=True)
-class ProgramSpec:
-    """A program to compile once and run: the contestant's, a checker or an interactor."""
+File = TypeVar("File")
+
+
+class Source(BaseModel, Generic[File]):
+    """A program to compile once and run (the contestant's, a checker or an interactor) before
+    it is built, whichever stage holds it: the stage is the type of its files, each one's bytes
+    in hand (:class:`ProgramSpec`) or by reference (:class:`worker.messages.StoredProgram`).
+    Once built it is another thing (:mod:`worker.programs` says why)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: ClassVar[str] = "program"  # as a checker (worker.kinds)
     language: str
-    files: tuple[SourceFile, ...]  # the entry among them
+    files: tuple[File, ...]  # the entry among them, first
     entry: str
     options: tuple[str, ...] = ()
+
+
+class ProgramSpec(Source[SourceFile]):
+    """A program as decoded: its files' bytes, and the arguments it is run with."""
+
     args: tuple[str, ...] = ()
 
     @property

@@ -91,11 +91,11 @@ def program_of(
     # the entry first: it is what runs, and the first translation unit
     ordered = sorted((f for _, f in files), key=lambda f: f.name != entry)
     return ProgramSpec(
-        name,
-        tuple(ordered),
-        entry,
-        _options(wire.compiler_options or [], language, where, maxima),
-        _args(args or [], maxima),
+        language=name,
+        files=tuple(ordered),
+        entry=entry,
+        options=_options(wire.compiler_options or [], language, where, maxima),
+        args=_args(args or [], maxima),
     )
 
 
