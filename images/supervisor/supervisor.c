@@ -152,30 +152,6 @@ static void read_stdin_record(job_t *job, size_t len) {
     job->stdin_fd = ro;
 }
 
-/* A read-only descriptor of its own on the file `fd` is open on: another open file, so its
- * offset is the reader's alone. */
-int stdin_reopen(int fd) {
-    char self[64];
-    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
-    return open(self, O_RDONLY | O_CLOEXEC);
-}
-
-/* A job's (uid's) stdin file, empty: the writable descriptor, the read-only one in *ro; -1
- * with errno. Nothing on disk for the job to find: it gets the descriptor. */
-int stdin_file(uid_t uid, int *ro) {
-    char path[96];
-    snprintf(path, sizeof path, "%s/.stdin-%u", BOX_ROOT, (unsigned)uid);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
-    if (fd < 0) return -1;
-    unlink(path);
-    *ro = stdin_reopen(fd);
-    if (*ro < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* Hold a file the job was given (fd: open on it), and note its size: what the job frees of it
  * by truncating it is counted as the job's memory (memory.c); one it unlinks stays held. */
 static void given_hold(job_t *job, int fd) {
@@ -252,15 +228,6 @@ static void read_uid(job_t *job, const job_t *other, const char *v) {
     if (park_holds(job->uid)) return; /* made for the runtime parked for this job */
     const char *why = workdir_make(job);
     if (why) snprintf(job->error, sizeof job->error, "work dir %s: %s", job->workdir, why);
-}
-
-/* The job's work dir, empty: NULL, or why not. */
-const char *workdir_make(job_t *job) {
-    /* mode before owner: once the dir is the job's, root without CAP_FOWNER can't chmod */
-    if (mkdir(job->workdir, 0700) < 0 || chmod(job->workdir, job->partner ? 0700 : 0711) < 0 ||
-        chown(job->workdir, job->uid, job->uid) < 0)
-        return strerror(errno);
-    return NULL;
 }
 
 /* One record of a job's section of a `run` request; `other`: the job it is paired with. */

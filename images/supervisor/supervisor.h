@@ -179,6 +179,14 @@ void put_str(const char *name, const char *s);
 void put_num(const char *name, long long v);
 void flush_message(void);
 
+/* files.c */
+const char *workdir_make(job_t *job);
+int stdin_file(uid_t uid, int *ro);
+int stdin_reopen(int fd);
+int rm_tree_at(int dirfd);
+int remove_ipc(uid_t uid);
+int owned_outside(uid_t uid, int remove);
+
 /* process.c */
 int scan_uid(uid_t uid, int do_kill, scan_t *scan, int detail);
 void watch(run_t *runs, int n);
@@ -187,8 +195,6 @@ void reap(run_t *until);
 int kill_uid(uid_t uid);
 long oom_kills(void);
 const char *wipe(job_t *job);
-int rm_tree_at(int dirfd);
-int remove_ipc(uid_t uid);
 
 /* cell.c */
 int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size);
@@ -224,10 +230,6 @@ long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base,
 long partner_shmem_kb(const job_t *partner);
 long given_removed_kb(const job_t *job);
 
-/* supervisor.c */
-const char *workdir_make(job_t *job);
-int stdin_file(uid_t uid, int *ro);
-int stdin_reopen(int fd);
 
 /* run.c */
 int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
