@@ -23,7 +23,7 @@ reparented to the supervisor (a child subreaper), which waits for it, measures i
 it exactly as it does a job it exec'ed itself. The server answers only after the
 intermediate is gone, so the job already belongs to the supervisor.
 
-The job then does what the exec path's job does (images/supervisor/run.c, ``child_exec``):
+The job then does what the exec path's job does (images/supervisor/spawn.c, ``child_exec``):
 descriptors, new session, rlimits, work dir, uid, no capabilities, umask, and instead of exec
 it runs the script the way ``python3 main.py`` would: a fresh ``__main__`` with its names in
 the interpreter's order, ``sys.argv``, ``sys.path[0]``, the environment, standard streams made

@@ -483,7 +483,7 @@ static PyObject *job_execve(PyObject *self, PyObject *args) {
     char **cargv = strings(argv, &keep_argv);
     char **cenv = cargv ? strings(env, &keep_env) : NULL;
     if (cenv) {
-        /* as the supervisor's child before its exec (run.c): nothing blocked, and the
+        /* as the supervisor's child before its exec (spawn.c): nothing blocked, and the
          * signals the interpreter ignores back to their defaults */
         sigset_t none;
         sigemptyset(&none);

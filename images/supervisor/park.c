@@ -4,7 +4,7 @@
  * Why: a runtime whose own start costs tens of milliseconds (Node.js: about 80 ms here) and
  * that cannot be forked once started (it runs threads: a fork would copy one of them) can
  * still be started before its job arrives, while the sandbox waits. It is started exactly as
- * the job would be exec'ed (run.c, spawn_exec and child_exec): in the next job's cell, as the
+ * the job would be exec'ed (spawn.c, spawn_exec and child_exec): in the next job's cell, as the
  * next job's uid, with its rlimits, its work dir as cwd, its environment, its argv, no
  * capability, the job's seccomp filter from its first instruction; its stdin is the job's
  * stdin file (still empty), its stdout and stderr the job's pipes. The only differences: the

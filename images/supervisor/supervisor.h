@@ -196,6 +196,12 @@ int kill_uid(uid_t uid);
 long oom_kills(void);
 const char *wipe(job_t *job);
 
+/* spawn.c */
+int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
+pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int64_t *starter_ns);
+void drop_capabilities(void);
+int capabilities(capsets_t caps[2], int write);
+
 /* cell.c */
 int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size);
 void cell_stop(cell_t *cell, struct rusage *ru);
@@ -232,13 +238,8 @@ long given_removed_kb(const job_t *job);
 
 
 /* run.c */
-int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
-pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int64_t *starter_ns);
 void drain(int fd, buf_t *b);
 void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n);
-extern uid_t supervisor_uid; /* what the supervisor runs as (0 until it drops root) */
-void drop_capabilities(void);
-int capabilities(capsets_t caps[2], int write);
 
 /* pair.c */
 int pair_pipes(const run_t runs[PAIR], int ends[PAIR][4]);
@@ -261,5 +262,8 @@ int park_claim(job_t *job, run_t *run, int n);
 pid_t park_go(run_t *run);
 const char *park_drop(uid_t keep_workdir);
 void park_next(const job_t *done);
+
+/* supervisor.c */
+extern uid_t supervisor_uid; /* what the supervisor runs as (0 until it drops root) */
 
 #endif
