@@ -149,20 +149,6 @@ void peak_start(void) {
     if (peak_fd >= 0 && pwrite(peak_fd, "0", 1, 0) < 0) {}
 }
 
-/* What the sandbox holds that a run of jobs may change and must give back: all its cgroup
- * holds but the page cache of regular files and the anonymous memory of the sandbox's own
- * processes (the supervisor's buffers, a fork server). Its kernel memory is in it: a cell's
- * namespaces and whatever they held, dentries... -1 when it cannot be read. */
-long held_by_jobs_kb(void) {
-    memcg_t m;
-    if (memcg_read(&m) < 0) return -1;
-    long own_anon = 0, server_anon = 0;
-    pid_t server = server_process();
-    proc_resident_kb(getpid(), &own_anon);
-    if (server > 0) proc_resident_kb(server, &server_anon);
-    return m.usage_kb - (m.file_kb - m.shmem_kb) - own_anon - server_anon;
-}
-
 /* This process's CPU time as the scheduler charged it (its schedstat runtime). */
 int64_t self_cpu_ns(void) {
     static int fd = -1;

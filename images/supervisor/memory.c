@@ -102,6 +102,20 @@ void proc_rollup(pid_t pid, long *private_kb, long *pss_kb) {
     *pss_kb = kb[3] + kb[4];
 }
 
+/* What the sandbox holds that a run of jobs may change and must give back: all its cgroup
+ * holds (ledger.c) but the page cache of regular files and the anonymous memory of the
+ * sandbox's own processes: the supervisor's buffers, and `server`'s (the fork server's pid,
+ * server.c, server_process; 0 when there is none). Its kernel memory is in it: a cell's
+ * namespaces and whatever they held, dentries... -1 when it cannot be read. */
+long held_by_jobs_kb(pid_t server) {
+    memcg_t m;
+    if (memcg_read(&m) < 0) return -1;
+    long own_anon = 0, server_anon = 0;
+    proc_resident_kb(getpid(), &own_anon);
+    if (server > 0) proc_resident_kb(server, &server_anon);
+    return m.usage_kb - (m.file_kb - m.shmem_kb) - own_anon - server_anon;
+}
+
 /* `charged` above: what the cgroup gained since base (now, or at its high-water mark when
  * `peak`), less `own_kb` (the supervisor's) and `other_kb` (a pair's partner's), plus
  * `given_kb` (what the job removed of its files). */

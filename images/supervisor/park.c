@@ -312,7 +312,7 @@ void park_next(const job_t *done) {
     if (done->nargs + done->npark > MAX_ARGS) return;
     next_job(done, &next, home, tmpdir);
     if (key_of(done, next.uid, park.key, sizeof park.key) < 0) return;
-    park.before_kb = held_by_jobs_kb();
+    park.before_kb = held_by_jobs_kb(server_process());
     if (workdir_make(&next)) return;
     park.uid = next.uid;
     snprintf(park.workdir, sizeof park.workdir, "%s", next.workdir);

@@ -382,7 +382,7 @@ static const char *memory_back(long before_kb) {
     if (before_kb >= 0 && before_kb < least_kb) least_kb = before_kb;
     cell_reap_retired();
     for (int i = 0; before_kb >= 0 && i < 500; i++) {
-        long now = held_by_jobs_kb();
+        long now = held_by_jobs_kb(server_process());
         if (now < 0 || (now <= before_kb + RESIDUE_KB && now <= least_kb + SETTLED_KB)) return NULL;
         usleep(1000);
     }
@@ -394,7 +394,7 @@ static void handle_run(void) {
     init_job(&job, 0);
     init_job(&partner, 1);
     /* a runtime parked since then is not the jobs': what was held before it was started */
-    long before_kb = park_before_kb(held_by_jobs_kb());
+    long before_kb = park_before_kb(held_by_jobs_kb(server_process()));
     int n = read_request(&job, &partner);
     job_t *jobs[PAIR] = {&job, &partner};
     last_uids[0] = job.uid;

@@ -222,7 +222,6 @@ const char *ledger_open(void);
 int64_t ledger_cpu_ns(void);
 int memcg_read(memcg_t *m);
 int64_t self_cpu_ns(void);
-long held_by_jobs_kb(void);
 void peak_open(void);
 const char *peak_kind(void);
 void peak_start(void);
@@ -235,6 +234,7 @@ long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base,
                     const pair_share_t *partner, long own_kb, long given_kb);
 long partner_shmem_kb(const job_t *partner);
 long given_removed_kb(const job_t *job);
+long held_by_jobs_kb(pid_t server);
 
 
 /* run.c */
