@@ -46,10 +46,12 @@
  * for a runtime that cannot fork once started, one started ahead per job, in the job's cell as
  * its uid, and used for that job alone (see park.c).
  *
- * Files: supervisor.c (requests, main), wire.c (utilities, wire format), process.c (a job's
- * processes and the cleanup after it), cell.c (a job's namespaces and seccomp filter),
- * memory.c (a job's memory), run.c (running a job, or a pair), pair.c (what only a pair
- * needs), server.c (fork servers), park.c (parked runtimes), supervisor.h.
+ * Files: supervisor.c (requests, main), run.c (running a job, or a pair), park.c (parked
+ * runtimes), process.c (a job's processes and the cleanup after it), server.c (fork servers),
+ * spawn.c (starting a job's process), cell.c (a job's namespaces and seccomp filter),
+ * memory.c (a job's memory), ledger.c (the sandbox's cgroup), files.c (a job's files),
+ * pair.c (what only a pair needs), wire.c (utilities, wire format); in that order they stand
+ * in layers, each calling only those below it (supervisor.h).
  */
 #include "supervisor.h"
 

@@ -1,10 +1,26 @@
-/* Shared declarations of the supervisor's parts: wire.c (utilities, wire format),
- * process.c (finding, killing and reaping a job's processes; cleaning up after it), cell.c
- * (the job's namespaces and seccomp filter), ledger.c (what the sandbox's cgroup was charged),
- * memory.c (what a job's memory is), run.c
- * (running a job, or a pair of them, under their limits), pair.c (what is particular to a
- * pair: its pipes, its memory, its OOM kills), server.c (handing a job to a language's fork
- * server), park.c (runtimes started ahead, one per job), supervisor.c (requests and main). See supervisor.c. */
+/* Shared declarations of the supervisor's parts (see supervisor.c), which stand in layers: a
+ * file calls functions of (or uses variables defined in) files of lower layers only, never of
+ * its own layer or above, so the calls between files form no cycle, and each part can be read
+ * knowing only those below it. tests/unit/test_supervisor_layers.py reads this list and the
+ * sources, and fails on a call that goes up or sideways, or on a cycle between files. Where a
+ * lower part needs something of a higher one, the caller hands it in (held_by_jobs_kb is given
+ * the fork server's pid); process.c knows the fork server and idle cells only as children of
+ * ours that are no job's.
+ *
+ *   7  supervisor.c  requests and main: reads a run, has it run, answers, cleans up after it
+ *   6  run.c         running a job, or a pair of them, under their limits
+ *   5  park.c        runtimes started ahead, one per job
+ *   4  process.c     finding, killing and reaping a job's processes; wiping what it left
+ *   3  server.c      handing a job to a language's fork server
+ *   2  spawn.c       starting a job's process: its rlimits, identity, the exec path
+ *   1  cell.c        the job's namespaces and seccomp filter
+ *   1  memory.c      what a job's memory is
+ *   0  wire.c        small utilities, the wire format
+ *   0  ledger.c      what the sandbox's cgroup was charged
+ *   0  files.c       a job's work dir and stdin file; what it leaves behind, found and removed
+ *   0  pair.c        what is particular to a pair: its pipes, its OOM kills
+ *
+ * Below, each file's declarations under its name, lowest layer first. */
 #ifndef SUPERVISOR_H
 #define SUPERVISOR_H
 
@@ -179,6 +195,15 @@ void put_str(const char *name, const char *s);
 void put_num(const char *name, long long v);
 void flush_message(void);
 
+/* ledger.c */
+const char *ledger_open(void);
+int64_t ledger_cpu_ns(void);
+int memcg_read(memcg_t *m);
+int64_t self_cpu_ns(void);
+void peak_open(void);
+const char *peak_kind(void);
+void peak_start(void);
+
 /* files.c */
 const char *workdir_make(job_t *job);
 int stdin_file(uid_t uid, int *ro);
@@ -187,20 +212,9 @@ int rm_tree_at(int dirfd);
 int remove_ipc(uid_t uid);
 int owned_outside(uid_t uid, int remove);
 
-/* process.c */
-int scan_uid(uid_t uid, int do_kill, scan_t *scan, int detail);
-void watch(run_t *runs, int n);
-void account(run_t *run, const struct rusage *ru);
-void reap(run_t *until);
-int kill_uid(uid_t uid);
-long oom_kills(void);
-const char *wipe(job_t *job);
-
-/* spawn.c */
-int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
-pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int64_t *starter_ns);
-void drop_capabilities(void);
-int capabilities(capsets_t caps[2], int write);
+/* pair.c */
+int pair_pipes(const run_t runs[PAIR], int ends[PAIR][4]);
+void pair_oom_kills(run_t runs[PAIR], long kills);
 
 /* cell.c */
 int cell_open(const job_t *job, cell_t *cell, char *why, size_t why_size);
@@ -217,15 +231,6 @@ int job_filter_install(void);
 const char *job_filter_hex(void);
 int write_file(const char *path, const char *text);
 
-/* ledger.c */
-const char *ledger_open(void);
-int64_t ledger_cpu_ns(void);
-int memcg_read(memcg_t *m);
-int64_t self_cpu_ns(void);
-void peak_open(void);
-const char *peak_kind(void);
-void peak_start(void);
-
 /* memory.c */
 long proc_resident_kb(pid_t pid, long *anon_kb);
 void proc_rollup(pid_t pid, long *private_kb, long *pss_kb);
@@ -236,14 +241,11 @@ long partner_shmem_kb(const job_t *partner);
 long given_removed_kb(const job_t *job);
 long held_by_jobs_kb(pid_t server);
 
-
-/* run.c */
-void drain(int fd, buf_t *b);
-void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n);
-
-/* pair.c */
-int pair_pipes(const run_t runs[PAIR], int ends[PAIR][4]);
-void pair_oom_kills(run_t runs[PAIR], long kills);
+/* spawn.c */
+int job_limits(const job_t *job, limit_t out[MAX_LIMITS]);
+pid_t spawn_exec(job_t *job, const int fds[4], const cell_t *cell, int64_t *starter_ns);
+void drop_capabilities(void);
+int capabilities(capsets_t caps[2], int write);
 
 /* server.c */
 extern int server_lost_job; /* the server failed with a job maybe half started: recycle */
@@ -252,6 +254,15 @@ pid_t server_process(void);
 void server_gone(void);
 int server_ready(const job_t *job, result_t *res);
 pid_t server_spawn(job_t *job, const int fds[4], int cell_fd, result_t *res, int64_t *starter_ns);
+
+/* process.c */
+int scan_uid(uid_t uid, int do_kill, scan_t *scan, int detail);
+void watch(run_t *runs, int n);
+void account(run_t *run, const struct rusage *ru);
+void reap(run_t *until);
+int kill_uid(uid_t uid);
+long oom_kills(void);
+const char *wipe(job_t *job);
 
 /* park.c */
 int park_holds(uid_t uid);
@@ -262,6 +273,10 @@ int park_claim(job_t *job, run_t *run, int n);
 pid_t park_go(run_t *run);
 const char *park_drop(uid_t keep_workdir);
 void park_next(const job_t *done);
+
+/* run.c */
+void drain(int fd, buf_t *b);
+void run_jobs(job_t *jobs[PAIR], result_t res[PAIR], int n);
 
 /* supervisor.c */
 extern uid_t supervisor_uid; /* what the supervisor runs as (0 until it drops root) */
