@@ -18,6 +18,7 @@ Nothing here reads the environment at import time: call :meth:`Settings.from_env
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,10 @@ from worker.languages import LANGUAGES, language_named
 from worker.webhook_secrets import secret_problem
 
 PREFIX = "RUNNER_"
+# RUNNER_HOST_SLICE: a name that is one cgroup directory; the kernel's smallest CFS quota
+# (1 ms) over its 100 ms period is RUNNER_HOST_CPUS's lowest
+HOST_SLICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+MIN_HOST_CPUS = 0.01
 
 
 def _setting(
@@ -130,6 +135,22 @@ class Settings:
     )
     health_interval_s: int = _setting(
         30, "Seconds between health probes of idle sandboxes (0: never).", low=0
+    )
+    host_slice: str = _setting(
+        "",
+        "A CPU slice this worker shares with its sandboxes, as if it were a host of its own: "
+        "its name (letters, digits, _ . -; up to 64). The worker process (all its threads and "
+        "children) and every sandbox it starts run in the cgroup v1 cpu,cpuacct cgroup "
+        "/runner-hosts/NAME (sandboxes as its children, by the engine's cgroup parent; needs "
+        "cgroup v1 and the engine's cgroupfs driver). Workers given the same name share it. "
+        "Empty: no slice (the host's CPUs).",
+    )
+    host_cpus: float = _setting(
+        0.0,
+        "CPUs the RUNNER_HOST_SLICE may use in all, e.g. 0.4 (a CFS quota over 100 ms "
+        "periods; from 0.01). 0: no quota, the slice only accounts.",
+        low=0,
+        high=1024,
     )
     # --- operator maxima a submission may ask for (sandboxes are sized for them) -------------
     # one per limit (max_cpu_time_ms...), read by ceilings(); declared here to keep their place
@@ -402,6 +423,20 @@ class Settings:
             raise SettingsError(
                 "RUNNER_REGISTRY_PASSWORD(_FILE) is set without RUNNER_REGISTRY_USER"
             )
+        if self.host_slice and not HOST_SLICE_NAME.fullmatch(self.host_slice):
+            raise SettingsError(
+                f"RUNNER_HOST_SLICE={self.host_slice!r} is not a slice name (letters, digits, "
+                "_ . -, starting with a letter or digit; up to 64)"
+            )
+        if self.host_cpus and not (MIN_HOST_CPUS <= self.host_cpus <= 1024):
+            raise SettingsError(
+                f"RUNNER_HOST_CPUS={self.host_cpus!r} must be 0 (no quota) or from "
+                f"{MIN_HOST_CPUS} to 1024"
+            )
+        if self.host_cpus and not self.host_slice:
+            raise SettingsError(
+                f"RUNNER_HOST_CPUS={self.host_cpus!r} needs RUNNER_HOST_SLICE (the slice it sizes)"
+            )
         for number, secret in enumerate(self.api_webhook_secret.split(), 1):
             if why := secret_problem(secret):
                 raise SettingsError(f"RUNNER_API_WEBHOOK_SECRET: its secret {number} {why}")
@@ -582,13 +617,18 @@ def redact_url(text: str) -> str:
 
 
 def _parse(key: str, raw: str, f: dataclasses.Field[Any]) -> Any:
-    convert: Callable[[str], Any] = int if f.type in (int, "int") else str
+    convert: Callable[[str], Any] = (
+        int if f.type in (int, "int") else float if f.type in (float, "float") else str
+    )
     # a refusal quotes the value, but never a secret's or a URL's password
     quoted = "***" if _is_secret(f) else redact_url(raw)
     try:
         value = convert(raw.strip())
     except ValueError:
-        raise SettingsError(f"{key}={quoted!r} is not a whole number") from None
+        kind = "a number" if convert is float else "a whole number"
+        raise SettingsError(f"{key}={quoted!r} is not {kind}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingsError(f"{key}={quoted!r} is not a finite number")
     low = f.metadata["low"]
     if low is not None and value < low:
         raise SettingsError(f"{key}={quoted!r} must be at least {low}")

@@ -52,6 +52,7 @@ from worker.queue.transport import CONSUMER_OPTION, Reclaimer, internals_mismatc
 from worker.sandbox import open_pools
 from worker.sandbox.pools import SandboxPools
 from worker.sandbox.runner import Runner
+from worker.sandbox.slice import HostSlice
 from worker.settings import Settings
 
 log = structlog.get_logger()
@@ -231,6 +232,7 @@ def _start(sender: Any = None, **_: Any) -> None:
     node = getattr(sender, "hostname", None) or f"celery@{socket.gethostname()}"
     owner = settings.owner or node
     timer = readiness.ReadyTimer(human=settings.log_format == "console")
+    confine(settings)
     try:
         readiness.pull_missing(settings, timer)  # a new host: what it lacks, from the registry
         pools = open_pools(settings, size=size, owner=owner)
@@ -284,6 +286,23 @@ def _start(sender: Any = None, **_: Any) -> None:
         pools=pools.state(),
         languages=runtime.health.healthy(),
     )
+
+
+def confine(settings: Settings) -> None:
+    """With RUNNER_HOST_SLICE, this process (every thread, whatever it starts) into its slice,
+    made with RUNNER_HOST_CPUS's quota if need be, before a sandbox is made (they get it as
+    their cgroup parent: :func:`worker.sandbox.open_pools`)."""
+    if not settings.host_slice:
+        return
+    host = HostSlice(settings.host_slice, settings.host_cpus)
+    try:
+        host.create()
+        host.enter()
+    except OSError as exc:
+        raise StartRefused(
+            f"RUNNER_HOST_SLICE={host.name!r}: cannot confine this worker to it ({exc})"
+        ) from exc
+    log.info("worker.confined", slice=host.cgroup_parent, cpus=host.cpus or "no quota")
 
 
 def check_images(pools: SandboxPools) -> None:

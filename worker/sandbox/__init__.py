@@ -18,6 +18,7 @@ from worker.errors import SandboxError
 from worker.images.catalog import image_ref, images_for
 from worker.sandbox.container import ENGINE_ERRORS, SandboxSpec, memory_cgroup
 from worker.sandbox.pools import SandboxPools
+from worker.sandbox.slice import HostSlice, sandbox_cpus
 from worker.settings import Settings
 
 log = structlog.get_logger()
@@ -89,7 +90,14 @@ def open_pools(
         )
     fleet = fleet_of(settings)
     client = docker_client()
-    delegated = memory_cgroup(client)
+    host = HostSlice(settings.host_slice, settings.host_cpus) if settings.host_slice else None
+    parent = host.cgroup_parent if host else ""
+    delegated = memory_cgroup(client, parent) if parent else memory_cgroup(client)
+    if host is not None and not delegated:
+        raise SandboxError(
+            f"RUNNER_HOST_SLICE={host.name!r}: slices need cgroup v1 and the Docker engine's "
+            "cgroupfs driver"
+        )
     specs = {
         key: SandboxSpec(
             image=image_ref(settings.image_prefix, key),
@@ -100,6 +108,8 @@ def open_pools(
             isolation=settings.isolation,
             extra_labels=extra_labels,
             memory_cgroup=delegated,
+            cgroup_parent=parent,
+            cpus=sandbox_cpus(host, SandboxSpec.cpus),
         )
         for key in (images if images is not None else sandbox_images(settings))
     }

@@ -113,8 +113,12 @@ class SandboxSpec:
     runtime: str = ""
     isolation: str = "namespaces"  # see Settings.isolation
     extra_labels: tuple[tuple[str, str], ...] = ()
-    # the host directory of MEMORY_PARENT when the engine allows it (memory_cgroup), else ""
+    # the host directory of the sandboxes' memory cgroup parent when the engine allows it
+    # (memory_cgroup), else ""
     memory_cgroup: str = ""
+    # the cgroup parent: a host slice's (worker.sandbox.slice), else MEMORY_PARENT where the
+    # memory cgroup is delegated, else the engine's own
+    cgroup_parent: str = ""
 
     @property
     def exact_peak(self) -> bool:
@@ -172,23 +176,25 @@ def hardening(spec: SandboxSpec, supervisor_uid: int = SUPERVISOR_UIDS.start) ->
     }
     if spec.runtime:
         params["runtime"] = spec.runtime
+    if spec.cgroup_parent or spec.exact_peak:
+        params["cgroup_parent"] = f"/{spec.cgroup_parent or MEMORY_PARENT}"
     if spec.exact_peak:
-        params["cgroup_parent"] = f"/{MEMORY_PARENT}"
         params["binds"] = [f"{spec.memory_cgroup}:{MEMORY_MOUNT}:rw"]
     return params
 
 
-def memory_cgroup(client: docker.DockerClient) -> str:
-    """The host directory of the memory cgroup sandboxes are made in, where the engine lets
-    their supervisors keep each job's exact peak: cgroup v1 with the cgroupfs driver, whose
-    memory hierarchy is at /sys/fs/cgroup/memory (the engine makes the directory, a cgroup, the
-    first time it binds it). "" elsewhere: the supervisor then samples the peak."""
+def memory_cgroup(client: docker.DockerClient, parent: str = MEMORY_PARENT) -> str:
+    """The host directory of the memory cgroup sandboxes are made in (``parent``: a host
+    slice's, or MEMORY_PARENT), where the engine lets their supervisors keep each job's exact
+    peak: cgroup v1 with the cgroupfs driver, whose memory hierarchy is at
+    /sys/fs/cgroup/memory (the engine makes the directory, a cgroup, the first time it binds
+    it). "" elsewhere: the supervisor then samples the peak."""
     try:
         info = client.info()
     except ENGINE_ERRORS as exc:
         raise SandboxError(f"the Docker engine is not reachable: {exc}") from exc
     if str(info.get("CgroupVersion")) == "1" and info.get("CgroupDriver") == "cgroupfs":
-        return f"/sys/fs/cgroup/memory/{MEMORY_PARENT}"
+        return f"/sys/fs/cgroup/memory/{parent}"
     return ""
 
 
