@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import redis
 from worker.sandbox import docker_client
 from worker.sandbox.container import MEMORY_PARENT
 from worker.sandbox.reaper import owned_containers, remove_container
+from worker.sandbox.slice import PARENT as SLICES_PARENT
 
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/10")
 BACKEND = os.environ.get("BENCH_RESULT_BACKEND", "redis://127.0.0.1:6379/11")
@@ -37,6 +38,8 @@ LANGUAGES = "python,c,cpp"
 # MEMORY_PARENT (container.hardening's cgroup_parent), or in "docker" where it makes it alone
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 SANDBOX_PARENTS = (CPUACCT / MEMORY_PARENT, CPUACCT / "docker")
+# where host slices' sandboxes are (worker.sandbox.slice): one directory further down
+SLICES = CPUACCT / SLICES_PARENT
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -50,9 +53,12 @@ def owner_of(name: str) -> str:
 
 
 @contextmanager
-def workers(names: Sequence[str], **env: str) -> Iterator[None]:
+def workers(
+    names: Sequence[str], each: Mapping[str, Mapping[str, str]] | None = None, **env: str
+) -> Iterator[None]:
     """``runner worker`` processes on the benchmark's own queue, started side by side, all
-    ready before we go on; stopped, and whatever sandboxes they left removed, afterwards."""
+    ready before we go on; stopped, and whatever sandboxes they left removed, afterwards.
+    ``each``: a worker's own settings (by name), over ``env``."""
     from worker.app import app
 
     started: list[tuple[str, str, subprocess.Popen[bytes], Path]] = []
@@ -70,6 +76,7 @@ def workers(names: Sequence[str], **env: str) -> Iterator[None]:
                         # worker's start opens pools and self-tests every language it runs
                         "RUNNER_LANGUAGES": os.environ.get("RUNNER_LANGUAGES", LANGUAGES),
                         **env,
+                        **(each or {}).get(name, {}),
                     },
                     stdout=out,
                     stderr=subprocess.STDOUT,
@@ -97,7 +104,7 @@ def workers(names: Sequence[str], **env: str) -> Iterator[None]:
 
 def worker(name: str, **env: str) -> AbstractContextManager[None]:
     """One ``runner worker`` process, as :func:`workers`."""
-    return workers([name], **env)
+    return workers([name], each=None, **env)
 
 
 def free_port() -> int:
@@ -228,8 +235,9 @@ class SandboxCpu:
     found by their owner label; the cgroup directories are read every ``every_s`` on a
     thread, so a container created meanwhile counts from its start, and one removed meanwhile
     counts up to the last reading (at most ``every_s`` of it is missed; ``gone`` says how many
-    were). Also the CPU of every sandbox in :data:`MEMORY_PARENT` (the parent counts its
-    removed children's too), ours or not: what the fleet's figure leaves out besides ours."""
+    were); a host slice's sandboxes (:data:`SLICES`) too. Also the CPU of every sandbox in
+    :data:`MEMORY_PARENT` (the parent counts its removed children's too), ours or not: what
+    the fleet's figure leaves out besides ours."""
 
     def __init__(self, owners: Sequence[str], every_s: float = 0.05) -> None:
         self._owners = list(owners)
@@ -247,7 +255,10 @@ class SandboxCpu:
 
     def _scan(self, first: bool) -> None:
         found: dict[str, Path] = {}
-        for parent in SANDBOX_PARENTS:
+        slices: list[Path] = []
+        with suppress(OSError):
+            slices = [Path(entry.path) for entry in os.scandir(SLICES) if entry.is_dir()]
+        for parent in (*SANDBOX_PARENTS, *slices):
             with suppress(OSError):
                 for entry in os.scandir(parent):
                     if entry.is_dir() and len(entry.name) == 64:

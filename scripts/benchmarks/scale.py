@@ -17,7 +17,10 @@ the figure cannot tell apart: compare runs side by side). The goal is the fleet 
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +28,7 @@ from typing import Any
 import redis
 
 from scripts.benchmarks.e2e import BACKEND, BROKER, RUN_ID, workers
-from scripts.benchmarks.fleet import SandboxCpu, busy_cpu_s, owner_of
+from scripts.benchmarks.fleet import SandboxCpu, busy_cpu_s, owner_of, private_redis
 
 ECHO_C = "#include <stdio.h>\nint main(){int c;while((c=getchar())!=EOF)putchar(c);return 0;}\n"
 CONCURRENCIES = (1, 2)  # tests at a time per worker; the first is the headline
@@ -145,4 +148,25 @@ def run(quick: bool = False) -> dict[str, object]:
     figures["cores"] = cores
     figures["per_worker_concurrency"] = CONCURRENCIES[0]
     figures.update(cpu_split(streams))
+    hosts = simulated_hosts(quick)
+    missed = [*figures["goals_missed"], *hosts.pop("goals_missed")]  # type: ignore[misc]
+    figures.update(hosts)
+    figures["goals_missed"] = missed
+    return figures
+
+
+def simulated_hosts(quick: bool) -> dict[str, Any]:
+    """scripts/benchmarks/hosts.py's figures: 1, 2 and 3 hosts, each a worker in a CPU slice
+    of its own, on a Redis of the run's own (its CPU is the fleet's alone), in a process of its
+    own (the Celery app is bound to one broker once imported)."""
+    with private_redis() as url:
+        env = {
+            **os.environ,
+            "RUNNER_BROKER_URL": f"{url}/0",
+            "RUNNER_RESULT_BACKEND": f"{url}/1",
+            "RUNNER_QUEUE": f"bench-hosts-{RUN_ID}",
+        }
+        argv = [sys.executable, "-m", "scripts.benchmarks.hosts", *(["--quick"] if quick else [])]
+        done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures

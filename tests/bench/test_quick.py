@@ -262,6 +262,33 @@ def test_scale(bench_redis: dict[str, str]) -> None:
     assert_number(figures, ["other_sandboxes_cpu_ms_per_test"])
     assert figures["other_sandboxes_cpu_ms_per_test"] >= 0
     assert isinstance(figures["sandboxes_removed_during_streams"], int)
+    # issue 21: 1, 2 and 3 simulated hosts (a worker and its sandboxes in a CPU slice each) on
+    # a Redis of the run's own, the shared components' cost per test, a new host's start
+    per_hosts = [
+        f"hosts_{n}_{figure}"
+        for n in (1, 2, 3)
+        for figure in (
+            "tests_per_s",
+            "slice_cpu_ms_per_test",
+            "sandbox_cpu_ms_per_test",
+            "redis_cpu_ms_per_test",
+            "producer_cpu_ms_per_test",
+            "machine_cpu_ms_per_test",
+        )
+    ]
+    assert_positive(
+        figures,
+        [*per_hosts, "host_ready_s", "host_cpus", "redis_limit_tests_per_s"],
+    )
+    shares = [f"hosts_{n}_{f}" for n in (1, 2, 3) for f in ("slice_busy_pct", "throttled_pct")]
+    waits = [
+        f"hosts_{n}_{f}" for n in (1, 2, 3) for f in ("queue_wait_ms", "engine_cpu_ms_per_test")
+    ]
+    assert_number(figures, [*shares, *waits, "hosts_speedup_2_over_1", "hosts_speedup_3_over_1"])
+    # measured only where a registry's pull can be timed; else null, saying why
+    assert figures["host_ready_with_pull_s"] is None or figures["host_ready_with_pull_s"] > 0
+    assert figures["host_ready_with_pull_s"] is not None or figures["host_ready_with_pull_note"]
+    assert all(isinstance(goal, str) for goal in figures["goals_missed"])
 
 
 def test_soak(bench_redis: dict[str, str]) -> None:
