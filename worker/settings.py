@@ -141,14 +141,16 @@ class Settings:
         "A CPU slice this worker shares with its sandboxes, as if it were a host of its own: "
         "its name (letters, digits, _ . -; up to 64). The worker process (all its threads and "
         "children) and every sandbox it starts run in the cgroup v1 cpu,cpuacct cgroup "
-        "/runner-hosts/NAME (sandboxes as its children, by the engine's cgroup parent; needs "
+        "/runner-host-NAME (sandboxes as its children, by the engine's cgroup parent; needs "
         "cgroup v1 and the engine's cgroupfs driver). Workers given the same name share it. "
         "Empty: no slice (the host's CPUs).",
     )
     host_cpus: float = _setting(
         0.0,
         "CPUs the RUNNER_HOST_SLICE may use in all, e.g. 0.4 (a CFS quota over 100 ms "
-        "periods; from 0.01). 0: no quota, the slice only accounts.",
+        "periods; from 0.01), and has first call on (the highest cpu.shares: other load on "
+        "the machine cannot take them, as on a host of its own). 0: no quota, the slice only "
+        "accounts.",
         low=0,
         high=1024,
     )

@@ -26,7 +26,7 @@ import redis
 from worker.sandbox import docker_client
 from worker.sandbox.container import MEMORY_PARENT
 from worker.sandbox.reaper import owned_containers, remove_container
-from worker.sandbox.slice import PARENT as SLICES_PARENT
+from worker.sandbox.slice import PREFIX as SLICE_PREFIX
 
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/10")
 BACKEND = os.environ.get("BENCH_RESULT_BACKEND", "redis://127.0.0.1:6379/11")
@@ -38,8 +38,6 @@ LANGUAGES = "python,c,cpp"
 # MEMORY_PARENT (container.hardening's cgroup_parent), or in "docker" where it makes it alone
 CPUACCT = Path("/sys/fs/cgroup/cpuacct")
 SANDBOX_PARENTS = (CPUACCT / MEMORY_PARENT, CPUACCT / "docker")
-# where host slices' sandboxes are (worker.sandbox.slice): one directory further down
-SLICES = CPUACCT / SLICES_PARENT
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -235,7 +233,7 @@ class SandboxCpu:
     found by their owner label; the cgroup directories are read every ``every_s`` on a
     thread, so a container created meanwhile counts from its start, and one removed meanwhile
     counts up to the last reading (at most ``every_s`` of it is missed; ``gone`` says how many
-    were); a host slice's sandboxes (:data:`SLICES`) too. Also the CPU of every sandbox in
+    were); a host slice's sandboxes (``runner-host-*``) too. Also the CPU of every sandbox in
     :data:`MEMORY_PARENT` (the parent counts its removed children's too), ours or not: what
     the fleet's figure leaves out besides ours."""
 
@@ -256,8 +254,12 @@ class SandboxCpu:
     def _scan(self, first: bool) -> None:
         found: dict[str, Path] = {}
         slices: list[Path] = []
-        with suppress(OSError):
-            slices = [Path(entry.path) for entry in os.scandir(SLICES) if entry.is_dir()]
+        with suppress(OSError):  # host slices: top-level cgroups, their sandboxes within
+            slices = [
+                Path(entry.path)
+                for entry in os.scandir(CPUACCT)
+                if entry.is_dir() and entry.name.startswith(SLICE_PREFIX)
+            ]
         for parent in (*SANDBOX_PARENTS, *slices):
             with suppress(OSError):
                 for entry in os.scandir(parent):

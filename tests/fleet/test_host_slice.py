@@ -19,7 +19,7 @@ from tests.conftest import RUN_ID
 from tests.fleet.conftest import Worker
 from worker.client import Client
 from worker.sandbox.reaper import owned_containers
-from worker.sandbox.slice import HostSlice, hierarchies, remove
+from worker.sandbox.slice import RESERVED_SHARES, HostSlice, hierarchies, remove
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -64,6 +64,8 @@ def test_a_confined_worker_and_its_sandboxes_stay_within_the_slice_quota(
         assert container.attrs["HostConfig"]["CgroupParent"] == f"/{host.cgroup_parent}"  # type: ignore[attr-defined]
         assert (host.directory("cpuacct") / container.id).is_dir()  # type: ignore[attr-defined]
     assert host.quota_cpus() == pytest.approx(QUOTA)
+    # its quota is its own: the highest weight, so other load on the machine cannot take it
+    assert int((host.directory("cpu") / "cpu.shares").read_text()) == RESERVED_SHARES
 
     # two busy tests at once: unconfined they would take up to two CPUs (a sandbox may use 1)
     handle = client.submit(

@@ -71,11 +71,11 @@ def test_bad_values_are_refused_quoting_the_setting(env: dict[str, str], message
 def test_sandboxes_get_the_slice_as_cgroup_parent_and_at_most_its_quota() -> None:
     host = HostSlice("host-a", 0.4)
     spec = SandboxSpec(image="x", owner="o", cgroup_parent=host.cgroup_parent)
-    assert hardening(spec)["cgroup_parent"] == "/runner-hosts/host-a"
+    assert hardening(spec)["cgroup_parent"] == "/runner-host-host-a"
     delegated = SandboxSpec(
-        image="x", owner="o", cgroup_parent=host.cgroup_parent, memory_cgroup="/m/runner-hosts/h"
+        image="x", owner="o", cgroup_parent=host.cgroup_parent, memory_cgroup="/m/runner-host-h"
     )
-    assert hardening(delegated)["binds"] == ["/m/runner-hosts/h:/run/runner/memory:rw"]
+    assert hardening(delegated)["binds"] == ["/m/runner-host-h:/run/runner/memory:rw"]
     # without a slice, as before: the delegated memory parent, or the engine's own
     assert hardening(SandboxSpec(image="x", owner="o", memory_cgroup="/m"))["cgroup_parent"] == (
         f"/{MEMORY_PARENT}"

@@ -3,12 +3,18 @@ cgroup that holds a worker process and every sandbox it starts, under one CFS qu
 worker on a shared machine behaves as a host of that many CPUs would (the scale benchmark's
 simulated hosts).
 
-The slice is ``/runner-hosts/NAME`` in the cpu and cpuacct hierarchies (mounted apart or
+The slice is ``/runner-host-NAME`` in the cpu and cpuacct hierarchies (mounted apart or
 together). The worker writes its own process into it (``cgroup.procs`` moves every thread; what
 it starts later is born there); its sandboxes get it as their engine's cgroup parent, so the
 engine (cgroupfs driver) makes each sandbox's cgroup a child of it in every hierarchy, and the
 quota set on it holds the worker and its sandboxes together. The other hierarchies (memory,
 pids...) only gain the same path for the sandboxes: the slice limits CPU only.
+
+A host's CPUs are its own: with a quota, the slice also gets the highest CPU weight
+(``cpu.shares``, :data:`RESERVED_SHARES`), so whatever else runs on the machine cannot take its
+quota from it, and the quota caps it (a slice is a top-level cgroup for this: under a common
+parent the parent's weight would be what competes). Without a quota the slice only accounts
+(the default weight).
 
 Workers given the same name share the slice (a host of several worker processes). Nobody
 removes it while something runs in it: :func:`remove` is for whoever made it for a while (the
@@ -22,7 +28,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PARENT = "runner-hosts"
+PREFIX = "runner-host-"  # + the slice's name: a top-level cgroup
+RESERVED_SHARES = 1 << 18  # cgroup v1's highest cpu.shares; the quota caps what it wins
+DEFAULT_SHARES = 1024
 PERIOD_US = 100_000
 CONTROLLERS = ("cpu", "cpuacct")
 MOUNTS = Path("/proc/self/mounts")
@@ -52,13 +60,13 @@ class HostSlice:
     @property
     def cgroup_parent(self) -> str:
         """The sandboxes' cgroup parent as the engine takes it (cgroupfs driver)."""
-        return f"{PARENT}/{self.name}"
+        return f"{PREFIX}{self.name}"
 
     def directory(self, controller: str) -> Path:
         mounted = hierarchies()
         if controller not in mounted:
             raise OSError(f"no cgroup v1 {controller} hierarchy is mounted (cgroup v2?)")
-        return mounted[controller] / PARENT / self.name
+        return mounted[controller] / self.cgroup_parent
 
     def create(self) -> None:
         """Make the slice (if it is not there) and set its quota: ``cpus`` CPUs per period, or
@@ -71,6 +79,7 @@ class HostSlice:
         quota = round(self.cpus * PERIOD_US) if self.cpus else -1
         _write(cpu / "cpu.cfs_period_us", str(PERIOD_US))
         _write(cpu / "cpu.cfs_quota_us", str(quota))
+        _write(cpu / "cpu.shares", str(RESERVED_SHARES if self.cpus else DEFAULT_SHARES))
 
     def enter(self, pid: int = 0) -> None:
         """Move process ``pid`` (0: this one), every thread of it, into the slice."""
@@ -113,7 +122,7 @@ def remove(host: HostSlice, hierarchy_root: Path | None = None) -> None:
     the sandboxes), once nothing runs in it: children first, left alone where they are busy."""
     roots = [hierarchy_root] if hierarchy_root else _every_hierarchy()
     for root in roots:
-        top = root / PARENT / host.name
+        top = root / host.cgroup_parent
         if not top.is_dir():
             continue
         for child in [entry for entry in top.iterdir() if entry.is_dir()]:
@@ -121,8 +130,6 @@ def remove(host: HostSlice, hierarchy_root: Path | None = None) -> None:
                 child.rmdir()
         with contextlib.suppress(OSError):
             top.rmdir()
-        with contextlib.suppress(OSError):  # the parent too, once no slice is left in it
-            top.parent.rmdir()
 
 
 def _every_hierarchy(mounts: Path = MOUNTS) -> list[Path]:
