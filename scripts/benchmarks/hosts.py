@@ -4,8 +4,9 @@ its own (``RUNNER_HOST_SLICE``, ``RUNNER_HOST_CPUS``: a cgroup v1 cpu,cpuacct cg
 quota, :mod:`worker.sandbox.slice`), so that a host brings its own CPUs as separate machines
 would; the same stream of 10-test C-echo submissions as the scale benchmark through each.
 
-What is shared, and measured per test as hosts are added: the Redis (a ``redis-server`` of
-the run's own, so ``INFO cpu`` is the fleet's alone), the producer (this process: submits,
+What is shared, and measured per test as hosts are added: Redis (servers of the run's own, so
+``INFO cpu`` is the fleet's alone; the broker's and the result backend's apart when they are
+two servers, as scale.py starts them), the producer (this process: submits,
 result waits and this benchmark's samplers, ``getrusage``), the Docker engine (dockerd,
 containerd and the shims, by ``/proc``: on real hosts each host has its own, here the one
 engine runs outside every slice), and the queue (tests waiting in the broker, sampled; their
@@ -18,9 +19,15 @@ something shared is.
 process, put in its slice before Python starts, to the end of its first test, a submission
 waiting for it in the queue (its program compiled and cached by the streams before).
 
-Started by :mod:`scripts.benchmarks.scale` in a process of its own pointed at a Redis of the
-run's own (``python -m scripts.benchmarks.hosts [--quick]``, the Redis in RUNNER_BROKER_URL
-and RUNNER_RESULT_BACKEND); its last line is one JSON object."""
+A host's slice has first call on its quota (:mod:`worker.sandbox.slice`), and the benchmark's
+own Redis servers and producer get a slice of their own with the same weight (capped at
+:data:`SHARED_CPUS`): other sessions' load on this shared machine then takes neither from
+them. The Docker engine is everyone's here and is left as it is: its CPU per test is the whole
+machine's engine's, others' containers included.
+
+Started by :mod:`scripts.benchmarks.scale` in a process of its own pointed at Redis servers of
+the run's own (``python -m scripts.benchmarks.hosts [--quick]``, with RUNNER_BROKER_URL and
+RUNNER_RESULT_BACKEND); its last line is one JSON object."""
 
 from __future__ import annotations
 
@@ -132,8 +139,23 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def servers() -> tuple[redis.Redis, redis.Redis | None]:
+    """The broker's Redis, and the result backend's when it is another server (None when the
+    two are databases of one)."""
+    broker = redis.Redis.from_url(os.environ["RUNNER_BROKER_URL"])
+    results = redis.Redis.from_url(os.environ["RUNNER_RESULT_BACKEND"])
+    if broker.info("server")["run_id"] == results.info("server")["run_id"]:
+        return broker, None
+    return broker, results
+
+
 def stream(
-    client: Any, counts: Counts, server: redis.Redis, names: list[str], hosts: list[HostSlice]
+    client: Any,
+    counts: Counts,
+    server: redis.Redis,
+    names: list[str],
+    hosts: list[HostSlice],
+    results: redis.Redis | None = None,
 ) -> dict[str, float]:
     """One stream through the running hosts (workers ``names`` in slices ``hosts``): its rate
     and the shared components' cost."""
@@ -146,6 +168,7 @@ def stream(
         used = [host.usage_ns() for host in hosts]
         throttled = [host.throttled() for host in hosts]
         redis_cpu, engine, own, busy = cpu_s(server), engine_cpu(), own_cpu_s(), busy_cpu_s()
+        results_cpu = cpu_s(results) if results is not None else 0.0
         start = time.perf_counter()
         pending = []
         for i in range(counts.stream):
@@ -156,6 +179,7 @@ def stream(
             assert handle.result(timeout=counts.timeout_s).verdict == "AC"
         seconds = time.perf_counter() - start
         redis_cpu, engine_s = cpu_s(server) - redis_cpu, engine_cpu_since(engine)
+        results_cpu = cpu_s(results) - results_cpu if results is not None else 0.0
         own, busy = own_cpu_s() - own, busy_cpu_s() - busy
         slices_s = sum(host.usage_ns() - u for host, u in zip(hosts, used, strict=True)) / 1e9
         periods = sum(host.throttled()[0] - t[0] for host, t in zip(hosts, throttled, strict=True))
@@ -163,13 +187,22 @@ def stream(
     tests = counts.stream * 10
     rate = tests / seconds
     ms = 1000 / tests
+    apart = (
+        {
+            "redis_broker_cpu_ms_per_test": round(redis_cpu * ms, 3),
+            "redis_results_cpu_ms_per_test": round(results_cpu * ms, 3),
+        }
+        if results is not None
+        else {}
+    )
     return {
+        **apart,
         "tests_per_s": round(rate, 1),
         "slice_busy_pct": round(100 * slices_s / (HOST_CPUS * len(hosts) * seconds), 1),
         "throttled_pct": round(100 * out / periods, 1) if periods else 0.0,
         "slice_cpu_ms_per_test": round(slices_s * ms, 2),
         "sandbox_cpu_ms_per_test": round(boxes.ours_s * ms, 2),
-        "redis_cpu_ms_per_test": round(redis_cpu * ms, 3),
+        "redis_cpu_ms_per_test": round((redis_cpu + results_cpu) * ms, 3),
         "producer_cpu_ms_per_test": round(own * ms, 3),
         "engine_cpu_ms_per_test": round(engine_s * ms, 3),
         "machine_cpu_ms_per_test": round(busy * ms, 2),
@@ -242,7 +275,7 @@ def run(quick: bool = False) -> dict[str, object]:
     from worker.client import Client
 
     client = Client()
-    server = redis.Redis.from_url(os.environ["RUNNER_BROKER_URL"])
+    server, results = servers()
     figures: dict[str, object] = {"host_cpus": HOST_CPUS, "host_concurrency": HOST_CONCURRENCY}
     per_hosts: dict[int, dict[str, float]] = {}
     env = {"RUNNER_CONCURRENCY": str(HOST_CONCURRENCY), "RUNNER_LANGUAGES": "c"}
@@ -258,7 +291,7 @@ def run(quick: bool = False) -> dict[str, object]:
                 warm = [client.submit(submission_for_warmup(n)) for n in range(2 * count)]
                 for handle in warm:
                     handle.result(timeout=120)
-                per_hosts[count] = stream(client, counts, server, names, hosts)
+                per_hosts[count] = stream(client, counts, server, names, hosts, results)
         finally:
             for host in hosts:
                 forget(host)
@@ -276,6 +309,9 @@ def run(quick: bool = False) -> dict[str, object]:
     # test of the largest fleet measured
     last = per_hosts[HOSTS[-1]]
     figures["redis_limit_tests_per_s"] = round(1000 / last["redis_cpu_ms_per_test"])
+    if results is not None:  # results apart from the broker: each Redis its own core
+        busiest = max(last["redis_broker_cpu_ms_per_test"], last["redis_results_cpu_ms_per_test"])
+        figures["redis_apart_limit_tests_per_s"] = round(1000 / busiest)
     figures["producer_limit_tests_per_s"] = round(1000 / last["producer_cpu_ms_per_test"])
     missed = []
     two, three = (per_hosts[n]["tests_per_s"] for n in (2, 3))
@@ -296,21 +332,23 @@ def submission_for_warmup(n: int) -> dict[str, Any]:
 
 
 @contextmanager
-def shared_slice(server: redis.Redis) -> Iterator[HostSlice]:
-    """The shared components this benchmark runs, its Redis and its producer (this process),
+def shared_slice(*redises: redis.Redis) -> Iterator[HostSlice]:
+    """The shared components this benchmark runs, its Redis servers and its producer (this
+    process),
     in a slice of their own with the same first call on CPU as the hosts' (capped at
     :data:`SHARED_CPUS`), so that other load on this shared machine does not make them the
     limit either; the Docker engine is everyone's on this machine and stays as it is. Moved
     back, and the slice removed, afterwards."""
     shared = slice_of("shared", SHARED_CPUS)
-    redis_pid = int(server.info("server")["process_id"])
+    pids = [int(server.info("server")["process_id"]) for server in redises]
     shared.create()
     try:
-        shared.enter(redis_pid)
+        for pid in pids:
+            shared.enter(pid)
         shared.enter()
         yield shared
     finally:
-        for pid in (redis_pid, os.getpid()):
+        for pid in (*pids, os.getpid()):
             for controller in ("cpu", "cpuacct"):
                 with suppress(OSError):  # back to the root: where both were started
                     (hierarchies()[controller] / "cgroup.procs").write_text(str(pid))
@@ -324,7 +362,8 @@ def main() -> int:
     from worker.logs import configure_logging
 
     configure_logging("console", "warning")
-    with shared_slice(redis.Redis.from_url(os.environ["RUNNER_BROKER_URL"])):
+    broker, results = servers()
+    with shared_slice(broker, *([results] if results is not None else [])):
         figures = run(quick=args.quick)
     figures["shared_cpus"] = SHARED_CPUS
     print(json.dumps(figures, sort_keys=True))

@@ -157,13 +157,14 @@ def run(quick: bool = False) -> dict[str, object]:
 
 def simulated_hosts(quick: bool) -> dict[str, Any]:
     """scripts/benchmarks/hosts.py's figures: 1, 2 and 3 hosts, each a worker in a CPU slice
-    of its own, on a Redis of the run's own (its CPU is the fleet's alone), in a process of its
-    own (the Celery app is bound to one broker once imported)."""
-    with private_redis() as url:
+    of its own, on Redis servers of the run's own (their CPU is the fleet's alone), the
+    broker's and the result backend's apart (so each one's CPU per test shows), in a process
+    of its own (the Celery app is bound to one broker once imported)."""
+    with private_redis() as broker, private_redis() as results:
         env = {
             **os.environ,
-            "RUNNER_BROKER_URL": f"{url}/0",
-            "RUNNER_RESULT_BACKEND": f"{url}/1",
+            "RUNNER_BROKER_URL": f"{broker}/0",
+            "RUNNER_RESULT_BACKEND": f"{results}/0",
             "RUNNER_QUEUE": f"bench-hosts-{RUN_ID}",
         }
         argv = [sys.executable, "-m", "scripts.benchmarks.hosts", *(["--quick"] if quick else [])]
