@@ -73,8 +73,12 @@ def _read(path: str) -> list[str]:
 
 
 def concurrency_of(settings: Settings) -> int:
-    """Tests one worker runs at once: ``RUNNER_CONCURRENCY``, or twice the usable CPUs."""
-    return settings.concurrency or round(2 * available_cpus())
+    """Tests one worker runs at once: ``RUNNER_CONCURRENCY``, or twice the usable CPUs (a host
+    slice's quota, RUNNER_HOST_CPUS, caps them: the worker enters its slice only at start)."""
+    cpus = available_cpus()
+    if settings.host_cpus:
+        cpus = max(min(cpus, settings.host_cpus), 1.0)
+    return settings.concurrency or round(2 * cpus)
 
 
 def publish_retry_policy(window_s: int) -> dict[str, float]:

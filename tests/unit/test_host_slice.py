@@ -105,3 +105,14 @@ def test_cpu_and_cpuacct_are_found_mounted_apart_or_together(tmp_path: Path) -> 
     v2 = tmp_path / "v2"
     v2.write_text("cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n")
     assert hierarchies(v2) == {}
+
+
+def test_a_slices_quota_caps_the_default_concurrency(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker import app
+
+    monkeypatch.setattr(app, "available_cpus", lambda: 8.0)
+    sliced = {"RUNNER_HOST_SLICE": "h"}
+    assert app.concurrency_of(Settings.from_env({**sliced, "RUNNER_HOST_CPUS": "0.4"})) == 2
+    assert app.concurrency_of(Settings.from_env({**sliced, "RUNNER_HOST_CPUS": "3"})) == 6
+    assert app.concurrency_of(Settings.from_env(sliced)) == 16  # no quota: the host's
+    assert app.concurrency_of(Settings.from_env({**sliced, "RUNNER_CONCURRENCY": "1"})) == 1
