@@ -18,6 +18,8 @@ something shared is.
 ``host_ready_s``: a new host (the same slice size, images present) from the start of its
 process, put in its slice before Python starts, to the end of its first test, a submission
 waiting for it in the queue (its program compiled and cached by the streams before).
+``host_ready_with_pull_s``: the same for a host without its images, which it pulls from a
+registry of the run's own (:func:`host_ready_with_pull`; full runs only).
 
 A host's slice has first call on its quota (:mod:`worker.sandbox.slice`), and the benchmark's
 own Redis servers and producer get a slice of their own with the same weight (capped at
