@@ -103,7 +103,7 @@ def slice_of(name: str, cpus: float = HOST_CPUS) -> HostSlice:
 
 class QueueSampler:
     """The queue's length (tests waiting in the broker: LLEN counts each, tenant's or not,
-    worker/fairqueue.py) every ``every_s`` on a thread, while it runs."""
+    worker/queue/fairqueue.py) every ``every_s`` on a thread, while it runs."""
 
     def __init__(self, client: redis.Redis, queue: str, every_s: float = 0.05) -> None:
         self._client, self._queue, self._every = client, queue, every_s
