@@ -150,3 +150,14 @@ def _decoded(stored: dict[bytes, bytes]) -> ApiKey:
         raw = stored.get(f.name.encode(), b"").decode()
         values[f.name] = int(raw or 0) if f.type in (int, "int") else raw
     return ApiKey(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Caller:
+    """Who sent a request: its API key, or None on an open API (RUNNER_API_OPEN)."""
+
+    key: ApiKey | None
+
+    @property
+    def key_id(self) -> str:
+        return self.key.id if self.key is not None else ""

@@ -1,7 +1,7 @@
 """The submission routes of the HTTP API (:mod:`worker.api.routes` makes the app): sending one
 or a batch, once per ``Idempotency-Key``, a key's submissions page by page, one submission's
 status, its cancellation, its event stream and its webhook sent again. What they do beyond
-HTTP is :class:`worker.api.service.Service`'s."""
+HTTP is :class:`worker.api.service.Service`'s and :class:`worker.api.progress.Progress`'s."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def add_submission_routes(app: FastAPI, service: Service) -> None:
 
         status, answer, replayed = await service.once(request, caller, body, send)
         if status == 202 and wait:
-            done = await service.wait(answer["id"], caller, wait)
+            done = await service.progress.wait(answer["id"], caller, wait)
             if done is not None:
                 status, answer = done
         headers = {"Idempotent-Replayed": "true"} if replayed else None
@@ -80,34 +80,34 @@ def add_submission_routes(app: FastAPI, service: Service) -> None:
             raise Problem(400, "bad_query", "limit: a whole number; before: a number") from None
         if not 1 <= limit <= PAGE[1]:
             raise Problem(400, "bad_query", f"limit: from 1 to {PAGE[1]}")
-        return JSONResponse(await service.page(caller, limit, before))
+        return JSONResponse(await service.progress.page(caller, limit, before))
 
     async def get_submission(request: Request) -> Response:
         caller = await service.caller(request)
-        return JSONResponse(await service.status(path(request), caller))
+        return JSONResponse(await service.progress.status(path(request), caller))
 
     async def cancel_submission(request: Request) -> Response:
         caller = await service.caller(request, "submit")
-        return JSONResponse(await service.cancel(path(request), caller), status_code=202)
+        return JSONResponse(await service.progress.cancel(path(request), caller), status_code=202)
 
     async def resend_webhook(request: Request) -> Response:
         caller = await service.caller(request, "submit")
         sid = path(request)
-        await service.status(sid, caller)  # 404: another key's, or no such submission
+        await service.progress.status(sid, caller)  # 404: another key's, or no such submission
         await resend(service.redis, settings, sid, caller.key.id if caller.key else "*")
-        return JSONResponse(await service.status(sid, caller), status_code=202)
+        return JSONResponse(await service.progress.status(sid, caller), status_code=202)
 
     async def get_events(request: Request) -> Response:
         caller = await service.caller(request)
         sid = path(request)
-        await service.status(sid, caller)  # a 404 before the stream starts
+        await service.progress.status(sid, caller)  # a 404 before the stream starts
         stream = uuid.uuid4().hex
         if caller.key is not None and not await open_stream(service.redis, caller.key.id, stream):
             raise Problem(
                 429, "too_many_streams", f"this key has {MAX_STREAMS} event streams open", 5
             )
         return StreamingResponse(
-            service.events(request, sid, caller, stream),
+            service.progress.events(request, sid, caller, stream),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
