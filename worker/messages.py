@@ -25,7 +25,7 @@ from typing import Any, ClassVar, TypeAlias
 from pydantic import BaseModel, ConfigDict
 
 from worker.contract import CompileResult, Group, Limits, TestResult, Verdict
-from worker.contract.decoded import Source
+from worker.contract.decoded import Source, Test
 
 
 class _Message(BaseModel):
@@ -105,12 +105,9 @@ def meta_digest(stored: bytes) -> str:
     return hashlib.sha256(stored).hexdigest()[:16]
 
 
-class TestSpec(_Message):
-    __test__ = False  # not a pytest class, despite the name
-    id: str
-    stdin: Blob
-    expected: Blob
-    group: str | None = None
+class TestSpec(Test[Blob], _Message):
+    """A test as a run's messages and a registered problem carry it: its data inline or by
+    reference (:func:`worker.data.storage.outline`)."""
 
 
 class CompileOutcome(_Message):

@@ -57,7 +57,7 @@ def meta_for(raw: dict[str, Any], run: str = "r1") -> RunMeta:
 
 
 def specs(n: int = 3) -> list[TestSpec]:
-    return [TestSpec(id=f"t{i}", stdin=None, expected=None) for i in range(n)]
+    return [TestSpec(id=f"t{i}", stdin=None, expected_stdout=None) for i in range(n)]
 
 
 def part(index: int, verdict: Verdict, test_id: str | None = None, **fields: Any) -> dict[str, Any]:

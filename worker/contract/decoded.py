@@ -2,14 +2,15 @@
 by :mod:`worker.contract.decode` from a wire object that passed every check. A concept a run's
 messages carry too is a pydantic model they share (:mod:`worker.messages`): :class:`Group` and
 :class:`~worker.contract.limits.Limits` as they are, a program's fields as :class:`Source`
-(sent with its files by reference)."""
+(sent with its files by reference), a test's as :class:`Test` (sent with its data inline or by
+reference)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import ClassVar, Generic, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from worker.compare import Comparison
 from worker.contract.limits import Limits, ceilings
@@ -29,13 +30,38 @@ class Maxima:
     extra_options: frozenset[tuple[str, str]] = frozenset()
 
 
-@dataclass(frozen=True)
-class TestCase:
-    __test__ = False  # not a pytest class, despite the name
+Data = TypeVar("Data")
+
+
+class Test(BaseModel, Generic[Data]):
+    """One test, whichever stage holds it: the stage is the type of its data, bytes in hand
+    once decoded (:class:`TestCase`), inline or by reference in a run's messages and a
+    registered problem (:class:`worker.messages.TestSpec`, whose JSON names the answer
+    ``expected``: what stored problems hold)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+    __test__: ClassVar[bool] = False  # not a pytest class, despite the name
     id: str
-    stdin: bytes
-    expected_stdout: bytes | None
+    stdin: Data
+    expected_stdout: Data | None = Field(alias="expected")  # the checker's answer file
     group: str | None = None
+
+
+class TestCase(Test[bytes]):
+    """A test as decoded: its input and answer in hand."""
+
+    def __init__(
+        self, id: str, stdin: bytes, expected_stdout: bytes | None, group: str | None = None
+    ) -> None:
+        # positional too, as the package has always taken it (worker.TestCase, with worker.Judge)
+        super().__init__(id=id, stdin=stdin, expected_stdout=expected_stdout, group=group)
 
 
 @dataclass(frozen=True)

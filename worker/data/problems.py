@@ -54,7 +54,7 @@ def problem_id(judging: Judging) -> str:
 
 def refs_of(record: ProblemRecord) -> list[str]:
     """Every stored digest a problem needs."""
-    blobs = [blob for t in record.tests for blob in (t.stdin, t.expected)]
+    blobs = [blob for t in record.tests for blob in (t.stdin, t.expected_stdout)]
     for program in programs(record.judging).values():
         blobs += [blob for _, blob in program.files]
     return sorted({blob.ref for blob in blobs if isinstance(blob, DataRef)})

@@ -220,7 +220,7 @@ def test_specs(
         TestSpec(
             id=t.id,
             stdin=outline(t.stdin, inline_bytes, packed),
-            expected=outline(t.expected_stdout, inline_bytes, packed),
+            expected_stdout=outline(t.expected_stdout, inline_bytes, packed),
             group=t.group,
         )
         for t in tests

@@ -374,7 +374,7 @@ def _judge_test(
     case = TestCase(
         test.id,
         inline(test.stdin, rt.intake.data) or b"",
-        inline(test.expected, rt.intake.data),
+        inline(test.expected_stdout, rt.intake.data),
         test.group,
     )
     return rt.judge.run_test(
