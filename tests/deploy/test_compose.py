@@ -57,6 +57,8 @@ IMAGE_VARIABLES = {
     "WORKER_IMAGE",
     "API_IMAGE",
     "PROMETHEUS_IMAGE",
+    "REGISTRY_IMAGE",
+    "REGISTRY_HTPASSWD_FILE",
     "DOCKER_GID",
 }
 PROJECT_LABEL = "com.docker.compose.project"

@@ -4,8 +4,6 @@ waits for."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from tests.sandbox.helpers import FAST, judge_source
@@ -30,5 +28,5 @@ def test_a_goroutine_waiting_in_the_kernel_runs_under_a_limit_of_one_process(
 ) -> None:
     # whether the scheduler needs a thread more depends on timing: several runs
     tests = [(b"", b"waited\n")] * 8
-    results = judge_source(judge, "go", WAITS, tests, replace(FAST, processes=1))
+    results = judge_source(judge, "go", WAITS, tests, FAST.model_copy(update=dict(processes=1)))
     assert [r.verdict for r in results] == [Verdict.AC] * 8, results

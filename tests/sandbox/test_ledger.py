@@ -110,7 +110,7 @@ def test_honest_cpu_time_is_what_the_program_itself_used(judge: Judge) -> None:
         own = resource.getrusage(resource.RUSAGE_SELF)
         print(round(1000 * (own.ru_utime + own.ru_stime)))
         """,
-        replace(TIGHT, cpu_time_ms=5000, memory_mb=64),
+        TIGHT.model_copy(update=dict(cpu_time_ms=5000, memory_mb=64)),
     )
     assert result.verdict == Verdict.AC, result
     own_ms = int(result.stdout)
@@ -228,7 +228,7 @@ int main(void) {
 @pytest.mark.parametrize("where", sorted(KERNEL_HELD_C))
 def test_data_the_kernel_holds_counts_as_memory(judge: Judge, where: str) -> None:
     # a uid's pipes hold about 30 MB at most (fs.pipe-user-pages-soft): a lower limit for them
-    limits = replace(TIGHT, memory_mb=16) if where == "pipes" else TIGHT
+    limits = TIGHT.model_copy(update=dict(memory_mb=16)) if where == "pipes" else TIGHT
     result = judged(judge, "c", KERNEL_HELD_C[where], limits)
     assert result.verdict == Verdict.MLE, result
     assert result.memory_kb > limits.memory_mb * 1024
@@ -292,7 +292,7 @@ INET_SAYS = {"c": "-1 -1 -1 -1\n", "python": "13\n13\n", "javascript": "EACCES\n
 def test_no_socket_whose_buffers_the_kernel_would_not_charge(judge: Judge, language: str) -> None:
     """TCP and UDP buffers escape a cgroup v1 sandbox's memory (its TCP accounting is off):
     a job may create Unix sockets only; anything else is refused with EACCES."""
-    result = judged(judge, language, INET[language], replace(TIGHT, memory_mb=96))
+    result = judged(judge, language, INET[language], TIGHT.model_copy(update=dict(memory_mb=96)))
     assert result.verdict == Verdict.AC, result
     assert result.stdout == INET_SAYS[language]
 
@@ -446,7 +446,9 @@ PID_SAYS = {
 @pytest.mark.parametrize("language", sorted(PID_STATUS))
 def test_proc_is_the_jobs_own(judge: Judge, language: str) -> None:
     """/proc/<getpid()> is the job's, and /proc lists its cell's init and itself alone."""
-    result = judged(judge, language, PID_STATUS[language], replace(TIGHT, memory_mb=96))
+    result = judged(
+        judge, language, PID_STATUS[language], TIGHT.model_copy(update=dict(memory_mb=96))
+    )
     assert result.verdict == Verdict.AC, result
     assert result.stdout == PID_SAYS[language]
 
@@ -484,7 +486,12 @@ def test_a_jobs_inotify_instances_are_never_the_hosts(judge: Judge) -> None:
     results: list[TestResult] = []
     hog = threading.Thread(
         target=lambda: results.append(
-            judged(judge, "python", INOTIFY_HOG.replace("HOLD", "3"), replace(TIGHT, memory_mb=64))
+            judged(
+                judge,
+                "python",
+                INOTIFY_HOG.replace("HOLD", "3"),
+                TIGHT.model_copy(update=dict(memory_mb=64)),
+            )
         )
     )
     hog.start()
@@ -619,11 +626,11 @@ int main(void) {
 def test_what_a_job_leaves_in_the_kernel_never_makes_room_for_the_next(judge: Judge) -> None:
     """The next job's window opens once the sandbox holds what it held before the last run:
     memory the kernel frees late cannot be taken out of the next job's figure."""
-    roomy = replace(TIGHT, memory_mb=256, processes=8)
+    roomy = TIGHT.model_copy(update=dict(memory_mb=256, processes=8))
     for _ in range(2):
         left = judged(judge, "c", LEAVE_SEMS, roomy)
         assert left.verdict == Verdict.AC and int(left.stdout) > 50, left
-        hidden = judged(judge, "c", HOLD_QUEUES, replace(TIGHT, memory_mb=64))
+        hidden = judged(judge, "c", HOLD_QUEUES, TIGHT.model_copy(update=dict(memory_mb=64)))
         assert hidden.verdict == Verdict.MLE, hidden
 
 
@@ -684,6 +691,6 @@ int main(void) {
 def test_the_supervisors_buffers_never_make_room_for_the_job(judge: Judge) -> None:
     """What the supervisor holds of a job's output is taken out of the sandbox's figure as the
     bytes it holds, not as the buffer it may grow to."""
-    limits = replace(TIGHT, memory_mb=8, output_kb=16 << 10)
+    limits = TIGHT.model_copy(update=dict(memory_mb=8, output_kb=16 << 10))
     result = judged(judge, "c", OUTPUT_THEN_QUEUES, limits)
     assert result.verdict == Verdict.MLE, result

@@ -5,8 +5,6 @@ threads a runtime starts by itself are not the program's."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from tests.sandbox.helpers import FAST, judge_source, verdict
@@ -101,6 +99,10 @@ def test_haskell_rts_options_are_the_programs_arguments(judge: Judge) -> None:
 def test_a_program_limited_to_one_process_still_runs(judge: Judge, lang: str) -> None:
     """The runtime's own threads (Mono's 2) are added to the program's limit."""
     (result,) = judge_source(
-        judge, lang, LANGUAGES[lang].selftest, [(b"echo", b"echo")], replace(FAST, processes=1)
+        judge,
+        lang,
+        LANGUAGES[lang].selftest,
+        [(b"echo", b"echo")],
+        FAST.model_copy(update=dict(processes=1)),
     )
     assert result.verdict == Verdict.AC, result
