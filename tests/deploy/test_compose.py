@@ -58,9 +58,9 @@ IMAGE_VARIABLES = {
     "API_IMAGE",
     "PROMETHEUS_IMAGE",
     "REGISTRY_IMAGE",
-    "REGISTRY_HTPASSWD_FILE",
-    "DOCKER_GID",
 }
+# everything `eval "$(scripts/fleet-images)"` sets: the images, the registry service's htpasswd
+EXPORTS = IMAGE_VARIABLES | {"REGISTRY_HTPASSWD_FILE", "DOCKER_GID"}
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 
@@ -172,9 +172,9 @@ def fleet_images() -> dict[str, str]:
     if result.returncode != 0:
         pytest.fail(f"scripts/fleet-images failed:\n{result.stderr[-3000:]}")
     exports = parse_exports(result.stdout)
-    assert set(exports) == IMAGE_VARIABLES, result.stdout
+    assert set(exports) == EXPORTS, result.stdout
     # Nothing but the exports on stdout, so that eval runs nothing else.
-    assert len(result.stdout.strip().splitlines()) == len(IMAGE_VARIABLES), result.stdout
+    assert len(result.stdout.strip().splitlines()) == len(EXPORTS), result.stdout
     return exports
 
 
@@ -268,7 +268,7 @@ def test_stack_comes_up_offline_judges_and_leaves_nothing_behind(
     stack: tuple[str, dict[str, str]], docker_client: docker.DockerClient
 ) -> None:
     project, env = stack
-    for variable in sorted(IMAGE_VARIABLES - {"DOCKER_GID"}):
+    for variable in sorted(IMAGE_VARIABLES):
         # present locally: `up` pulls nothing, so it works with no registry
         docker_client.images.get(env[variable])
 
@@ -281,7 +281,7 @@ def test_stack_comes_up_offline_judges_and_leaves_nothing_behind(
         "set -e\n"
         + block.replace("-p runner ", f"-p {project} ").replace("worker=3", "worker=2")
         + f'printf %s "$FLOWER_PASSWORD" >{password_file}\n',
-        {k: v for k, v in env.items() if k not in IMAGE_VARIABLES | {"FLOWER_PASSWORD"}},
+        {k: v for k, v in env.items() if k not in EXPORTS | {"FLOWER_PASSWORD"}},
     )
     assert up.returncode == 0, up.stdout[-3000:]
     env["FLOWER_PASSWORD"] = password_file.read_text()
