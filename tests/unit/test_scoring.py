@@ -196,3 +196,15 @@ def test_a_group_worth_nothing_does_not_skip_the_groups_that_depend_on_it() -> N
     joined = assemble(m, ["t0", "t1"], None, _worker_side(m, [0, 1], results))
     assert [t.verdict for t in joined.tests] == [WA, AC]
     assert joined.score == 10.0
+
+
+def test_a_group_named_like_a_mark_of_the_run_is_only_a_group() -> None:
+    """A failing test of a group named ``cancelled`` ends its group, not the submission (the
+    API's cancel leaves that mark in the same hash)."""
+    m = meta(
+        [{"name": "cancelled", "points": 10}, {"name": "b", "points": 5}], ["cancelled"] * 2 + ["b"]
+    )
+    results = [TestResult(id=f"t{i}", verdict=v) for i, v in enumerate([WA, AC, AC])]
+    joined = assemble(m, ["t0", "t1", "t2"], None, _worker_side(m, [0, 1, 2], results))
+    assert [t.verdict for t in joined.tests] == [WA, SK, AC]
+    assert joined.verdict == WA and joined.error is None

@@ -52,21 +52,27 @@ def fails(result: TestResult, policy: str) -> bool:
 STOP = "*"  # with stop_on_first_failure: every later test
 
 
+def _ended(group: str) -> str:
+    """The mark of a group a test ended: its later tests are SK. Prefixed, as the other group
+    mark is, so that no group's name (``cancelled``, say) reads as a mark of the run's."""
+    return f"={group}"
+
+
 def _short(group: str) -> str:
     """The mark of a group that will not get all its points: its dependents are SK."""
     return f"~{group}"
 
 
 def marks(meta: RunMeta, index: int, result: TestResult) -> list[str]:
-    """The marks test ``index``'s result leaves: :data:`STOP`, its group's name (every later
-    test of the group is SK) and the group's short mark (it will not get all its points)."""
+    """The marks test ``index``'s result leaves: :data:`STOP`, its group's ended mark (every
+    later test of the group is SK) and its short mark (it will not get all its points)."""
     found = []
     if meta.stop_on_first_failure and result.verdict is not Verdict.AC:
         found.append(STOP)
     group = meta.group_of(index)
     if group is not None:
         if fails(result, group.policy):
-            found.append(group.name)
+            found.append(_ended(group.name))
         if _loses_points(result, group):
             found.append(_short(group.name))
     return found
@@ -90,7 +96,7 @@ def skip_reason(meta: RunMeta, index: int, lowest: dict[str, int]) -> str:
     group = meta.group_of(index)
     if group is None:
         return ""
-    if lowest.get(group.name, index) < index:
+    if lowest.get(_ended(group.name), index) < index:
         return f"an earlier test of group {group.name!r} failed"
     if meta.stop_on_first_failure:
         # the join makes a group SK for its dependencies only after every test's result has
@@ -128,8 +134,8 @@ def assemble(
         result = _result(reported.get(index), test_id)
         if STOP in lowest:
             result = _skipped(test_id, f"skipped after test {ids[lowest[STOP]]!r} failed")
-        elif group is not None and group.name in lowest:
-            failed = ids[lowest[group.name]]
+        elif group is not None and _ended(group.name) in lowest:
+            failed = ids[lowest[_ended(group.name)]]
             result = _skipped(test_id, f"skipped after test {failed!r} of its group failed")
         if group is not None:
             result = result.model_copy(update={"group": group.name})
