@@ -145,15 +145,22 @@ long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb, long give
 /* A pair's job's memory, or its partner's (see above); base NULL: no cgroup figures here.
  * partner: the partner's shmem and anonymous memory (its `charged` share). */
 long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base,
-                    const pair_share_t *partner, long own_kb, long given_kb) {
+                    const pair_share_t *partner, const job_t *partner_job, long own_kb,
+                    long given_kb) {
     memcg_t now;
     if (job->partner) return partner->shmem_kb + resident_kb;
     if (!base || memcg_read(&now) < 0) return resident_kb;
-    long shmem = now.shmem_kb - base->shmem_kb - partner->shmem_kb;
+    /* The partner's shmem as its last look saw it or as it is now, after `now` was read,
+     * whichever is more: a file it writes (or removes) between its look and this one is in
+     * `now` up to the larger of the two, and is never the job's. */
+    long partner_shmem = partner->shmem_kb;
+    long fresh = partner_job ? partner_shmem_kb(partner_job) : 0;
+    if (fresh > partner_shmem) partner_shmem = fresh;
+    long shmem = now.shmem_kb - base->shmem_kb - partner_shmem;
     long shown = (shmem > 0 ? shmem : 0) + resident_kb;
     /* the partner's share is known at each look, not at the high-water mark's moment */
     long charged =
-        charged_kb(&now, base, own_kb, partner->shmem_kb + partner->anon_kb, given_kb, 0);
+        charged_kb(&now, base, own_kb, partner_shmem + partner->anon_kb, given_kb, 0);
     return charged > shown ? charged : shown;
 }
 

@@ -141,10 +141,10 @@ static long look(run_t *r, int64_t *cpu_us) {
         long long ticks = scan.ticks + cell_reaped_ticks(&r->job->cell);
         r->used_us = r->res->cpu_us + ticks * 1000000 / hz;
         r->share = (pair_share_t){partner_shmem_kb(r->job), scan.anon_kb};
-        kb = pair_memory_kb(r->job, kb, from, &r->share, own_kb, given);
+        kb = pair_memory_kb(r->job, kb, from, &r->share, NULL, own_kb, given);
     } else if (nruns == PAIR) {
         r->used_us = pair_job_us(runs[1].used_us);
-        kb = pair_memory_kb(r->job, kb, from, &runs[1].share, own_kb, given);
+        kb = pair_memory_kb(r->job, kb, from, &runs[1].share, runs[1].job, own_kb, given);
     } else {
         r->used_us = charged_us();
         if (from) kb = job_memory_kb(kb, from, own_kb, given);

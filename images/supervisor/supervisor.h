@@ -236,7 +236,8 @@ long proc_resident_kb(pid_t pid, long *anon_kb);
 void proc_rollup(pid_t pid, long *private_kb, long *pss_kb);
 long job_memory_kb(long resident_kb, const memcg_t *base, long own_kb, long given_kb);
 long pair_memory_kb(const job_t *job, long resident_kb, const memcg_t *base,
-                    const pair_share_t *partner, long own_kb, long given_kb);
+                    const pair_share_t *partner, const job_t *partner_job, long own_kb,
+                    long given_kb);
 long partner_shmem_kb(const job_t *partner);
 long given_removed_kb(const job_t *job);
 long held_by_jobs_kb(pid_t server);
