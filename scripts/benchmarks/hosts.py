@@ -165,7 +165,7 @@ def stream(
 ) -> dict[str, float]:
     """One stream through the running hosts (workers ``names`` in slices ``hosts``): its rate
     and the shared components' cost."""
-    from scripts.benchmarks.scale import submission
+    from scripts.benchmarks.scale import send
 
     with (
         SandboxCpu([owner_of(name) for name in names]) as boxes,
@@ -175,15 +175,7 @@ def stream(
         throttled = [host.throttled() for host in hosts]
         redis_cpu, engine, own, busy = cpu_s(server), engine_cpu(), own_cpu_s(), busy_cpu_s()
         results_cpu = cpu_s(results) if results is not None else 0.0
-        start = time.perf_counter()
-        pending = []
-        for i in range(counts.stream):
-            pending.append(client.submit(submission(f"h{len(hosts)}-{i}")))
-            if len(pending) >= counts.in_flight:
-                assert pending.pop(0).result(timeout=counts.timeout_s).verdict == "AC"
-        for handle in pending:
-            assert handle.result(timeout=counts.timeout_s).verdict == "AC"
-        seconds = time.perf_counter() - start
+        seconds = send(client, counts, f"h{len(hosts)}-")
         redis_cpu, engine_s = cpu_s(server) - redis_cpu, engine_cpu_since(engine)
         results_cpu = cpu_s(results) - results_cpu if results is not None else 0.0
         own, busy = own_cpu_s() - own, busy_cpu_s() - busy

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 
@@ -63,20 +63,37 @@ class Stream:
     sandboxes_gone: int  # of theirs, removed meanwhile (each may miss its last 50 ms)
 
 
+class StreamCounts(Protocol):
+    @property
+    def stream(self) -> int: ...  # submissions of 10 tests
+
+    @property
+    def in_flight(self) -> int: ...
+
+    @property
+    def timeout_s(self) -> float: ...
+
+
+def send(client: Any, counts: StreamCounts, tag: str) -> float:
+    """The stream's submissions (``counts.in_flight`` at a time, each all AC), and the seconds
+    they took (this benchmark's stream and the simulated hosts' alike)."""
+    start = time.perf_counter()
+    pending = []
+    for i in range(counts.stream):
+        pending.append(client.submit(submission(f"{tag}{i}")))
+        if len(pending) >= counts.in_flight:
+            assert pending.pop(0).result(timeout=counts.timeout_s).verdict == "AC"
+    for handle in pending:
+        assert handle.result(timeout=counts.timeout_s).verdict == "AC"
+    return time.perf_counter() - start
+
+
 def stream(client: Any, counts: Counts, owners: list[str]) -> Stream:
     """The stream's tests per second, the machine's CPU seconds per test, and the part of it
     the workers' (``owners``') sandboxes took."""
     with SandboxCpu(owners) as sandboxes:
         cpu = busy_cpu_s()
-        start = time.perf_counter()
-        pending = []
-        for i in range(counts.stream):
-            pending.append(client.submit(submission(f"s{i}")))
-            if len(pending) >= counts.in_flight:
-                assert pending.pop(0).result(timeout=counts.timeout_s).verdict == "AC"
-        for handle in pending:
-            assert handle.result(timeout=counts.timeout_s).verdict == "AC"
-        seconds = time.perf_counter() - start
+        seconds = send(client, counts, "s")
         busy = busy_cpu_s() - cpu
     return Stream(
         counts.stream * 10, seconds, busy, sandboxes.ours_s, sandboxes.all_s, sandboxes.gone
